@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * hopscope.bpf.c: the programs. Each one is thin: find the packet's identity,
+ * fill one struct hs_event, submit it to the ring buffer.
+ *
+ * Kernel facts:
+ * - Everything is tp_btf (typed skb pointers, no tracefs, cheapest hook).
+ * - net_dev_xmit fires after the driver returned: the skb may already be
+ *   freed (veth hands it to the peer inside ndo_start_xmit), so only its
+ *   address is used there, never its contents.
+ * - An skb address is reused within microseconds of its free. Identity is
+ *   kept here: skb address -> packet id, created at the first sighting on a
+ *   non-free hook and deleted at consume_skb/kfree_skb. Some frees have no
+ *   tracepoint (GRO merges, TCP coalescing), so a stale entry is detected by
+ *   a fingerprint of fields NAT never rewrites (protocol, IP id, ICMP
+ *   id/seq, TCP seq, UDP length) and by age.
+ * - kfree_skb's arguments are (skb, location, reason[, rx_sk]): reason since
+ *   5.17, rx_sk since 6.11; only the first three are read.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "hopscope.h"
+#include "parse.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Wake the reader only once this much data waits; it drains on a timer. */
+const volatile __u64 hs_cfg_wakeup_bytes = 256 * 1024;
+/* An identity older than this is treated as a reused address. */
+const volatile __u64 hs_cfg_max_packet_age_ns = 5ULL * 1000 * 1000 * 1000;
+
+struct hs_pkt_state {
+	__u64 packet_id;
+	__u64 last_seen;
+	__u32 fingerprint;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} hs_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct hs_pkt_state);
+} hs_packets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} hs_stats SEC(".maps");
+
+/* Next packet id; ids start at 1. */
+__u64 hs_next_packet_id = 1;
+
+static __always_inline void hs_count(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&hs_stats, &slot);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u32 hs_fingerprint(const struct hs_tuple *t)
+{
+	__u32 f = ((__u32)t->l3 << 24) ^ ((__u32)t->l4_proto << 16) ^ t->ip_id;
+
+	f ^= t->tcp_seq * 2654435761u;
+	f ^= ((__u32)t->icmp_id << 16 | t->icmp_seq) * 40503u;
+	f ^= (__u32)t->l4_len << 8;
+	f ^= (__u32)t->arp_op << 4;
+	return f | 1; /* 0 means "unknown" */
+}
+
+/*
+ * Looks up or creates the packet identity of skb. fp is the fingerprint of
+ * this sighting (0 if headers were not parsed). Sets *is_new. Returns the
+ * packet id, or 0 on failure.
+ */
+static __always_inline __u64 hs_identify(__u64 skb, __u32 fp, __u64 now, __u8 *is_new)
+{
+	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &skb);
+	struct hs_pkt_state fresh = {};
+
+	if (st) {
+		int reused = (fp && st->fingerprint && fp != st->fingerprint) ||
+			     now - st->last_seen > hs_cfg_max_packet_age_ns;
+		if (!reused) {
+			st->last_seen = now;
+			if (!st->fingerprint)
+				st->fingerprint = fp;
+			*is_new = 0;
+			return st->packet_id;
+		}
+		hs_count(HS_STAT_REUSED);
+	}
+	fresh.packet_id = __sync_fetch_and_add(&hs_next_packet_id, 1);
+	fresh.last_seen = now;
+	fresh.fingerprint = fp;
+	if (bpf_map_update_elem(&hs_packets, &skb, &fresh, BPF_ANY))
+		return 0;
+	hs_count(HS_STAT_PACKETS);
+	*is_new = 1;
+	return fresh.packet_id;
+}
+
+static __always_inline struct hs_event *hs_reserve(void)
+{
+	struct hs_event *e;
+
+	hs_count(HS_STAT_EMITTED);
+	e = bpf_ringbuf_reserve(&hs_events, sizeof(*e), 0);
+	if (!e) {
+		hs_count(HS_STAT_LOST);
+		return NULL;
+	}
+	/* The ring buffer does not zero memory; every byte must be written. */
+	__builtin_memset(e, 0, sizeof(*e));
+	e->abi_version = HS_ABI_VERSION;
+	e->cpu = bpf_get_smp_processor_id();
+	return e;
+}
+
+static __always_inline void hs_submit(struct hs_event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&hs_events, BPF_RB_AVAIL_DATA) >= hs_cfg_wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline void hs_fill_dev(struct hs_event *e, struct net_device *dev)
+{
+	struct net *net;
+
+	if (!dev)
+		return;
+	e->ifindex = BPF_CORE_READ(dev, ifindex);
+	bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), dev->name);
+	net = BPF_CORE_READ(dev, nd_net.net);
+	if (!net)
+		return;
+	e->netns_ino = BPF_CORE_READ(net, ns.inum);
+	if (bpf_core_field_exists(net->net_cookie))
+		e->netns_cookie = BPF_CORE_READ(net, net_cookie);
+}
+
+static __always_inline __u64 hs_sk_cgroup(struct sk_buff *skb)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct cgroup *cg;
+
+	if (!sk)
+		return 0;
+	cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	if (!cg)
+		return 0;
+	return BPF_CORE_READ(cg, kn, id);
+}
+
+/*
+ * Whether the task running now is plausibly the packet's sender. `current`
+ * is whoever was interrupted when tx runs from softirq (an ICMP echo reply
+ * is sent on the stack of the task that sent the request), so require a
+ * user socket (kernel control sockets have no file) and a task living in
+ * the namespace of the device.
+ */
+static __always_inline int hs_sent_by_current(struct sk_buff *skb, __u32 dev_netns)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct socket *sock;
+
+	if (!sk || !dev_netns)
+		return 0;
+	sock = BPF_CORE_READ(sk, sk_socket);
+	if (!sock || !BPF_CORE_READ(sock, file))
+		return 0;
+	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) == dev_netns;
+}
+
+/* A hook that sees a live skb with a device: identify, parse, emit. */
+static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct hs_tuple t = {};
+	__u64 now = bpf_ktime_get_ns();
+	__u8 is_new = 0, flags;
+	struct hs_event *e;
+	__u64 id;
+
+	flags = hs_parse_skb(skb, dev, &t);
+	id = hs_identify((__u64)skb, (flags & HS_F_TUPLE) ? hs_fingerprint(&t) : 0, now, &is_new);
+	if (!id)
+		return 0;
+	e = hs_reserve();
+	if (!e)
+		return 0;
+	e->ts_ns = now;
+	e->hook = hook;
+	e->packet_id = id;
+	e->skb_addr = (__u64)skb;
+	e->len = BPF_CORE_READ(skb, len);
+	e->flags = flags | (is_new ? HS_F_NEW : 0);
+	e->tuple = t;
+	hs_fill_dev(e, dev);
+	if (hook == HS_HOOK_NET_DEV_QUEUE) {
+		e->sk_cgroup = hs_sk_cgroup(skb);
+		if (is_new && hs_sent_by_current(skb, e->netns_ino)) {
+			__u64 pt = bpf_get_current_pid_tgid();
+
+			e->pid = pt >> 32;
+			e->tid = (__u32)pt;
+			bpf_get_current_comm(e->comm, sizeof(e->comm));
+			e->flags |= HS_F_TASK;
+		}
+	}
+	hs_submit(e);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(hs_net_dev_queue, struct sk_buff *skb)
+{
+	return hs_on_skb(skb, HS_HOOK_NET_DEV_QUEUE);
+}
+
+SEC("tp_btf/netif_rx")
+int BPF_PROG(hs_netif_rx, struct sk_buff *skb)
+{
+	return hs_on_skb(skb, HS_HOOK_NETIF_RX);
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(hs_netif_receive_skb, struct sk_buff *skb)
+{
+	return hs_on_skb(skb, HS_HOOK_NETIF_RECEIVE_SKB);
+}
+
+SEC("tp_btf/napi_gro_receive_entry")
+int BPF_PROG(hs_napi_gro_receive_entry, struct sk_buff *skb)
+{
+	return hs_on_skb(skb, HS_HOOK_NAPI_GRO_RECEIVE);
+}
+
+/* The skb may be gone: use its address and the tracepoint's own arguments. */
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(hs_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev,
+	     unsigned int skb_len)
+{
+	__u64 key = (__u64)skb;
+	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
+	struct hs_event *e;
+
+	if (!st)
+		return 0;
+	e = hs_reserve();
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->hook = HS_HOOK_NET_DEV_XMIT;
+	e->packet_id = st->packet_id;
+	e->skb_addr = key;
+	e->len = skb_len;
+	e->xmit_rc = rc;
+	hs_fill_dev(e, dev);
+	hs_submit(e);
+	return 0;
+}
+
+/* Delivered into a socket: only for packets already followed. */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
+{
+	__u64 key = (__u64)skb;
+	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
+	struct hs_event *e;
+
+	if (!st)
+		return 0;
+	e = hs_reserve();
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->hook = HS_HOOK_SKB_COPY_DATAGRAM;
+	e->packet_id = st->packet_id;
+	e->skb_addr = key;
+	e->len = len;
+	{
+		__u64 pt = bpf_get_current_pid_tgid();
+
+		/* recvmsg runs in the receiving task's context. */
+		e->pid = pt >> 32;
+		e->tid = (__u32)pt;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		e->flags |= HS_F_TASK;
+	}
+	hs_submit(e);
+	return 0;
+}
+
+static __always_inline int hs_on_free(struct sk_buff *skb, __u8 hook, __u64 location,
+				      __u32 reason)
+{
+	__u64 key = (__u64)skb;
+	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
+	struct hs_event *e;
+	__u64 id;
+
+	if (!st)
+		return 0;
+	id = st->packet_id;
+	bpf_map_delete_elem(&hs_packets, &key);
+	e = hs_reserve();
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->hook = hook;
+	e->packet_id = id;
+	e->skb_addr = key;
+	e->location = location;
+	e->drop_reason = reason;
+	hs_submit(e);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(hs_consume_skb, struct sk_buff *skb)
+{
+	return hs_on_free(skb, HS_HOOK_CONSUME_SKB, 0, 0);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(hs_kfree_skb, struct sk_buff *skb, void *location, int reason)
+{
+	return hs_on_free(skb, HS_HOOK_KFREE_SKB, (__u64)location, (__u32)reason);
+}
+
+/* Keep the ABI types in BTF so libbpf-cargo generates them for Rust. */
+struct hs_event _hs_event_btf = {};
+enum hs_hook _hs_hook_btf = HS_HOOK_NONE;
+enum hs_l3 _hs_l3_btf = HS_L3_NONE;
+enum hs_event_flags _hs_flags_btf = HS_F_TUPLE;
+enum hs_stat _hs_stat_btf = HS_STAT_EMITTED;

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * hopscope.h: THE ABI between the BPF programs and userspace.
+ *
+ * Every struct, enum and constant shared with Rust lives here and nowhere
+ * else. Rust never mirrors these by hand: libbpf-cargo generates the Rust
+ * types from the object's BTF, and src/bpf/abi.rs checks their sizes.
+ *
+ * Rules: names carry the hs_ prefix (vmlinux.h owns the common names),
+ * fixed-width types only, strings as __u8 arrays, explicit padding, no
+ * __packed, and a _Static_assert on every size. Bump HS_ABI_VERSION on any
+ * layout change.
+ */
+#ifndef HOPSCOPE_H
+#define HOPSCOPE_H
+
+#define HS_ABI_VERSION 1
+#define HS_IFNAMSIZ 16
+#define HS_COMM_LEN 16
+
+/* Where an event was observed. Values are stable: they go into recordings. */
+enum hs_hook {
+	HS_HOOK_NONE = 0,
+	HS_HOOK_NET_DEV_QUEUE = 1,     /* tx: the packet enters a device */
+	HS_HOOK_NET_DEV_XMIT = 2,      /* tx: the driver returned */
+	HS_HOOK_NETIF_RX = 3,          /* rx into the backlog (veth, lo, tunnels) */
+	HS_HOOK_NETIF_RECEIVE_SKB = 4, /* rx core, every rx path */
+	HS_HOOK_NAPI_GRO_RECEIVE = 5,  /* NIC rx through NAPI/GRO */
+	HS_HOOK_SKB_COPY_DATAGRAM = 6, /* delivered into a socket */
+	HS_HOOK_CONSUME_SKB = 7,       /* normal end of life */
+	HS_HOOK_KFREE_SKB = 8,         /* freed with a drop reason */
+	HS_HOOK_MAX = 9,
+};
+
+/* Which network-layer header the tuple describes. */
+enum hs_l3 {
+	HS_L3_NONE = 0,
+	HS_L3_IPV4 = 1,
+	HS_L3_IPV6 = 2,
+	HS_L3_ARP = 3,
+	HS_L3_OTHER = 4, /* an ethertype we do not parse */
+};
+
+/* hs_event.flags */
+enum hs_event_flags {
+	HS_F_TUPLE = 1 << 0,     /* tuple holds parsed headers */
+	HS_F_NEW = 1 << 1,       /* first sighting of this packet */
+	HS_F_TASK = 1 << 2,      /* pid/comm name the sending task */
+	HS_F_L2 = 1 << 3,        /* headers were parsed from an Ethernet frame */
+	HS_F_ORPHAN_END = 1 << 4 /* reserved */
+};
+
+/* Counter slots of the per-CPU hs_stats array. */
+enum hs_stat {
+	HS_STAT_EMITTED = 0, /* events the programs tried to emit */
+	HS_STAT_LOST = 1,    /* of those, ring buffer reservations that failed */
+	HS_STAT_PACKETS = 2, /* packet ids handed out */
+	HS_STAT_REUSED = 3,  /* skb addresses seen reused without a free event */
+	HS_STAT_MAX = 4,
+};
+
+/* Parsed headers of one packet as seen at one hop. Numbers in host order. */
+struct hs_tuple {
+	__u8 saddr[16];    /* IPv4 in the first 4 bytes; ARP: sender IP */
+	__u8 daddr[16];    /* ARP: target IP */
+	__u16 ethertype;   /* of the L3 header, after VLAN tags */
+	__u16 vlan_id;     /* 0: untagged */
+	__u8 l3;           /* enum hs_l3 */
+	__u8 l4_proto;     /* IPPROTO_* */
+	__u8 ttl;          /* TTL or hop limit */
+	__u8 tcp_flags;    /* FIN=1 SYN=2 RST=4 PSH=8 ACK=16 URG=32 ECE=64 CWR=128 */
+	__u16 sport;
+	__u16 dport;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u16 icmp_id;
+	__u16 icmp_seq;
+	__u16 ip_id;       /* IPv4 identification */
+	__u32 tcp_seq;
+	__u32 tcp_ack;
+	__u32 flow_label;  /* IPv6 */
+	__u16 l4_len;      /* UDP length field */
+	__u16 arp_op;
+	__u16 ip_len;      /* IPv4 total length / IPv6 payload length */
+	__u16 _pad0;
+};
+_Static_assert(sizeof(struct hs_tuple) == 72, "hs_tuple layout");
+
+/* One observation of one skb at one hook. */
+struct hs_event {
+	__u16 abi_version;
+	__u8 hook;          /* enum hs_hook */
+	__u8 flags;         /* enum hs_event_flags */
+	__u32 cpu;
+	__u64 ts_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 packet_id;    /* stable for the skb's life, never 0 */
+	__u64 skb_addr;
+	__u64 netns_cookie; /* 0 where the kernel has no net cookie */
+	__u64 location;     /* kfree_skb: code address of the free */
+	__u64 sk_cgroup;    /* cgroup v2 id of the owning socket, 0 if none */
+	__u32 netns_ino;    /* 0 when the skb has no device (end events) */
+	__u32 ifindex;
+	__u32 len;          /* skb->len */
+	__u32 pid;          /* tgid, valid with HS_F_TASK */
+	__u32 tid;
+	__u32 drop_reason;  /* kfree_skb: enum skb_drop_reason of this kernel */
+	__s32 xmit_rc;      /* net_dev_xmit: driver return code */
+	__u32 _pad0;
+	__u8 ifname[HS_IFNAMSIZ];
+	__u8 comm[HS_COMM_LEN];
+	struct hs_tuple tuple;
+};
+_Static_assert(sizeof(struct hs_event) == 192, "hs_event layout");
+
+#endif /* HOPSCOPE_H */

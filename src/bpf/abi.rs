@@ -1,0 +1,37 @@
+//! The ABI module: the only place that reinterprets kernel bytes as structs.
+//!
+//! The types come from the skeleton libbpf-cargo generated from
+//! `bpf/hopscope.h` (through the object's BTF), so nothing is mirrored by
+//! hand. The ring buffer hands out byte slices with no alignment promise
+//! beyond 8 bytes, so events are copied out (`plain::copy_from_bytes`), never
+//! borrowed in place.
+
+pub use super::skel::types::{hs_event as RawEvent, hs_tuple as RawTuple};
+
+/// Must match `HS_ABI_VERSION` in bpf/hopscope.h.
+pub const ABI_VERSION: u16 = 1;
+/// Size of one ring buffer record.
+pub const EVENT_SIZE: usize = std::mem::size_of::<RawEvent>();
+
+const _: () = assert!(std::mem::size_of::<RawEvent>() == 192);
+const _: () = assert!(std::mem::size_of::<RawTuple>() == 72);
+
+// SAFETY: RawEvent is #[repr(C)], made only of integers and integer arrays
+// (no references, no bool, no enums with invalid bit patterns), so every
+// byte pattern is a valid value.
+unsafe impl plain::Plain for RawEvent {}
+
+/// Copies a raw event out of `bytes`. Fails when `bytes` is too short.
+pub fn read_event(bytes: &[u8]) -> Option<RawEvent> {
+    let mut ev = RawEvent::default();
+    plain::copy_from_bytes(&mut ev, bytes).ok()?;
+    Some(ev)
+}
+
+/// The bytes of an event, as the kernel would write them (tests, replay).
+pub fn event_bytes(ev: &RawEvent) -> &[u8] {
+    // SAFETY: RawEvent is Plain (see above) and has no padding the compiler
+    // may leave uninitialised: hopscope.h pads explicitly and the asserts
+    // above pin the size to the sum of its fields.
+    unsafe { plain::as_bytes(ev) }
+}

@@ -1,0 +1,351 @@
+//! The reader thread: it owns the skeleton, the links and the ring buffer as
+//! locals (the skeleton borrows its object storage, so it cannot leave the
+//! thread), decodes records into [`HopEvent`]s and hands them over in
+//! batches through a bounded channel. It never blocks on the consumer: a
+//! full channel drops the batch and counts it.
+//!
+//! Ring buffer policy (see DESIGN §2.6): programs submit without waking us
+//! unless a threshold of data waits, and we drain on a short timer in
+//! bounded batches. At stop, links are destroyed *before* the final drain,
+//! so that the kernel counters are final and
+//! `emitted == received + lost` holds exactly.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, RingBufferBuilder};
+
+use super::skel::{HopscopeSkel, HopscopeSkelBuilder};
+use crate::event::{decode::decode, Hook, HopEvent};
+
+/// Events per batch handed to the consumer.
+pub const BATCH: usize = 1024;
+/// Drain period when no wakeup comes.
+const DRAIN_PERIOD: Duration = Duration::from_millis(10);
+/// How often live kernel counters are sent.
+const STATS_PERIOD: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct TracerConfig {
+    /// Ring buffer size in bytes: a power of two, at least one page.
+    pub ring_bytes: u32,
+    /// Data waiting in the ring before the programs wake the reader.
+    pub wakeup_bytes: u64,
+    /// Packets whose identity the kernel side tracks at once.
+    pub max_packets: u32,
+    /// Capacity of the reader → consumer channel, in batches.
+    pub channel_batches: usize,
+}
+
+impl Default for TracerConfig {
+    fn default() -> Self {
+        TracerConfig {
+            ring_bytes: 16 << 20,
+            wakeup_bytes: 256 << 10,
+            max_packets: 65_536,
+            channel_batches: 256,
+        }
+    }
+}
+
+/// Kernel-side counters, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Events the programs tried to emit.
+    pub emitted: u64,
+    /// Of those, ring buffer reservations that failed.
+    pub lost: u64,
+    /// Packet identities created.
+    pub packets: u64,
+    /// skb addresses found reused without a free event.
+    pub reused: u64,
+}
+
+/// What the reader counted itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReaderStats {
+    /// Records taken off the ring buffer (decoded or not).
+    pub received: u64,
+    /// Records that failed to decode.
+    pub decode_errors: u64,
+    /// Decoded events dropped because the consumer lagged.
+    pub channel_dropped: u64,
+}
+
+/// A hook that could not be attached, and why.
+#[derive(Debug, Clone)]
+pub struct Degraded {
+    pub hook: Hook,
+    pub error: String,
+}
+
+#[derive(Debug)]
+pub enum ReaderMsg {
+    /// Attached and running; lists the optional hooks that are unavailable.
+    Ready {
+        degraded: Vec<Degraded>,
+    },
+    Events(Vec<HopEvent>),
+    Stats {
+        kernel: KernelStats,
+        reader: ReaderStats,
+    },
+    /// Final counters after detach and drain.
+    Done {
+        kernel: KernelStats,
+        reader: ReaderStats,
+    },
+    /// Loading or attaching failed; nothing is left attached.
+    Failed(String),
+}
+
+/// Handle of a running reader thread.
+pub struct Reader {
+    pub rx: Receiver<ReaderMsg>,
+    recycle: Sender<Vec<HopEvent>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Reader {
+    /// Starts the thread. Wait for [`ReaderMsg::Ready`] or
+    /// [`ReaderMsg::Failed`] before relying on it.
+    pub fn spawn(cfg: TracerConfig) -> std::io::Result<Reader> {
+        let (tx, rx) = crossbeam_channel::bounded(cfg.channel_batches.max(2));
+        let (recycle, recycled) = crossbeam_channel::bounded(cfg.channel_batches.max(2));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = thread::Builder::new()
+            .name("hopscope-reader".into())
+            .spawn(move || {
+                if let Err(e) = run(&cfg, &tx, &recycled, &stop2) {
+                    let _ = tx.send(ReaderMsg::Failed(format!("{e:#}")));
+                }
+            })?;
+        Ok(Reader {
+            rx,
+            recycle,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Gives an emptied batch back for reuse.
+    pub fn recycle(&self, mut batch: Vec<HopEvent>) {
+        batch.clear();
+        let _ = self.recycle.try_send(batch);
+    }
+
+    /// Asks the thread to detach, drain and send [`ReaderMsg::Done`].
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Stops and waits for the thread (links are gone when this returns).
+    pub fn join(&mut self) {
+        self.stop();
+        if let Some(t) = self.thread.take() {
+            // Keep draining so the thread is never stuck on a full channel.
+            while !t.is_finished() {
+                while self.rx.try_recv().is_ok() {}
+                thread::sleep(Duration::from_millis(5));
+            }
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// Batching state shared by the ring buffer callback and the loop.
+struct Batcher {
+    batch: Vec<HopEvent>,
+    stats: ReaderStats,
+}
+
+fn read_kernel_stats(skel: &HopscopeSkel<'_>) -> KernelStats {
+    let mut v = [0u64; 4];
+    for (slot, out) in v.iter_mut().enumerate() {
+        let key = (slot as u32).to_ne_bytes();
+        if let Ok(Some(per_cpu)) = skel.maps.hs_stats.lookup_percpu(&key, MapFlags::ANY) {
+            *out = per_cpu
+                .iter()
+                .filter_map(|b| b.get(..8).and_then(|s| s.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .sum();
+        }
+    }
+    KernelStats {
+        emitted: v[0],
+        lost: v[1],
+        packets: v[2],
+        reused: v[3],
+    }
+}
+
+fn send_batch(
+    b: &mut Batcher,
+    tx: &Sender<ReaderMsg>,
+    recycled: &Receiver<Vec<HopEvent>>,
+    block: bool,
+) {
+    if b.batch.is_empty() {
+        return;
+    }
+    let next = recycled
+        .try_recv()
+        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+    let full = std::mem::replace(&mut b.batch, next);
+    let n = full.len() as u64;
+    let res = if block {
+        tx.send_timeout(ReaderMsg::Events(full), Duration::from_secs(2))
+            .map_err(|_| ())
+    } else {
+        tx.try_send(ReaderMsg::Events(full)).map_err(|e| match e {
+            TrySendError::Full(_) | TrySendError::Disconnected(_) => (),
+        })
+    };
+    if res.is_err() {
+        b.stats.channel_dropped += n;
+    }
+}
+
+fn run(
+    cfg: &TracerConfig,
+    tx: &Sender<ReaderMsg>,
+    recycled: &Receiver<Vec<HopEvent>>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    let mut storage = MaybeUninit::uninit();
+    let mut open = HopscopeSkelBuilder::default()
+        .open(&mut storage)
+        .context("opening the BPF object")?;
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        ro.hs_cfg_wakeup_bytes = cfg.wakeup_bytes;
+    }
+    open.maps
+        .hs_events
+        .set_max_entries(cfg.ring_bytes)
+        .context("sizing the ring buffer")?;
+    open.maps
+        .hs_packets
+        .set_max_entries(cfg.max_packets)
+        .context("sizing the packet map")?;
+    let skel = open.load().map_err(|e| {
+        let hint = if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+            " (permission denied: hopscope needs root, or CAP_BPF and CAP_PERFMON)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("loading the BPF programs into the kernel failed{hint}: {e}")
+    })?;
+
+    // Attach one by one: the core hooks are required, the rest optional.
+    let progs = [
+        (Hook::NetDevQueue, &skel.progs.hs_net_dev_queue, true),
+        (Hook::NetDevXmit, &skel.progs.hs_net_dev_xmit, false),
+        (Hook::NetifRx, &skel.progs.hs_netif_rx, false),
+        (
+            Hook::NetifReceiveSkb,
+            &skel.progs.hs_netif_receive_skb,
+            true,
+        ),
+        (
+            Hook::NapiGroReceive,
+            &skel.progs.hs_napi_gro_receive_entry,
+            false,
+        ),
+        (
+            Hook::SkbCopyDatagram,
+            &skel.progs.hs_skb_copy_datagram_iovec,
+            false,
+        ),
+        (Hook::ConsumeSkb, &skel.progs.hs_consume_skb, true),
+        (Hook::KfreeSkb, &skel.progs.hs_kfree_skb, true),
+    ];
+    let mut links: Vec<Link> = Vec::with_capacity(progs.len());
+    let mut degraded = Vec::new();
+    for (hook, prog, required) in progs {
+        match prog.attach() {
+            Ok(l) => links.push(l),
+            Err(e) if !required => degraded.push(Degraded {
+                hook,
+                error: e.to_string(),
+            }),
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "attaching to tracepoint {} failed: {e}",
+                    hook.name()
+                ))
+            }
+        }
+    }
+
+    let state = Rc::new(RefCell::new(Batcher {
+        batch: Vec::with_capacity(BATCH),
+        stats: ReaderStats::default(),
+    }));
+    let cb_state = state.clone();
+    let mut rbb = RingBufferBuilder::new();
+    rbb.add(&skel.maps.hs_events, move |data: &[u8]| {
+        let mut b = cb_state.borrow_mut();
+        b.stats.received += 1;
+        match decode(data) {
+            Ok(ev) => b.batch.push(ev),
+            Err(_) => b.stats.decode_errors += 1,
+        }
+        0
+    })?;
+    let ring = rbb.build().context("setting up the ring buffer reader")?;
+
+    let _ = tx.send(ReaderMsg::Ready { degraded });
+    let mut last_stats = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let _ = ring.poll(DRAIN_PERIOD);
+        loop {
+            let n = ring.consume_raw_n(BATCH);
+            send_batch(&mut state.borrow_mut(), tx, recycled, false);
+            if n < BATCH as i32 {
+                break;
+            }
+        }
+        if last_stats.elapsed() >= STATS_PERIOD {
+            last_stats = Instant::now();
+            let reader = state.borrow().stats;
+            let _ = tx.try_send(ReaderMsg::Stats {
+                kernel: read_kernel_stats(&skel),
+                reader,
+            });
+        }
+    }
+
+    // Detach first: after this no program runs, so the counters are final.
+    drop(links);
+    while ring.consume_raw_n(BATCH) > 0 {
+        send_batch(&mut state.borrow_mut(), tx, recycled, true);
+    }
+    send_batch(&mut state.borrow_mut(), tx, recycled, true);
+    let kernel = read_kernel_stats(&skel);
+    let reader = state.borrow().stats;
+    drop(ring);
+    drop(skel);
+    let _ = tx.send_timeout(ReaderMsg::Done { kernel, reader }, Duration::from_secs(2));
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Command-line interface (clap). Parsing only: turning arguments into
+//! options and validating them. Usage errors exit with status 2.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const TRACE_EXAMPLES: &str = "\
+Examples:
+  # Everything, one line per visit, until Ctrl-C
+  sudo hopscope trace
+
+  # Follow one command's packets (replies included) and exit with its status
+  sudo hopscope trace -- ip netns exec hs-c1 ping -c 3 198.18.0.3
+
+  # JSON lines for jq: which interfaces did the echo requests cross?
+  sudo hopscope trace --json --duration 5 | jq -c 'select(.type==\"hop\" and .role==\"request\") | [.netns,.ifname,.hook]'
+
+  # Every hook instead of one line per visit, first 10 packets only
+  sudo hopscope trace --all-hooks --packets 10";
+
+const LAB_EXAMPLES: &str = "\
+Examples:
+  sudo hopscope lab up                 # build the demo topology (prefix hs)
+  sudo hopscope lab status
+  sudo hopscope lab traffic --rounds 3 # ICMP, ICMPv6, UDP and TCP between the namespaces
+  sudo hopscope lab down";
+
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  sudo hopscope demo                   # lab + traffic + live trace, cleaned up on exit
+  sudo hopscope trace -- ip netns exec hs-c1 ping -c 3 198.18.0.3
+  sudo hopscope trace --json --duration 5";
+
+#[derive(Debug, Parser)]
+#[command(name = "hopscope", version, about = "Where did my packet go? Hop by hop across namespaces, veth pairs and bridges, live.", after_help = MAIN_EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Trace packets and print one line (or JSON object) per hop.
+    #[command(after_help = TRACE_EXAMPLES)]
+    Trace(TraceArgs),
+    /// Build, inspect, exercise or remove the demo topology of namespaces.
+    #[command(after_help = LAB_EXAMPLES)]
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+    /// Bring the lab up, run its traffic, trace it, and clean up.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TracerArgs {
+    /// Ring buffer size in bytes (power of two, at least 4096). Accepts K/M suffixes.
+    #[arg(long, default_value = "16M", value_parser = parse_ring_size)]
+    pub ring_size: u32,
+    /// Packets followed at once (kernel identity map and userspace).
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1024..=4_194_304))]
+    pub max_packets: u32,
+    /// Flows remembered before the least recently seen are forgotten.
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
+    pub max_flows: u32,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TraceArgs {
+    /// JSON lines instead of text (schema in README).
+    #[arg(long)]
+    pub json: bool,
+    /// Print every hook event instead of one line per visit.
+    #[arg(long)]
+    pub all_hooks: bool,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+    /// Stop after this many packets were printed.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub packets: Option<u64>,
+    #[command(flatten)]
+    pub tracer: TracerArgs,
+    /// Run COMMAND, follow only the flows its process tree starts, and exit with its status.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabArgs {
+    /// Name prefix of the lab's namespaces (PREFIX-host, PREFIX-c1, PREFIX-c2, PREFIX-r1).
+    #[arg(long, default_value = "hs")]
+    pub prefix: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Create the namespaces, bridge, veth pairs and routes (replaces an existing lab).
+    Up(LabArgs),
+    /// Remove the lab's namespaces.
+    Down(LabArgs),
+    /// Show the lab's namespaces, their inodes and addresses.
+    Status(LabArgs),
+    /// Send ICMP, ICMPv6, UDP and TCP between the lab's namespaces.
+    Traffic(LabTrafficArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabTrafficArgs {
+    #[command(flatten)]
+    pub lab: LabArgs,
+    /// Rounds to run (default: until Ctrl-C or --duration).
+    #[arg(long)]
+    pub rounds: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+    /// Pause between rounds, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+    /// Kinds of traffic, comma separated: icmp, icmp6, udp, tcp.
+    #[arg(long, value_delimiter = ',', default_value = "icmp,icmp6,udp,tcp")]
+    pub kinds: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub lab: LabArgs,
+    /// How long to run, in seconds (0: until Ctrl-C).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the lab after the demo ends.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !v.is_finite() || v < 0.0 || v > 1e9 {
+        return Err(format!("`{s}` is not a valid number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+pub fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1u64 << 20),
+        Some('G') => (&t[..t.len() - 1], 1u64 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 4096, 256K, 16M)"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))?;
+    if bytes < 4096 || !bytes.is_power_of_two() || bytes > (1 << 30) {
+        return Err(format!(
+            "ring size must be a power of two between 4K and 1G, got {bytes}"
+        ));
+    }
+    Ok(bytes as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_ring_size("4096"), Ok(4096));
+        assert!(parse_ring_size("3000").is_err());
+        assert!(parse_ring_size("12K").is_err());
+        assert!(parse_ring_size("x").is_err());
+        assert!(parse_ring_size("2G").is_err());
+    }
+
+    #[test]
+    fn command_after_double_dash() {
+        let cli =
+            Cli::try_parse_from(["hopscope", "trace", "--json", "--", "ping", "-c", "1", "x"])
+                .unwrap();
+        let Cmd::Trace(t) = cli.command else {
+            panic!("not trace")
+        };
+        assert!(t.json);
+        assert_eq!(t.command, ["ping", "-c", "1", "x"]);
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        let e = Cli::try_parse_from(["hopscope", "trace", "--duration", "soon"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = Cli::try_parse_from(["hopscope", "trace", "--bogus"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}

@@ -1,0 +1,531 @@
+//! Correlator: hop events → packets (with visits), flows, roles and copies.
+//!
+//! Pure and clock-free: "now" is the newest event timestamp, or what the
+//! caller passes to [`Correlator::gc`]. Memory is bounded by
+//! [`CorrelatorConfig`]: in-flight packets, flows, visits per packet and the
+//! copy index all have caps, and finished packets return their visit buffers
+//! to a pool, so steady-state operation does not allocate per event.
+//!
+//! Kernel facts handled here:
+//! - `net_dev_xmit` fires after the driver returned, so on veth it comes
+//!   *after* the peer's `netif_rx`. It is folded into the earlier transmit
+//!   visit of the same device, not into the current visit.
+//! - Bridge flooding, NAT helpers and reallocations make new skbs with the
+//!   same L3/L4 identity ("copies"). They get their own packet id and are
+//!   linked to the origin by identity within a short window.
+
+pub mod flow;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+pub use flow::{Flow, FlowId, FlowKey, FlowProto, FlowView, Role};
+
+use crate::event::{Device, Headers, Hook, HopEvent, PacketId, Task, L3, L4};
+
+/// Limits that bound the correlator's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct CorrelatorConfig {
+    /// Packets followed at once; the oldest are flushed beyond this.
+    pub max_packets: usize,
+    /// Flows remembered; the least recently seen are forgotten beyond this.
+    pub max_flows: usize,
+    /// Visits kept per packet; later ones are counted, not stored.
+    pub max_visits: usize,
+    /// A packet with no event for this long is flushed as unfinished.
+    pub packet_idle_ns: u64,
+    /// Window in which a same-identity packet is a copy of another.
+    pub copy_window_ns: u64,
+    /// cgroup v2 id whose sockets' flows are marked `owned` (0: none).
+    pub owner_cgroup: u64,
+}
+
+impl Default for CorrelatorConfig {
+    fn default() -> Self {
+        CorrelatorConfig {
+            max_packets: 65_536,
+            max_flows: 16_384,
+            max_visits: 64,
+            packet_idle_ns: 2_000_000_000,
+            copy_window_ns: 50_000_000,
+            owner_cgroup: 0,
+        }
+    }
+}
+
+/// Set of hooks, as a bitmask of hook codes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HookSet(pub u16);
+
+impl HookSet {
+    pub fn insert(&mut self, h: Hook) {
+        self.0 |= 1 << h.code();
+    }
+    pub fn contains(self, h: Hook) -> bool {
+        self.0 & (1 << h.code()) != 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Hook> {
+        Hook::ALL.into_iter().filter(move |h| self.contains(*h))
+    }
+}
+
+/// Consecutive events of one packet on one device.
+#[derive(Debug, Clone, Copy)]
+pub struct Visit {
+    pub device: Device,
+    pub hooks: HookSet,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub len: u32,
+    /// Headers as seen on this device (NAT may change them between visits).
+    pub headers: Option<Headers>,
+    pub xmit_rc: Option<i32>,
+    pub task: Option<Task>,
+}
+
+/// How a packet's life ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// consume_skb: normal end of life.
+    Consumed { ts: u64 },
+    /// kfree_skb, with the kernel's drop reason value and code address.
+    Dropped { ts: u64, reason: u32, location: u64 },
+    /// No end event arrived in time (a free without tracepoint, or lost).
+    Unseen,
+}
+
+/// One skb's life.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    pub id: PacketId,
+    pub flow: Option<FlowId>,
+    pub role: Option<Role>,
+    /// Headers at the first sighting that had them.
+    pub headers: Option<Headers>,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub visits: Vec<Visit>,
+    /// Visits beyond `max_visits`, counted only.
+    pub visits_dropped: u32,
+    pub events: u32,
+    pub copy_of: Option<PacketId>,
+    /// The task that sent it, when seen in its context.
+    pub sender: Option<Task>,
+    /// The task that received it from a socket.
+    pub receiver: Option<Task>,
+    pub end: Option<End>,
+}
+
+/// What the correlator tells about one event.
+#[derive(Debug, Clone, Copy)]
+pub struct HopContext {
+    pub flow: Option<FlowId>,
+    pub role: Option<Role>,
+    /// Index of the visit this event was folded into.
+    pub visit: usize,
+    pub copy_of: Option<PacketId>,
+    /// The flow is marked owned (see [`CorrelatorConfig::owner_cgroup`]).
+    pub owned: bool,
+}
+
+/// Receives the correlator's output.
+pub trait Sink {
+    /// Every event, with its packet's context, in arrival order.
+    fn hop(&mut self, _ev: &HopEvent, _ctx: &HopContext, _flow: Option<&Flow>) {}
+    /// A packet ended (or was flushed); its visits are complete.
+    fn packet_done(&mut self, _packet: &Packet, _flow: Option<&Flow>) {}
+}
+
+/// Identity of a packet's contents, used to link copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CopyKey {
+    l3: L3,
+    ip_id: u16,
+    flow_label: u32,
+    l4: (u8, u32, u32),
+}
+
+fn copy_key(h: &Headers) -> CopyKey {
+    let l4 = match h.l4 {
+        L4::Tcp {
+            seq, ack, flags, ..
+        } => (6, seq, ack ^ u32::from(flags.0) << 24),
+        L4::Udp { sport, dport, len } => (
+            17,
+            u32::from(sport) << 16 | u32::from(dport),
+            u32::from(len),
+        ),
+        L4::Icmp {
+            kind,
+            code,
+            id,
+            seq,
+            ..
+        } => (
+            1,
+            u32::from(kind) << 8 | u32::from(code),
+            u32::from(id) << 16 | u32::from(seq),
+        ),
+        L4::Other { proto } => (proto, 0, 0),
+        L4::None => (0, 0, 0),
+    };
+    CopyKey {
+        l3: h.l3,
+        ip_id: h.ip_id,
+        flow_label: h.flow_label,
+        l4,
+    }
+}
+
+/// Running counters of the correlator itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CorrelatorStats {
+    pub events: u64,
+    pub packets: u64,
+    pub packets_flushed_unseen: u64,
+    pub packets_evicted: u64,
+    pub flows: u64,
+    pub flows_evicted: u64,
+    pub copies: u64,
+    /// End events for packets not (or no longer) followed.
+    pub orphan_ends: u64,
+}
+
+pub struct Correlator {
+    cfg: CorrelatorConfig,
+    /// Packet ids grow with time, so the first entries are the oldest.
+    packets: BTreeMap<PacketId, Packet>,
+    flow_ids: HashMap<FlowKey, FlowId>,
+    flows: HashMap<FlowId, Flow>,
+    copies: HashMap<CopyKey, (PacketId, u64)>,
+    visit_pool: Vec<Vec<Visit>>,
+    next_flow: u64,
+    now: u64,
+    stats: CorrelatorStats,
+}
+
+impl Correlator {
+    pub fn new(cfg: CorrelatorConfig) -> Correlator {
+        Correlator {
+            cfg,
+            packets: BTreeMap::new(),
+            flow_ids: HashMap::new(),
+            flows: HashMap::new(),
+            copies: HashMap::new(),
+            visit_pool: Vec::new(),
+            next_flow: 1,
+            now: 0,
+            stats: CorrelatorStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> CorrelatorStats {
+        self.stats
+    }
+
+    pub fn flow(&self, id: FlowId) -> Option<&Flow> {
+        self.flows.get(&id)
+    }
+
+    pub fn flows(&self) -> impl Iterator<Item = &Flow> {
+        self.flows.values()
+    }
+
+    pub fn packets_in_flight(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// Feeds one event.
+    pub fn on_event(&mut self, ev: &HopEvent, sink: &mut impl Sink) {
+        self.stats.events += 1;
+        self.now = self.now.max(ev.ts_ns);
+        if ev.hook.is_end() {
+            self.on_end(ev, sink);
+            return;
+        }
+        if !self.packets.contains_key(&ev.packet) {
+            if self.packets.len() >= self.cfg.max_packets {
+                self.evict_oldest_packets(sink);
+            }
+            let visits = self.visit_pool.pop().unwrap_or_default();
+            self.stats.packets += 1;
+            self.packets.insert(
+                ev.packet,
+                Packet {
+                    id: ev.packet,
+                    flow: None,
+                    role: None,
+                    headers: None,
+                    first_ts: ev.ts_ns,
+                    last_ts: ev.ts_ns,
+                    visits,
+                    visits_dropped: 0,
+                    events: 0,
+                    copy_of: None,
+                    sender: None,
+                    receiver: None,
+                    end: None,
+                },
+            );
+        }
+        let Some(pkt) = self.packets.get_mut(&ev.packet) else {
+            return;
+        };
+        pkt.events += 1;
+        pkt.last_ts = pkt.last_ts.max(ev.ts_ns);
+
+        // Classify at the first event that has headers.
+        if pkt.headers.is_none() {
+            if let Some(h) = ev.headers {
+                pkt.headers = Some(h);
+                let view = flow::flow_view(&h);
+                let fid = match self.flow_ids.get(&view.key) {
+                    Some(&id) => id,
+                    None => {
+                        let id = FlowId(self.next_flow);
+                        self.next_flow += 1;
+                        self.stats.flows += 1;
+                        self.flow_ids.insert(view.key, id);
+                        self.flows.insert(id, Flow::new(id, &view, ev.ts_ns));
+                        id
+                    }
+                };
+                if let Some(flow) = self.flows.get_mut(&fid) {
+                    let role = flow.role_of(&view);
+                    match role {
+                        Role::Request => flow.requests += 1,
+                        Role::Reply => flow.replies += 1,
+                    }
+                    flow.bytes += u64::from(ev.len);
+                    pkt.role = Some(role);
+                }
+                pkt.flow = Some(fid);
+                // Copies: same identity seen recently in another skb.
+                let ck = copy_key(&h);
+                match self.copies.get(&ck) {
+                    Some(&(orig, ts))
+                        if orig != pkt.id
+                            && ev.ts_ns.saturating_sub(ts) <= self.cfg.copy_window_ns =>
+                    {
+                        pkt.copy_of = Some(orig);
+                        self.stats.copies += 1;
+                    }
+                    _ => {
+                        self.copies.insert(ck, (pkt.id, ev.ts_ns));
+                    }
+                }
+            }
+        }
+        if let Some(fid) = pkt.flow {
+            if let Some(flow) = self.flows.get_mut(&fid) {
+                flow.last_ts = flow.last_ts.max(ev.ts_ns);
+                if self.cfg.owner_cgroup != 0 && ev.sk_cgroup == self.cfg.owner_cgroup {
+                    flow.owned = true;
+                }
+            }
+        }
+        if ev.hook == Hook::NetDevQueue && pkt.sender.is_none() {
+            pkt.sender = ev.task;
+        }
+        if ev.hook == Hook::SkbCopyDatagram {
+            pkt.receiver = ev.task;
+        }
+        let visit = fold_visit(pkt, ev, self.cfg.max_visits);
+        let ctx = HopContext {
+            flow: pkt.flow,
+            role: pkt.role,
+            visit,
+            copy_of: pkt.copy_of,
+            owned: pkt
+                .flow
+                .and_then(|f| self.flows.get(&f))
+                .is_some_and(|f| f.owned),
+        };
+        let flow = pkt.flow.and_then(|f| self.flows.get(&f));
+        sink.hop(ev, &ctx, flow);
+    }
+
+    fn on_end(&mut self, ev: &HopEvent, sink: &mut impl Sink) {
+        let Some(mut pkt) = self.packets.remove(&ev.packet) else {
+            self.stats.orphan_ends += 1;
+            return;
+        };
+        pkt.events += 1;
+        pkt.last_ts = pkt.last_ts.max(ev.ts_ns);
+        pkt.end = Some(match ev.hook {
+            Hook::KfreeSkb => End::Dropped {
+                ts: ev.ts_ns,
+                reason: ev.drop_reason,
+                location: ev.location,
+            },
+            _ => End::Consumed { ts: ev.ts_ns },
+        });
+        if let (Some(End::Dropped { .. }), Some(fid)) = (pkt.end, pkt.flow) {
+            if let Some(f) = self.flows.get_mut(&fid) {
+                f.drops += 1;
+            }
+        }
+        let ctx = HopContext {
+            flow: pkt.flow,
+            role: pkt.role,
+            visit: pkt.visits.len().saturating_sub(1),
+            copy_of: pkt.copy_of,
+            owned: pkt
+                .flow
+                .and_then(|f| self.flows.get(&f))
+                .is_some_and(|f| f.owned),
+        };
+        let flow = pkt.flow.and_then(|f| self.flows.get(&f));
+        sink.hop(ev, &ctx, flow);
+        self.finish(pkt, sink);
+    }
+
+    fn finish(&mut self, mut pkt: Packet, sink: &mut impl Sink) {
+        let flow = pkt.flow.and_then(|f| self.flows.get(&f));
+        sink.packet_done(&pkt, flow);
+        let mut visits = std::mem::take(&mut pkt.visits);
+        visits.clear();
+        if self.visit_pool.len() < 1024 {
+            self.visit_pool.push(visits);
+        }
+        if self.flows.len() > self.cfg.max_flows {
+            self.evict_flows();
+        }
+    }
+
+    /// Flushes packets idle for `packet_idle_ns` as [`End::Unseen`] and
+    /// forgets stale copy identities. Call it periodically with the current
+    /// monotonic time (or the newest event time).
+    pub fn gc(&mut self, now: u64, sink: &mut impl Sink) {
+        self.now = self.now.max(now);
+        let horizon = self.now.saturating_sub(self.cfg.packet_idle_ns);
+        let stale: Vec<PacketId> = self
+            .packets
+            .iter()
+            .take_while(|(_, p)| p.first_ts < horizon)
+            .filter(|(_, p)| p.last_ts < horizon)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(mut p) = self.packets.remove(&id) {
+                p.end = Some(End::Unseen);
+                self.stats.packets_flushed_unseen += 1;
+                self.finish(p, sink);
+            }
+        }
+        let window = self.cfg.copy_window_ns;
+        let now = self.now;
+        if self.copies.len() > 1024 {
+            self.copies
+                .retain(|_, (_, ts)| now.saturating_sub(*ts) <= window);
+        }
+    }
+
+    /// Flushes every packet still in flight (at exit).
+    pub fn flush(&mut self, sink: &mut impl Sink) {
+        while let Some((_, mut p)) = self.packets.pop_first() {
+            p.end = Some(End::Unseen);
+            self.stats.packets_flushed_unseen += 1;
+            self.finish(p, sink);
+        }
+    }
+
+    fn evict_oldest_packets(&mut self, sink: &mut impl Sink) {
+        let n = (self.cfg.max_packets / 10).max(1);
+        for _ in 0..n {
+            let Some((_, mut p)) = self.packets.pop_first() else {
+                break;
+            };
+            p.end = Some(End::Unseen);
+            self.stats.packets_evicted += 1;
+            self.finish(p, sink);
+        }
+        if self.copies.len() > self.cfg.max_packets {
+            let (now, window) = (self.now, self.cfg.copy_window_ns);
+            self.copies
+                .retain(|_, (_, ts)| now.saturating_sub(*ts) <= window);
+            if self.copies.len() > self.cfg.max_packets {
+                self.copies.clear();
+            }
+        }
+    }
+
+    /// Forgets the least recently seen tenth of the flows.
+    fn evict_flows(&mut self) {
+        let mut ages: Vec<(u64, FlowId)> = self.flows.values().map(|f| (f.last_ts, f.id)).collect();
+        let n = (self.cfg.max_flows / 10).max(1).min(ages.len());
+        ages.select_nth_unstable(n - 1);
+        for &(_, id) in &ages[..n] {
+            if let Some(f) = self.flows.remove(&id) {
+                self.flow_ids.remove(&f.key);
+                self.stats.flows_evicted += 1;
+            }
+        }
+    }
+}
+
+/// Adds `ev` to the packet's visits; returns the visit index it went to.
+fn fold_visit(pkt: &mut Packet, ev: &HopEvent, max_visits: usize) -> usize {
+    let Some(dev) = ev.device else {
+        return pkt.visits.len().saturating_sub(1);
+    };
+    let same_dev = |v: &Visit| v.device.netns == dev.netns && v.device.ifindex == dev.ifindex;
+    // net_dev_xmit completes the transmit visit it belongs to, which may no
+    // longer be the last one (veth delivers to the peer before returning).
+    if ev.hook == Hook::NetDevXmit {
+        let n = pkt.visits.len();
+        for i in (n.saturating_sub(4)..n).rev() {
+            let v = &mut pkt.visits[i];
+            if same_dev(v)
+                && v.hooks.contains(Hook::NetDevQueue)
+                && !v.hooks.contains(Hook::NetDevXmit)
+            {
+                v.hooks.insert(Hook::NetDevXmit);
+                v.xmit_rc = Some(ev.xmit_rc);
+                v.last_ts = v.last_ts.max(ev.ts_ns);
+                return i;
+            }
+        }
+    }
+    if let Some(last) = pkt.visits.last_mut() {
+        // A new queue on the same device after an rx there is a new visit
+        // (hairpin, or a packet sent back out where it came in).
+        let restart = ev.hook == Hook::NetDevQueue && last.hooks.contains(Hook::NetDevQueue);
+        if same_dev(last) && !restart {
+            last.hooks.insert(ev.hook);
+            last.last_ts = last.last_ts.max(ev.ts_ns);
+            if last.headers.is_none() {
+                last.headers = ev.headers;
+            }
+            if ev.hook == Hook::NetDevXmit {
+                last.xmit_rc = Some(ev.xmit_rc);
+            }
+            if ev.task.is_some() {
+                last.task = ev.task;
+            }
+            return pkt.visits.len() - 1;
+        }
+    }
+    if pkt.visits.len() >= max_visits {
+        pkt.visits_dropped += 1;
+        return pkt.visits.len() - 1;
+    }
+    let mut hooks = HookSet::default();
+    hooks.insert(ev.hook);
+    pkt.visits.push(Visit {
+        device: dev,
+        hooks,
+        first_ts: ev.ts_ns,
+        last_ts: ev.ts_ns,
+        len: ev.len,
+        headers: ev.headers,
+        xmit_rc: (ev.hook == Hook::NetDevXmit).then_some(ev.xmit_rc),
+        task: ev.task,
+    });
+    pkt.visits.len() - 1
+}
+
+/// The address pair of a packet, for display.
+pub fn addresses(h: &Headers) -> (Option<IpAddr>, Option<IpAddr>) {
+    (h.l3.src(), h.l3.dst())
+}

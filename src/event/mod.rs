@@ -1,0 +1,330 @@
+//! Domain types of one kernel observation ("hop event"), independent of the
+//! wire format. Every type here is `Copy` and heap-free, so decoding and
+//! passing events around never allocates.
+//!
+//! Kernel facts carried by these types:
+//! - A netns is named by its inode (`ns.inum`); inodes can be reused after a
+//!   namespace dies, which the net cookie (5.14+) disambiguates.
+//! - `ts_ns` is CLOCK_MONOTONIC (bpf_ktime_get_ns), comparable across CPUs.
+
+pub mod decode;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+/// Stable id of one skb's life, handed out by the kernel side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PacketId(pub u64);
+
+/// Network namespace inode number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct NetnsId(pub u32);
+
+/// Interface index, meaningful only together with a [`NetnsId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct IfIndex(pub u32);
+
+/// A NUL-padded kernel name (IFNAMSIZ or TASK_COMM_LEN bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ShortName([u8; 16]);
+
+impl ShortName {
+    pub fn from_bytes(raw: &[u8]) -> Self {
+        let mut b = [0u8; 16];
+        let n = raw
+            .iter()
+            .take(16)
+            .position(|&c| c == 0)
+            .unwrap_or(raw.len().min(16));
+        b[..n].copy_from_slice(&raw[..n]);
+        ShortName(b)
+    }
+    pub fn as_str(&self) -> &str {
+        let n = self.0.iter().position(|&c| c == 0).unwrap_or(16);
+        // Kernel names are ASCII in practice; fall back to the valid prefix.
+        match std::str::from_utf8(&self.0[..n]) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&self.0[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0[0] == 0
+    }
+    pub fn raw(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ShortName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for ShortName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for ShortName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The kernel hook an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    NetDevQueue,
+    NetDevXmit,
+    NetifRx,
+    NetifReceiveSkb,
+    NapiGroReceive,
+    SkbCopyDatagram,
+    ConsumeSkb,
+    KfreeSkb,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 8] = [
+        Hook::NetDevQueue,
+        Hook::NetDevXmit,
+        Hook::NetifRx,
+        Hook::NetifReceiveSkb,
+        Hook::NapiGroReceive,
+        Hook::SkbCopyDatagram,
+        Hook::ConsumeSkb,
+        Hook::KfreeSkb,
+    ];
+
+    /// Wire value (enum hs_hook).
+    pub fn code(self) -> u8 {
+        match self {
+            Hook::NetDevQueue => 1,
+            Hook::NetDevXmit => 2,
+            Hook::NetifRx => 3,
+            Hook::NetifReceiveSkb => 4,
+            Hook::NapiGroReceive => 5,
+            Hook::SkbCopyDatagram => 6,
+            Hook::ConsumeSkb => 7,
+            Hook::KfreeSkb => 8,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.code() == c)
+    }
+
+    /// The tracepoint's name, as `perf list` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::NetDevQueue => "net_dev_queue",
+            Hook::NetDevXmit => "net_dev_xmit",
+            Hook::NetifRx => "netif_rx",
+            Hook::NetifReceiveSkb => "netif_receive_skb",
+            Hook::NapiGroReceive => "napi_gro_receive_entry",
+            Hook::SkbCopyDatagram => "skb_copy_datagram_iovec",
+            Hook::ConsumeSkb => "consume_skb",
+            Hook::KfreeSkb => "kfree_skb",
+        }
+    }
+
+    /// End-of-life hooks carry no device.
+    pub fn is_end(self) -> bool {
+        matches!(self, Hook::ConsumeSkb | Hook::KfreeSkb)
+    }
+
+    /// Transmit-side hooks.
+    pub fn is_tx(self) -> bool {
+        matches!(self, Hook::NetDevQueue | Hook::NetDevXmit)
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// Network-layer header of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum L3 {
+    Ipv4 {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    },
+    Ipv6 {
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+    },
+    /// ARP over IPv4: op 1 request, 2 reply.
+    Arp {
+        op: u16,
+        sender: Ipv4Addr,
+        target: Ipv4Addr,
+    },
+    /// An ethertype that is not parsed.
+    Other {
+        ethertype: u16,
+    },
+}
+
+impl L3 {
+    pub fn src(&self) -> Option<IpAddr> {
+        match *self {
+            L3::Ipv4 { src, .. } => Some(src.into()),
+            L3::Ipv6 { src, .. } => Some(src.into()),
+            L3::Arp { sender, .. } => Some(sender.into()),
+            L3::Other { .. } => None,
+        }
+    }
+    pub fn dst(&self) -> Option<IpAddr> {
+        match *self {
+            L3::Ipv4 { dst, .. } => Some(dst.into()),
+            L3::Ipv6 { dst, .. } => Some(dst.into()),
+            L3::Arp { target, .. } => Some(target.into()),
+            L3::Other { .. } => None,
+        }
+    }
+}
+
+/// Transport header of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum L4 {
+    None,
+    Tcp {
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+        len: u16,
+    },
+    /// ICMP (v4) or ICMPv6, told apart by `v6`.
+    Icmp {
+        v6: bool,
+        kind: u8,
+        code: u8,
+        id: u16,
+        seq: u16,
+    },
+    /// Another IP protocol, or a non-first fragment.
+    Other {
+        proto: u8,
+    },
+}
+
+/// TCP flag bits as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+    /// A connection opener: SYN without ACK.
+    pub fn is_syn(self) -> bool {
+        self.has(Self::SYN) && !self.has(Self::ACK)
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    /// tcpdump's notation: `S`, `S.`, `P.`, `F.`, `R`, `.`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 8];
+        let mut n = 0;
+        for (bit, c) in [
+            (Self::SYN, b'S'),
+            (Self::FIN, b'F'),
+            (Self::PSH, b'P'),
+            (Self::RST, b'R'),
+        ] {
+            if self.has(bit) {
+                buf[n] = c;
+                n += 1;
+            }
+        }
+        if self.has(Self::ACK) {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if n == 0 {
+            return f.write_str("none");
+        }
+        f.write_str(std::str::from_utf8(&buf[..n]).unwrap_or(""))
+    }
+}
+
+/// Parsed headers of one packet at one hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Headers {
+    pub l3: L3,
+    pub l4: L4,
+    pub vlan: Option<u16>,
+    pub ttl: u8,
+    /// IPv4 identification, 0 for other protocols.
+    pub ip_id: u16,
+    /// IPv6 flow label, 0 for other protocols.
+    pub flow_label: u32,
+    /// Whether they were read from an Ethernet frame (vs raw IP).
+    pub from_l2: bool,
+}
+
+/// The task in whose context an event happened (sender or receiver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: ShortName,
+}
+
+/// A device as the kernel named it at that moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Device {
+    pub netns: NetnsId,
+    pub netns_cookie: u64,
+    pub ifindex: IfIndex,
+    pub ifname: ShortName,
+}
+
+/// One kernel observation of one skb at one hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HopEvent {
+    pub ts_ns: u64,
+    pub cpu: u32,
+    pub hook: Hook,
+    pub packet: PacketId,
+    pub skb: u64,
+    /// `None` on end-of-life hooks.
+    pub device: Option<Device>,
+    pub len: u32,
+    /// `None` where the headers could not be (or were not) read.
+    pub headers: Option<Headers>,
+    /// First sighting of this packet.
+    pub new_packet: bool,
+    pub task: Option<Task>,
+    /// cgroup v2 id of the socket that owns the skb (tx), 0 if none.
+    pub sk_cgroup: u64,
+    /// kfree_skb only: enum skb_drop_reason value of the running kernel.
+    pub drop_reason: u32,
+    /// kfree_skb only: code address of the free.
+    pub location: u64,
+    /// net_dev_xmit only: driver return code.
+    pub xmit_rc: i32,
+}

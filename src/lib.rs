@@ -1,0 +1,22 @@
+//! hopscope: where each packet went inside one Linux machine, hop by hop.
+//!
+//! Layers, from the kernel up: [`bpf`] (programs, ABI, reader thread),
+//! [`event`] (domain types and decoding), [`correlate`] (packets, visits,
+//! flows, roles, copies), [`output`] (text and JSON lines), [`trace`] (the
+//! `hopscope trace` driver), [`cgroup`] (following one command's tree) and
+//! [`lab`] (the demo topology).
+
+pub mod bpf;
+pub mod cgroup;
+pub mod cli;
+pub mod correlate;
+pub mod event;
+pub mod lab;
+pub mod logging;
+pub mod output;
+pub mod trace;
+
+/// Bad input from the user (a flag, a name, a file): exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

@@ -1,0 +1,202 @@
+//! hopscope's entry point: parse arguments, wire the layers, map errors to
+//! exit codes (2 for bad input, 1 for failures). Nothing else lives here.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use hopscope::bpf::reader::TracerConfig;
+use hopscope::cli::{Cli, Cmd, DemoArgs, LabAction, LabTrafficArgs, TracerArgs};
+use hopscope::correlate::CorrelatorConfig;
+use hopscope::lab::{Lab, TrafficKind, TrafficOpts};
+use hopscope::trace::{self, TraceOptions};
+use hopscope::UsageError;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    hopscope::logging::init();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("hopscope: error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn tracer_options(t: &TracerArgs) -> (TracerConfig, CorrelatorConfig) {
+    let tracer = TracerConfig {
+        ring_bytes: t.ring_size,
+        wakeup_bytes: u64::from(t.ring_size / 16),
+        max_packets: t.max_packets,
+        ..TracerConfig::default()
+    };
+    let corr = CorrelatorConfig {
+        max_packets: t.max_packets as usize,
+        max_flows: t.max_flows as usize,
+        ..CorrelatorConfig::default()
+    };
+    (tracer, corr)
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Cmd::Trace(a) => {
+            let (tracer, correlator) = tracer_options(&a.tracer);
+            trace::run(TraceOptions {
+                json: a.json,
+                all_hooks: a.all_hooks,
+                duration: a.duration,
+                packets: a.packets,
+                command: a.command,
+                tracer,
+                correlator,
+                only_netns: Vec::new(),
+            })
+        }
+        Cmd::Lab { action } => lab(action),
+        Cmd::Demo(d) => demo(d),
+    }
+}
+
+fn new_lab(prefix: &str) -> Result<Lab> {
+    Lab::new(prefix).map_err(|e| UsageError(format!("{e:#}")).into())
+}
+
+fn traffic_opts(a: &LabTrafficArgs) -> Result<TrafficOpts> {
+    let kinds = a
+        .kinds
+        .iter()
+        .map(|k| {
+            k.parse::<TrafficKind>()
+                .map_err(|e| UsageError(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TrafficOpts {
+        rounds: a.rounds,
+        duration: a.duration,
+        interval: Duration::from_millis(a.interval_ms),
+        kinds,
+    })
+}
+
+fn lab(action: LabAction) -> Result<i32> {
+    hopscope::bpf::probe::check_root_for("lab")?;
+    match action {
+        LabAction::Up(a) => {
+            let lab = new_lab(&a.prefix)?;
+            lab.up()?;
+            print!("{}", lab.status()?);
+        }
+        LabAction::Down(a) => new_lab(&a.prefix)?.down()?,
+        LabAction::Status(a) => print!("{}", new_lab(&a.prefix)?.status()?),
+        LabAction::Traffic(a) => {
+            let lab = new_lab(&a.lab.prefix)?;
+            let opts = traffic_opts(&a)?;
+            if !lab.exists() {
+                return Err(UsageError(format!(
+                    "no lab with prefix {} (run: hopscope lab up --prefix {})",
+                    lab.prefix(),
+                    lab.prefix()
+                ))
+                .into());
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [
+                signal_hook::consts::SIGINT,
+                signal_hook::consts::SIGTERM,
+                signal_hook::consts::SIGHUP,
+            ] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .context("installing signal handlers")?;
+            }
+            let report = lab.traffic(&opts, &stop)?;
+            println!("{report}");
+        }
+    }
+    Ok(0)
+}
+
+/// The demo: a lab, its traffic in the background, and a trace of it.
+fn demo(d: DemoArgs) -> Result<i32> {
+    hopscope::bpf::probe::check_can_trace()?;
+    let lab = new_lab(&d.lab.prefix)?;
+    eprintln!("hopscope demo: building lab {} ...", lab.prefix());
+    lab.up()?;
+    let guard = scopeguard(lab.clone(), d.keep);
+    eprint!("{}", lab.status()?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic_lab = lab.clone();
+    let traffic_stop = stop.clone();
+    let traffic = std::thread::spawn(move || {
+        traffic_lab.traffic(
+            &TrafficOpts {
+                interval: Duration::from_millis(1000),
+                ..TrafficOpts::default()
+            },
+            &traffic_stop,
+        )
+    });
+    eprintln!("hopscope demo: tracing lab traffic (Ctrl-C to stop) ...");
+    let (tracer, correlator) = tracer_options(&TracerArgs {
+        ring_size: 16 << 20,
+        max_packets: 65_536,
+        max_flows: 16_384,
+    });
+    let inodes: Vec<u32> = lab
+        .namespaces()
+        .iter()
+        .filter_map(|n| lab.netns_inode(n).ok())
+        .map(|i| i as u32)
+        .collect();
+    let res = trace::run(TraceOptions {
+        json: d.json,
+        all_hooks: false,
+        duration: (!d.duration.is_zero()).then_some(d.duration),
+        packets: None,
+        command: Vec::new(),
+        tracer,
+        correlator,
+        only_netns: inodes,
+    });
+    stop.store(true, Ordering::SeqCst);
+    match traffic.join() {
+        Ok(Ok(report)) => eprintln!("hopscope demo: traffic: {report}"),
+        Ok(Err(e)) => eprintln!("hopscope demo: traffic failed: {e:#}"),
+        Err(_) => eprintln!("hopscope demo: traffic thread panicked"),
+    }
+    drop(guard);
+    res
+}
+
+/// Removes the lab when dropped, unless asked to keep it.
+struct LabCleanup(Option<Lab>);
+
+fn scopeguard(lab: Lab, keep: bool) -> LabCleanup {
+    LabCleanup((!keep).then_some(lab))
+}
+
+impl Drop for LabCleanup {
+    fn drop(&mut self) {
+        if let Some(lab) = self.0.take() {
+            match lab.down() {
+                Ok(()) => eprintln!("hopscope demo: lab {} removed", lab.prefix()),
+                Err(e) => eprintln!("hopscope demo: removing lab {} failed: {e:#}", lab.prefix()),
+            }
+        }
+    }
+}

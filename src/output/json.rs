@@ -1,0 +1,261 @@
+//! JSON lines: one object per hook event (`"type":"hop"`), one per packet end
+//! (`"type":"end"`), and a final `"type":"summary"`. Fields that do not apply
+//! are left out. The schema is documented in README.md.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{proto_name, Filter};
+use crate::correlate::{End, Flow, FlowId, HopContext, Packet, Role, Sink};
+use crate::event::{HopEvent, L4};
+
+#[derive(Serialize)]
+struct HopRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts_ns: u64,
+    cpu: u32,
+    packet: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<FlowId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    visit: usize,
+    hook: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns_cookie: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ifindex: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ifname: Option<&'a str>,
+    len: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proto: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sport: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dport: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_seq: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_flags: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_seq: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_ack: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arp_op: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vlan: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xmit_rc: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comm: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copy_of: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct EndRecord {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    packet: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<FlowId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    how: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<String>,
+    visits: usize,
+    duration_ns: u64,
+}
+
+pub struct JsonSink<W: Write> {
+    out: W,
+    filter: Filter,
+    flags: String,
+    pub printed: u64,
+    pub error: Option<io::Error>,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W, filter: Filter) -> Self {
+        JsonSink {
+            out,
+            filter,
+            flags: String::new(),
+            printed: 0,
+            error: None,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// Writes any serializable record as one line (used for the summary).
+    pub fn record<T: Serialize>(&mut self, rec: &T) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = serde_json::to_writer(&mut self.out, rec)
+            .map_err(io::Error::from)
+            .and_then(|_| self.out.write_all(b"\n"));
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.flush() {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn hop(&mut self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) {
+        if ev.hook.is_end() || !self.filter.hop(ev, flow) {
+            return;
+        }
+        let h = ev.headers;
+        let l4 = h.map(|h| h.l4).unwrap_or(L4::None);
+        let (sport, dport) = match l4 {
+            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => {
+                (Some(sport), Some(dport))
+            }
+            _ => (None, None),
+        };
+        let icmp = match l4 {
+            L4::Icmp {
+                kind,
+                code,
+                id,
+                seq,
+                ..
+            } => Some((kind, code, id, seq)),
+            _ => None,
+        };
+        let tcp = match l4 {
+            L4::Tcp {
+                seq, ack, flags, ..
+            } => Some((seq, ack, flags)),
+            _ => None,
+        };
+        let tcp_flags = tcp.map(|(_, _, f)| {
+            use std::fmt::Write as _;
+            self.flags.clear();
+            let _ = write!(self.flags, "{f}");
+            self.flags.clone()
+        });
+        let arp_op = match h.map(|h| h.l3) {
+            Some(crate::event::L3::Arp { op, .. }) => Some(op),
+            _ => None,
+        };
+        let rec = HopRecord {
+            kind: "hop",
+            ts_ns: ev.ts_ns,
+            cpu: ev.cpu,
+            packet: ev.packet.0,
+            flow: ctx.flow,
+            role: ctx.role,
+            visit: ctx.visit,
+            hook: ev.hook.name(),
+            netns: ev.device.map(|d| d.netns.0),
+            netns_cookie: ev
+                .device
+                .and_then(|d| (d.netns_cookie != 0).then_some(d.netns_cookie)),
+            ifindex: ev.device.map(|d| d.ifindex.0),
+            ifname: ev.device.as_ref().map(|d| d.ifname.as_str()),
+            len: ev.len,
+            proto: h.as_ref().map(proto_name),
+            src: h.and_then(|h| h.l3.src()),
+            dst: h.and_then(|h| h.l3.dst()),
+            sport,
+            dport,
+            icmp_type: icmp.map(|i| i.0),
+            icmp_code: icmp.map(|i| i.1),
+            icmp_id: icmp.map(|i| i.2),
+            icmp_seq: icmp.map(|i| i.3),
+            tcp_flags,
+            tcp_seq: tcp.map(|t| t.0),
+            tcp_ack: tcp.map(|t| t.1),
+            arp_op,
+            ip_id: h.and_then(|h| matches!(h.l3, crate::event::L3::Ipv4 { .. }).then_some(h.ip_id)),
+            ttl: h.and_then(|h| {
+                matches!(
+                    h.l3,
+                    crate::event::L3::Ipv4 { .. } | crate::event::L3::Ipv6 { .. }
+                )
+                .then_some(h.ttl)
+            }),
+            vlan: h.and_then(|h| h.vlan),
+            xmit_rc: (ev.hook == crate::event::Hook::NetDevXmit).then_some(ev.xmit_rc),
+            pid: ev.task.map(|t| t.pid),
+            comm: ev.task.as_ref().map(|t| t.comm.as_str()),
+            copy_of: ctx.copy_of.map(|c| c.0),
+        };
+        self.record(&rec);
+    }
+
+    fn packet_done(&mut self, p: &Packet, flow: Option<&Flow>) {
+        if !self.filter.packet(p, flow) {
+            return;
+        }
+        self.printed += 1;
+        let (how, ts, reason, location) = match p.end {
+            Some(End::Consumed { ts }) => ("consumed", Some(ts), None, None),
+            Some(End::Dropped {
+                ts,
+                reason,
+                location,
+            }) => (
+                "dropped",
+                Some(ts),
+                Some(reason),
+                Some(format!("0x{location:x}")),
+            ),
+            Some(End::Unseen) | None => ("unseen", None, None, None),
+        };
+        let rec = EndRecord {
+            kind: "end",
+            packet: p.id.0,
+            flow: p.flow,
+            role: p.role,
+            how,
+            ts_ns: ts,
+            reason,
+            location,
+            visits: p.visits.len(),
+            duration_ns: p.last_ts.saturating_sub(p.first_ts),
+        };
+        self.record(&rec);
+    }
+}

@@ -1,0 +1,163 @@
+//! Renderers of correlated packets for scripts and terminals: one text line
+//! per visit (or per hook), or JSON lines. They write into any `io::Write`
+//! and reuse their buffers, so printing does not allocate per event.
+
+pub mod json;
+pub mod text;
+
+use std::fmt::Write as _;
+
+use crate::correlate::{Flow, Packet};
+use crate::event::{Headers, HopEvent, L3, L4};
+
+/// Which packets the sinks print. Applied after correlation (kernel-side
+/// filtering is separate).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only flows marked owned (`trace -- COMMAND`).
+    pub only_owned: bool,
+    /// Only hops in these netns inodes, and packets that visited one (empty: all).
+    pub netns: Vec<u32>,
+}
+
+impl Filter {
+    fn flow_ok(&self, flow: Option<&Flow>) -> bool {
+        !self.only_owned || flow.is_some_and(|f| f.owned)
+    }
+
+    /// Whether to print this hop event.
+    pub fn hop(&self, ev: &HopEvent, flow: Option<&Flow>) -> bool {
+        self.flow_ok(flow)
+            && (self.netns.is_empty() || ev.device.is_some_and(|d| self.netns.contains(&d.netns.0)))
+    }
+
+    /// Whether to print this finished packet.
+    pub fn packet(&self, p: &Packet, flow: Option<&Flow>) -> bool {
+        self.flow_ok(flow)
+            && !p.visits.is_empty()
+            && (self.netns.is_empty()
+                || p.visits
+                    .iter()
+                    .any(|v| self.netns.contains(&v.device.netns.0)))
+    }
+}
+
+/// Protocol name as used in text and JSON output.
+pub fn proto_name(h: &Headers) -> &'static str {
+    match (h.l3, h.l4) {
+        (L3::Arp { .. }, _) => "arp",
+        (L3::Other { .. }, _) => "ether",
+        (_, L4::Tcp { .. }) => "tcp",
+        (_, L4::Udp { .. }) => "udp",
+        (_, L4::Icmp { v6: false, .. }) => "icmp",
+        (_, L4::Icmp { v6: true, .. }) => "icmp6",
+        (L3::Ipv4 { .. }, _) => "ip",
+        (L3::Ipv6 { .. }, _) => "ip6",
+    }
+}
+
+/// Short description of a packet's headers, in the style of the tracepkt
+/// seed: `#17146.001 198.18.0.1 -> 198.18.0.2` for ICMP echo,
+/// `tcp 198.18.0.1:40000 -> 198.18.0.2:80 [S]` for TCP, and so on.
+pub fn describe(h: &Headers, out: &mut String) {
+    let _ = match (h.l3, h.l4) {
+        (L3::Arp { op, sender, target }, _) => match op {
+            1 => write!(out, "arp who-has {target} tell {sender}"),
+            2 => write!(out, "arp reply {sender} is-at .. to {target}"),
+            _ => write!(out, "arp op {op} {sender} -> {target}"),
+        },
+        (L3::Other { ethertype }, _) => write!(out, "ethertype 0x{ethertype:04x}"),
+        (
+            l3,
+            L4::Icmp {
+                v6,
+                kind,
+                code,
+                id,
+                seq,
+            },
+        ) => {
+            let (s, d) = (l3.src(), l3.dst());
+            let echo = matches!((v6, kind), (false, 0 | 8) | (true, 128 | 129));
+            if echo {
+                write!(out, "#{id}.{seq:03} {} -> {}", Addr(s), Addr(d))
+            } else {
+                let name = if v6 { "icmp6" } else { "icmp" };
+                write!(
+                    out,
+                    "{name} {} -> {} type {kind} code {code}",
+                    Addr(s),
+                    Addr(d)
+                )
+            }
+        }
+        (
+            l3,
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+                seq,
+                ..
+            },
+        ) => write!(
+            out,
+            "tcp {} -> {} [{flags}] seq {seq}",
+            Sock(l3.src(), sport),
+            Sock(l3.dst(), dport)
+        ),
+        (l3, L4::Udp { sport, dport, len }) => {
+            write!(
+                out,
+                "udp {} -> {} len {}",
+                Sock(l3.src(), sport),
+                Sock(l3.dst(), dport),
+                len.saturating_sub(8)
+            )
+        }
+        (l3, L4::Other { proto }) => write!(
+            out,
+            "ip proto {proto} {} -> {}",
+            Addr(l3.src()),
+            Addr(l3.dst())
+        ),
+        (l3, L4::None) => write!(out, "ip {} -> {}", Addr(l3.src()), Addr(l3.dst())),
+    };
+}
+
+struct Addr(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("?"),
+        }
+    }
+}
+
+/// `addr:port`, with IPv6 in brackets.
+struct Sock(Option<std::net::IpAddr>, u16);
+
+impl std::fmt::Display for Sock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(std::net::IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.1),
+            Some(a) => write!(f, "{a}:{}", self.1),
+            None => write!(f, "?:{}", self.1),
+        }
+    }
+}
+
+/// Human duration: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
+pub fn fmt_duration(ns: u64, out: &mut String) {
+    let _ = if ns < 1_000 {
+        write!(out, "{ns}ns")
+    } else if ns < 1_000_000 {
+        write!(out, "{:.1}µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        write!(out, "{:.2}ms", ns as f64 / 1e6)
+    } else {
+        write!(out, "{:.2}s", ns as f64 / 1e9)
+    };
+}

@@ -1,0 +1,148 @@
+//! Text lines in the style of the tracepkt seed, one per visit:
+//!
+//! ```text
+//! [  4026532258]             eth0 request #17146.001 198.18.0.2 -> 198.18.0.3
+//! [  4026532260]              vc1 request #17146.001 198.18.0.2 -> 198.18.0.3 +9.1µs
+//! ```
+//!
+//! Lines of one packet are printed together when the packet ends, with the
+//! time since the previous visit and the outcome on the last line. With
+//! `all_hooks`, every hook is printed as it arrives instead.
+
+use std::io::{self, Write};
+
+use super::{describe, fmt_duration, Filter};
+use crate::correlate::{End, Flow, HopContext, Packet, Role, Sink};
+use crate::event::HopEvent;
+
+pub struct TextSink<W: Write> {
+    out: W,
+    all_hooks: bool,
+    filter: Filter,
+    line: String,
+    /// Packets printed so far.
+    pub printed: u64,
+    /// First write error; printing stops after one.
+    pub error: Option<io::Error>,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(out: W, all_hooks: bool, filter: Filter) -> Self {
+        TextSink {
+            out,
+            all_hooks,
+            filter,
+            line: String::with_capacity(256),
+            printed: 0,
+            error: None,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn emit_line(&mut self) {
+        if self.error.is_none() {
+            self.line.push('\n');
+            if let Err(e) = self.out.write_all(self.line.as_bytes()) {
+                self.error = Some(e);
+            }
+        }
+        self.line.clear();
+    }
+
+    pub fn flush(&mut self) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.flush() {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+fn role_name(r: Option<Role>) -> &'static str {
+    r.map_or("-", Role::name)
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn hop(&mut self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) {
+        if !self.all_hooks || !self.filter.hop(ev, flow) {
+            return;
+        }
+        use std::fmt::Write as _;
+        let (ns, ifname) = match ev.device {
+            Some(d) => (d.netns.0.to_string(), d.ifname.as_str().to_owned()),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let _ = write!(
+            self.line,
+            "[{ns:>12}] {ifname:>16} {:<23} {:<7} pkt {} ",
+            ev.hook.name(),
+            role_name(ctx.role),
+            ev.packet.0
+        );
+        match ev.headers {
+            Some(h) => describe(&h, &mut self.line),
+            None => self.line.push_str("..."),
+        }
+        if ev.hook == crate::event::Hook::KfreeSkb {
+            let _ = write!(
+                self.line,
+                " reason {} at 0x{:x}",
+                ev.drop_reason, ev.location
+            );
+        }
+        self.emit_line();
+    }
+
+    fn packet_done(&mut self, p: &Packet, flow: Option<&Flow>) {
+        if !self.filter.packet(p, flow) {
+            return;
+        }
+        self.printed += 1;
+        if self.all_hooks {
+            return;
+        }
+        use std::fmt::Write as _;
+        let n = p.visits.len();
+        let mut prev_ts = p.first_ts;
+        for (i, v) in p.visits.iter().enumerate() {
+            let _ = write!(
+                self.line,
+                "[{:>12}] {:>16} {:<7} ",
+                v.device.netns.0,
+                v.device.ifname.as_str(),
+                role_name(p.role)
+            );
+            match v.headers.or(p.headers) {
+                Some(h) => describe(&h, &mut self.line),
+                None => self.line.push_str("..."),
+            }
+            if i > 0 {
+                self.line.push_str(" +");
+                fmt_duration(v.first_ts.saturating_sub(prev_ts), &mut self.line);
+            } else if let Some(c) = p.copy_of {
+                let _ = write!(self.line, " (copy of packet {})", c.0);
+            }
+            prev_ts = v.first_ts;
+            if i + 1 == n {
+                match p.end {
+                    Some(End::Consumed { .. }) => match p.receiver {
+                        Some(t) => {
+                            let _ = write!(self.line, " → delivered to {}[{}]", t.comm, t.pid);
+                        }
+                        None => self.line.push_str(" → consumed"),
+                    },
+                    Some(End::Dropped {
+                        reason, location, ..
+                    }) => {
+                        let _ = write!(self.line, " → freed, reason {reason} at 0x{location:x}");
+                    }
+                    Some(End::Unseen) | None => self.line.push_str(" → end not seen"),
+                }
+            }
+            self.emit_line();
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! `hopscope trace`: load, attach, correlate and print until told to stop.
+//!
+//! The main thread waits on the reader's channel with a short timeout and
+//! checks its stop conditions between batches: a signal (SIGINT, SIGTERM,
+//! SIGHUP), `--duration`, `--packets`, or the end of `-- COMMAND` plus a
+//! short grace period for replies still in flight. Stopping always goes
+//! through the reader, which detaches every program before it drains the
+//! ring and reports the final counters.
+
+use std::io::{self, Write};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::RecvTimeoutError;
+use serde::Serialize;
+
+use crate::bpf::probe;
+use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
+use crate::cgroup::CommandCgroup;
+use crate::correlate::{Correlator, CorrelatorConfig, CorrelatorStats, Sink};
+use crate::output::json::JsonSink;
+use crate::output::text::TextSink;
+use crate::output::Filter;
+
+/// Time left for replies after `-- COMMAND` exits.
+const COMMAND_GRACE: Duration = Duration::from_millis(300);
+/// How often idle packets are flushed.
+const GC_PERIOD: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Default)]
+pub struct TraceOptions {
+    pub json: bool,
+    pub all_hooks: bool,
+    pub duration: Option<Duration>,
+    pub packets: Option<u64>,
+    pub command: Vec<String>,
+    pub tracer: TracerConfig,
+    pub correlator: CorrelatorConfig,
+    /// Print only hops in these netns inodes (empty: all).
+    pub only_netns: Vec<u32>,
+}
+
+/// The last JSON line, and the numbers behind the text summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Events the kernel programs tried to emit.
+    pub emitted: u64,
+    /// Events read from the ring buffer.
+    pub received: u64,
+    /// Events lost because the ring buffer was full (emitted = received + lost).
+    pub lost: u64,
+    /// Received events that did not decode.
+    pub decode_errors: u64,
+    /// Received events dropped because processing lagged.
+    pub channel_dropped: u64,
+    pub packets: u64,
+    pub packets_printed: u64,
+    pub flows: u64,
+    pub copies: u64,
+    pub packets_unfinished: u64,
+    pub reused_skb_addresses: u64,
+    pub degraded_hooks: Vec<String>,
+    pub duration_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_exit: Option<i32>,
+}
+
+enum Out {
+    Text(TextSink<io::BufWriter<io::Stdout>>),
+    Json(JsonSink<io::BufWriter<io::Stdout>>),
+}
+
+impl Out {
+    fn sink(&mut self) -> &mut dyn SinkDyn {
+        match self {
+            Out::Text(s) => s,
+            Out::Json(s) => s,
+        }
+    }
+    fn printed(&self) -> u64 {
+        match self {
+            Out::Text(s) => s.printed,
+            Out::Json(s) => s.printed,
+        }
+    }
+    fn broken(&self) -> bool {
+        match self {
+            Out::Text(s) => s.error.is_some(),
+            Out::Json(s) => s.error.is_some(),
+        }
+    }
+    fn flush(&mut self) {
+        match self {
+            Out::Text(s) => s.flush(),
+            Out::Json(s) => s.flush(),
+        }
+    }
+}
+
+/// Object-safe view of the sinks (Sink's methods are generic-free already).
+trait SinkDyn {
+    fn feed(&mut self, c: &mut Correlator, ev: &crate::event::HopEvent);
+    fn gc(&mut self, c: &mut Correlator, now: u64);
+    fn flush_all(&mut self, c: &mut Correlator);
+}
+
+impl<T: Sink> SinkDyn for T {
+    fn feed(&mut self, c: &mut Correlator, ev: &crate::event::HopEvent) {
+        c.on_event(ev, self);
+    }
+    fn gc(&mut self, c: &mut Correlator, now: u64) {
+        c.gc(now, self);
+    }
+    fn flush_all(&mut self, c: &mut Correlator) {
+        c.flush(self);
+    }
+}
+
+/// CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+fn exit_code(st: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    st.code()
+        .or_else(|| st.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// Runs the trace; returns the process exit code.
+pub fn run(opts: TraceOptions) -> Result<i32> {
+    probe::check_can_trace()?;
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, term.clone()).context("installing signal handlers")?;
+    }
+
+    let cgroup = if opts.command.is_empty() {
+        None
+    } else {
+        Some(CommandCgroup::create()?)
+    };
+    let mut ccfg = opts.correlator;
+    ccfg.owner_cgroup = cgroup.as_ref().map_or(0, CommandCgroup::id);
+    let filter = Filter {
+        only_owned: cgroup.is_some(),
+        netns: opts.only_netns.clone(),
+    };
+
+    let started = Instant::now();
+    let mut reader = Reader::spawn(opts.tracer.clone()).context("starting the reader thread")?;
+    let degraded = match reader.rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(ReaderMsg::Ready { degraded }) => degraded,
+        Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
+        Ok(_) | Err(_) => anyhow::bail!("the BPF reader did not start"),
+    };
+    for d in &degraded {
+        eprintln!(
+            "hopscope: hook {} unavailable, continuing without it: {}",
+            d.hook.name(),
+            d.error
+        );
+    }
+
+    let mut child = match (&cgroup, opts.command.split_first()) {
+        (Some(cg), Some((prog, args))) => {
+            let mut cmd = Command::new(prog);
+            cmd.args(args);
+            Some(
+                cg.spawn(&mut cmd)
+                    .with_context(|| format!("running {prog}"))?,
+            )
+        }
+        _ => None,
+    };
+
+    let stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout());
+    let mut out = if opts.json {
+        Out::Json(JsonSink::new(stdout, filter))
+    } else {
+        Out::Text(TextSink::new(stdout, opts.all_hooks, filter))
+    };
+    let mut corr = Correlator::new(ccfg);
+    let mut last_gc = Instant::now();
+    let mut child_done: Option<(Instant, i32)> = None;
+    let mut final_stats: Option<(KernelStats, ReaderStats)> = None;
+    let mut stopping = false;
+
+    loop {
+        match reader.rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(ReaderMsg::Events(batch)) => {
+                for ev in &batch {
+                    out.sink().feed(&mut corr, ev);
+                }
+                reader.recycle(batch);
+            }
+            Ok(ReaderMsg::Done { kernel, reader: r }) => {
+                final_stats = Some((kernel, r));
+                break;
+            }
+            Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
+            Ok(ReaderMsg::Stats { .. } | ReaderMsg::Ready { .. }) => {}
+            Err(RecvTimeoutError::Timeout) => out.flush(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_gc.elapsed() >= GC_PERIOD {
+            last_gc = Instant::now();
+            out.sink().gc(&mut corr, monotonic_ns());
+        }
+        if stopping {
+            continue;
+        }
+        if let (Some(c), None) = (child.as_mut(), child_done) {
+            if let Ok(Some(st)) = c.try_wait() {
+                child_done = Some((Instant::now(), exit_code(st)));
+            }
+        }
+        let done = term.load(Ordering::Relaxed)
+            || out.broken()
+            || opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || opts.packets.is_some_and(|n| out.printed() >= n)
+            || child_done.is_some_and(|(t, _)| t.elapsed() >= COMMAND_GRACE);
+        if done {
+            stopping = true;
+            reader.stop();
+        }
+    }
+    reader.join();
+    out.sink().flush_all(&mut corr);
+
+    // Interrupted before COMMAND finished: let it go, and report what we have.
+    if let (Some(c), None) = (child.as_mut(), child_done) {
+        if let Ok(st) = c.wait() {
+            child_done = Some((Instant::now(), exit_code(st)));
+        }
+    }
+    let (kernel, rstats) = final_stats.unwrap_or_default();
+    let cstats: CorrelatorStats = corr.stats();
+    let summary = Summary {
+        kind: "summary",
+        emitted: kernel.emitted,
+        received: rstats.received,
+        lost: kernel.lost,
+        decode_errors: rstats.decode_errors,
+        channel_dropped: rstats.channel_dropped,
+        packets: cstats.packets,
+        packets_printed: out.printed(),
+        flows: cstats.flows,
+        copies: cstats.copies,
+        packets_unfinished: cstats.packets_flushed_unseen,
+        reused_skb_addresses: kernel.reused,
+        degraded_hooks: degraded.iter().map(|d| d.hook.name().to_owned()).collect(),
+        duration_s: started.elapsed().as_secs_f64(),
+        command_exit: child_done.map(|(_, c)| c),
+    };
+    match &mut out {
+        Out::Json(s) => s.record(&summary),
+        Out::Text(_) => eprintln!("{}", text_summary(&summary)),
+    }
+    out.flush();
+    drop(cgroup);
+
+    let interrupted = term.load(Ordering::Relaxed);
+    Ok(match child_done {
+        Some((_, code)) if !interrupted => code,
+        _ => 0,
+    })
+}
+
+pub fn text_summary(s: &Summary) -> String {
+    let mut line = format!(
+        "hopscope: {} packets ({} shown), {} flows in {:.1}s; events: {} emitted, {} received, {} lost",
+        s.packets, s.packets_printed, s.flows, s.duration_s, s.emitted, s.received, s.lost
+    );
+    if s.lost > 0 {
+        line.push_str(" (ring buffer full: raise --ring-size)");
+    }
+    if s.channel_dropped > 0 {
+        line.push_str(&format!(
+            ", {} dropped while processing lagged",
+            s.channel_dropped
+        ));
+    }
+    if !s.degraded_hooks.is_empty() {
+        line.push_str(&format!(
+            "; unavailable hooks: {}",
+            s.degraded_hooks.join(", ")
+        ));
+    }
+    line
+}
+
+/// Flushes stdout, ignoring a closed pipe.
+pub fn flush_stdout() {
+    let _ = io::stdout().flush();
+}
