@@ -336,13 +336,28 @@ fn run(
         }
     }
 
-    // Detach first: after this no program runs, so the counters are final.
+    // Detach first. An invocation already running on another CPU may still
+    // finish after its link is gone, so drain until the counters stop moving:
+    // then emitted == received + lost holds exactly.
     drop(links);
-    while ring.consume_raw_n(BATCH) > 0 {
-        send_batch(&mut state.borrow_mut(), tx, recycled, true);
+    let mut kernel = read_kernel_stats(&skel);
+    for _ in 0..100 {
+        thread::sleep(Duration::from_millis(5));
+        let mut consumed = 0;
+        loop {
+            let n = ring.consume_raw_n(BATCH);
+            consumed += n.max(0);
+            send_batch(&mut state.borrow_mut(), tx, recycled, true);
+            if n < BATCH as i32 {
+                break;
+            }
+        }
+        let now = read_kernel_stats(&skel);
+        if consumed == 0 && now == kernel {
+            break;
+        }
+        kernel = now;
     }
-    send_batch(&mut state.borrow_mut(), tx, recycled, true);
-    let kernel = read_kernel_stats(&skel);
     let reader = state.borrow().stats;
     drop(ring);
     drop(skel);

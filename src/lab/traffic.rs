@@ -14,7 +14,9 @@
 //! - Servers and clients are plain `std::net` sockets on threads that joined
 //!   the namespace with `setns(2)`; a socket stays in the namespace it was
 //!   created in, whatever thread uses it later.
-//! - Servers start once per run, report readiness (or their bind error) over
+//! - Servers start once per run, retry binding for a few seconds while the
+//!   port is still held (a child forked by another thread keeps copies of the
+//!   process' fds until it execs), report readiness (or their bind error) over
 //!   a channel before the first probe, poll a stop flag every 100 ms at most,
 //!   and are stopped and joined when the run ends, also on error.
 //! - Every probe checks the caller's stop flag at least every 100 ms (pings
@@ -46,6 +48,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(50);
 /// How long a server may take to bind before the run gives up.
 const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a server keeps retrying a bind that fails with "address in use".
+const BIND_RETRY: Duration = Duration::from_secs(3);
 /// A ping child that has not exited by then is killed and counted as failed.
 const PING_HARD_LIMIT: Duration = Duration::from_secs(5);
 
@@ -565,12 +569,30 @@ fn announce<T>(ready: &mpsc::Sender<Result<()>>, setup: Result<T>) -> Result<T> 
     }
 }
 
+/// Retries `bind` while the address is in use, for at most [`BIND_RETRY`].
+///
+/// A server socket closed a moment ago can still be held by a child process
+/// forked by another thread of this program (fds are copied at fork and only
+/// dropped at exec, CLOEXEC or not), so "address in use" right after a
+/// previous run is expected and short-lived.
+fn bind_retrying<S>(mut bind: impl FnMut() -> std::io::Result<S>) -> std::io::Result<S> {
+    let deadline = Instant::now() + BIND_RETRY;
+    loop {
+        match bind() {
+            Err(err) if err.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs in `P-c2`: echoes every datagram from a lab address back to its sender.
 fn udp_echo_server(ready: mpsc::Sender<Result<()>>, stop: &AtomicBool) -> Result<()> {
     let setup = (|| -> Result<UdpSocket> {
         let local = SocketAddr::new(lab_ip(addr::C2_V4)?, UDP_PORT);
-        let sock =
-            UdpSocket::bind(local).with_context(|| format!("binding UDP echo socket {local}"))?;
+        let sock = bind_retrying(|| UdpSocket::bind(local))
+            .with_context(|| format!("binding UDP echo socket {local}"))?;
         sock.set_read_timeout(Some(POLL))
             .context("setting UDP server read timeout")?;
         Ok(sock)
@@ -603,8 +625,8 @@ fn udp_echo_server(ready: mpsc::Sender<Result<()>>, stop: &AtomicBool) -> Result
 fn tcp_reply_server(ready: mpsc::Sender<Result<()>>, stop: &AtomicBool) -> Result<()> {
     let setup = (|| -> Result<TcpListener> {
         let local = SocketAddr::new(lab_ip(addr::R1_V4)?, TCP_PORT);
-        let listener =
-            TcpListener::bind(local).with_context(|| format!("binding TCP listener {local}"))?;
+        let listener = bind_retrying(|| TcpListener::bind(local))
+            .with_context(|| format!("binding TCP listener {local}"))?;
         listener
             .set_nonblocking(true)
             .context("making the TCP listener non-blocking")?;

@@ -1,0 +1,165 @@
+//! Shared harness of the privileged tests: run the real binary, parse its
+//! JSON lines, and fold hop records into per-packet visit sequences,
+//! filtered on the netns inodes of the test's own lab.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+
+/// Live tests load BPF and watch the whole machine: run them one at a time
+/// so that counts and `bpftool prog` checks are not disturbed by each other.
+static LIVE: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Fails loudly when not root: these tests must never skip silently.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "privileged test: run as root (CI runs as root); refusing to skip"
+    );
+}
+
+/// A unique, short lab prefix for this test.
+pub fn prefix(tag: &str) -> String {
+    format!("t{}{}", tag, std::process::id() % 100_000)
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hopscope")
+}
+
+pub fn hopscope(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("running hopscope")
+}
+
+pub fn json_lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+/// One packet as seen in the JSON output.
+#[derive(Debug, Clone, Default)]
+pub struct Pkt {
+    pub id: u64,
+    pub role: Option<String>,
+    pub proto: Option<String>,
+    pub icmp_type: Option<u64>,
+    pub icmp_seq: Option<u64>,
+    pub icmp_id: Option<u64>,
+    pub tcp_flags: Option<String>,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    /// (netns, ifname) per visit, in order.
+    pub visits: Vec<(u64, String)>,
+    pub hooks: Vec<String>,
+    pub end: Option<String>,
+    pub flow: Option<u64>,
+}
+
+/// Groups hop records into packets; keeps only hops in `netns`.
+pub fn packets(lines: &[Value], netns: &[u64]) -> BTreeMap<u64, Pkt> {
+    let mut map: BTreeMap<u64, Pkt> = BTreeMap::new();
+    for v in lines {
+        let id = v["packet"].as_u64().unwrap_or(0);
+        match v["type"].as_str() {
+            Some("hop") => {
+                let Some(ns) = v["netns"].as_u64() else {
+                    // Socket delivery has no device: it belongs to the last visit.
+                    if let Some(p) = map.get_mut(&id) {
+                        p.hooks.push(v["hook"].as_str().unwrap_or("").to_owned());
+                    }
+                    continue;
+                };
+                if !netns.contains(&ns) {
+                    continue;
+                }
+                let p = map.entry(id).or_insert_with(|| Pkt {
+                    id,
+                    ..Pkt::default()
+                });
+                p.role = v["role"].as_str().map(str::to_owned).or(p.role.clone());
+                p.flow = v["flow"].as_u64().or(p.flow);
+                if p.proto.is_none() {
+                    p.proto = v["proto"].as_str().map(str::to_owned);
+                    p.icmp_type = v["icmp_type"].as_u64();
+                    p.icmp_seq = v["icmp_seq"].as_u64();
+                    p.icmp_id = v["icmp_id"].as_u64();
+                    p.tcp_flags = v["tcp_flags"].as_str().map(str::to_owned);
+                    p.src = v["src"].as_str().map(str::to_owned);
+                    p.dst = v["dst"].as_str().map(str::to_owned);
+                }
+                p.hooks.push(v["hook"].as_str().unwrap_or("").to_owned());
+                let visit = v["visit"].as_u64().unwrap_or(0) as usize;
+                let key = (ns, v["ifname"].as_str().unwrap_or("").to_owned());
+                if visit >= p.visits.len() {
+                    p.visits.resize(visit + 1, (0, String::new()));
+                }
+                p.visits[visit] = key;
+            }
+            Some("end") => {
+                if let Some(p) = map.get_mut(&id) {
+                    p.end = v["how"].as_str().map(str::to_owned);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Visits outside the test's namespaces leave gaps: drop them.
+    for p in map.values_mut() {
+        p.visits.retain(|(ns, _)| *ns != 0);
+    }
+    map
+}
+
+pub fn summary(lines: &[Value]) -> Value {
+    lines
+        .iter()
+        .rev()
+        .find(|v| v["type"] == "summary")
+        .cloned()
+        .expect("a summary line at the end")
+}
+
+/// Names of loaded BPF programs that belong to hopscope.
+pub fn hopscope_progs_loaded() -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .expect("running bpftool");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .skip_while(|w| *w != "name")
+                .nth(1)
+                .map(str::to_owned)
+        })
+        .filter(|n| n.starts_with("hs_"))
+        .collect()
+}
+
+/// The kernel frees detached programs asynchronously (RCU): allow it a
+/// moment, then insist that no hopscope program is loaded.
+pub fn assert_no_programs_left() {
+    let t0 = std::time::Instant::now();
+    while !hopscope_progs_loaded().is_empty() && t0.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        hopscope_progs_loaded(),
+        Vec::<String>::new(),
+        "no hopscope program may stay loaded"
+    );
+}
