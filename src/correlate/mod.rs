@@ -282,6 +282,9 @@ impl Correlator {
                 let fid = match self.flow_ids.get(&view.key) {
                     Some(&id) => id,
                     None => {
+                        if self.flows.len() >= self.cfg.max_flows {
+                            evict_flows(&mut self.flows, &mut self.flow_ids, self.cfg.max_flows, &mut self.stats);
+                        }
                         let id = FlowId(self.next_flow);
                         self.next_flow += 1;
                         self.stats.flows += 1;
@@ -388,9 +391,6 @@ impl Correlator {
         if self.visit_pool.len() < 1024 {
             self.visit_pool.push(visits);
         }
-        if self.flows.len() > self.cfg.max_flows {
-            self.evict_flows();
-        }
     }
 
     /// Flushes packets idle for `packet_idle_ns` as [`End::Unseen`] and
@@ -450,16 +450,26 @@ impl Correlator {
         }
     }
 
-    /// Forgets the least recently seen tenth of the flows.
-    fn evict_flows(&mut self) {
-        let mut ages: Vec<(u64, FlowId)> = self.flows.values().map(|f| (f.last_ts, f.id)).collect();
-        let n = (self.cfg.max_flows / 10).max(1).min(ages.len());
-        ages.select_nth_unstable(n - 1);
-        for &(_, id) in &ages[..n] {
-            if let Some(f) = self.flows.remove(&id) {
-                self.flow_ids.remove(&f.key);
-                self.stats.flows_evicted += 1;
-            }
+}
+
+/// Forgets the least recently seen tenth of the flows. Packets still in
+/// flight keep their role; their flow id simply no longer resolves.
+fn evict_flows(
+    flows: &mut HashMap<FlowId, Flow>,
+    flow_ids: &mut HashMap<FlowKey, FlowId>,
+    max_flows: usize,
+    stats: &mut CorrelatorStats,
+) {
+    let mut ages: Vec<(u64, FlowId)> = flows.values().map(|f| (f.last_ts, f.id)).collect();
+    let n = (max_flows / 10).max(1).min(ages.len());
+    if n == 0 {
+        return;
+    }
+    ages.select_nth_unstable(n - 1);
+    for &(_, id) in &ages[..n] {
+        if let Some(f) = flows.remove(&id) {
+            flow_ids.remove(&f.key);
+            stats.flows_evicted += 1;
         }
     }
 }

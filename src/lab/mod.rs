@@ -24,7 +24,10 @@
 //!   exists in the root namespace, not even briefly.
 //! - IPv6 addresses are added with `nodad`, and `accept_dad=0`,
 //!   `router_solicitations=0`, `accept_ra=0` are set in every lab namespace
-//!   before any link exists, so addresses work at once and the links stay quiet.
+//!   before any link exists, so addresses work at once and the links stay quiet;
+//!   the bridge ports `vc1`/`vc2` get `addrgenmode none` (no link-local
+//!   address of their own). Forwarding is switched on in `P-host` and
+//!   explicitly off in the other three namespaces.
 //! - A named netns is a bind mount of an nsfs inode at `/run/netns/NAME`; the
 //!   `st_ino` of that path is the kernel's `ns.inum`, the same number BPF
 //!   programs read from `net->ns.inum` and that `/proc/<tid>/ns/net` shows.

@@ -1,0 +1,160 @@
+//! Decoder tests, built from the ABI structs the kernel side fills.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hopscope::bpf::abi::{event_bytes, RawEvent, EVENT_SIZE};
+use hopscope::event::decode::{decode, DecodeError};
+use hopscope::event::{Hook, L3, L4};
+
+fn raw_icmp() -> RawEvent {
+    let mut e = RawEvent { abi_version: 1, hook: 1, flags: 1 | 2 | 4 | 8, cpu: 1, ..RawEvent::default() };
+    e.ts_ns = 123;
+    e.packet_id = 42;
+    e.skb_addr = 0xffff_8880_0000_1000;
+    e.netns_ino = 4026532258;
+    e.netns_cookie = 77;
+    e.ifindex = 2;
+    e.ifname[..4].copy_from_slice(b"eth0");
+    e.comm[..4].copy_from_slice(b"ping");
+    e.pid = 1000;
+    e.tid = 1001;
+    e.sk_cgroup = 9;
+    e.len = 98;
+    e.tuple.l3 = 1;
+    e.tuple.ethertype = 0x0800;
+    e.tuple.saddr[..4].copy_from_slice(&[198, 18, 0, 2]);
+    e.tuple.daddr[..4].copy_from_slice(&[198, 18, 0, 3]);
+    e.tuple.l4_proto = 1;
+    e.tuple.icmp_type = 8;
+    e.tuple.icmp_id = 17146;
+    e.tuple.icmp_seq = 1;
+    e.tuple.ttl = 64;
+    e.tuple.ip_id = 555;
+    e
+}
+
+#[test]
+fn icmp_echo_request_decodes_exactly() {
+    let ev = decode(event_bytes(&raw_icmp())).unwrap();
+    assert_eq!(ev.hook, Hook::NetDevQueue);
+    assert_eq!(ev.packet.0, 42);
+    assert!(ev.new_packet);
+    let d = ev.device.unwrap();
+    assert_eq!((d.netns.0, d.ifindex.0, d.ifname.as_str(), d.netns_cookie), (4026532258, 2, "eth0", 77));
+    let t = ev.task.unwrap();
+    assert_eq!((t.pid, t.tid, t.comm.as_str()), (1000, 1001, "ping"));
+    let h = ev.headers.unwrap();
+    assert_eq!(h.l3, L3::Ipv4 { src: Ipv4Addr::new(198, 18, 0, 2), dst: Ipv4Addr::new(198, 18, 0, 3) });
+    assert_eq!(h.l4, L4::Icmp { v6: false, kind: 8, code: 0, id: 17146, seq: 1 });
+    assert_eq!((h.ttl, h.ip_id, h.from_l2, h.vlan), (64, 555, true, None));
+    assert_eq!(ev.sk_cgroup, 9);
+}
+
+#[test]
+fn tcp_udp_ipv6_arp_and_vlan() {
+    let mut e = raw_icmp();
+    e.tuple.l4_proto = 6;
+    e.tuple.sport = 40000;
+    e.tuple.dport = 80;
+    e.tuple.tcp_flags = 0x12;
+    e.tuple.tcp_seq = 7;
+    e.tuple.tcp_ack = 8;
+    e.tuple.vlan_id = 100;
+    let h = decode(event_bytes(&e)).unwrap().headers.unwrap();
+    match h.l4 {
+        L4::Tcp { sport, dport, seq, ack, flags } => {
+            assert_eq!((sport, dport, seq, ack), (40000, 80, 7, 8));
+            assert_eq!(flags.to_string(), "S.");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.vlan, Some(100));
+
+    e.tuple.l4_proto = 17;
+    e.tuple.l4_len = 12;
+    assert_eq!(decode(event_bytes(&e)).unwrap().headers.unwrap().l4, L4::Udp { sport: 40000, dport: 80, len: 12 });
+
+    let mut v6 = raw_icmp();
+    v6.tuple.l3 = 2;
+    v6.tuple.saddr = "2001:2::2".parse::<Ipv6Addr>().unwrap().octets();
+    v6.tuple.daddr = "2001:2::3".parse::<Ipv6Addr>().unwrap().octets();
+    v6.tuple.l4_proto = 58;
+    v6.tuple.icmp_type = 128;
+    let h = decode(event_bytes(&v6)).unwrap().headers.unwrap();
+    assert_eq!(h.l3.src().unwrap().to_string(), "2001:2::2");
+    assert!(matches!(h.l4, L4::Icmp { v6: true, kind: 128, .. }));
+
+    let mut arp = raw_icmp();
+    arp.tuple.l3 = 3;
+    arp.tuple.arp_op = 1;
+    let h = decode(event_bytes(&arp)).unwrap().headers.unwrap();
+    assert_eq!(h.l3, L3::Arp { op: 1, sender: Ipv4Addr::new(198, 18, 0, 2), target: Ipv4Addr::new(198, 18, 0, 3) });
+    assert_eq!(h.l4, L4::None);
+}
+
+#[test]
+fn end_and_xmit_events_have_no_headers_or_device() {
+    let mut e = RawEvent { abi_version: 1, hook: 8, packet_id: 5, ..RawEvent::default() };
+    e.drop_reason = 3;
+    e.location = 0xffff_ffff_8100_0000;
+    let ev = decode(event_bytes(&e)).unwrap();
+    assert_eq!(ev.hook, Hook::KfreeSkb);
+    assert!(ev.device.is_none() && ev.headers.is_none() && ev.task.is_none());
+    assert_eq!((ev.drop_reason, ev.location), (3, 0xffff_ffff_8100_0000));
+}
+
+#[test]
+fn bad_records_are_errors_not_panics() {
+    let good = raw_icmp();
+    let bytes = event_bytes(&good);
+    assert_eq!(decode(&bytes[..100]), Err(DecodeError::Short { got: 100, want: EVENT_SIZE }));
+    assert_eq!(decode(&[]), Err(DecodeError::Short { got: 0, want: EVENT_SIZE }));
+    let mut e = good;
+    e.abi_version = 9;
+    assert_eq!(decode(event_bytes(&e)), Err(DecodeError::AbiVersion { got: 9, want: 1 }));
+    let mut e = good;
+    e.hook = 0;
+    assert_eq!(decode(event_bytes(&e)), Err(DecodeError::Hook(0)));
+    let mut e = good;
+    e.hook = 200;
+    assert_eq!(decode(event_bytes(&e)), Err(DecodeError::Hook(200)));
+    let mut e = good;
+    e.tuple.l3 = 77;
+    assert_eq!(decode(event_bytes(&e)), Err(DecodeError::L3(77)));
+    let mut e = good;
+    e.packet_id = 0;
+    assert_eq!(decode(event_bytes(&e)), Err(DecodeError::NoPacket));
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // xorshift: deterministic garbage, with a valid version/hook half the time.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut buf = vec![0u8; EVENT_SIZE + 8];
+    for i in 0..20_000 {
+        for b in buf.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        if i % 2 == 0 {
+            buf[0] = 1;
+            buf[1] = 0;
+            buf[2] = (i % 9) as u8;
+        }
+        let len = i % (EVENT_SIZE + 8);
+        let _ = decode(&buf[..len]);
+        let _ = decode(&buf);
+    }
+}
+
+#[test]
+fn names_are_cut_at_nul_and_never_invalid_utf8() {
+    let mut e = raw_icmp();
+    e.ifname = *b"veth\xff\xfeab\0junkjun";
+    let ev = decode(event_bytes(&e)).unwrap();
+    assert_eq!(ev.device.unwrap().ifname.as_str(), "veth");
+    e.ifname = *b"0123456789abcdef";
+    assert_eq!(decode(event_bytes(&e)).unwrap().device.unwrap().ifname.as_str(), "0123456789abcdef");
+}
