@@ -3,15 +3,24 @@
 
 use std::net::Ipv4Addr;
 
-use hopscope::correlate::{Correlator, CorrelatorConfig, End, Flow, HopContext, Packet, Role, Sink};
-use hopscope::event::{Device, Headers, HopEvent, Hook, IfIndex, NetnsId, PacketId, ShortName, TcpFlags, L3, L4};
+use hopscope::correlate::{
+    Correlator, CorrelatorConfig, End, Flow, HopContext, Packet, Role, Sink,
+};
+use hopscope::event::{
+    Device, Headers, Hook, HopEvent, IfIndex, NetnsId, PacketId, ShortName, TcpFlags, L3, L4,
+};
 
 const C1: u32 = 4026532258;
 const HOST: u32 = 4026532177;
 const C2: u32 = 4026532315;
 
 fn dev(ns: u32, idx: u32, name: &str) -> Device {
-    Device { netns: NetnsId(ns), netns_cookie: 0, ifindex: IfIndex(idx), ifname: ShortName::from_bytes(name.as_bytes()) }
+    Device {
+        netns: NetnsId(ns),
+        netns_cookie: 0,
+        ifindex: IfIndex(idx),
+        ifname: ShortName::from_bytes(name.as_bytes()),
+    }
 }
 
 fn ip(last: u8) -> Ipv4Addr {
@@ -20,8 +29,17 @@ fn ip(last: u8) -> Ipv4Addr {
 
 fn icmp(src: u8, dst: u8, kind: u8, id: u16, seq: u16) -> Headers {
     Headers {
-        l3: L3::Ipv4 { src: ip(src), dst: ip(dst) },
-        l4: L4::Icmp { v6: false, kind, code: 0, id, seq },
+        l3: L3::Ipv4 {
+            src: ip(src),
+            dst: ip(dst),
+        },
+        l4: L4::Icmp {
+            v6: false,
+            kind,
+            code: 0,
+            id,
+            seq,
+        },
         vlan: None,
         ttl: 64,
         ip_id: seq,
@@ -32,8 +50,17 @@ fn icmp(src: u8, dst: u8, kind: u8, id: u16, seq: u16) -> Headers {
 
 fn tcp(src: u8, sport: u16, dst: u8, dport: u16, flags: u8, seq: u32) -> Headers {
     Headers {
-        l3: L3::Ipv4 { src: ip(src), dst: ip(dst) },
-        l4: L4::Tcp { sport, dport, seq, ack: 0, flags: TcpFlags(flags) },
+        l3: L3::Ipv4 {
+            src: ip(src),
+            dst: ip(dst),
+        },
+        l4: L4::Tcp {
+            sport,
+            dport,
+            seq,
+            ack: 0,
+            flags: TcpFlags(flags),
+        },
         vlan: None,
         ttl: 64,
         ip_id: (seq & 0xffff) as u16,
@@ -44,8 +71,15 @@ fn tcp(src: u8, sport: u16, dst: u8, dport: u16, flags: u8, seq: u32) -> Headers
 
 fn udp(src: u8, sport: u16, dst: u8, dport: u16) -> Headers {
     Headers {
-        l3: L3::Ipv4 { src: ip(src), dst: ip(dst) },
-        l4: L4::Udp { sport, dport, len: 12 },
+        l3: L3::Ipv4 {
+            src: ip(src),
+            dst: ip(dst),
+        },
+        l4: L4::Udp {
+            sport,
+            dport,
+            len: 12,
+        },
         vlan: None,
         ttl: 64,
         ip_id: sport,
@@ -78,9 +112,19 @@ fn ev(ts: u64, pkt: u64, hook: Hook, d: Option<Device>, h: Option<Headers>) -> H
 /// ndo_start_xmit, before net_dev_xmit).
 fn crossing(t0: u64, pkt: u64, h: Headers, forward: bool) -> Vec<HopEvent> {
     let (a, b, c, d) = if forward {
-        (dev(C1, 2, "eth0"), dev(HOST, 3, "vc1"), dev(HOST, 4, "vc2"), dev(C2, 2, "eth0"))
+        (
+            dev(C1, 2, "eth0"),
+            dev(HOST, 3, "vc1"),
+            dev(HOST, 4, "vc2"),
+            dev(C2, 2, "eth0"),
+        )
     } else {
-        (dev(C2, 2, "eth0"), dev(HOST, 4, "vc2"), dev(HOST, 3, "vc1"), dev(C1, 2, "eth0"))
+        (
+            dev(C2, 2, "eth0"),
+            dev(HOST, 4, "vc2"),
+            dev(HOST, 3, "vc1"),
+            dev(C1, 2, "eth0"),
+        )
     };
     let s = Some(h);
     vec![
@@ -121,7 +165,10 @@ fn run(events: &[HopEvent], cfg: CorrelatorConfig) -> (Correlator, Collect) {
 }
 
 fn names(p: &Packet) -> Vec<(u32, String)> {
-    p.visits.iter().map(|v| (v.device.netns.0, v.device.ifname.as_str().to_owned())).collect()
+    p.visits
+        .iter()
+        .map(|v| (v.device.netns.0, v.device.ifname.as_str().to_owned()))
+        .collect()
 }
 
 #[test]
@@ -133,11 +180,21 @@ fn icmp_echo_visits_roles_and_one_flow() {
     let (rq, rp) = (&sink.done[0], &sink.done[1]);
     assert_eq!(
         names(rq),
-        [(C1, "eth0".into()), (HOST, "vc1".into()), (HOST, "vc2".into()), (C2, "eth0".into())]
+        [
+            (C1, "eth0".into()),
+            (HOST, "vc1".into()),
+            (HOST, "vc2".into()),
+            (C2, "eth0".into())
+        ]
     );
     assert_eq!(
         names(rp),
-        [(C2, "eth0".into()), (HOST, "vc2".into()), (HOST, "vc1".into()), (C1, "eth0".into())]
+        [
+            (C2, "eth0".into()),
+            (HOST, "vc2".into()),
+            (HOST, "vc1".into()),
+            (C1, "eth0".into())
+        ]
     );
     // xmit folded into the transmit visit, not a visit of its own.
     assert!(rq.visits[0].hooks.contains(Hook::NetDevXmit));
@@ -157,36 +214,101 @@ fn icmp_echo_visits_roles_and_one_flow() {
 fn tcp_roles_follow_the_syn_even_when_first_seen_mid_handshake() {
     // Tracing started after the SYN: the first packet seen is the SYN-ACK.
     let evs = [
-        ev(1, 1, Hook::NetDevQueue, Some(dev(C2, 2, "eth0")), Some(tcp(3, 80, 2, 40000, 0x12, 500))),
-        ev(2, 2, Hook::NetDevQueue, Some(dev(C1, 2, "eth0")), Some(tcp(2, 40000, 3, 80, 0x10, 101))),
-        ev(3, 3, Hook::NetDevQueue, Some(dev(C1, 2, "eth0")), Some(tcp(2, 40000, 3, 80, 0x18, 101))),
-        ev(4, 4, Hook::NetDevQueue, Some(dev(C2, 2, "eth0")), Some(tcp(3, 80, 2, 40000, 0x18, 501))),
+        ev(
+            1,
+            1,
+            Hook::NetDevQueue,
+            Some(dev(C2, 2, "eth0")),
+            Some(tcp(3, 80, 2, 40000, 0x12, 500)),
+        ),
+        ev(
+            2,
+            2,
+            Hook::NetDevQueue,
+            Some(dev(C1, 2, "eth0")),
+            Some(tcp(2, 40000, 3, 80, 0x10, 101)),
+        ),
+        ev(
+            3,
+            3,
+            Hook::NetDevQueue,
+            Some(dev(C1, 2, "eth0")),
+            Some(tcp(2, 40000, 3, 80, 0x18, 101)),
+        ),
+        ev(
+            4,
+            4,
+            Hook::NetDevQueue,
+            Some(dev(C2, 2, "eth0")),
+            Some(tcp(3, 80, 2, 40000, 0x18, 501)),
+        ),
     ];
     let (mut c, mut sink) = run(&evs, CorrelatorConfig::default());
     c.flush(&mut sink);
     let roles: Vec<_> = sink.done.iter().map(|p| p.role).collect();
-    assert_eq!(roles, [Some(Role::Reply), Some(Role::Request), Some(Role::Request), Some(Role::Reply)]);
+    assert_eq!(
+        roles,
+        [
+            Some(Role::Reply),
+            Some(Role::Request),
+            Some(Role::Request),
+            Some(Role::Reply)
+        ]
+    );
     assert_eq!(c.stats().flows, 1);
 }
 
 #[test]
 fn a_new_syn_on_a_reused_tuple_reanchors_the_initiator() {
     let evs = [
-        ev(1, 1, Hook::NetDevQueue, Some(dev(C1, 2, "eth0")), Some(tcp(2, 5000, 3, 80, 0x18, 1))),
-        ev(2, 2, Hook::NetDevQueue, Some(dev(C2, 2, "eth0")), Some(tcp(3, 80, 2, 5000, 0x02, 9))),
-        ev(3, 3, Hook::NetDevQueue, Some(dev(C1, 2, "eth0")), Some(tcp(2, 5000, 3, 80, 0x12, 2))),
+        ev(
+            1,
+            1,
+            Hook::NetDevQueue,
+            Some(dev(C1, 2, "eth0")),
+            Some(tcp(2, 5000, 3, 80, 0x18, 1)),
+        ),
+        ev(
+            2,
+            2,
+            Hook::NetDevQueue,
+            Some(dev(C2, 2, "eth0")),
+            Some(tcp(3, 80, 2, 5000, 0x02, 9)),
+        ),
+        ev(
+            3,
+            3,
+            Hook::NetDevQueue,
+            Some(dev(C1, 2, "eth0")),
+            Some(tcp(2, 5000, 3, 80, 0x12, 2)),
+        ),
     ];
     let (mut c, mut sink) = run(&evs, CorrelatorConfig::default());
     c.flush(&mut sink);
     let roles: Vec<_> = sink.done.iter().map(|p| p.role).collect();
-    assert_eq!(roles, [Some(Role::Request), Some(Role::Request), Some(Role::Reply)]);
+    assert_eq!(
+        roles,
+        [Some(Role::Request), Some(Role::Request), Some(Role::Reply)]
+    );
 }
 
 #[test]
 fn udp_first_sender_initiates() {
     let evs = [
-        ev(1, 1, Hook::NetDevQueue, Some(dev(C2, 2, "eth0")), Some(udp(3, 53, 2, 3333))),
-        ev(2, 2, Hook::NetDevQueue, Some(dev(C1, 2, "eth0")), Some(udp(2, 3333, 3, 53))),
+        ev(
+            1,
+            1,
+            Hook::NetDevQueue,
+            Some(dev(C2, 2, "eth0")),
+            Some(udp(3, 53, 2, 3333)),
+        ),
+        ev(
+            2,
+            2,
+            Hook::NetDevQueue,
+            Some(dev(C1, 2, "eth0")),
+            Some(udp(2, 3333, 3, 53)),
+        ),
     ];
     let (mut c, mut sink) = run(&evs, CorrelatorConfig::default());
     c.flush(&mut sink);
@@ -206,7 +328,10 @@ fn a_reused_skb_address_is_two_packets() {
     a.append(&mut b);
     let (c, sink) = run(&a, CorrelatorConfig::default());
     assert_eq!(sink.done.len(), 2);
-    assert!(sink.done.iter().all(|p| p.visits.len() == 4 && p.events == 9));
+    assert!(sink
+        .done
+        .iter()
+        .all(|p| p.visits.len() == 4 && p.events == 9));
     assert_eq!(c.stats().copies, 0, "different seq: not copies");
 }
 
@@ -220,13 +345,20 @@ fn interleaved_packets_keep_their_own_visits() {
     for p in &sink.done {
         assert_eq!(p.visits.len(), 4, "{p:?}");
     }
-    assert_ne!(sink.done[0].flow, sink.done[1].flow, "different echo ids are different flows");
+    assert_ne!(
+        sink.done[0].flow, sink.done[1].flow,
+        "different echo ids are different flows"
+    );
 }
 
 #[test]
 fn flooded_copies_link_to_their_origin() {
     let arp = Headers {
-        l3: L3::Arp { op: 1, sender: ip(2), target: ip(3) },
+        l3: L3::Arp {
+            op: 1,
+            sender: ip(2),
+            target: ip(3),
+        },
         l4: L4::None,
         vlan: None,
         ttl: 0,
@@ -235,11 +367,29 @@ fn flooded_copies_link_to_their_origin() {
         from_l2: true,
     };
     let evs = [
-        ev(10, 1, Hook::NetDevQueue, Some(dev(C1, 2, "eth0")), Some(arp)),
+        ev(
+            10,
+            1,
+            Hook::NetDevQueue,
+            Some(dev(C1, 2, "eth0")),
+            Some(arp),
+        ),
         ev(11, 1, Hook::NetifRx, Some(dev(HOST, 3, "vc1")), Some(arp)),
         // The bridge floods clones to the other ports.
-        ev(12, 2, Hook::NetDevQueue, Some(dev(HOST, 4, "vc2")), Some(arp)),
-        ev(13, 3, Hook::NetifReceiveSkb, Some(dev(HOST, 1, "br0")), Some(arp)),
+        ev(
+            12,
+            2,
+            Hook::NetDevQueue,
+            Some(dev(HOST, 4, "vc2")),
+            Some(arp),
+        ),
+        ev(
+            13,
+            3,
+            Hook::NetifReceiveSkb,
+            Some(dev(HOST, 1, "br0")),
+            Some(arp),
+        ),
     ];
     let (mut c, mut sink) = run(&evs, CorrelatorConfig::default());
     c.flush(&mut sink);
@@ -257,19 +407,40 @@ fn drops_end_the_packet_and_count_on_the_flow() {
     last.drop_reason = 6;
     last.location = 0xffff_ffff_8123_0000;
     let (c, sink) = run(&evs, CorrelatorConfig::default());
-    assert_eq!(sink.done[0].end, Some(End::Dropped { ts: 108, reason: 6, location: 0xffff_ffff_8123_0000 }));
+    assert_eq!(
+        sink.done[0].end,
+        Some(End::Dropped {
+            ts: 108,
+            reason: 6,
+            location: 0xffff_ffff_8123_0000
+        })
+    );
     assert_eq!(c.flow(sink.done[0].flow.unwrap()).unwrap().drops, 1);
 }
 
 #[test]
 fn memory_is_bounded_by_configuration() {
-    let cfg = CorrelatorConfig { max_packets: 100, max_flows: 50, max_visits: 3, ..CorrelatorConfig::default() };
+    let cfg = CorrelatorConfig {
+        max_packets: 100,
+        max_flows: 50,
+        max_visits: 3,
+        ..CorrelatorConfig::default()
+    };
     let mut c = Correlator::new(cfg);
     let mut sink = Collect::default();
     // 10_000 packets that never end, each in its own flow.
     for i in 0..10_000u64 {
         let h = icmp(2, 3, 8, i as u16, 1);
-        c.on_event(&ev(i, i + 1, Hook::NetDevQueue, Some(dev(C1, 2, "eth0")), Some(h)), &mut sink);
+        c.on_event(
+            &ev(
+                i,
+                i + 1,
+                Hook::NetDevQueue,
+                Some(dev(C1, 2, "eth0")),
+                Some(h),
+            ),
+            &mut sink,
+        );
         assert!(c.packets_in_flight() <= 100);
         assert!(c.flows().count() <= 50);
     }
@@ -314,13 +485,24 @@ fn empty_and_orphan_input() {
 
 #[test]
 fn owned_flows_follow_the_watched_cgroup() {
-    let cfg = CorrelatorConfig { owner_cgroup: 77, ..CorrelatorConfig::default() };
+    let cfg = CorrelatorConfig {
+        owner_cgroup: 77,
+        ..CorrelatorConfig::default()
+    };
     let mut req = crossing(100, 1, icmp(2, 3, 8, 5, 1), true);
     req[0].sk_cgroup = 77;
     let reply = crossing(200, 2, icmp(3, 2, 0, 5, 1), false);
     let other = crossing(300, 3, icmp(2, 3, 8, 6, 1), true);
     let evs: Vec<_> = req.into_iter().chain(reply).chain(other).collect();
     let (c, sink) = run(&evs, cfg);
-    let owned: Vec<bool> = sink.done.iter().map(|p| c.flow(p.flow.unwrap()).unwrap().owned).collect();
-    assert_eq!(owned, [true, true, false], "the reply belongs to the owned flow; another ping does not");
+    let owned: Vec<bool> = sink
+        .done
+        .iter()
+        .map(|p| c.flow(p.flow.unwrap()).unwrap().owned)
+        .collect();
+    assert_eq!(
+        owned,
+        [true, true, false],
+        "the reply belongs to the owned flow; another ping does not"
+    );
 }

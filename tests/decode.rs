@@ -7,7 +7,13 @@ use hopscope::event::decode::{decode, DecodeError};
 use hopscope::event::{Hook, L3, L4};
 
 fn raw_icmp() -> RawEvent {
-    let mut e = RawEvent { abi_version: 1, hook: 1, flags: 1 | 2 | 4 | 8, cpu: 1, ..RawEvent::default() };
+    let mut e = RawEvent {
+        abi_version: 1,
+        hook: 1,
+        flags: 1 | 2 | 4 | 8,
+        cpu: 1,
+        ..RawEvent::default()
+    };
     e.ts_ns = 123;
     e.packet_id = 42;
     e.skb_addr = 0xffff_8880_0000_1000;
@@ -40,12 +46,30 @@ fn icmp_echo_request_decodes_exactly() {
     assert_eq!(ev.packet.0, 42);
     assert!(ev.new_packet);
     let d = ev.device.unwrap();
-    assert_eq!((d.netns.0, d.ifindex.0, d.ifname.as_str(), d.netns_cookie), (4026532258, 2, "eth0", 77));
+    assert_eq!(
+        (d.netns.0, d.ifindex.0, d.ifname.as_str(), d.netns_cookie),
+        (4026532258, 2, "eth0", 77)
+    );
     let t = ev.task.unwrap();
     assert_eq!((t.pid, t.tid, t.comm.as_str()), (1000, 1001, "ping"));
     let h = ev.headers.unwrap();
-    assert_eq!(h.l3, L3::Ipv4 { src: Ipv4Addr::new(198, 18, 0, 2), dst: Ipv4Addr::new(198, 18, 0, 3) });
-    assert_eq!(h.l4, L4::Icmp { v6: false, kind: 8, code: 0, id: 17146, seq: 1 });
+    assert_eq!(
+        h.l3,
+        L3::Ipv4 {
+            src: Ipv4Addr::new(198, 18, 0, 2),
+            dst: Ipv4Addr::new(198, 18, 0, 3)
+        }
+    );
+    assert_eq!(
+        h.l4,
+        L4::Icmp {
+            v6: false,
+            kind: 8,
+            code: 0,
+            id: 17146,
+            seq: 1
+        }
+    );
     assert_eq!((h.ttl, h.ip_id, h.from_l2, h.vlan), (64, 555, true, None));
     assert_eq!(ev.sk_cgroup, 9);
 }
@@ -62,7 +86,13 @@ fn tcp_udp_ipv6_arp_and_vlan() {
     e.tuple.vlan_id = 100;
     let h = decode(event_bytes(&e)).unwrap().headers.unwrap();
     match h.l4 {
-        L4::Tcp { sport, dport, seq, ack, flags } => {
+        L4::Tcp {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+        } => {
             assert_eq!((sport, dport, seq, ack), (40000, 80, 7, 8));
             assert_eq!(flags.to_string(), "S.");
         }
@@ -72,7 +102,14 @@ fn tcp_udp_ipv6_arp_and_vlan() {
 
     e.tuple.l4_proto = 17;
     e.tuple.l4_len = 12;
-    assert_eq!(decode(event_bytes(&e)).unwrap().headers.unwrap().l4, L4::Udp { sport: 40000, dport: 80, len: 12 });
+    assert_eq!(
+        decode(event_bytes(&e)).unwrap().headers.unwrap().l4,
+        L4::Udp {
+            sport: 40000,
+            dport: 80,
+            len: 12
+        }
+    );
 
     let mut v6 = raw_icmp();
     v6.tuple.l3 = 2;
@@ -82,19 +119,38 @@ fn tcp_udp_ipv6_arp_and_vlan() {
     v6.tuple.icmp_type = 128;
     let h = decode(event_bytes(&v6)).unwrap().headers.unwrap();
     assert_eq!(h.l3.src().unwrap().to_string(), "2001:2::2");
-    assert!(matches!(h.l4, L4::Icmp { v6: true, kind: 128, .. }));
+    assert!(matches!(
+        h.l4,
+        L4::Icmp {
+            v6: true,
+            kind: 128,
+            ..
+        }
+    ));
 
     let mut arp = raw_icmp();
     arp.tuple.l3 = 3;
     arp.tuple.arp_op = 1;
     let h = decode(event_bytes(&arp)).unwrap().headers.unwrap();
-    assert_eq!(h.l3, L3::Arp { op: 1, sender: Ipv4Addr::new(198, 18, 0, 2), target: Ipv4Addr::new(198, 18, 0, 3) });
+    assert_eq!(
+        h.l3,
+        L3::Arp {
+            op: 1,
+            sender: Ipv4Addr::new(198, 18, 0, 2),
+            target: Ipv4Addr::new(198, 18, 0, 3)
+        }
+    );
     assert_eq!(h.l4, L4::None);
 }
 
 #[test]
 fn end_and_xmit_events_have_no_headers_or_device() {
-    let mut e = RawEvent { abi_version: 1, hook: 8, packet_id: 5, ..RawEvent::default() };
+    let mut e = RawEvent {
+        abi_version: 1,
+        hook: 8,
+        packet_id: 5,
+        ..RawEvent::default()
+    };
     e.drop_reason = 3;
     e.location = 0xffff_ffff_8100_0000;
     let ev = decode(event_bytes(&e)).unwrap();
@@ -107,11 +163,26 @@ fn end_and_xmit_events_have_no_headers_or_device() {
 fn bad_records_are_errors_not_panics() {
     let good = raw_icmp();
     let bytes = event_bytes(&good);
-    assert_eq!(decode(&bytes[..100]), Err(DecodeError::Short { got: 100, want: EVENT_SIZE }));
-    assert_eq!(decode(&[]), Err(DecodeError::Short { got: 0, want: EVENT_SIZE }));
+    assert_eq!(
+        decode(&bytes[..100]),
+        Err(DecodeError::Short {
+            got: 100,
+            want: EVENT_SIZE
+        })
+    );
+    assert_eq!(
+        decode(&[]),
+        Err(DecodeError::Short {
+            got: 0,
+            want: EVENT_SIZE
+        })
+    );
     let mut e = good;
     e.abi_version = 9;
-    assert_eq!(decode(event_bytes(&e)), Err(DecodeError::AbiVersion { got: 9, want: 1 }));
+    assert_eq!(
+        decode(event_bytes(&e)),
+        Err(DecodeError::AbiVersion { got: 9, want: 1 })
+    );
     let mut e = good;
     e.hook = 0;
     assert_eq!(decode(event_bytes(&e)), Err(DecodeError::Hook(0)));
@@ -156,5 +227,13 @@ fn names_are_cut_at_nul_and_never_invalid_utf8() {
     let ev = decode(event_bytes(&e)).unwrap();
     assert_eq!(ev.device.unwrap().ifname.as_str(), "veth");
     e.ifname = *b"0123456789abcdef";
-    assert_eq!(decode(event_bytes(&e)).unwrap().device.unwrap().ifname.as_str(), "0123456789abcdef");
+    assert_eq!(
+        decode(event_bytes(&e))
+            .unwrap()
+            .device
+            .unwrap()
+            .ifname
+            .as_str(),
+        "0123456789abcdef"
+    );
 }

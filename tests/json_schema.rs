@@ -4,7 +4,9 @@
 use std::net::Ipv4Addr;
 
 use hopscope::correlate::{Correlator, CorrelatorConfig};
-use hopscope::event::{Device, Headers, HopEvent, Hook, IfIndex, NetnsId, PacketId, ShortName, TcpFlags, L3, L4};
+use hopscope::event::{
+    Device, Headers, Hook, HopEvent, IfIndex, NetnsId, PacketId, ShortName, TcpFlags, L3, L4,
+};
 use hopscope::output::json::JsonSink;
 use hopscope::output::Filter;
 use serde_json::Value;
@@ -28,22 +30,44 @@ fn ev(ts: u64, pkt: u64, hook: Hook, ns: u32, name: &str, h: Option<Headers>) ->
         task: None,
         sk_cgroup: 0,
         drop_reason: if hook == Hook::KfreeSkb { 3 } else { 0 },
-        location: if hook == Hook::KfreeSkb { 0xffffffff81000000 } else { 0 },
+        location: if hook == Hook::KfreeSkb {
+            0xffffffff81000000
+        } else {
+            0
+        },
         xmit_rc: 0,
     }
 }
 
 fn records() -> Vec<Value> {
     let tcp = Headers {
-        l3: L3::Ipv4 { src: Ipv4Addr::new(198, 18, 0, 2), dst: Ipv4Addr::new(198, 18, 1, 2) },
-        l4: L4::Tcp { sport: 40000, dport: 80, seq: 1, ack: 0, flags: TcpFlags(0x02) },
+        l3: L3::Ipv4 {
+            src: Ipv4Addr::new(198, 18, 0, 2),
+            dst: Ipv4Addr::new(198, 18, 1, 2),
+        },
+        l4: L4::Tcp {
+            sport: 40000,
+            dport: 80,
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags(0x02),
+        },
         vlan: None,
         ttl: 64,
         ip_id: 9,
         flow_label: 0,
         from_l2: true,
     };
-    let icmp = Headers { l4: L4::Icmp { v6: false, kind: 8, code: 0, id: 7, seq: 1 }, ..tcp };
+    let icmp = Headers {
+        l4: L4::Icmp {
+            v6: false,
+            kind: 8,
+            code: 0,
+            id: 7,
+            seq: 1,
+        },
+        ..tcp
+    };
     let mut sink = JsonSink::new(Vec::new(), Filter::default());
     let mut c = Correlator::new(CorrelatorConfig::default());
     for e in [
@@ -56,7 +80,9 @@ fn records() -> Vec<Value> {
         c.on_event(&e, &mut sink);
     }
     let out = String::from_utf8(sink.into_inner()).unwrap();
-    out.lines().map(|l| serde_json::from_str(l).expect("each line is one JSON object")).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect()
 }
 
 #[test]
@@ -76,18 +102,31 @@ fn hop_records_have_the_documented_fields() {
     assert_eq!(syn["proto"], "tcp");
     assert_eq!(syn["src"], "198.18.0.2");
     assert_eq!(syn["dst"], "198.18.1.2");
-    assert_eq!((syn["sport"].as_u64(), syn["dport"].as_u64()), (Some(40000), Some(80)));
+    assert_eq!(
+        (syn["sport"].as_u64(), syn["dport"].as_u64()),
+        (Some(40000), Some(80))
+    );
     assert_eq!(syn["tcp_flags"], "S");
     assert_eq!(syn["role"], "request");
     assert_eq!(syn["flow"], 1);
     assert_eq!(syn["hook"], "net_dev_queue");
-    assert!(syn.get("icmp_type").is_none(), "fields that do not apply are absent");
+    assert!(
+        syn.get("icmp_type").is_none(),
+        "fields that do not apply are absent"
+    );
     let xmit = hops[1];
     assert_eq!(xmit["hook"], "net_dev_xmit");
     assert_eq!(xmit["xmit_rc"], 0);
     assert!(xmit.get("src").is_none());
     let echo = hops[2];
-    assert_eq!((echo["icmp_type"].as_u64(), echo["icmp_id"].as_u64(), echo["icmp_seq"].as_u64()), (Some(8), Some(7), Some(1)));
+    assert_eq!(
+        (
+            echo["icmp_type"].as_u64(),
+            echo["icmp_id"].as_u64(),
+            echo["icmp_seq"].as_u64()
+        ),
+        (Some(8), Some(7), Some(1))
+    );
 }
 
 #[test]

@@ -568,7 +568,7 @@ fn text_mode_prints_one_line_per_visit() {
 fn sigterm_detaches_everything_and_prints_the_summary() {
     let _s = serial();
     require_root();
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["trace", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

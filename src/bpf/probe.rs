@@ -40,7 +40,8 @@ fn effective_caps() -> Option<u64> {
 pub fn check_can_trace() -> Result<(), ProbeError> {
     let caps = effective_caps().unwrap_or(0);
     let has = |c: u32| caps & (1u64 << c) != 0;
-    if !has(CAP_SYS_ADMIN) && !(has(CAP_BPF) && has(CAP_PERFMON)) {
+    let allowed = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+    if !allowed {
         let mut missing = Vec::new();
         if !has(CAP_BPF) {
             missing.push("CAP_BPF");

@@ -283,7 +283,12 @@ impl Correlator {
                     Some(&id) => id,
                     None => {
                         if self.flows.len() >= self.cfg.max_flows {
-                            evict_flows(&mut self.flows, &mut self.flow_ids, self.cfg.max_flows, &mut self.stats);
+                            evict_flows(
+                                &mut self.flows,
+                                &mut self.flow_ids,
+                                self.cfg.max_flows,
+                                &mut self.stats,
+                            );
                         }
                         let id = FlowId(self.next_flow);
                         self.next_flow += 1;
@@ -449,7 +454,6 @@ impl Correlator {
             }
         }
     }
-
 }
 
 /// Forgets the least recently seen tenth of the flows. Packets still in
