@@ -1,1 +1,457 @@
-fn main() {}
+//! Userspace pipeline cost: ring-buffer bytes → `HopEvent` → correlator.
+//!
+//! The input is a synthetic stream of `EVENTS` raw records shaped like what
+//! the lab produces: every packet crosses c1 eth0 → vc1 → (br0) → vc2 → c2
+//! eth0 (replies the other way), with the hook order veth really gives per
+//! device pair (net_dev_queue on the sender, netif_rx on the peer,
+//! net_dev_xmit on the sender once the driver returned, netif_receive_skb on
+//! the peer), then consume_skb: 9 events per packet. Two packets are in
+//! flight at once (one per CPU of a 2-core machine) and their events
+//! interleave. Traffic is ~1000 flows: TCP (handshake, then data one way and
+//! ACKs back), UDP request/response and ICMP echo request/reply.
+//!
+//! Before measuring, a counting global allocator checks how many heap
+//! allocations decode and decode+correlate make per event in steady state.
+//!
+//! Run: `cargo bench --bench pipeline`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use hopscope::bpf::abi::{event_bytes, RawEvent, RawTuple, EVENT_SIZE};
+use hopscope::correlate::{Correlator, CorrelatorConfig, Sink};
+use hopscope::event::decode::decode;
+
+// ---------------------------------------------------------------------------
+// Allocation counter.
+
+/// `System`, counting every allocation (alloc, alloc_zeroed and realloc).
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the arguments it was given,
+// so the GlobalAlloc contract (valid, suitably aligned blocks; deallocation
+// with the layout of the allocation) is upheld by `System`. The counter is an
+// atomic and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller guarantees `layout` has a non-zero size, as
+        // System::alloc requires.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller guarantees `ptr` came from this allocator (hence
+        // from System) with `layout`, and that `new_size` is valid.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller guarantees `ptr` was allocated by this allocator
+        // (hence by System) with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------
+// Synthetic stream.
+
+const EVENTS: usize = 1_000_000;
+const FLOWS: usize = 1000;
+/// Mean spacing of events: about 1.4 M events/s, an iperf3-like load.
+const EVENT_GAP_NS: u64 = 700;
+/// `hopscope trace` calls `Correlator::gc` every 100 ms.
+const GC_PERIOD_NS: u64 = 100_000_000;
+
+const HOOK_QUEUE: u8 = 1;
+const HOOK_XMIT: u8 = 2;
+const HOOK_RX: u8 = 3;
+const HOOK_RECEIVE: u8 = 4;
+const HOOK_CONSUME: u8 = 7;
+
+const F_TUPLE: u8 = 1;
+const F_NEW: u8 = 2;
+const F_TASK: u8 = 4;
+
+const L3_IPV4: u8 = 1;
+const ICMP: u8 = 1;
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+
+const C1: [u8; 4] = [198, 18, 0, 2];
+const C2: [u8; 4] = [198, 18, 0, 3];
+
+#[derive(Clone, Copy)]
+struct Dev {
+    netns_ino: u32,
+    cookie: u64,
+    ifindex: u32,
+    name: &'static str,
+}
+
+const C1_ETH0: Dev = Dev {
+    netns_ino: 4_026_532_301,
+    cookie: 4097,
+    ifindex: 2,
+    name: "eth0",
+};
+const VC1: Dev = Dev {
+    netns_ino: 4_026_532_300,
+    cookie: 4096,
+    ifindex: 4,
+    name: "vc1",
+};
+const VC2: Dev = Dev {
+    netns_ino: 4_026_532_300,
+    cookie: 4096,
+    ifindex: 5,
+    name: "vc2",
+};
+const C2_ETH0: Dev = Dev {
+    netns_ino: 4_026_532_302,
+    cookie: 4098,
+    ifindex: 2,
+    name: "eth0",
+};
+
+/// Veth pairs crossed by a request (c1 → c2); a reply crosses them reversed.
+const REQUEST_PATH: [(Dev, Dev); 2] = [(C1_ETH0, VC1), (VC2, C2_ETH0)];
+const REPLY_PATH: [(Dev, Dev); 2] = [(C2_ETH0, VC2), (VC1, C1_ETH0)];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+struct FlowState {
+    kind: Kind,
+    index: u16,
+    packets: u32,
+    seq: [u32; 2],
+    ip_id: [u16; 2],
+}
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn name16(s: &str) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..s.len()].copy_from_slice(s.as_bytes());
+    b
+}
+
+fn addr16(a: [u8; 4]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&a);
+    b
+}
+
+/// Headers and size of the next packet of `flow`, and whether it is a request.
+fn next_packet(flow: &mut FlowState) -> (RawTuple, u32, bool) {
+    let n = flow.packets;
+    flow.packets += 1;
+    let request = n % 2 == 0;
+    let dir = usize::from(!request);
+    let (src, dst) = if request { (C1, C2) } else { (C2, C1) };
+    flow.ip_id[dir] = flow.ip_id[dir].wrapping_add(1);
+    let mut t = RawTuple {
+        saddr: addr16(src),
+        daddr: addr16(dst),
+        ethertype: 0x0800,
+        l3: L3_IPV4,
+        ttl: 64,
+        ip_id: flow.ip_id[dir],
+        ..RawTuple::default()
+    };
+    let len = match flow.kind {
+        Kind::Tcp => {
+            let (client, server) = (40_000 + flow.index, 5201);
+            (t.sport, t.dport) = if request {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            t.l4_proto = TCP;
+            t.tcp_flags = match n {
+                0 => 0x02,            // SYN
+                1 => 0x12,            // SYN-ACK
+                _ if request => 0x18, // PSH-ACK, data
+                _ => 0x10,            // ACK
+            };
+            let payload = if request && n >= 2 { 1448 } else { 0 };
+            t.tcp_seq = flow.seq[dir];
+            t.tcp_ack = flow.seq[1 - dir];
+            flow.seq[dir] = flow.seq[dir].wrapping_add(payload.max(u32::from(n < 2)));
+            52 + payload
+        }
+        Kind::Udp => {
+            let (client, server) = (50_000 + flow.index, 7000);
+            (t.sport, t.dport) = if request {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            t.l4_proto = UDP;
+            t.l4_len = if request { 64 } else { 200 };
+            20 + u32::from(t.l4_len)
+        }
+        Kind::Icmp => {
+            t.l4_proto = ICMP;
+            t.icmp_type = if request { 8 } else { 0 };
+            t.icmp_id = flow.index;
+            t.icmp_seq = (n / 2) as u16;
+            84
+        }
+    };
+    t.ip_len = len as u16;
+    (t, len, request)
+}
+
+/// The 9 raw events of one packet's life, in kernel order.
+fn packet_events(
+    id: u64,
+    skb: u64,
+    cpu: u32,
+    tuple: RawTuple,
+    len: u32,
+    request: bool,
+    kind: Kind,
+) -> Vec<RawEvent> {
+    let base = RawEvent {
+        abi_version: 1,
+        cpu,
+        packet_id: id,
+        skb_addr: skb,
+        len,
+        ..RawEvent::default()
+    };
+    let on_dev = |hook: u8, dev: Dev, flags: u8| {
+        let mut e = base;
+        e.hook = hook;
+        e.flags = flags;
+        e.netns_ino = dev.netns_ino;
+        e.netns_cookie = dev.cookie;
+        e.ifindex = dev.ifindex;
+        e.ifname = name16(dev.name);
+        if flags & F_TUPLE != 0 {
+            e.tuple = tuple;
+        }
+        e
+    };
+    let path = if request { REQUEST_PATH } else { REPLY_PATH };
+    let mut out = Vec::with_capacity(9);
+    for (i, (tx, rx)) in path.into_iter().enumerate() {
+        let mut queue = on_dev(HOOK_QUEUE, tx, F_TUPLE);
+        if i == 0 {
+            queue.flags |= F_NEW;
+            // Requests are sent by a local task; replies by the kernel.
+            if request {
+                queue.flags |= F_TASK;
+                queue.pid = 4242;
+                queue.tid = 4242;
+                queue.comm = name16(match kind {
+                    Kind::Tcp => "iperf3",
+                    Kind::Udp => "dig",
+                    Kind::Icmp => "ping",
+                });
+            }
+        }
+        out.push(queue);
+        out.push(on_dev(HOOK_RX, rx, F_TUPLE));
+        // net_dev_xmit carries no headers (the skb may already be gone).
+        let mut xmit = on_dev(HOOK_XMIT, tx, 0);
+        xmit.len = len;
+        out.push(xmit);
+        out.push(on_dev(HOOK_RECEIVE, rx, F_TUPLE));
+    }
+    let mut end = base;
+    end.hook = HOOK_CONSUME;
+    out.push(end);
+    out
+}
+
+/// `EVENTS` records of 192 bytes, back to back, as the ring buffer holds them.
+fn synthetic_stream() -> Vec<u8> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut flows: Vec<FlowState> = (0..FLOWS)
+        .map(|i| FlowState {
+            kind: match i % 10 {
+                0..=3 => Kind::Tcp,
+                4..=6 => Kind::Udp,
+                _ => Kind::Icmp,
+            },
+            index: i as u16,
+            packets: 0,
+            seq: [1_000_000 + i as u32 * 7919, 2_000_000 + i as u32 * 104_729],
+            ip_id: [i as u16 * 31, i as u16 * 17],
+        })
+        .collect();
+    let mut bytes = Vec::with_capacity(EVENTS * EVENT_SIZE);
+    let mut ts: u64 = 1_000_000_000;
+    let mut next_id: u64 = 1;
+    let mut events = 0;
+    while events < EVENTS {
+        // Two packets in flight, one per CPU; their events interleave.
+        let mut pair: [Vec<RawEvent>; 2] = Default::default();
+        for (cpu, slot) in pair.iter_mut().enumerate() {
+            let f = (rng.next() % FLOWS as u64) as usize;
+            let flow = &mut flows[f];
+            let kind = flow.kind;
+            let (tuple, len, request) = next_packet(flow);
+            let id = next_id;
+            next_id += 1;
+            // skbs come from a slab: addresses are reused.
+            let skb = 0xffff_8880_1000_0000 + (id % 4096) * 0x100;
+            *slot = packet_events(id, skb, cpu as u32, tuple, len, request, kind);
+        }
+        for i in 0..9 {
+            for evs in &mut pair {
+                if events == EVENTS {
+                    break;
+                }
+                let ev = &mut evs[i];
+                ts += EVENT_GAP_NS / 2 + rng.next() % EVENT_GAP_NS;
+                ev.ts_ns = ts;
+                bytes.extend_from_slice(event_bytes(ev));
+                events += 1;
+            }
+        }
+    }
+    bytes
+}
+
+// ---------------------------------------------------------------------------
+// Pipeline.
+
+struct Null;
+impl Sink for Null {}
+
+/// Decodes and correlates `records`, calling gc like `hopscope trace` does.
+fn run_pipeline(corr: &mut Correlator, records: &[u8], last_gc: &mut u64) {
+    let mut sink = Null;
+    for rec in records.chunks_exact(EVENT_SIZE) {
+        let ev = match decode(rec) {
+            Ok(ev) => ev,
+            Err(e) => panic!("synthetic record does not decode: {e}"),
+        };
+        corr.on_event(&ev, &mut sink);
+        if ev.ts_ns.saturating_sub(*last_gc) >= GC_PERIOD_NS {
+            *last_gc = ev.ts_ns;
+            corr.gc(ev.ts_ns, &mut sink);
+        }
+    }
+}
+
+/// Allocations per event in the second half of the stream, after the first
+/// half warmed the correlator's maps and visit pool up.
+fn check_allocations(stream: &[u8]) {
+    let n = stream.len() / EVENT_SIZE;
+    let half = (n / 2) * EVENT_SIZE;
+    let (warm, measured) = stream.split_at(half);
+    let measured_events = (measured.len() / EVENT_SIZE) as f64;
+
+    let before = allocations();
+    for rec in measured.chunks_exact(EVENT_SIZE) {
+        let _ = black_box(decode(black_box(rec)));
+    }
+    let decode_allocs = allocations() - before;
+
+    let mut corr = Correlator::new(CorrelatorConfig::default());
+    let mut last_gc = 0;
+    let before = allocations();
+    run_pipeline(&mut corr, warm, &mut last_gc);
+    let warm_allocs = allocations() - before;
+    let before = allocations();
+    run_pipeline(&mut corr, measured, &mut last_gc);
+    let pipeline_allocs = allocations() - before;
+
+    let st = corr.stats();
+    println!(
+        "synthetic stream: {} events, {} packets, {} flows, {} copies, {} orphan ends, {} in flight",
+        st.events,
+        st.packets,
+        st.flows,
+        st.copies,
+        st.orphan_ends,
+        corr.packets_in_flight()
+    );
+    assert_eq!(st.events as usize, n, "every record decodes");
+    assert_eq!(st.orphan_ends, 0, "every end event matches a packet");
+    println!(
+        "allocations per event (steady state): {:.4} \
+         ({pipeline_allocs} in {measured_events} events of decode+correlate, \
+         {decode_allocs} in decode alone; {warm_allocs} while warming up)",
+        pipeline_allocs as f64 / measured_events,
+    );
+}
+
+fn pipeline(c: &mut Criterion) {
+    let stream = synthetic_stream();
+    let n = (stream.len() / EVENT_SIZE) as u64;
+    check_allocations(&stream);
+
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(n));
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("1M events", |b| {
+        b.iter(|| {
+            for rec in stream.chunks_exact(EVENT_SIZE) {
+                let _ = black_box(decode(black_box(rec)));
+            }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("decode+correlate");
+    g.throughput(Throughput::Elements(n));
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("1M events", |b| {
+        b.iter(|| {
+            let mut corr = Correlator::new(CorrelatorConfig::default());
+            let mut last_gc = 0;
+            run_pipeline(&mut corr, black_box(&stream), &mut last_gc);
+            black_box(corr.stats().packets)
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = pipeline
+}
+criterion_main!(benches);

@@ -62,12 +62,17 @@ struct {
 /* Next packet id; ids start at 1. */
 __u64 hs_next_packet_id = 1;
 
+/*
+ * Per-CPU, yet atomic: a program running from softirq can interrupt another
+ * one on the same CPU between its load and store, and a plain increment
+ * would then lose a count (emitted < received + lost).
+ */
 static __always_inline void hs_count(__u32 slot)
 {
 	__u64 *v = bpf_map_lookup_elem(&hs_stats, &slot);
 
 	if (v)
-		*v += 1;
+		__sync_fetch_and_add(v, 1);
 }
 
 static __always_inline __u32 hs_fingerprint(const struct hs_tuple *t)

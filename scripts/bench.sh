@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Reproduces every figure in BENCHMARKS.md:
+#
+#     sudo bash scripts/bench.sh
+#
+# 1. userspace: `cargo bench --bench pipeline` (decode, decode+correlate,
+#    allocations per event);
+# 2. kernel: ns per invocation of each hs_* program (kernel.bpf_stats_enabled)
+#    while `hopscope trace --json > /dev/null` runs, under lab ping traffic
+#    and then under iperf3 TCP;
+# 3. live overhead: iperf3 c1 -> c2 with the tracer off and on (tracing
+#    everything, JSON to a pipe), alternating, with the trace summary's
+#    emitted/received/lost for each traced run.
+#
+# Traffic stays inside a lab of namespaces built for the run (198.18.0.0/24
+# on its own bridge) and removed at exit, whatever happens. Takes about one
+# minute on 2 cores once built (a fresh build adds two or three). Logs and raw
+# numbers go to target/bench/.
+#
+# Knobs (environment): BENCH_PREFIX (lab name prefix), BENCH_RUNS (iperf3
+# runs per side, default 3), BENCH_IPERF_SECS (default 5), BENCH_SKIP_CARGO=1
+# (kernel and live parts only, with an already built binary).
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/target/release/hopscope
+OUT=$ROOT/target/bench
+PREFIX=${BENCH_PREFIX:-bn$(($$ % 100000))}
+RUNS=${BENCH_RUNS:-3}
+IPERF_SECS=${BENCH_IPERF_SECS:-5}
+PING_COUNT=2000
+C2_ADDR=198.18.0.3
+# Upper bound only: every trace is stopped with SIGINT once its traffic ends.
+TRACE_LIMIT_SECS=60
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+	printf 'bench.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+[ "$(id -u)" = 0 ] || die "needs root (BPF, namespaces, sysctl): sudo bash scripts/bench.sh"
+
+# --- state the cleanup trap undoes ------------------------------------------
+TRACE_PID=
+TAIL_PID=
+LAB_UP=0
+STATS_OLD=
+IPERF_PIDFILE=$OUT/iperf3-server.pid
+
+stop_trace() {
+	if [ -n "$TRACE_PID" ]; then
+		if kill -0 "$TRACE_PID" 2>/dev/null; then
+			kill -INT "$TRACE_PID" 2>/dev/null || true
+		fi
+		wait "$TRACE_PID" 2>/dev/null || true
+		TRACE_PID=
+	fi
+	if [ -n "$TAIL_PID" ]; then
+		# EOF reaches it once the trace is gone; it never blocks long.
+		for _ in $(seq 1 50); do
+			kill -0 "$TAIL_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$TAIL_PID" 2>/dev/null || true
+		wait "$TAIL_PID" 2>/dev/null || true
+		TAIL_PID=
+	fi
+}
+
+cleanup() {
+	set +e
+	stop_trace
+	if [ -s "$IPERF_PIDFILE" ]; then
+		kill "$(cat "$IPERF_PIDFILE")" 2>/dev/null
+		rm -f "$IPERF_PIDFILE"
+	fi
+	if [ -n "$STATS_OLD" ]; then
+		sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
+	fi
+	if [ "$LAB_UP" = 1 ]; then
+		"$BIN" lab down --prefix "$PREFIX" >/dev/null 2>&1 ||
+			echo "bench.sh: could not remove lab $PREFIX: run '$BIN lab down --prefix $PREFIX'" >&2
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# --- tools --------------------------------------------------------------------
+missing=()
+for t in iperf3 jq; do
+	command -v "$t" >/dev/null || missing+=("$t")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+		die "could not install ${missing[*]}"
+fi
+command -v bpftool >/dev/null || die "bpftool not found (Debian/Ubuntu: apt-get install bpftool or linux-tools-common)"
+command -v ping >/dev/null || die "ping not found"
+
+# cargo as the invoking user when run through sudo, so target/ stays theirs.
+run_cargo() {
+	if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+		sudo -u "$SUDO_USER" -H bash -lc 'cd "$0" && cargo "$@"' "$ROOT" "$@"
+	else
+		(cd "$ROOT" && cargo "$@")
+	fi
+}
+command -v cargo >/dev/null || PATH=$HOME/.cargo/bin:$PATH
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.err "$OUT"/*.txt "$OUT"/*.tsv "$OUT"/*.wall "$OUT/trace.fifo"
+
+# --- 1. userspace ---------------------------------------------------------------
+if [ "${BENCH_SKIP_CARGO:-0}" != 1 ]; then
+	log "cargo build --release"
+	run_cargo build --release 2>&1 | tail -n 1 >&2
+	log "cargo bench --bench pipeline (about a minute)"
+	run_cargo bench --bench pipeline 2>&1 | tee "$OUT/pipeline.txt" |
+		grep -E '^(synthetic|allocations|decode)|thrpt' >&2
+fi
+[ -x "$BIN" ] || die "$BIN missing: cargo build --release"
+
+# Middle figure of criterion's "thrpt: [low mid high]" after a group's name.
+thrpt() {
+	awk -v g="$1/" '
+		index($0, g) == 1 { want = 1 }
+		want && /thrpt:/ {
+			sub(/.*thrpt: *\[/, ""); split($0, f, " ");
+			printf "%s %s\n", f[3], f[4]; exit
+		}' "$OUT/pipeline.txt" 2>/dev/null
+}
+
+# --- helpers ------------------------------------------------------------------------
+# Waits until the trace process holds its BPF links (attached), 30 s at most.
+wait_attached() {
+	local pid=$1 n prev=-1 i
+	for i in $(seq 1 300); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		n=$(find "/proc/$pid/fd" -lname 'anon_inode:bpf_link' 2>/dev/null | wc -l)
+		if [ "$n" -ge 4 ] && [ "$n" = "$prev" ]; then
+			return 0
+		fi
+		prev=$n
+		sleep 0.1
+	done
+	return 1
+}
+
+# Ids of the BPF programs the process holds, as a JSON array. Read from its
+# fdinfo, so programs of any other hopscope running meanwhile are not mixed in.
+prog_ids() {
+	grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un | jq -sc .
+}
+
+# run_cnt and run_time_ns of those programs now.
+snapshot() {
+	bpftool prog show -j | jq -c --argjson ids "$1" \
+		'[.[] | select(.id as $i | any($ids[]; . == $i))
+		      | {name, cnt: (.run_cnt // 0), ns: (.run_time_ns // 0)}]'
+}
+
+# Per-program difference of two snapshots: name runs total_ns ns_per_run.
+delta() {
+	jq -rn --argjson a "$1" --argjson b "$2" '
+		$b[] | . as $p | ($a[] | select(.name == $p.name)) as $q
+		| ($p.cnt - $q.cnt) as $runs | ($p.ns - $q.ns) as $ns
+		| [$p.name, $runs, $ns, (if $runs > 0 then ($ns / $runs | round) else "-" end)] | @tsv'
+}
+
+# CPU time (user + system, all threads) a live process has used, in seconds.
+cpu_secs() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null ||
+		echo "?"
+}
+
+now_ns() { date +%s%N; }
+
+# One iperf3 run c1 -> c2; prints the receiver's Gbit/s.
+iperf_run() {
+	local tag=$1
+	ip netns exec "$PREFIX-c1" iperf3 -c "$C2_ADDR" -t "$IPERF_SECS" -J >"$OUT/iperf-$tag.json" ||
+		die "iperf3 failed ($tag): $(jq -r '.error // empty' "$OUT/iperf-$tag.json" 2>/dev/null)"
+	jq -r '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100' "$OUT/iperf-$tag.json"
+}
+
+median() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "-"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# --- lab --------------------------------------------------------------------------
+log "lab up --prefix $PREFIX"
+LAB_UP=1
+"$BIN" lab up --prefix "$PREFIX" >"$OUT/lab.txt" 2>&1 || die "lab up failed: $(tail -n 3 "$OUT/lab.txt")"
+ip netns exec "$PREFIX-c1" ping -c 3 -i 0.2 -W 1 -q "$C2_ADDR" >/dev/null || die "lab: c1 cannot reach c2"
+ip netns exec "$PREFIX-c2" iperf3 -s -D --pidfile "$IPERF_PIDFILE" -B "$C2_ADDR"
+for _ in $(seq 1 50); do
+	[ -s "$IPERF_PIDFILE" ] && ip netns exec "$PREFIX-c2" ss -Hltn "sport = :5201" | grep -q . && break
+	sleep 0.1
+done
+
+# --- 2. kernel cost per hook ----------------------------------------------------
+log "kernel cost: bpf_stats_enabled=1, trace --json > /dev/null; ping then iperf3"
+STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1
+"$BIN" trace --json --duration "$TRACE_LIMIT_SECS" >/dev/null 2>"$OUT/trace-kernel.err" &
+TRACE_PID=$!
+wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-kernel.err")"
+IDS=$(prog_ids "$TRACE_PID")
+t0=$(now_ns)
+s0=$(snapshot "$IDS")
+ip netns exec "$PREFIX-c1" ping -c "$PING_COUNT" -i 0.002 -q "$C2_ADDR" >"$OUT/ping.txt"
+s1=$(snapshot "$IDS")
+t1=$(now_ns)
+ip netns exec "$PREFIX-c1" iperf3 -c "$C2_ADDR" -t "$IPERF_SECS" -J >"$OUT/iperf-kernel.json" ||
+	die "iperf3 failed (kernel phase)"
+s2=$(snapshot "$IDS")
+t2=$(now_ns)
+stop_trace
+sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
+delta "$s0" "$s1" >"$OUT/kernel-ping.tsv"
+delta "$s1" "$s2" >"$OUT/kernel-iperf.tsv"
+echo "$((t1 - t0))" >"$OUT/kernel-ping.wall"
+echo "$((t2 - t1))" >"$OUT/kernel-iperf.wall"
+
+# --- 3. live overhead ---------------------------------------------------------------
+log "live overhead: iperf3 ${IPERF_SECS}s x $RUNS, tracer off / on alternating"
+OFF=()
+ON=()
+SUMMARIES=()
+for i in $(seq 1 "$RUNS"); do
+	OFF+=("$(iperf_run "off-$i")")
+	log "  run $i off: ${OFF[-1]} Gbit/s"
+
+	# JSON goes through a pipe to a consumer (tail keeps the summary line).
+	summary=$OUT/summary-on-$i.json
+	rm -f "$OUT/trace.fifo"
+	mkfifo "$OUT/trace.fifo"
+	tail -n 1 <"$OUT/trace.fifo" >"$summary" &
+	TAIL_PID=$!
+	"$BIN" trace --json --duration "$TRACE_LIMIT_SECS" >"$OUT/trace.fifo" 2>"$OUT/trace-on-$i.err" &
+	TRACE_PID=$!
+	wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-on-$i.err")"
+	cpu0=$(cpu_secs "$TRACE_PID")
+	tcpu0=$(cpu_secs "$TAIL_PID")
+	ON+=("$(iperf_run "on-$i")")
+	cpu1=$(cpu_secs "$TRACE_PID")
+	tcpu1=$(cpu_secs "$TAIL_PID")
+	stop_trace
+	rm -f "$OUT/trace.fifo"
+	s=$(jq -r 'select(.type == "summary")
+		| "\(.emitted) \(.received) \(.lost) \(.channel_dropped)"' "$summary" 2>/dev/null || true)
+	s="${s:-? ? ? ?} $(awk -v a="$cpu0" -v b="$cpu1" -v c="$tcpu0" -v d="$tcpu1" \
+		'BEGIN { printf "%.2f %.2f", b - a, d - c }')"
+	SUMMARIES+=("$s")
+	log "  run $i on:  ${ON[-1]} Gbit/s; emitted received lost dropped hopscope-cpu-s tail-cpu-s: $s"
+done
+
+# --- results ------------------------------------------------------------------------
+{
+	echo
+	echo "hopscope benchmarks: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), Linux $(uname -r)"
+	echo
+	if [ -s "$OUT/pipeline.txt" ]; then
+		echo "userspace, one core, 1M synthetic events (criterion median)"
+		printf '  %-20s %s\n' "decode" "$(thrpt decode)"
+		printf '  %-20s %s\n' "decode+correlate" "$(thrpt decode+correlate)"
+		printf '  %s\n' "$(grep -m1 -o '^allocations per event (steady state): [0-9.]*' "$OUT/pipeline.txt")"
+		echo
+	fi
+	for phase in ping iperf; do
+		case $phase in
+		ping) echo "kernel, ns per invocation: lab ping ($PING_COUNT x 2 ms)" ;;
+		iperf) echo "kernel, ns per invocation: iperf3 TCP c1 -> c2 (${IPERF_SECS}s)" ;;
+		esac
+		printf '  %-28s %-9s %10s %8s\n' program emits runs ns/run
+		sort "$OUT/kernel-$phase.tsv" | while IFS=$'\t' read -r name runs _ ns; do
+			case $name in
+			hs_net_dev_queue | hs_netif_rx | hs_netif_receive_skb | hs_napi_gro_receive_entry) e=always ;;
+			*) e=followed ;;
+			esac
+			printf '  %-28s %-9s %10s %8s\n' "$name" "$e" "$runs" "$ns"
+		done
+		awk -F'\t' -v wall="$(cat "$OUT/kernel-$phase.wall")" '{ t += $3 } END {
+			printf "  all programs: %.0f ms of CPU in %.1f s (%.1f%% of one CPU)\n",
+				t / 1e6, wall / 1e9, 100 * t / wall }' "$OUT/kernel-$phase.tsv"
+		echo
+	done
+	off_med=$(printf '%s\n' "${OFF[@]}" | median)
+	on_med=$(printf '%s\n' "${ON[@]}" | median)
+	echo "live overhead: iperf3 c1 -> c2, Gbit/s, $RUNS runs each, alternating"
+	printf '  %-10s %-24s %s\n' "tracer" "runs" "median"
+	printf '  %-10s %-24s %s\n' "off" "${OFF[*]}" "$off_med"
+	printf '  %-10s %-24s %s\n' "on" "${ON[*]}" "$on_med"
+	echo "  on/off ratio of medians: $(awk -v a="$on_med" -v b="$off_med" 'BEGIN { printf "%.2f", a / b }')"
+	echo
+	echo "traced runs: summary counters, and CPU seconds of hopscope and of its JSON consumer during iperf3"
+	echo "  (emitted received lost channel_dropped hopscope-cpu-s tail-cpu-s)"
+	for i in "${!SUMMARIES[@]}"; do
+		echo "  run $((i + 1)): ${SUMMARIES[$i]}"
+	done
+} | tee "$OUT/results.txt"
