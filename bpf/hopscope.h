@@ -47,7 +47,6 @@ enum hs_event_flags {
 	HS_F_NEW = 1 << 1,       /* first sighting of this packet */
 	HS_F_TASK = 1 << 2,      /* pid/comm name the sending task */
 	HS_F_L2 = 1 << 3,        /* headers were parsed from an Ethernet frame */
-	HS_F_ORPHAN_END = 1 << 4 /* reserved */
 };
 
 /* Counter slots of the per-CPU hs_stats array. */

@@ -7,7 +7,7 @@
 //! through the reader, which detaches every program before it drains the
 //! ring and reports the final counters.
 
-use std::io::{self, Write};
+use std::io;
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -300,9 +300,4 @@ pub fn text_summary(s: &Summary) -> String {
         ));
     }
     line
-}
-
-/// Flushes stdout, ignoring a closed pipe.
-pub fn flush_stdout() {
-    let _ = io::stdout().flush();
 }

@@ -148,10 +148,6 @@ impl Reader {
         self.stop.store(true, Ordering::SeqCst);
     }
 
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
-    }
-
     /// Stops and waits for the thread (links are gone when this returns).
     pub fn join(&mut self) {
         self.stop();

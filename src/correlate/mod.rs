@@ -17,7 +17,6 @@
 pub mod flow;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 
 pub use flow::{Flow, FlowId, FlowKey, FlowProto, FlowView, Role};
 
@@ -537,9 +536,4 @@ fn fold_visit(pkt: &mut Packet, ev: &HopEvent, max_visits: usize) -> usize {
         task: ev.task,
     });
     pkt.visits.len() - 1
-}
-
-/// The address pair of a packet, for display.
-pub fn addresses(h: &Headers) -> (Option<IpAddr>, Option<IpAddr>) {
-    (h.l3.src(), h.l3.dst())
 }
