@@ -244,6 +244,13 @@ impl TcpFlags {
     }
 }
 
+/// Serialized in tcpdump's notation, written straight into the output.
+impl Serialize for TcpFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for TcpFlags {
     /// tcpdump's notation: `S`, `S.`, `P.`, `F.`, `R`, `.`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

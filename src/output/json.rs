@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{proto_name, Filter};
 use crate::correlate::{End, Flow, FlowId, HopContext, Packet, Role, Sink};
-use crate::event::{HopEvent, L4};
+use crate::event::{HopEvent, TcpFlags, L4};
 
 #[derive(Serialize)]
 struct HopRecord<'a> {
@@ -52,7 +52,7 @@ struct HopRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     icmp_seq: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_flags: Option<String>,
+    tcp_flags: Option<TcpFlags>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp_seq: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,7 +98,6 @@ struct EndRecord {
 pub struct JsonSink<W: Write> {
     out: W,
     filter: Filter,
-    flags: String,
     pub printed: u64,
     pub error: Option<io::Error>,
 }
@@ -108,7 +107,6 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             filter,
-            flags: String::new(),
             printed: 0,
             error: None,
         }
@@ -169,12 +167,6 @@ impl<W: Write> Sink for JsonSink<W> {
             } => Some((seq, ack, flags)),
             _ => None,
         };
-        let tcp_flags = tcp.map(|(_, _, f)| {
-            use std::fmt::Write as _;
-            self.flags.clear();
-            let _ = write!(self.flags, "{f}");
-            self.flags.clone()
-        });
         let arp_op = match h.map(|h| h.l3) {
             Some(crate::event::L3::Arp { op, .. }) => Some(op),
             _ => None,
@@ -204,7 +196,7 @@ impl<W: Write> Sink for JsonSink<W> {
             icmp_code: icmp.map(|i| i.1),
             icmp_id: icmp.map(|i| i.2),
             icmp_seq: icmp.map(|i| i.3),
-            tcp_flags,
+            tcp_flags: tcp.map(|t| t.2),
             tcp_seq: tcp.map(|t| t.0),
             tcp_ack: tcp.map(|t| t.1),
             arp_op,
