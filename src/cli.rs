@@ -1,6 +1,7 @@
 //! Command-line interface (clap). Parsing only: turning arguments into
 //! options and validating them. Usage errors exit with status 2.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -27,8 +28,13 @@ Examples:
   sudo hopscope lab down";
 
 const MAIN_EXAMPLES: &str = "\
+Without a subcommand, hopscope opens the explorer on live traffic.
+
 Examples:
-  sudo hopscope demo                   # lab + traffic + live trace, cleaned up on exit
+  sudo hopscope                        # the explorer: flows → packets → hops (? for keys)
+  sudo hopscope --record run.hsrec     # ... and save the events for later
+  hopscope replay run.hsrec            # the explorer on a recording (no root needed)
+  sudo hopscope demo                   # lab + traffic + explorer, lab removed on exit
   sudo hopscope trace -- ip netns exec hs-c1 ping -c 3 198.18.0.3
   sudo hopscope trace --json --duration 5";
 
@@ -36,7 +42,22 @@ Examples:
 #[command(name = "hopscope", version, about = "Where did my packet go? Hop by hop across namespaces, veth pairs and bridges, live.", after_help = MAIN_EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Cmd,
+    pub command: Option<Cmd>,
+    #[command(flatten)]
+    pub explore: ExploreArgs,
+}
+
+/// Options of the explorer (no subcommand).
+#[derive(Debug, Args, Clone)]
+pub struct ExploreArgs {
+    /// Save the event stream to FILE (mode 0600) for `hopscope replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Quit after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub tracer: TracerArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,8 +71,37 @@ pub enum Cmd {
         #[command(subcommand)]
         action: LabAction,
     },
-    /// Bring the lab up, run its traffic, trace it, and clean up.
+    /// Bring the lab up, run its traffic, explore it (or print it), and clean up.
+    #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
+    /// Open the explorer on a recording made with --record (no root, no BPF).
+    #[command(after_help = REPLAY_EXAMPLES)]
+    Replay(ReplayArgs),
+}
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  sudo hopscope demo                   # the explorer on the lab's live traffic; q quits
+  sudo hopscope demo --text --duration 5
+  sudo hopscope demo --json --duration 5 | jq -c 'select(.type==\"end\")'
+  sudo hopscope demo --record demo.hsrec && hopscope replay demo.hsrec";
+
+const REPLAY_EXAMPLES: &str = "\
+Examples:
+  sudo hopscope trace --record run.hsrec --duration 10 > /dev/null
+  hopscope replay run.hsrec";
+
+#[derive(Debug, Args, Clone)]
+pub struct ReplayArgs {
+    /// A file written by `hopscope --record`, `hopscope demo --record` or `hopscope trace --record`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Packets kept for display.
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1024..=4_194_304))]
+    pub max_packets: u32,
+    /// Flows kept for display.
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
+    pub max_flows: u32,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -81,6 +131,9 @@ pub struct TraceArgs {
     /// Stop after this many packets were printed.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub packets: Option<u64>,
+    /// Also save the event stream to FILE (mode 0600) for `hopscope replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     #[command(flatten)]
     pub tracer: TracerArgs,
     /// Run COMMAND, follow only the flows its process tree starts, and exit with its status.
@@ -129,12 +182,19 @@ pub struct LabTrafficArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub lab: LabArgs,
-    /// How long to run, in seconds (0: until Ctrl-C).
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    pub duration: Duration,
-    /// JSON lines instead of text.
+    /// How long to run, in seconds (0: until quit; default: until quit in the
+    /// explorer, 10 s with --text or --json).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+    /// Print text lines instead of opening the explorer.
+    #[arg(long, conflicts_with = "json")]
+    pub text: bool,
+    /// Print JSON lines instead of opening the explorer.
     #[arg(long)]
     pub json: bool,
+    /// Save the event stream to FILE (mode 0600) for `hopscope replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     /// Keep the lab after the demo ends.
     #[arg(long)]
     pub keep: bool,
@@ -191,7 +251,7 @@ mod tests {
         let cli =
             Cli::try_parse_from(["hopscope", "trace", "--json", "--", "ping", "-c", "1", "x"])
                 .unwrap();
-        let Cmd::Trace(t) = cli.command else {
+        let Some(Cmd::Trace(t)) = cli.command else {
             panic!("not trace")
         };
         assert!(t.json);
@@ -204,5 +264,26 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let e = Cli::try_parse_from(["hopscope", "trace", "--bogus"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        let e = Cli::try_parse_from(["hopscope", "demo", "--text", "--json"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = Cli::try_parse_from(["hopscope", "replay"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}
+
+#[cfg(test)]
+mod explorer_tests {
+    use super::*;
+
+    #[test]
+    fn no_subcommand_is_the_explorer() {
+        let cli =
+            Cli::try_parse_from(["hopscope", "--record", "x.hsrec", "--max-flows", "64"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(
+            cli.explore.record.as_deref(),
+            Some(std::path::Path::new("x.hsrec"))
+        );
+        assert_eq!(cli.explore.tracer.max_flows, 64);
     }
 }

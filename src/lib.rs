@@ -6,15 +6,21 @@
 //! `hopscope trace` driver), [`cgroup`] (following one command's tree) and
 //! [`lab`] (the demo topology).
 
+pub mod app;
 pub mod bpf;
 pub mod cgroup;
 pub mod cli;
 pub mod correlate;
 pub mod event;
+pub mod input;
 pub mod lab;
 pub mod logging;
+pub mod model;
 pub mod output;
+pub mod topology;
 pub mod trace;
+pub mod tui;
+pub mod ui;
 
 /// Bad input from the user (a flag, a name, a file): exit status 2.
 #[derive(Debug, thiserror::Error)]

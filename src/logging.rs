@@ -1,18 +1,52 @@
-//! A minimal stderr logger for `log` records, enabled by `HOPSCOPE_LOG`
-//! (error, warn, info, debug, trace). libbpf's own messages are forwarded
-//! into it at debug level, so they never reach the screen unless asked for.
+//! A minimal logger for `log` records, enabled by `HOPSCOPE_LOG` (error,
+//! warn, info, debug, trace). libbpf's own messages are forwarded into it
+//! at debug level, so they never reach the screen unless asked for.
+//!
+//! Records go to stderr, except while the explorer owns the terminal
+//! ([`quiet_terminal`]): then they go to `HOPSCOPE_LOG_FILE` if set, and
+//! nowhere otherwise, so nothing is painted over the screen.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
 struct StderrLogger;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+static LOG_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// From now on, never write log records to the terminal.
+pub fn quiet_terminal() {
+    if let Some(path) = std::env::var_os("HOPSCOPE_LOG_FILE") {
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            if let Ok(mut g) = LOG_FILE.lock() {
+                *g = Some(f);
+            }
+        }
+    }
+    QUIET.store(true, Ordering::SeqCst);
+}
 
 impl Log for StderrLogger {
     fn enabled(&self, m: &Metadata<'_>) -> bool {
         m.level() <= log::max_level()
     }
     fn log(&self, r: &Record<'_>) {
-        if self.enabled(r.metadata()) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        if !QUIET.load(Ordering::Relaxed) {
             eprintln!("hopscope: {}: {}", r.level(), r.args());
+        } else if let Ok(mut g) = LOG_FILE.lock() {
+            if let Some(f) = g.as_mut() {
+                let _ = writeln!(f, "hopscope: {}: {}", r.level(), r.args());
+            }
         }
     }
     fn flush(&self) {}

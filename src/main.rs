@@ -10,10 +10,13 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use hopscope::bpf::reader::TracerConfig;
-use hopscope::cli::{Cli, Cmd, DemoArgs, LabAction, LabTrafficArgs, TracerArgs};
+use hopscope::cli::{Cli, Cmd, DemoArgs, ExploreArgs, LabAction, LabTrafficArgs, TracerArgs};
 use hopscope::correlate::CorrelatorConfig;
 use hopscope::lab::{Lab, TrafficKind, TrafficOpts};
+use hopscope::model::ModelConfig;
+use hopscope::output::Filter;
 use hopscope::trace::{self, TraceOptions};
+use hopscope::tui::{self, ExplorerOptions};
 use hopscope::UsageError;
 
 fn main() -> ExitCode {
@@ -53,8 +56,49 @@ fn tracer_options(t: &TracerArgs) -> (TracerConfig, CorrelatorConfig) {
     (tracer, corr)
 }
 
+fn explorer_options(
+    t: &TracerArgs,
+    record: Option<std::path::PathBuf>,
+    duration: Option<Duration>,
+) -> ExplorerOptions {
+    let (tracer, correlator) = tracer_options(t);
+    ExplorerOptions {
+        tracer,
+        correlator,
+        model: ModelConfig {
+            max_flows: t.max_flows as usize,
+            max_packets: t.max_packets as usize,
+            filter: Filter::default(),
+        },
+        record,
+        filter_label: "everything".to_owned(),
+        duration: duration.filter(|d| !d.is_zero()),
+    }
+}
+
 fn run(cli: Cli) -> Result<i32> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let ExploreArgs {
+            record,
+            duration,
+            tracer,
+        } = cli.explore;
+        return tui::run_live(explorer_options(&tracer, record, duration));
+    };
+    match command {
+        Cmd::Replay(r) => tui::run_replay(
+            &r.file,
+            ModelConfig {
+                max_flows: r.max_flows as usize,
+                max_packets: r.max_packets as usize,
+                filter: Filter::default(),
+            },
+            CorrelatorConfig {
+                max_packets: r.max_packets as usize,
+                max_flows: r.max_flows as usize,
+                ..CorrelatorConfig::default()
+            },
+        ),
         Cmd::Trace(a) => {
             let (tracer, correlator) = tracer_options(&a.tracer);
             trace::run(TraceOptions {
@@ -66,6 +110,7 @@ fn run(cli: Cli) -> Result<i32> {
                 tracer,
                 correlator,
                 only_netns: Vec::new(),
+                record: a.record,
             })
         }
         Cmd::Lab { action } => lab(action),
@@ -151,28 +196,41 @@ fn demo(d: DemoArgs) -> Result<i32> {
             &traffic_stop,
         )
     });
-    eprintln!("hopscope demo: tracing lab traffic (Ctrl-C to stop) ...");
-    let (tracer, correlator) = tracer_options(&TracerArgs {
+    let tracer_args = TracerArgs {
         ring_size: 16 << 20,
         max_packets: 65_536,
         max_flows: 16_384,
-    });
+    };
     let inodes: Vec<u32> = lab
         .namespaces()
         .iter()
         .filter_map(|n| lab.netns_inode(n).ok())
         .map(|i| i as u32)
         .collect();
-    let res = trace::run(TraceOptions {
-        json: d.json,
-        all_hooks: false,
-        duration: (!d.duration.is_zero()).then_some(d.duration),
-        packets: None,
-        command: Vec::new(),
-        tracer,
-        correlator,
-        only_netns: inodes,
-    });
+    let res = if d.json || d.text {
+        eprintln!("hopscope demo: tracing lab traffic (Ctrl-C to stop) ...");
+        let (tracer, correlator) = tracer_options(&tracer_args);
+        let duration = d.duration.unwrap_or(Duration::from_secs(10));
+        trace::run(TraceOptions {
+            json: d.json,
+            all_hooks: false,
+            duration: (!duration.is_zero()).then_some(duration),
+            packets: None,
+            command: Vec::new(),
+            tracer,
+            correlator,
+            only_netns: inodes,
+            record: d.record,
+        })
+    } else {
+        let mut opts = explorer_options(&tracer_args, d.record, d.duration);
+        opts.model.filter = Filter {
+            only_owned: false,
+            netns: inodes,
+        };
+        opts.filter_label = format!("lab namespaces {}-*", lab.prefix());
+        tui::run_live(opts)
+    };
     stop.store(true, Ordering::SeqCst);
     match traffic.join() {
         Ok(Ok(report)) => eprintln!("hopscope demo: traffic: {report}"),

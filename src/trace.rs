@@ -21,9 +21,11 @@ use crate::bpf::probe;
 use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
 use crate::cgroup::CommandCgroup;
 use crate::correlate::{Correlator, CorrelatorConfig, CorrelatorStats, Sink};
+use crate::event::record::{Recorder, RecordingInfo, Tick};
 use crate::output::json::JsonSink;
 use crate::output::text::TextSink;
 use crate::output::Filter;
+use crate::UsageError;
 
 /// Time left for replies after `-- COMMAND` exits.
 const COMMAND_GRACE: Duration = Duration::from_millis(300);
@@ -41,6 +43,8 @@ pub struct TraceOptions {
     pub correlator: CorrelatorConfig,
     /// Print only hops in these netns inodes (empty: all).
     pub only_netns: Vec<u32>,
+    /// Save the event stream here too.
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// The last JSON line, and the numbers behind the text summary.
@@ -159,6 +163,13 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         netns: opts.only_netns.clone(),
     };
 
+    let mut recorder = match &opts.record {
+        Some(p) => Some(
+            Recorder::create(p, &RecordingInfo::now())
+                .map_err(|e| UsageError(format!("cannot record to {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
     let started = Instant::now();
     let mut reader = Reader::spawn(opts.tracer.clone()).context("starting the reader thread")?;
     let degraded = match reader.rx.recv_timeout(Duration::from_secs(60)) {
@@ -197,11 +208,16 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let mut child_done: Option<(Instant, i32)> = None;
     let mut final_stats: Option<(KernelStats, ReaderStats)> = None;
     let mut stopping = false;
+    let mut live_stats = (KernelStats::default(), ReaderStats::default());
+    let mut names_seen = std::collections::HashSet::new();
 
     loop {
         match reader.rx.recv_timeout(Duration::from_millis(20)) {
             Ok(ReaderMsg::Events(batch)) => {
                 for ev in &batch {
+                    if let Some(r) = recorder.as_mut() {
+                        r.event(ev).context("writing the recording")?;
+                    }
                     out.sink().feed(&mut corr, ev);
                 }
                 reader.recycle(batch);
@@ -211,13 +227,19 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                 break;
             }
             Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
-            Ok(ReaderMsg::Stats { .. } | ReaderMsg::Ready { .. }) => {}
+            Ok(ReaderMsg::Stats { kernel, reader: r }) => live_stats = (kernel, r),
+            Ok(ReaderMsg::Ready { .. }) => {}
             Err(RecvTimeoutError::Timeout) => out.flush(),
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_gc.elapsed() >= GC_PERIOD {
             last_gc = Instant::now();
-            out.sink().gc(&mut corr, monotonic_ns());
+            let now = monotonic_ns();
+            out.sink().gc(&mut corr, now);
+            if let Some(r) = recorder.as_mut() {
+                record_tick(r, now, &live_stats.0, &live_stats.1, &mut names_seen)
+                    .context("writing the recording")?;
+            }
         }
         if stopping {
             continue;
@@ -247,6 +269,11 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         }
     }
     let (kernel, rstats) = final_stats.unwrap_or_default();
+    if let Some(mut r) = recorder.take() {
+        record_tick(&mut r, monotonic_ns(), &kernel, &rstats, &mut names_seen)
+            .and_then(|()| r.flush())
+            .context("writing the recording")?;
+    }
     let cstats: CorrelatorStats = corr.stats();
     let summary = Summary {
         kind: "summary",
@@ -276,6 +303,34 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     Ok(match child_done {
         Some((_, code)) if !interrupted => code,
         _ => 0,
+    })
+}
+
+/// One tick into a recording, with the names of namespaces not recorded yet
+/// (a scan is a few directory entries; trace records at most 10 per second).
+fn record_tick(
+    r: &mut Recorder<io::BufWriter<std::fs::File>>,
+    now: u64,
+    kernel: &KernelStats,
+    reader: &ReaderStats,
+    names_seen: &mut std::collections::HashSet<(u32, String)>,
+) -> io::Result<()> {
+    let mut names: Vec<(u32, String)> = crate::topology::names::scan().into_iter().collect();
+    names.sort();
+    for n in names {
+        if !names_seen.contains(&n) {
+            r.netns_name(n.0, &n.1)?;
+            names_seen.insert(n);
+        }
+    }
+    r.tick(&Tick {
+        now_ns: now,
+        emitted: kernel.emitted,
+        lost: kernel.lost,
+        received: reader.received,
+        decode_errors: reader.decode_errors,
+        channel_dropped: reader.channel_dropped,
+        reused: kernel.reused,
     })
 }
 

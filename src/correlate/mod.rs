@@ -15,6 +15,7 @@
 //!   linked to the origin by identity within a short window.
 
 pub mod flow;
+pub mod path;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -8,6 +8,8 @@
 //! - `ts_ns` is CLOCK_MONOTONIC (bpf_ktime_get_ns), comparable across CPUs.
 
 pub mod decode;
+pub mod encode;
+pub mod record;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,0 +1,638 @@
+//! The explorer's view state and how input changes it (Elm style:
+//! `App::update(&mut self, &Model, Input)`, then `ui::render`). Pure: no
+//! terminal, no clock.
+//!
+//! Rows are selected by id (flow id, packet id, visit index), never by row
+//! number, so live inserts and re-sorting do not move the cursor to another
+//! item. When the selected item disappears (evicted, filtered out), the
+//! cursor stays at the same row number, clamped to the list.
+
+use std::fmt::Write as _;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
+
+use crate::correlate::{End, FlowId, Packet, Role};
+use crate::event::PacketId;
+use crate::input::{self, Action};
+use crate::model::{FlowEntry, Model};
+use crate::output::describe;
+
+/// Which list fills the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Flows,
+    Packets,
+    Hops,
+}
+
+impl Screen {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the detail area shows (Tab cycles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    HopList,
+    Graph,
+    PathStats,
+}
+
+impl Detail {
+    pub fn name(self) -> &'static str {
+        match self {
+            Detail::HopList => "hops",
+            Detail::Graph => "hop graph",
+            Detail::PathStats => "path statistics",
+        }
+    }
+    fn next(self) -> Detail {
+        match self {
+            Detail::HopList => Detail::Graph,
+            Detail::Graph => Detail::PathStats,
+            Detail::PathStats => Detail::HopList,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowSort {
+    LastSeen,
+    Packets,
+    Bytes,
+    Drops,
+    Transit,
+    FirstSeen,
+}
+
+impl FlowSort {
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowSort::LastSeen => "last seen",
+            FlowSort::Packets => "packets",
+            FlowSort::Bytes => "bytes",
+            FlowSort::Drops => "drops",
+            FlowSort::Transit => "median transit",
+            FlowSort::FirstSeen => "first seen",
+        }
+    }
+    fn next(self) -> FlowSort {
+        match self {
+            FlowSort::LastSeen => FlowSort::Packets,
+            FlowSort::Packets => FlowSort::Bytes,
+            FlowSort::Bytes => FlowSort::Drops,
+            FlowSort::Drops => FlowSort::Transit,
+            FlowSort::Transit => FlowSort::FirstSeen,
+            FlowSort::FirstSeen => FlowSort::LastSeen,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketSort {
+    Newest,
+    Oldest,
+    Transit,
+    Visits,
+}
+
+impl PacketSort {
+    pub fn name(self) -> &'static str {
+        match self {
+            PacketSort::Newest => "newest first",
+            PacketSort::Oldest => "oldest first",
+            PacketSort::Transit => "transit time",
+            PacketSort::Visits => "visits",
+        }
+    }
+    fn next(self) -> PacketSort {
+        match self {
+            PacketSort::Newest => PacketSort::Oldest,
+            PacketSort::Oldest => PacketSort::Transit,
+            PacketSort::Transit => PacketSort::Visits,
+            PacketSort::Visits => PacketSort::Newest,
+        }
+    }
+}
+
+/// A list cursor that follows an item by id.
+#[derive(Debug, Clone)]
+pub struct Cursor<T> {
+    pub selected: Option<T>,
+    /// Row of the selection at the last resolve.
+    pub index: usize,
+    /// First row shown (kept by the renderer).
+    pub offset: usize,
+}
+
+impl<T> Default for Cursor<T> {
+    fn default() -> Self {
+        Cursor {
+            selected: None,
+            index: 0,
+            offset: 0,
+        }
+    }
+}
+
+impl<T: Copy + PartialEq> Cursor<T> {
+    /// Finds the selection in `rows`; when it is gone, keeps the row number
+    /// (clamped) and selects what is there now. `None` when `rows` is empty.
+    pub fn resolve(&mut self, rows: &[T]) -> Option<usize> {
+        if rows.is_empty() {
+            self.index = 0;
+            return None;
+        }
+        let i = self
+            .selected
+            .and_then(|s| rows.iter().position(|r| *r == s))
+            .unwrap_or(self.index.min(rows.len() - 1));
+        self.index = i;
+        self.selected = Some(rows[i]);
+        Some(i)
+    }
+
+    fn move_to(&mut self, rows: &[T], i: usize) {
+        if rows.is_empty() {
+            return;
+        }
+        let i = i.min(rows.len() - 1);
+        self.index = i;
+        self.selected = Some(rows[i]);
+    }
+
+    fn reset(&mut self) {
+        *self = Cursor::default();
+    }
+}
+
+/// Search of one list.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub query: String,
+    pub editing: bool,
+}
+
+impl Search {
+    pub fn active(&self) -> bool {
+        !self.query.is_empty()
+    }
+
+    fn matches(&self, haystack: &str) -> bool {
+        self.query.is_empty() || haystack.to_lowercase().contains(&self.query.to_lowercase())
+    }
+}
+
+/// What freezing keeps still: the list of flows and the newest packet.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    pub flows: Vec<FlowId>,
+    pub last_packet: Option<PacketId>,
+}
+
+/// Input the app reacts to.
+#[derive(Debug, Clone, Copy)]
+pub enum Input {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub screen: Screen,
+    pub detail: Detail,
+    pub show_requests: bool,
+    pub show_replies: bool,
+    pub flow_sort: FlowSort,
+    pub packet_sort: PacketSort,
+    pub flows: Cursor<FlowId>,
+    pub packets: Cursor<PacketId>,
+    pub hops: Cursor<usize>,
+    /// One search per screen.
+    pub search: [Search; 3],
+    pub frozen: Option<Frozen>,
+    pub help: bool,
+    pub quit: bool,
+    /// Rows per page of the main list (set by the renderer).
+    pub page_rows: usize,
+    /// One-line message for the status bar (e.g. why Enter did nothing).
+    pub notice: Option<String>,
+    /// What the user is told is filtered (set by the runner).
+    pub filter_label: String,
+    /// Where the events come from ("live", "replay FILE").
+    pub source_label: String,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            screen: Screen::Flows,
+            detail: Detail::HopList,
+            show_requests: true,
+            show_replies: true,
+            flow_sort: FlowSort::LastSeen,
+            packet_sort: PacketSort::Newest,
+            flows: Cursor::default(),
+            packets: Cursor::default(),
+            hops: Cursor::default(),
+            search: Default::default(),
+            frozen: None,
+            help: false,
+            quit: false,
+            page_rows: 10,
+            notice: None,
+            filter_label: "everything".to_owned(),
+            source_label: "live".to_owned(),
+        }
+    }
+}
+
+/// Text a flow is searched by: protocol, endpoints, namespace names.
+pub fn flow_haystack(f: &FlowEntry, model: &Model, out: &mut String) {
+    out.clear();
+    let _ = write!(out, "{} ", f.key.proto.name());
+    for (ep, ns) in [
+        (f.initiator, f.initiator_netns),
+        (f.responder(), f.responder_netns),
+    ] {
+        if let Some(a) = ep.0 {
+            let _ = write!(out, "{a} {a}:{} ", ep.1);
+        }
+        if let Some(ns) = ns {
+            let _ = write!(out, "{} ", ns.0);
+            if let Some(n) = model.netns_name(ns) {
+                let _ = write!(out, "{n} ");
+            }
+        }
+    }
+}
+
+/// Text a packet is searched by: headers, devices, outcome.
+pub fn packet_haystack(p: &Packet, model: &Model, out: &mut String) {
+    out.clear();
+    let _ = write!(out, "{} {} ", p.id.0, p.role.map_or("-", Role::name));
+    if let Some(h) = p.headers {
+        describe(&h, out);
+    }
+    for v in &p.visits {
+        let _ = write!(out, " {}", v.device.ifname);
+        if let Some(n) = model.netns_name(v.device.netns) {
+            let _ = write!(out, " {n}");
+        }
+    }
+    out.push_str(match p.end {
+        Some(End::Consumed { .. }) => " consumed delivered",
+        Some(End::Dropped { .. }) => " dropped freed",
+        Some(End::Unseen) | None => " unseen",
+    });
+}
+
+impl App {
+    pub fn search(&self) -> &Search {
+        &self.search[self.screen.index()]
+    }
+
+    fn search_mut(&mut self) -> &mut Search {
+        &mut self.search[self.screen.index()]
+    }
+
+    /// The flows listed, in order.
+    pub fn flow_rows(&self, model: &Model) -> Vec<FlowId> {
+        let search = &self.search[Screen::Flows.index()];
+        let mut hay = String::new();
+        let keep = |f: &FlowEntry, hay: &mut String| {
+            if !search.active() {
+                return true;
+            }
+            flow_haystack(f, model, hay);
+            search.matches(hay)
+        };
+        if let Some(fr) = &self.frozen {
+            return fr
+                .flows
+                .iter()
+                .filter_map(|id| model.flow(*id))
+                .filter(|f| keep(f, &mut hay))
+                .map(|f| f.id)
+                .collect();
+        }
+        let mut flows: Vec<&FlowEntry> = model.flows().filter(|f| keep(f, &mut hay)).collect();
+        let by_id = |a: &&FlowEntry, b: &&FlowEntry| a.id.cmp(&b.id);
+        match self.flow_sort {
+            FlowSort::LastSeen => {
+                flows.sort_by(|a, b| b.last_ts.cmp(&a.last_ts).then_with(|| by_id(a, b)))
+            }
+            FlowSort::Packets => flows.sort_by(|a, b| {
+                b.packets_seen()
+                    .cmp(&a.packets_seen())
+                    .then_with(|| by_id(a, b))
+            }),
+            FlowSort::Bytes => {
+                flows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| by_id(a, b)))
+            }
+            FlowSort::Drops => {
+                flows.sort_by(|a, b| b.drops.cmp(&a.drops).then_with(|| by_id(a, b)))
+            }
+            FlowSort::Transit => flows.sort_by(|a, b| {
+                b.median_transit_ns()
+                    .cmp(&a.median_transit_ns())
+                    .then_with(|| by_id(a, b))
+            }),
+            FlowSort::FirstSeen => flows.sort_by(by_id),
+        }
+        flows.into_iter().map(|f| f.id).collect()
+    }
+
+    fn packet_visible(&self, p: &Packet) -> bool {
+        let role_ok = match p.role {
+            Some(Role::Reply) => self.show_replies,
+            Some(Role::Request) | None => self.show_requests,
+        };
+        let frozen_ok = self
+            .frozen
+            .as_ref()
+            .is_none_or(|f| f.last_packet.is_some_and(|l| p.id <= l));
+        role_ok && frozen_ok
+    }
+
+    /// Packets of the selected flow that the graph and path statistics use:
+    /// the role toggles and freezing apply, the search does not.
+    pub fn flow_packets<'m>(&self, model: &'m Model) -> Vec<&'m Packet> {
+        match self.flows.selected {
+            Some(f) => model
+                .flow_packets(f)
+                .filter(|p| self.packet_visible(p))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The packets listed for the selected flow, in order.
+    pub fn packet_rows(&self, model: &Model) -> Vec<PacketId> {
+        let search = &self.search[Screen::Packets.index()];
+        let mut hay = String::new();
+        let mut pkts: Vec<&Packet> = self
+            .flow_packets(model)
+            .into_iter()
+            .filter(|p| {
+                if !search.active() {
+                    return true;
+                }
+                packet_haystack(p, model, &mut hay);
+                search.matches(&hay)
+            })
+            .collect();
+        match self.packet_sort {
+            PacketSort::Newest => pkts.sort_by_key(|p| std::cmp::Reverse(p.id)),
+            PacketSort::Oldest => pkts.sort_by_key(|p| p.id),
+            PacketSort::Transit => pkts.sort_by(|a, b| {
+                crate::model::transit_ns(b)
+                    .cmp(&crate::model::transit_ns(a))
+                    .then_with(|| a.id.cmp(&b.id))
+            }),
+            PacketSort::Visits => pkts.sort_by(|a, b| {
+                b.visits
+                    .len()
+                    .cmp(&a.visits.len())
+                    .then_with(|| a.id.cmp(&b.id))
+            }),
+        }
+        pkts.into_iter().map(|p| p.id).collect()
+    }
+
+    /// The packet whose hops are shown: the selected one, or on the flows
+    /// screen the newest visible packet of the selected flow.
+    pub fn focus_packet<'m>(&self, model: &'m Model) -> Option<&'m Packet> {
+        match self.screen {
+            Screen::Flows => self.flow_packets(model).into_iter().last(),
+            Screen::Packets | Screen::Hops => self.packets.selected.and_then(|p| model.packet(p)),
+        }
+    }
+
+    /// Visit indexes listed for the focused packet.
+    pub fn hop_rows(&self, model: &Model) -> Vec<usize> {
+        let Some(p) = self.focus_packet(model) else {
+            return Vec::new();
+        };
+        let search = &self.search[Screen::Hops.index()];
+        (0..p.visits.len())
+            .filter(|&i| {
+                if !search.active() {
+                    return true;
+                }
+                let v = &p.visits[i];
+                let mut hay = format!("{} {}", v.device.ifname, v.device.netns.0);
+                if let Some(n) = model.netns_name(v.device.netns) {
+                    hay.push(' ');
+                    hay.push_str(n);
+                }
+                for h in v.hooks.iter() {
+                    hay.push(' ');
+                    hay.push_str(h.name());
+                }
+                search.matches(&hay)
+            })
+            .collect()
+    }
+
+    /// Re-finds every selection in the current data (call before render).
+    pub fn clamp(&mut self, model: &Model) {
+        let flows = self.flow_rows(model);
+        self.flows.resolve(&flows);
+        if self.screen != Screen::Flows {
+            let pkts = self.packet_rows(model);
+            self.packets.resolve(&pkts);
+        }
+        if self.screen == Screen::Hops {
+            let hops = self.hop_rows(model);
+            self.hops.resolve(&hops);
+        }
+    }
+
+    /// Applies one input. Sets `quit` when asked to leave.
+    pub fn update(&mut self, model: &Model, input: Input) {
+        self.notice = None;
+        match input {
+            Input::Key(key) => self.on_key(model, key),
+            Input::Mouse(m) => {
+                if let Some((action, n)) = input::mouse_action(&m) {
+                    for _ in 0..n {
+                        self.on_action(model, action);
+                    }
+                }
+            }
+        }
+        self.clamp(model);
+    }
+
+    fn on_key(&mut self, model: &Model, key: KeyEvent) {
+        if key.kind != KeyEventKind::Press {
+            return;
+        }
+        if input::is_interrupt(&key) {
+            self.quit = true;
+            return;
+        }
+        if self.search().editing {
+            self.on_search_key(key);
+            return;
+        }
+        if self.help {
+            // Any key closes the help; quitting still quits.
+            self.help = false;
+            if input::action_for(&key) == Some(Action::Quit) {
+                self.quit = true;
+            }
+            return;
+        }
+        if let Some(a) = input::action_for(&key) {
+            self.on_action(model, a);
+        }
+    }
+
+    fn on_search_key(&mut self, key: KeyEvent) {
+        let s = self.search_mut();
+        match key.code {
+            KeyCode::Enter => s.editing = false,
+            KeyCode::Esc => {
+                s.editing = false;
+                s.query.clear();
+            }
+            KeyCode::Backspace => {
+                if s.query.pop().is_none() {
+                    s.editing = false;
+                }
+            }
+            KeyCode::Char(c) if !c.is_control() => s.query.push(c),
+            _ => return,
+        }
+        // The first match becomes the selection.
+        self.cursor_reset();
+    }
+
+    fn cursor_reset(&mut self) {
+        match self.screen {
+            Screen::Flows => self.flows.reset(),
+            Screen::Packets => self.packets.reset(),
+            Screen::Hops => self.hops.reset(),
+        }
+    }
+
+    fn move_cursor(&mut self, model: &Model, f: impl Fn(usize, usize) -> usize) {
+        match self.screen {
+            Screen::Flows => {
+                let rows = self.flow_rows(model);
+                let cur = self.flows.resolve(&rows).unwrap_or(0);
+                self.flows.move_to(&rows, f(cur, rows.len()));
+            }
+            Screen::Packets => {
+                let rows = self.packet_rows(model);
+                let cur = self.packets.resolve(&rows).unwrap_or(0);
+                self.packets.move_to(&rows, f(cur, rows.len()));
+            }
+            Screen::Hops => {
+                let rows = self.hop_rows(model);
+                let cur = self.hops.resolve(&rows).unwrap_or(0);
+                self.hops.move_to(&rows, f(cur, rows.len()));
+            }
+        }
+    }
+
+    fn on_action(&mut self, model: &Model, a: Action) {
+        let page = self.page_rows.max(1);
+        match a {
+            Action::Up => self.move_cursor(model, |c, _| c.saturating_sub(1)),
+            Action::Down => self.move_cursor(model, |c, _| c + 1),
+            Action::PageUp => self.move_cursor(model, |c, _| c.saturating_sub(page)),
+            Action::PageDown => self.move_cursor(model, |c, _| c + page),
+            Action::Home => self.move_cursor(model, |_, _| 0),
+            Action::End => self.move_cursor(model, |_, n| n.saturating_sub(1)),
+            Action::Enter => self.drill_in(model),
+            Action::Back => self.back(),
+            Action::Tab => self.detail = self.detail.next(),
+            Action::ToggleRequests => {
+                self.show_requests = !self.show_requests;
+                self.keep_a_role(true);
+            }
+            Action::ToggleReplies => {
+                self.show_replies = !self.show_replies;
+                self.keep_a_role(false);
+            }
+            Action::Search => {
+                let s = self.search_mut();
+                s.editing = true;
+                s.query.clear();
+            }
+            Action::Sort => match self.screen {
+                Screen::Flows => self.flow_sort = self.flow_sort.next(),
+                Screen::Packets => self.packet_sort = self.packet_sort.next(),
+                Screen::Hops => self.notice = Some("hops are in path order".to_owned()),
+            },
+            Action::Freeze => {
+                self.frozen = match self.frozen {
+                    Some(_) => None,
+                    None => Some(Frozen {
+                        flows: self.flow_rows(model),
+                        last_packet: model.last_packet_id(),
+                    }),
+                }
+            }
+            Action::Help => self.help = true,
+            Action::Quit => self.quit = true,
+        }
+    }
+
+    /// Hiding both roles would show nothing; the other one comes back.
+    fn keep_a_role(&mut self, toggled_requests: bool) {
+        if !self.show_requests && !self.show_replies {
+            if toggled_requests {
+                self.show_replies = true;
+            } else {
+                self.show_requests = true;
+            }
+            self.notice = Some("showing the other role: hiding both would list nothing".to_owned());
+        }
+    }
+
+    fn drill_in(&mut self, model: &Model) {
+        match self.screen {
+            Screen::Flows => {
+                let rows = self.flow_rows(model);
+                if self.flows.resolve(&rows).is_some() {
+                    self.screen = Screen::Packets;
+                    self.packets.reset();
+                    self.search[Screen::Packets.index()] = Search::default();
+                } else {
+                    self.notice = Some("no flow selected".to_owned());
+                }
+            }
+            Screen::Packets => {
+                let rows = self.packet_rows(model);
+                if self.packets.resolve(&rows).is_some() {
+                    self.screen = Screen::Hops;
+                    self.hops.reset();
+                    self.search[Screen::Hops.index()] = Search::default();
+                } else {
+                    self.notice = Some("no packet selected".to_owned());
+                }
+            }
+            Screen::Hops => {
+                self.notice = Some("hops are the deepest level; Tab shows the graph".to_owned())
+            }
+        }
+    }
+
+    fn back(&mut self) {
+        let s = self.search_mut();
+        if s.active() {
+            s.query.clear();
+            return;
+        }
+        self.screen = match self.screen {
+            Screen::Flows => Screen::Flows,
+            Screen::Packets => Screen::Flows,
+            Screen::Hops => Screen::Packets,
+        };
+    }
+}

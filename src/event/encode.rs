@@ -1,0 +1,148 @@
+//! Encoder: [`HopEvent`] → raw ABI event, the exact inverse of
+//! [`decode_raw`](super::decode::decode_raw). Recordings store events in
+//! the kernel's own wire format through it, and tests use it to build
+//! fixtures from readable domain values.
+//!
+//! For every event the decoder can produce,
+//! `decode_raw(&encode_raw(&ev)) == Ok(ev)`. Fields the decoder ignores are
+//! filled as the BPF side would fill them (the ethertype of IP and ARP
+//! headers) or left zero (`ip_len`, padding). Pure and heap-free.
+
+use super::{Headers, HopEvent, L3, L4};
+use crate::bpf::abi::{self, RawEvent, RawTuple};
+use crate::bpf::skel::types::{hs_event_flags, hs_l3};
+
+const F_TUPLE: u8 = hs_event_flags::HS_F_TUPLE.0 as u8;
+const F_NEW: u8 = hs_event_flags::HS_F_NEW.0 as u8;
+const F_TASK: u8 = hs_event_flags::HS_F_TASK.0 as u8;
+const F_L2: u8 = hs_event_flags::HS_F_L2.0 as u8;
+
+const L3_IPV4: u8 = hs_l3::HS_L3_IPV4.0 as u8;
+const L3_IPV6: u8 = hs_l3::HS_L3_IPV6.0 as u8;
+const L3_ARP: u8 = hs_l3::HS_L3_ARP.0 as u8;
+const L3_OTHER: u8 = hs_l3::HS_L3_OTHER.0 as u8;
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_ARP: u16 = 0x0806;
+
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ICMPV6: u8 = 58;
+
+/// Encodes an event as the kernel side would have emitted it.
+pub fn encode_raw(ev: &HopEvent) -> RawEvent {
+    let mut raw = RawEvent {
+        abi_version: abi::ABI_VERSION,
+        hook: ev.hook.code(),
+        cpu: ev.cpu,
+        ts_ns: ev.ts_ns,
+        packet_id: ev.packet.0,
+        skb_addr: ev.skb,
+        location: ev.location,
+        sk_cgroup: ev.sk_cgroup,
+        len: ev.len,
+        drop_reason: ev.drop_reason,
+        xmit_rc: ev.xmit_rc,
+        ..RawEvent::default()
+    };
+    if ev.new_packet {
+        raw.flags |= F_NEW;
+    }
+    if let Some(d) = ev.device {
+        raw.netns_ino = d.netns.0;
+        raw.netns_cookie = d.netns_cookie;
+        raw.ifindex = d.ifindex.0;
+        raw.ifname = *d.ifname.raw();
+    }
+    if let Some(t) = ev.task {
+        raw.flags |= F_TASK;
+        raw.pid = t.pid;
+        raw.tid = t.tid;
+        raw.comm = *t.comm.raw();
+    }
+    if let Some(h) = ev.headers {
+        raw.flags |= F_TUPLE;
+        if h.from_l2 {
+            raw.flags |= F_L2;
+        }
+        raw.tuple = encode_tuple(&h);
+    }
+    raw
+}
+
+fn encode_tuple(h: &Headers) -> RawTuple {
+    let mut t = RawTuple {
+        vlan_id: h.vlan.unwrap_or(0),
+        ttl: h.ttl,
+        ip_id: h.ip_id,
+        flow_label: h.flow_label,
+        ..RawTuple::default()
+    };
+    match h.l3 {
+        L3::Ipv4 { src, dst } => {
+            t.l3 = L3_IPV4;
+            t.ethertype = ETH_P_IP;
+            t.saddr[..4].copy_from_slice(&src.octets());
+            t.daddr[..4].copy_from_slice(&dst.octets());
+        }
+        L3::Ipv6 { src, dst } => {
+            t.l3 = L3_IPV6;
+            t.ethertype = ETH_P_IPV6;
+            t.saddr = src.octets();
+            t.daddr = dst.octets();
+        }
+        L3::Arp { op, sender, target } => {
+            t.l3 = L3_ARP;
+            t.ethertype = ETH_P_ARP;
+            t.arp_op = op;
+            t.saddr[..4].copy_from_slice(&sender.octets());
+            t.daddr[..4].copy_from_slice(&target.octets());
+        }
+        L3::Other { ethertype } => {
+            t.l3 = L3_OTHER;
+            t.ethertype = ethertype;
+        }
+    }
+    // The decoder reads the transport fields only under IP; ARP and other
+    // ethertypes always come with `L4::None`.
+    match h.l4 {
+        L4::None => {}
+        L4::Tcp {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+        } => {
+            t.l4_proto = IPPROTO_TCP;
+            t.sport = sport;
+            t.dport = dport;
+            t.tcp_seq = seq;
+            t.tcp_ack = ack;
+            t.tcp_flags = flags.0;
+        }
+        L4::Udp { sport, dport, len } => {
+            t.l4_proto = IPPROTO_UDP;
+            t.sport = sport;
+            t.dport = dport;
+            t.l4_len = len;
+        }
+        L4::Icmp {
+            v6,
+            kind,
+            code,
+            id,
+            seq,
+        } => {
+            t.l4_proto = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
+            t.icmp_type = kind;
+            t.icmp_code = code;
+            t.icmp_id = id;
+            t.icmp_seq = seq;
+        }
+        L4::Other { proto } => t.l4_proto = proto,
+    }
+    t
+}

@@ -1,0 +1,371 @@
+//! The explorer's state of the world: flows, the finished packets of each
+//! flow, and the counters the status bar shows. It is a correlator [`Sink`]
+//! and nothing else: no I/O, no terminal, no clock ("now" arrives with
+//! [`Model::on_tick`]), so a replayed recording rebuilds exactly the state of
+//! the live run that wrote it.
+//!
+//! Memory is bounded: at most `max_flows` flows (the least recently seen are
+//! evicted in batches, so eviction costs O(log n) amortised) and at most
+//! `max_packets` finished packets overall (oldest first). Packets enter the
+//! model when they end (`consume_skb`, `kfree_skb`, or the correlator's idle
+//! flush), so a packet appears once its path is complete.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::correlate::flow::Endpoint;
+use crate::correlate::{End, Flow, FlowId, FlowKey, HopContext, Packet, Role, Sink};
+use crate::event::record::Tick;
+use crate::event::{HopEvent, NetnsId};
+use crate::output::Filter;
+
+/// Transit times kept per flow for its median.
+const TRANSIT_WINDOW: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub max_flows: usize,
+    pub max_packets: usize,
+    /// Which hops and packets enter the model at all.
+    pub filter: Filter,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            max_flows: 16_384,
+            max_packets: 65_536,
+            filter: Filter::default(),
+        }
+    }
+}
+
+/// One conversation as the explorer lists it.
+#[derive(Debug, Clone)]
+pub struct FlowEntry {
+    pub id: FlowId,
+    pub key: FlowKey,
+    pub initiator: Endpoint,
+    /// Where the first request was first seen (the initiator's side).
+    pub initiator_netns: Option<NetnsId>,
+    /// Where the first request was last seen, or the first reply first seen.
+    pub responder_netns: Option<NetnsId>,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub requests: u64,
+    pub replies: u64,
+    pub bytes: u64,
+    /// Packets freed by `kfree_skb` (whatever the reason).
+    pub drops: u64,
+    pub owned: bool,
+    /// Finished packets still kept, oldest first.
+    pub packets: VecDeque<crate::event::PacketId>,
+    transit: [u64; TRANSIT_WINDOW],
+    transit_len: usize,
+    transit_pos: usize,
+}
+
+impl FlowEntry {
+    fn new(flow: &Flow, ts: u64) -> FlowEntry {
+        FlowEntry {
+            id: flow.id,
+            key: flow.key,
+            initiator: flow.initiator,
+            initiator_netns: None,
+            responder_netns: None,
+            first_ts: ts,
+            last_ts: ts,
+            requests: 0,
+            replies: 0,
+            bytes: 0,
+            drops: 0,
+            owned: flow.owned,
+            packets: VecDeque::new(),
+            transit: [0; TRANSIT_WINDOW],
+            transit_len: 0,
+            transit_pos: 0,
+        }
+    }
+
+    /// The side that did not initiate.
+    pub fn responder(&self) -> Endpoint {
+        if self.key.a == self.initiator {
+            self.key.b
+        } else {
+            self.key.a
+        }
+    }
+
+    pub fn packets_seen(&self) -> u64 {
+        self.requests + self.replies
+    }
+
+    /// Median time from a packet's first to its last sighting inside this
+    /// host, over the last packets of the flow.
+    pub fn median_transit_ns(&self) -> Option<u64> {
+        if self.transit_len == 0 {
+            return None;
+        }
+        let mut v = self.transit;
+        let s = &mut v[..self.transit_len];
+        s.sort_unstable();
+        Some(s[s.len() / 2])
+    }
+
+    fn add_transit(&mut self, ns: u64) {
+        self.transit[self.transit_pos] = ns;
+        self.transit_pos = (self.transit_pos + 1) % TRANSIT_WINDOW;
+        self.transit_len = (self.transit_len + 1).min(TRANSIT_WINDOW);
+    }
+}
+
+/// Time from the first to the last device sighting of a packet.
+pub fn transit_ns(p: &Packet) -> u64 {
+    match (p.visits.first(), p.visits.last()) {
+        (Some(a), Some(b)) => b.last_ts.saturating_sub(a.first_ts),
+        _ => 0,
+    }
+}
+
+/// Counters shown in the status bar.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Latest tick (kernel counters and the monotonic time).
+    pub tick: Tick,
+    /// Events per second over the last tick interval.
+    pub events_per_s: f64,
+    /// Events applied (after the channel), since start.
+    pub events: u64,
+    pub packets_finished: u64,
+    pub packets_evicted: u64,
+    pub flows_evicted: u64,
+    /// Packets the correlator follows that have not ended yet.
+    pub in_flight: u64,
+    /// Hooks that could not be attached.
+    pub degraded: Vec<String>,
+}
+
+pub struct Model {
+    cfg: ModelConfig,
+    flows: HashMap<FlowId, FlowEntry>,
+    packets: BTreeMap<crate::event::PacketId, Packet>,
+    pub counters: Counters,
+    rate_base: Option<(u64, u64)>,
+    /// Namespace names learned from outside (live: /run/netns; replay: the
+    /// recording).
+    netns_names: HashMap<u32, String>,
+    /// Namespaces seen in finished packets that have no name yet.
+    unnamed: Vec<u32>,
+    /// Bumped on every change that can alter what is shown.
+    generation: u64,
+}
+
+impl Model {
+    pub fn new(cfg: ModelConfig) -> Model {
+        Model {
+            cfg,
+            flows: HashMap::new(),
+            packets: BTreeMap::new(),
+            counters: Counters::default(),
+            rate_base: None,
+            netns_names: HashMap::new(),
+            unnamed: Vec::new(),
+            generation: 0,
+        }
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Changes whenever anything visible may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn flow(&self, id: FlowId) -> Option<&FlowEntry> {
+        self.flows.get(&id)
+    }
+
+    pub fn flows(&self) -> impl Iterator<Item = &FlowEntry> {
+        self.flows.values()
+    }
+
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn packet(&self, id: crate::event::PacketId) -> Option<&Packet> {
+        self.packets.get(&id)
+    }
+
+    /// The newest finished packet kept.
+    pub fn last_packet_id(&self) -> Option<crate::event::PacketId> {
+        self.packets.last_key_value().map(|(k, _)| *k)
+    }
+
+    pub fn packet_count(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// The kept packets of a flow, oldest first.
+    pub fn flow_packets(&self, id: FlowId) -> impl Iterator<Item = &Packet> {
+        self.flows
+            .get(&id)
+            .into_iter()
+            .flat_map(|f| f.packets.iter())
+            .filter_map(|p| self.packets.get(p))
+    }
+
+    /// Periodic clock and kernel counters (live: the reader's; replay: the
+    /// recorded ones).
+    pub fn on_tick(&mut self, t: &Tick) {
+        if let Some((ts, received)) = self.rate_base {
+            let dt = t.now_ns.saturating_sub(ts);
+            if dt >= 500_000_000 {
+                self.counters.events_per_s =
+                    t.received.saturating_sub(received) as f64 * 1e9 / dt as f64;
+                self.rate_base = Some((t.now_ns, t.received));
+            }
+        } else {
+            self.rate_base = Some((t.now_ns, t.received));
+        }
+        if self.counters.tick != *t {
+            self.generation += 1;
+        }
+        self.counters.tick = *t;
+    }
+
+    /// Name of a namespace, when known.
+    pub fn netns_name(&self, ns: NetnsId) -> Option<&str> {
+        self.netns_names.get(&ns.0).map(String::as_str)
+    }
+
+    /// Records (or renames) a namespace's name.
+    pub fn set_netns_name(&mut self, ns: NetnsId, name: &str) {
+        if self.netns_names.get(&ns.0).map(String::as_str) != Some(name) {
+            self.netns_names.insert(ns.0, name.to_owned());
+            self.unnamed.retain(|n| *n != ns.0);
+            self.generation += 1;
+        }
+    }
+
+    /// Namespaces seen since the last call that have no name yet.
+    pub fn take_unnamed(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.unnamed)
+    }
+
+    pub fn set_in_flight(&mut self, n: u64) {
+        if self.counters.in_flight != n {
+            self.counters.in_flight = n;
+            self.generation += 1;
+        }
+    }
+
+    pub fn set_degraded(&mut self, hooks: Vec<String>) {
+        self.counters.degraded = hooks;
+        self.generation += 1;
+    }
+
+    fn entry(&mut self, flow: &Flow, ts: u64) -> &mut FlowEntry {
+        self.flows
+            .entry(flow.id)
+            .or_insert_with(|| FlowEntry::new(flow, ts))
+    }
+
+    fn evict_flows(&mut self) {
+        if self.flows.len() <= self.cfg.max_flows {
+            return;
+        }
+        let keep = self.cfg.max_flows - self.cfg.max_flows / 10;
+        let mut ages: Vec<(u64, FlowId)> = self.flows.values().map(|f| (f.last_ts, f.id)).collect();
+        let cut = ages.len() - keep;
+        ages.select_nth_unstable(cut - 1);
+        for &(_, id) in &ages[..cut] {
+            if let Some(f) = self.flows.remove(&id) {
+                for p in f.packets {
+                    self.packets.remove(&p);
+                }
+                self.counters.flows_evicted += 1;
+            }
+        }
+    }
+
+    fn evict_packets(&mut self) {
+        while self.packets.len() > self.cfg.max_packets {
+            let Some((id, p)) = self.packets.pop_first() else {
+                break;
+            };
+            self.counters.packets_evicted += 1;
+            if let Some(f) = p.flow.and_then(|f| self.flows.get_mut(&f)) {
+                if f.packets.front() == Some(&id) {
+                    f.packets.pop_front();
+                } else {
+                    f.packets.retain(|x| *x != id);
+                }
+            }
+        }
+    }
+}
+
+impl Sink for Model {
+    fn hop(&mut self, ev: &HopEvent, _ctx: &HopContext, flow: Option<&Flow>) {
+        self.counters.events += 1;
+        let Some(flow) = flow else { return };
+        if !self.cfg.filter.hop(ev, Some(flow)) {
+            return;
+        }
+        let e = self.entry(flow, ev.ts_ns);
+        e.last_ts = e.last_ts.max(ev.ts_ns);
+        e.owned = flow.owned;
+        self.generation += 1;
+    }
+
+    fn packet_done(&mut self, p: &Packet, flow: Option<&Flow>) {
+        let Some(flow) = flow else { return };
+        if !self.cfg.filter.packet(p, Some(flow)) {
+            return;
+        }
+        self.counters.packets_finished += 1;
+        let first_ns = p.visits.first().map(|v| v.device.netns);
+        let last_ns = p.visits.last().map(|v| v.device.netns);
+        let transit = transit_ns(p);
+        for v in &p.visits {
+            let ns = v.device.netns.0;
+            if !self.netns_names.contains_key(&ns) && !self.unnamed.contains(&ns) {
+                self.unnamed.push(ns);
+            }
+        }
+        let e = self.entry(flow, p.first_ts);
+        e.last_ts = e.last_ts.max(p.last_ts);
+        match p.role {
+            Some(Role::Request) | None => {
+                e.requests += 1;
+                if e.initiator_netns.is_none() {
+                    e.initiator_netns = first_ns;
+                    if e.responder_netns.is_none() {
+                        e.responder_netns = last_ns;
+                    }
+                }
+            }
+            Some(Role::Reply) => {
+                e.replies += 1;
+                if e.replies == 1 {
+                    e.responder_netns = first_ns.or(e.responder_netns);
+                }
+                if e.initiator_netns.is_none() {
+                    e.initiator_netns = last_ns;
+                }
+            }
+        }
+        e.bytes += u64::from(p.visits.first().map_or(0, |v| v.len));
+        if matches!(p.end, Some(End::Dropped { .. })) {
+            e.drops += 1;
+        }
+        e.add_transit(transit);
+        e.packets.push_back(p.id);
+        self.packets.insert(p.id, p.clone());
+        self.generation += 1;
+        self.evict_packets();
+        self.evict_flows();
+    }
+}

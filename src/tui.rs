@@ -1,0 +1,400 @@
+//! The explorer's runners: the live loop (reader thread → correlator →
+//! model → screen) and the replay of a recording, plus terminal hygiene.
+//!
+//! - The terminal is put back (raw mode off, main screen, mouse capture
+//!   off, cursor shown) by an RAII guard on every exit path, and by a panic
+//!   hook before the panic message is printed.
+//! - The screen is drawn at most [`FRAME_PERIOD`] apart and only when the
+//!   model or the view changed. Input arrives on its own thread, so keys are
+//!   handled between event batches (1024 events at most), never after them.
+//! - While the explorer owns the screen, log records (libbpf's included) go
+//!   to `HOPSCOPE_LOG_FILE` or nowhere, never to the terminal.
+//! - SIGINT, SIGTERM and SIGHUP quit like `q`: the reader detaches every
+//!   program before the process exits.
+
+use std::io::{self, IsTerminal, Stdout};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{select, tick, Receiver};
+use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+
+use crate::app::{App, Input};
+use crate::bpf::probe;
+use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
+use crate::correlate::{Correlator, CorrelatorConfig};
+use crate::event::record::{Frame, Recorder, RecordingInfo, Replay, Tick};
+use crate::event::NetnsId;
+use crate::model::{Model, ModelConfig};
+use crate::topology::names::{self, NameScanner};
+use crate::trace::monotonic_ns;
+use crate::ui::{self, Theme};
+use crate::UsageError;
+
+/// At most ~30 frames per second.
+pub const FRAME_PERIOD: Duration = Duration::from_millis(33);
+/// Clock of the correlator's idle flush and of the model.
+const TICK_PERIOD: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct ExplorerOptions {
+    pub tracer: TracerConfig,
+    pub correlator: CorrelatorConfig,
+    pub model: ModelConfig,
+    pub record: Option<PathBuf>,
+    /// Shown in the status bar.
+    pub filter_label: String,
+    /// Quit after this long (scripts and demos); `None`: until asked.
+    pub duration: Option<Duration>,
+}
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// Owns the terminal while the explorer runs; restores it when dropped.
+struct TerminalGuard {
+    term: Term,
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+impl TerminalGuard {
+    fn enter() -> Result<TerminalGuard> {
+        if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+            return Err(UsageError(
+                "the explorer needs a terminal; for scripts use `hopscope trace` (text or --json)"
+                    .to_owned(),
+            )
+            .into());
+        }
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                restore_terminal();
+                previous(info);
+            }));
+        });
+        enable_raw_mode().context("switching the terminal to raw mode")?;
+        let guard = TerminalGuard {
+            term: Terminal::new(CrosstermBackend::new(io::stdout()))
+                .context("opening the terminal")?,
+        };
+        execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)
+            .context("entering the alternate screen")?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Terminal input on its own thread (crossterm's read blocks).
+fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
+    let (tx, rx) = crossbeam_channel::bounded(256);
+    let _ = std::thread::Builder::new()
+        .name("hopscope-input".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(50)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.send(ev).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => return,
+                    },
+                    Ok(false) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    rx
+}
+
+fn signal_flag() -> Result<Arc<AtomicBool>> {
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, term.clone()).context("installing signal handlers")?;
+    }
+    Ok(term)
+}
+
+/// Redraw policy: only when something changed, at most once per frame
+/// period; while frozen, model changes alone do not redraw more than once
+/// per second.
+struct Painter {
+    theme: Theme,
+    last_draw: Option<Instant>,
+    drawn_generation: u64,
+    view_changed: bool,
+}
+
+impl Painter {
+    fn new() -> Painter {
+        Painter {
+            theme: Theme::from_env(),
+            last_draw: None,
+            drawn_generation: u64::MAX,
+            view_changed: true,
+        }
+    }
+
+    fn maybe_draw(&mut self, term: &mut Term, model: &Model, app: &mut App) -> Result<()> {
+        let since = self.last_draw.map_or(Duration::MAX, |t| t.elapsed());
+        let model_changed = model.generation() != self.drawn_generation;
+        let wanted = self.view_changed
+            || (model_changed && (app.frozen.is_none() || since >= Duration::from_secs(1)));
+        if !wanted || since < FRAME_PERIOD {
+            return Ok(());
+        }
+        term.draw(|f| ui::render(f, model, app, self.theme))
+            .context("drawing the screen")?;
+        self.last_draw = Some(Instant::now());
+        self.drawn_generation = model.generation();
+        self.view_changed = false;
+        Ok(())
+    }
+}
+
+fn tick_of(kernel: &KernelStats, reader: &ReaderStats, now_ns: u64) -> Tick {
+    Tick {
+        now_ns,
+        emitted: kernel.emitted,
+        lost: kernel.lost,
+        received: reader.received,
+        decode_errors: reader.decode_errors,
+        channel_dropped: reader.channel_dropped,
+        reused: kernel.reused,
+    }
+}
+
+/// Learns names of namespaces the model saw without one, and records them.
+fn learn_names(
+    model: &mut Model,
+    scanner: &mut NameScanner,
+    recorder: &mut Option<Recorder<io::BufWriter<std::fs::File>>>,
+    force: bool,
+) -> Result<()> {
+    let unknown = model.take_unnamed();
+    let found = if force {
+        Some(names::scan())
+    } else {
+        scanner.maybe_scan(&unknown)
+    };
+    let Some(found) = found else {
+        return Ok(());
+    };
+    let mut found: Vec<_> = found.into_iter().collect();
+    found.sort();
+    for (ino, name) in found {
+        if model.netns_name(NetnsId(ino)) != Some(name.as_str()) {
+            model.set_netns_name(NetnsId(ino), &name);
+            if let Some(r) = recorder.as_mut() {
+                r.netns_name(ino, &name).context("writing the recording")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The live explorer. Returns the exit code.
+pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
+    probe::check_can_trace()?;
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        return Err(UsageError(
+            "the explorer needs a terminal; for scripts use `hopscope trace` (text or --json)"
+                .to_owned(),
+        )
+        .into());
+    }
+    let term_flag = signal_flag()?;
+    let mut recorder = match &opts.record {
+        Some(p) => Some(
+            Recorder::create(p, &RecordingInfo::now())
+                .map_err(|e| UsageError(format!("cannot record to {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    crate::logging::quiet_terminal();
+    let mut reader = Reader::spawn(opts.tracer.clone()).context("starting the reader thread")?;
+    let degraded = match reader.rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(ReaderMsg::Ready { degraded }) => degraded,
+        Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
+        Ok(_) | Err(_) => anyhow::bail!("the BPF reader did not start"),
+    };
+    let mut model = Model::new(opts.model.clone());
+    model.set_degraded(degraded.iter().map(|d| d.hook.name().to_owned()).collect());
+    let mut corr = Correlator::new(opts.correlator);
+    let mut scanner = NameScanner::default();
+    learn_names(&mut model, &mut scanner, &mut recorder, true)?;
+    let mut app = App {
+        filter_label: opts.filter_label.clone(),
+        source_label: match &opts.record {
+            Some(p) => format!("live, recording to {}", p.display()),
+            None => "live".to_owned(),
+        },
+        ..App::default()
+    };
+
+    let result = (|| -> Result<()> {
+        let mut guard = TerminalGuard::enter()?;
+        let input_stop = Arc::new(AtomicBool::new(false));
+        let input = spawn_input(input_stop.clone());
+        let ticker = tick(TICK_PERIOD);
+        let mut painter = Painter::new();
+        let mut stats = (KernelStats::default(), ReaderStats::default());
+        let started = Instant::now();
+        let res = loop {
+            select! {
+                recv(reader.rx) -> msg => match msg {
+                    Ok(ReaderMsg::Events(batch)) => {
+                        for ev in &batch {
+                            if let Some(r) = recorder.as_mut() {
+                                r.event(ev).context("writing the recording")?;
+                            }
+                            corr.on_event(ev, &mut model);
+                        }
+                        reader.recycle(batch);
+                    }
+                    Ok(ReaderMsg::Stats { kernel, reader: r }) => stats = (kernel, r),
+                    Ok(ReaderMsg::Failed(e)) => break Err(anyhow::anyhow!("{e}")),
+                    Ok(ReaderMsg::Done { .. } | ReaderMsg::Ready { .. }) => {}
+                    Err(_) => break Err(anyhow::anyhow!("the BPF reader stopped")),
+                },
+                recv(input) -> ev => {
+                    if let Ok(ev) = ev {
+                        on_terminal_event(&mut app, &model, ev, &mut painter);
+                    }
+                },
+                recv(ticker) -> _ => {
+                    let now = monotonic_ns();
+                    corr.gc(now, &mut model);
+                    let t = tick_of(&stats.0, &stats.1, now);
+                    model.on_tick(&t);
+                    model.set_in_flight(corr.packets_in_flight() as u64);
+                    if let Some(r) = recorder.as_mut() {
+                        r.tick(&t).context("writing the recording")?;
+                    }
+                    learn_names(&mut model, &mut scanner, &mut recorder, false)?;
+                },
+                default(FRAME_PERIOD) => {},
+            }
+            if app.quit
+                || term_flag.load(Ordering::Relaxed)
+                || opts.duration.is_some_and(|d| started.elapsed() >= d)
+            {
+                break Ok(());
+            }
+            painter.maybe_draw(&mut guard.term, &model, &mut app)?;
+        };
+        input_stop.store(true, Ordering::Relaxed);
+        drop(guard);
+        res
+    })();
+
+    // Detach first, then record the final state the screen showed.
+    reader.join();
+    if let Some(mut r) = recorder.take() {
+        let now = monotonic_ns();
+        corr.gc(now, &mut model);
+        r.flush().context("writing the recording")?;
+    }
+    result?;
+    let s = &model.counters;
+    eprintln!(
+        "hopscope: {} flows, {} packets finished; events: {} emitted, {} received, {} lost",
+        model.flow_count(),
+        s.packets_finished,
+        s.tick.emitted,
+        s.tick.received,
+        s.tick.lost
+    );
+    Ok(0)
+}
+
+fn on_terminal_event(app: &mut App, model: &Model, ev: Event, painter: &mut Painter) {
+    match ev {
+        Event::Key(k) => app.update(model, Input::Key(k)),
+        Event::Mouse(m) => app.update(model, Input::Mouse(m)),
+        Event::Resize(..) => {}
+        _ => return,
+    }
+    painter.view_changed = true;
+}
+
+/// Rebuilds the model a recording describes (no root, no BPF).
+pub fn load_recording(
+    path: &Path,
+    model_cfg: ModelConfig,
+    corr_cfg: CorrelatorConfig,
+) -> Result<Model> {
+    let replay = Replay::open(path).map_err(|e| UsageError(e.to_string()))?;
+    let mut model = Model::new(model_cfg);
+    let mut corr = Correlator::new(corr_cfg);
+    for frame in replay {
+        match frame.map_err(|e| UsageError(e.to_string()))? {
+            Frame::Event(ev) => corr.on_event(&ev, &mut model),
+            Frame::Tick(t) => {
+                corr.gc(t.now_ns, &mut model);
+                model.on_tick(&t);
+                model.set_in_flight(corr.packets_in_flight() as u64);
+            }
+            Frame::NetnsName { inode, name } => model.set_netns_name(NetnsId(inode), &name),
+        }
+    }
+    model.take_unnamed();
+    Ok(model)
+}
+
+/// `hopscope replay FILE`: the explorer on a recording.
+pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfig) -> Result<i32> {
+    let mut model = load_recording(path, model_cfg, corr_cfg)?;
+    let _ = &mut model;
+    let term_flag = signal_flag()?;
+    crate::logging::quiet_terminal();
+    let mut app = App {
+        source_label: format!("replay {}", path.display()),
+        filter_label: "as recorded".to_owned(),
+        ..App::default()
+    };
+    let mut guard = TerminalGuard::enter()?;
+    let input_stop = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(input_stop.clone());
+    let mut painter = Painter::new();
+    loop {
+        painter.maybe_draw(&mut guard.term, &model, &mut app)?;
+        if let Ok(ev) = input.recv_timeout(FRAME_PERIOD) {
+            on_terminal_event(&mut app, &model, ev, &mut painter);
+        }
+        if app.quit || term_flag.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    input_stop.store(true, Ordering::Relaxed);
+    Ok(0)
+}

@@ -1,0 +1,106 @@
+//! The flows list: one row per conversation, live and sortable.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Row, Table, TableState};
+use ratatui::Frame;
+
+use super::{age, dur, empty, endpoint, netns_label, scroll_offset, Theme};
+use crate::app::App;
+use crate::model::Model;
+
+const HEADER: [&str; 10] = [
+    "proto",
+    "initiator",
+    "netns",
+    "responder",
+    "netns",
+    "req/rep",
+    "bytes",
+    "drops",
+    "last",
+    "transit",
+];
+
+pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Theme) {
+    let rows = app.flow_rows(model);
+    let title = Line::from(vec![
+        Span::styled(format!(" Flows ({}", rows.len()), theme.title()),
+        Span::styled(
+            if rows.len() == model.flow_count() {
+                ")".to_owned()
+            } else {
+                format!(" of {})", model.flow_count())
+            },
+            theme.title(),
+        ),
+        Span::styled(
+            format!("  sorted by {} (s)", app.flow_sort.name()),
+            theme.dim(),
+        ),
+    ]);
+    let [head, list] =
+        ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    f.render_widget(title, head);
+    if rows.is_empty() {
+        let text = if model.flow_count() == 0 {
+            "no flows yet: waiting for packets"
+        } else {
+            "no flow matches the search (Esc clears it)"
+        };
+        empty(f, list, text, theme);
+        return;
+    }
+    let height = list.height.saturating_sub(1) as usize;
+    app.page_rows = height.max(1);
+    let sel = app.flows.index.min(rows.len() - 1);
+    app.flows.offset = scroll_offset(app.flows.offset, sel, height);
+    let now = model.counters.tick.now_ns;
+    let body: Vec<Row> = rows
+        .iter()
+        .skip(app.flows.offset)
+        .take(height)
+        .filter_map(|id| model.flow(*id))
+        .map(|fl| {
+            let ns = |n: Option<crate::event::NetnsId>| {
+                n.map_or("?".to_owned(), |n| netns_label(model, n))
+            };
+            let drops = if fl.drops > 0 {
+                Span::styled(fl.drops.to_string(), theme.drop())
+            } else {
+                Span::raw("0")
+            };
+            Row::new(vec![
+                Line::from(fl.key.proto.name()),
+                Line::from(endpoint(fl.key.proto, fl.initiator)),
+                Line::from(ns(fl.initiator_netns)),
+                Line::from(endpoint(fl.key.proto, fl.responder())),
+                Line::from(ns(fl.responder_netns)),
+                Line::from(format!("{}/{}", fl.requests, fl.replies)),
+                Line::from(fl.bytes.to_string()),
+                Line::from(drops),
+                Line::from(age(now, fl.last_ts)),
+                Line::from(fl.median_transit_ns().map_or("-".to_owned(), dur)),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        body,
+        [
+            Constraint::Length(5),
+            Constraint::Min(18),
+            Constraint::Length(12),
+            Constraint::Min(18),
+            Constraint::Length(12),
+            Constraint::Length(9),
+            Constraint::Length(9),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Length(9),
+        ],
+    )
+    .header(Row::new(HEADER).style(theme.header()))
+    .row_highlight_style(theme.selected());
+    let mut state = TableState::default().with_selected(Some(sel - app.flows.offset));
+    f.render_stateful_widget(table, list, &mut state);
+}

@@ -1,0 +1,140 @@
+//! The hop graph of the selected flow, drawn as namespace boxes in the
+//! order the requests reached them, the devices inside each box, hops
+//! inside a namespace (bridge, routing) next to their device, and the wires
+//! between namespaces (veth) between the boxes: ▼ for requests, ▲ for
+//! replies, with packet counts and mean (min–max) latency per edge.
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::{dur, empty, netns_label, Theme};
+use crate::app::App;
+use crate::correlate::Role;
+use crate::model::Model;
+use crate::topology::graph::{Edge, HopGraph, Node};
+
+pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Theme) {
+    let packets = app.flow_packets(model);
+    if packets.is_empty() {
+        empty(
+            f,
+            area,
+            "no finished packet of this flow yet (or all hidden by r/R)",
+            theme,
+        );
+        return;
+    }
+    let g = HopGraph::build(packets.iter().copied());
+    let text = lines(&g, model, theme, area.width as usize);
+    f.render_widget(Paragraph::new(text), area);
+}
+
+fn edge_label(e: &Edge) -> String {
+    format!(
+        "{} pkt{}  {} ({}–{})",
+        e.packets,
+        if e.packets == 1 { "" } else { "s" },
+        dur(e.mean_ns()),
+        dur(e.min_ns),
+        dur(e.max_ns)
+    )
+}
+
+fn role_word(r: Role) -> &'static str {
+    match r {
+        Role::Request => "request",
+        Role::Reply => "reply  ",
+    }
+}
+
+fn style_of(theme: Theme, r: Role) -> Style {
+    match r {
+        Role::Request => theme.request(),
+        Role::Reply => theme.reply(),
+    }
+}
+
+fn boxed(content: Vec<Span<'static>>, inner: usize) -> Line<'static> {
+    let used: usize = content.iter().map(|s| s.content.chars().count()).sum();
+    let mut spans = vec![Span::raw("│ ")];
+    spans.extend(content);
+    spans.push(Span::raw(" ".repeat(inner.saturating_sub(used))));
+    spans.push(Span::raw(" │"));
+    Line::from(spans)
+}
+
+/// The drawing, one line per row; `width` bounds the boxes.
+pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Line<'static>> {
+    let box_w = width.clamp(30, 110) - 1;
+    let inner = box_w - 4;
+    let pos = |n: &Node| g.namespaces.iter().position(|x| *x == n.netns).unwrap_or(0);
+    let mut out = Vec::new();
+    for (k, ns) in g.namespaces.iter().enumerate() {
+        let title = format!("╭─ {} · {} ", netns_label(model, *ns), ns.0);
+        let fill = box_w.saturating_sub(title.chars().count() + 1);
+        out.push(Line::from(vec![
+            Span::styled(title, theme.title()),
+            Span::raw(format!("{}╮", "─".repeat(fill))),
+        ]));
+        for (idx, dev) in g.devices_in(*ns) {
+            let mut first = true;
+            let name = format!("{:<16}", dev.ifname.as_str());
+            for (to, e) in g.edges_from(idx).filter(|(to, _)| to.netns == *ns) {
+                let lead = if first { name.clone() } else { " ".repeat(16) };
+                first = false;
+                out.push(boxed(
+                    vec![
+                        Span::styled(lead, Style::new()),
+                        Span::styled(
+                            format!(" ─▶ {:<16}", to.ifname.as_str()),
+                            style_of(theme, e.role),
+                        ),
+                        Span::styled(
+                            format!("{} {}", role_word(e.role), edge_label(e)),
+                            style_of(theme, e.role),
+                        ),
+                    ],
+                    inner,
+                ));
+            }
+            if first {
+                out.push(boxed(vec![Span::raw(name)], inner));
+            }
+        }
+        out.push(Line::raw(format!(
+            "╰{}╯",
+            "─".repeat(box_w.saturating_sub(2))
+        )));
+        // Wires leaving this namespace for a later one, and replies coming
+        // back up from it.
+        for (from, to, e) in g.edges() {
+            let (pf, pt) = (pos(from), pos(to));
+            if pf == pt || pf.min(pt) != k {
+                continue;
+            }
+            let arrow = if pt > pf { "▼" } else { "▲" };
+            let far = if pf.abs_diff(pt) > 1 {
+                format!(" [{}]", netns_label(model, to.netns))
+            } else {
+                String::new()
+            };
+            out.push(Line::from(vec![
+                Span::raw("    "),
+                Span::styled(
+                    format!(
+                        "{arrow} {} {} → {}{far}  {}",
+                        role_word(e.role),
+                        from.ifname.as_str(),
+                        to.ifname.as_str(),
+                        edge_label(e)
+                    ),
+                    style_of(theme, e.role),
+                ),
+            ]));
+        }
+    }
+    out
+}
