@@ -56,15 +56,49 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
     let sel = app.flows.index.min(rows.len() - 1);
     app.flows.offset = scroll_offset(app.flows.offset, sel, height);
     let now = model.counters.tick.now_ns;
-    let body: Vec<Row> = rows
+    let shown: Vec<&crate::model::FlowEntry> = rows
         .iter()
         .skip(app.flows.offset)
         .take(height)
         .filter_map(|id| model.flow(*id))
+        .collect();
+    let ns = |n: Option<crate::event::NetnsId>| n.map_or("?".to_owned(), |n| netns_label(model, n));
+    let cells: Vec<[String; 4]> = shown
+        .iter()
         .map(|fl| {
-            let ns = |n: Option<crate::event::NetnsId>| {
-                n.map_or("?".to_owned(), |n| netns_label(model, n))
-            };
+            [
+                endpoint(fl.key.proto, fl.initiator),
+                ns(fl.initiator_netns),
+                endpoint(fl.key.proto, fl.responder()),
+                ns(fl.responder_netns),
+            ]
+        })
+        .collect();
+    // Columns as wide as what they show now, within bounds.
+    let width = |i: usize, min: usize, max: usize| {
+        let w = cells
+            .iter()
+            .map(|c| c[i].chars().count())
+            .max()
+            .unwrap_or(0);
+        w.clamp(min, max) as u16
+    };
+    let widths = [
+        Constraint::Length(5),
+        Constraint::Length(width(0, 9, 47)),
+        Constraint::Length(width(1, 5, 20)),
+        Constraint::Length(width(2, 9, 47)),
+        Constraint::Length(width(3, 5, 20)),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(9),
+    ];
+    let body: Vec<Row> = shown
+        .iter()
+        .zip(cells)
+        .map(|(fl, [ini, ini_ns, resp, resp_ns])| {
             let drops = if fl.drops > 0 {
                 Span::styled(fl.drops.to_string(), theme.drop())
             } else {
@@ -72,10 +106,10 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             };
             Row::new(vec![
                 Line::from(fl.key.proto.name()),
-                Line::from(endpoint(fl.key.proto, fl.initiator)),
-                Line::from(ns(fl.initiator_netns)),
-                Line::from(endpoint(fl.key.proto, fl.responder())),
-                Line::from(ns(fl.responder_netns)),
+                Line::from(ini),
+                Line::from(ini_ns),
+                Line::from(resp),
+                Line::from(resp_ns),
                 Line::from(format!("{}/{}", fl.requests, fl.replies)),
                 Line::from(fl.bytes.to_string()),
                 Line::from(drops),
@@ -84,23 +118,9 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             ])
         })
         .collect();
-    let table = Table::new(
-        body,
-        [
-            Constraint::Length(5),
-            Constraint::Min(18),
-            Constraint::Length(12),
-            Constraint::Min(18),
-            Constraint::Length(12),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(5),
-            Constraint::Length(5),
-            Constraint::Length(9),
-        ],
-    )
-    .header(Row::new(HEADER).style(theme.header()))
-    .row_highlight_style(theme.selected());
+    let table = Table::new(body, widths)
+        .header(Row::new(HEADER).style(theme.header()))
+        .row_highlight_style(theme.selected());
     let mut state = TableState::default().with_selected(Some(sel - app.flows.offset));
     f.render_stateful_widget(table, list, &mut state);
 }

@@ -93,11 +93,20 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
     app.page_rows = height.max(1);
     let sel = app.packets.index.min(rows.len() - 1);
     app.packets.offset = scroll_offset(app.packets.offset, sel, height);
-    let body: Vec<Row> = rows
+    let shown: Vec<&crate::correlate::Packet> = rows
         .iter()
         .skip(app.packets.offset)
         .take(height)
         .filter_map(|id| model.packet(*id))
+        .collect();
+    let path_w = shown
+        .iter()
+        .map(|p| path_summary(p).chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(6, 60) as u16;
+    let body: Vec<Row> = shown
+        .iter()
         .map(|p| {
             let (out, out_style) = outcome(p, theme);
             let mut visits = p.visits.len().to_string();
@@ -127,9 +136,9 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             Constraint::Length(22),
             Constraint::Length(10),
             Constraint::Length(6),
-            Constraint::Min(20),
+            Constraint::Length(path_w),
             Constraint::Length(9),
-            Constraint::Min(14),
+            Constraint::Fill(1),
         ],
     )
     .header(Row::new(HEADER).style(theme.header()))

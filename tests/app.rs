@@ -1,0 +1,345 @@
+//! The explorer's behaviour without a terminal: keys, selection that
+//! follows ids while data moves, clamping when data shrinks or empties,
+//! role filters, search and freezing. Fed by the recorded lab fixture.
+
+#[path = "common/replay.rs"]
+mod replay;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use hopscope::app::{App, Detail, Input, Screen};
+use hopscope::correlate::{Correlator, CorrelatorConfig, Role};
+use hopscope::event::record::{Frame, Replay};
+use hopscope::event::NetnsId;
+use hopscope::model::{Model, ModelConfig};
+use hopscope::output::Filter;
+
+fn press(app: &mut App, model: &Model, code: KeyCode) {
+    let m = match code {
+        KeyCode::Char(c) if c.is_ascii_uppercase() => KeyModifiers::SHIFT,
+        _ => KeyModifiers::NONE,
+    };
+    app.update(model, Input::Key(KeyEvent::new(code, m)));
+}
+
+fn typed(app: &mut App, model: &Model, s: &str) {
+    for c in s.chars() {
+        press(app, model, KeyCode::Char(c));
+    }
+}
+
+/// Replays the fixture frame by frame, so tests can look in between.
+struct Feed {
+    frames: Vec<Frame>,
+    pos: usize,
+    corr: Correlator,
+    model: Model,
+}
+
+impl Feed {
+    fn new(max_packets: usize, max_flows: usize) -> Feed {
+        let path = replay::lab_fixture();
+        let netns = replay::recorded_netns(&path, "hsfx-");
+        let frames = Replay::open(&path)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        Feed {
+            frames,
+            pos: 0,
+            corr: Correlator::new(CorrelatorConfig::default()),
+            model: Model::new(ModelConfig {
+                max_flows,
+                max_packets,
+                filter: Filter {
+                    only_owned: false,
+                    netns,
+                },
+            }),
+        }
+    }
+
+    /// Feeds frames until `n` more packets finished (or the end).
+    fn packets(&mut self, n: u64) -> bool {
+        let want = self.model.counters.packets_finished + n;
+        while self.model.counters.packets_finished < want {
+            let Some(f) = self.frames.get(self.pos).cloned() else {
+                return false;
+            };
+            self.pos += 1;
+            match f {
+                Frame::Event(ev) => self.corr.on_event(&ev, &mut self.model),
+                Frame::Tick(t) => {
+                    self.corr.gc(t.now_ns, &mut self.model);
+                    self.model.on_tick(&t);
+                }
+                Frame::NetnsName { inode, name } => {
+                    self.model.set_netns_name(NetnsId(inode), &name)
+                }
+            }
+        }
+        true
+    }
+
+    fn all(&mut self) {
+        while self.packets(1) {}
+    }
+}
+
+#[test]
+fn arrows_and_vim_keys_move_and_clamp() {
+    let model = replay::lab_model(65_536, 16_384);
+    let mut a = App::default();
+    a.clamp(&model);
+    let rows = a.flow_rows(&model);
+    assert!(rows.len() > 5);
+    assert_eq!(a.flows.selected, Some(rows[0]));
+    press(&mut a, &model, KeyCode::Down);
+    press(&mut a, &model, KeyCode::Char('j'));
+    assert_eq!(a.flows.selected, Some(rows[2]));
+    press(&mut a, &model, KeyCode::Char('k'));
+    assert_eq!(a.flows.selected, Some(rows[1]));
+    press(&mut a, &model, KeyCode::Up);
+    press(&mut a, &model, KeyCode::Up);
+    assert_eq!(a.flows.selected, Some(rows[0]), "clamped at the top");
+    press(&mut a, &model, KeyCode::End);
+    assert_eq!(a.flows.selected, Some(*rows.last().unwrap()));
+    press(&mut a, &model, KeyCode::Down);
+    assert_eq!(
+        a.flows.selected,
+        Some(*rows.last().unwrap()),
+        "clamped at the bottom"
+    );
+    press(&mut a, &model, KeyCode::Char('g'));
+    assert_eq!(a.flows.selected, Some(rows[0]));
+    a.page_rows = 4;
+    press(&mut a, &model, KeyCode::PageDown);
+    assert_eq!(a.flows.selected, Some(rows[4]));
+    press(&mut a, &model, KeyCode::PageUp);
+    assert_eq!(a.flows.selected, Some(rows[0]));
+    // Releases are ignored (kitty keyboard protocol reports them).
+    let mut release = KeyEvent::new(KeyCode::Down, KeyModifiers::NONE);
+    release.kind = KeyEventKind::Release;
+    a.update(&model, Input::Key(release));
+    assert_eq!(a.flows.selected, Some(rows[0]));
+}
+
+#[test]
+fn enter_drills_in_and_esc_goes_back() {
+    let model = replay::lab_model(65_536, 16_384);
+    let mut a = App::default();
+    press(&mut a, &model, KeyCode::Enter);
+    assert_eq!(a.screen, Screen::Packets);
+    assert!(a.packets.selected.is_some());
+    press(&mut a, &model, KeyCode::Enter);
+    assert_eq!(a.screen, Screen::Hops);
+    assert_eq!(a.hops.selected, Some(0));
+    press(&mut a, &model, KeyCode::Enter);
+    assert_eq!(a.screen, Screen::Hops, "hops are the deepest level");
+    assert!(a.notice.is_some());
+    press(&mut a, &model, KeyCode::Tab);
+    assert_eq!(a.detail, Detail::Graph);
+    press(&mut a, &model, KeyCode::Esc);
+    assert_eq!(a.screen, Screen::Packets);
+    press(&mut a, &model, KeyCode::Backspace);
+    assert_eq!(a.screen, Screen::Flows);
+    press(&mut a, &model, KeyCode::Esc);
+    assert_eq!(a.screen, Screen::Flows);
+    assert!(!a.quit);
+    press(&mut a, &model, KeyCode::Char('q'));
+    assert!(a.quit);
+    let mut b = App::default();
+    b.update(
+        &model,
+        Input::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert!(b.quit);
+}
+
+#[test]
+fn search_filters_jumps_and_clears() {
+    let model = replay::lab_model(65_536, 16_384);
+    let mut a = App::default();
+    let all = a.flow_rows(&model).len();
+    press(&mut a, &model, KeyCode::Char('/'));
+    typed(&mut a, &model, "198.18.1.2:8008");
+    let rows = a.flow_rows(&model);
+    assert_eq!(rows.len(), 2, "the two TCP connections to the router");
+    assert_eq!(a.flows.selected, Some(rows[0]), "jumps to the first match");
+    for id in &rows {
+        let f = model.flow(*id).unwrap();
+        assert_eq!(f.responder().1, 8008);
+    }
+    // While typing, q and j are text, not commands.
+    typed(&mut a, &model, "qj");
+    assert!(!a.quit);
+    assert!(a.flow_rows(&model).is_empty());
+    press(&mut a, &model, KeyCode::Backspace);
+    press(&mut a, &model, KeyCode::Backspace);
+    press(&mut a, &model, KeyCode::Enter);
+    assert!(!a.search().editing);
+    assert_eq!(a.flow_rows(&model).len(), 2);
+    // Namespace names are searchable too.
+    press(&mut a, &model, KeyCode::Esc);
+    assert_eq!(
+        a.flow_rows(&model).len(),
+        all,
+        "Esc clears the search first"
+    );
+    assert_eq!(a.screen, Screen::Flows);
+    press(&mut a, &model, KeyCode::Char('/'));
+    typed(&mut a, &model, "hsfx-r1");
+    let r1 = a.flow_rows(&model);
+    assert!(!r1.is_empty() && r1.len() < all);
+    press(&mut a, &model, KeyCode::Esc);
+    assert_eq!(a.flow_rows(&model).len(), all, "Esc while typing clears");
+}
+
+#[test]
+fn role_toggles_filter_packets_and_never_hide_both() {
+    let model = replay::lab_model(65_536, 16_384);
+    let mut a = App::default();
+    press(&mut a, &model, KeyCode::Char('/'));
+    typed(&mut a, &model, "8008");
+    press(&mut a, &model, KeyCode::Enter);
+    press(&mut a, &model, KeyCode::Enter);
+    let roles = |a: &App| -> Vec<Role> {
+        a.packet_rows(&model)
+            .iter()
+            .map(|id| model.packet(*id).unwrap().role.unwrap())
+            .collect()
+    };
+    let both = roles(&a);
+    assert!(both.contains(&Role::Request) && both.contains(&Role::Reply));
+    press(&mut a, &model, KeyCode::Char('r'));
+    let replies = roles(&a);
+    assert!(!replies.is_empty() && replies.iter().all(|r| *r == Role::Reply));
+    press(&mut a, &model, KeyCode::Char('R'));
+    assert!(
+        a.show_requests && !a.show_replies,
+        "hiding both brings the other back"
+    );
+    let requests = roles(&a);
+    assert!(!requests.is_empty() && requests.iter().all(|r| *r == Role::Request));
+    assert_eq!(requests.len() + replies.len(), both.len());
+    // The graph and path statistics see the same packets.
+    assert!(a
+        .flow_packets(&model)
+        .iter()
+        .all(|p| p.role == Some(Role::Request)));
+}
+
+#[test]
+fn selection_follows_the_flow_while_new_flows_arrive() {
+    let mut feed = Feed::new(65_536, 16_384);
+    feed.packets(30);
+    let mut a = App::default();
+    a.clamp(&feed.model);
+    press(&mut a, &feed.model, KeyCode::End);
+    let chosen = a.flows.selected.unwrap();
+    let row_before = a.flows.index;
+    feed.all();
+    a.clamp(&feed.model);
+    assert_eq!(a.flows.selected, Some(chosen), "same flow, by id");
+    let rows = a.flow_rows(&feed.model);
+    assert_eq!(rows[a.flows.index], chosen);
+    assert!(rows.len() > row_before + 1, "new flows were listed");
+}
+
+#[test]
+fn evicted_selection_clamps_to_its_row() {
+    // Room for few flows and packets: data shrinks under the cursor.
+    let mut feed = Feed::new(6, 4);
+    feed.packets(8);
+    let mut a = App::default();
+    press(&mut a, &feed.model, KeyCode::Enter);
+    assert_eq!(a.screen, Screen::Packets);
+    press(&mut a, &feed.model, KeyCode::Down);
+    let (before, old_index) = (a.packets.selected.unwrap(), a.packets.index);
+    feed.all();
+    assert!(feed.model.packet_count() <= 6);
+    assert!(feed.model.flow_count() <= 4);
+    assert!(feed.model.counters.packets_evicted > 0);
+    assert!(
+        feed.model.packet(before).is_none(),
+        "the selected packet was evicted"
+    );
+    a.clamp(&feed.model);
+    // The cursor keeps its row number, clamped, and selects what is there
+    // now (or nothing when the list emptied).
+    let rows = a.packet_rows(&feed.model);
+    match a.packets.selected {
+        Some(p) => {
+            assert_eq!(a.packets.index, old_index.min(rows.len() - 1));
+            assert_eq!(rows[a.packets.index], p);
+        }
+        None => assert!(rows.is_empty()),
+    }
+    for code in [
+        KeyCode::Down,
+        KeyCode::End,
+        KeyCode::Enter,
+        KeyCode::Tab,
+        KeyCode::Up,
+    ] {
+        press(&mut a, &feed.model, code);
+    }
+}
+
+#[test]
+fn empty_model_has_nothing_to_select() {
+    let model = Model::new(ModelConfig::default());
+    let mut a = App::default();
+    for code in [
+        KeyCode::Down,
+        KeyCode::End,
+        KeyCode::PageDown,
+        KeyCode::Enter,
+        KeyCode::Char('s'),
+        KeyCode::Char(' '),
+        KeyCode::Tab,
+    ] {
+        press(&mut a, &model, code);
+    }
+    assert_eq!(a.screen, Screen::Flows);
+    assert_eq!(a.flows.selected, None);
+    assert!(a.focus_packet(&model).is_none());
+}
+
+#[test]
+fn freezing_keeps_the_lists_still() {
+    let mut feed = Feed::new(65_536, 16_384);
+    feed.packets(20);
+    let mut a = App::default();
+    press(&mut a, &feed.model, KeyCode::Char(' '));
+    let frozen_rows = a.flow_rows(&feed.model);
+    feed.all();
+    assert_eq!(
+        a.flow_rows(&feed.model),
+        frozen_rows,
+        "no flow added or moved"
+    );
+    let last = a.frozen.as_ref().unwrap().last_packet;
+    assert!(a
+        .flow_packets(&feed.model)
+        .iter()
+        .all(|p| Some(p.id) <= last));
+    press(&mut a, &feed.model, KeyCode::Char(' '));
+    assert!(a.flow_rows(&feed.model).len() > frozen_rows.len());
+}
+
+#[test]
+fn sort_cycles_and_orders() {
+    let model = replay::lab_model(65_536, 16_384);
+    let mut a = App::default();
+    press(&mut a, &model, KeyCode::Char('s'));
+    let rows = a.flow_rows(&model);
+    let counts: Vec<u64> = rows
+        .iter()
+        .map(|id| model.flow(*id).unwrap().packets_seen())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+    for _ in 0..5 {
+        press(&mut a, &model, KeyCode::Char('s'));
+    }
+    assert_eq!(a.flow_sort, hopscope::app::FlowSort::LastSeen, "six orders");
+}
