@@ -21,9 +21,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use hopscope::app::{App, Input};
 use hopscope::bpf::abi::{event_bytes, RawEvent, RawTuple, EVENT_SIZE};
 use hopscope::correlate::{Correlator, CorrelatorConfig, Sink};
 use hopscope::event::decode::decode;
+use hopscope::model::{Model, ModelConfig};
+use hopscope::ui::{self, Theme};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
 
 // ---------------------------------------------------------------------------
 // Allocation counter.
@@ -358,16 +364,21 @@ impl Sink for Null {}
 
 /// Decodes and correlates `records`, calling gc like `hopscope trace` does.
 fn run_pipeline(corr: &mut Correlator, records: &[u8], last_gc: &mut u64) {
-    let mut sink = Null;
+    run_into(corr, records, last_gc, &mut Null);
+}
+
+/// Decodes and correlates `records` into `sink` (the explorer's model, or
+/// nothing).
+fn run_into(corr: &mut Correlator, records: &[u8], last_gc: &mut u64, sink: &mut impl Sink) {
     for rec in records.chunks_exact(EVENT_SIZE) {
         let ev = match decode(rec) {
             Ok(ev) => ev,
             Err(e) => panic!("synthetic record does not decode: {e}"),
         };
-        corr.on_event(&ev, &mut sink);
+        corr.on_event(&ev, sink);
         if ev.ts_ns.saturating_sub(*last_gc) >= GC_PERIOD_NS {
             *last_gc = ev.ts_ns;
-            corr.gc(ev.ts_ns, &mut sink);
+            corr.gc(ev.ts_ns, sink);
         }
     }
 }
@@ -394,6 +405,23 @@ fn check_allocations(stream: &[u8]) {
     let before = allocations();
     run_pipeline(&mut corr, measured, &mut last_gc);
     let pipeline_allocs = allocations() - before;
+
+    // The explorer's model, capped so the warm-up fills it: from then on
+    // finished packets reuse the buffers of the ones they evict.
+    let mut mcorr = Correlator::new(CorrelatorConfig::default());
+    let mut model = Model::new(ModelConfig {
+        max_packets: 8192,
+        ..ModelConfig::default()
+    });
+    let mut mgc = 0;
+    run_into(&mut mcorr, warm, &mut mgc, &mut model);
+    let before = allocations();
+    run_into(&mut mcorr, measured, &mut mgc, &mut model);
+    let model_allocs = allocations() - before;
+    println!(
+        "allocations per event with the model (steady state, 8192 packets kept): {:.4} ({model_allocs} in {measured_events} events)",
+        model_allocs as f64 / measured_events
+    );
 
     let st = corr.stats();
     println!(
@@ -443,6 +471,52 @@ fn pipeline(c: &mut Criterion) {
             black_box(corr.stats().packets)
         })
     });
+    g.finish();
+
+    // The explorer's path: the model stores every finished packet (a clone
+    // per packet, not per event) and evicts the oldest beyond its cap.
+    let mut g = c.benchmark_group("decode+correlate+model");
+    g.throughput(Throughput::Elements(n));
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("1M events", |b| {
+        b.iter(|| {
+            let mut corr = Correlator::new(CorrelatorConfig::default());
+            let mut model = Model::new(ModelConfig::default());
+            let mut last_gc = 0;
+            run_into(&mut corr, black_box(&stream), &mut last_gc, &mut model);
+            black_box(model.packet_count())
+        })
+    });
+    g.finish();
+
+    // One frame of the explorer over a full model (1000 flows, 65,536
+    // packets kept): what each redraw costs, at most 30 times a second.
+    let mut corr = Correlator::new(CorrelatorConfig::default());
+    let mut model = Model::new(ModelConfig::default());
+    let mut last_gc = 0;
+    run_into(&mut corr, &stream, &mut last_gc, &mut model);
+    let mut g = c.benchmark_group("render 160x45");
+    for (name, keys) in [
+        ("flows", &[][..]),
+        ("packets", &[KeyCode::Enter][..]),
+        ("hop graph", &[KeyCode::Enter, KeyCode::Tab][..]),
+        (
+            "path statistics",
+            &[KeyCode::Enter, KeyCode::Tab, KeyCode::Tab][..],
+        ),
+    ] {
+        let mut app = App::default();
+        for k in keys {
+            app.update(&model, Input::Key(KeyEvent::new(*k, KeyModifiers::NONE)));
+        }
+        let mut term = Terminal::new(TestBackend::new(160, 45)).expect("test backend");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                term.draw(|f| ui::render(f, &model, &mut app, Theme { color: true }))
+                    .expect("draw");
+            })
+        });
+    }
     g.finish();
 }
 

@@ -10,7 +10,7 @@
 //! model when they end (`consume_skb`, `kfree_skb`, or the correlator's idle
 //! flush), so a packet appears once its path is complete.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crate::correlate::flow::Endpoint;
 use crate::correlate::{End, Flow, FlowId, FlowKey, HopContext, Packet, Role, Sink};
@@ -147,7 +147,14 @@ pub struct Counters {
 pub struct Model {
     cfg: ModelConfig,
     flows: HashMap<FlowId, FlowEntry>,
-    packets: BTreeMap<crate::event::PacketId, Packet>,
+    /// Finished packets by id. A hash map (not a B-tree) so that a full
+    /// model stores and evicts without allocating.
+    packets: HashMap<crate::event::PacketId, Packet>,
+    /// Ids in the order packets finished: eviction order. May hold ids
+    /// already removed with their flow; those are skipped.
+    finished: VecDeque<crate::event::PacketId>,
+    /// Newest packet id stored so far.
+    last_packet: Option<crate::event::PacketId>,
     pub counters: Counters,
     rate_base: Option<(u64, u64)>,
     /// Namespace names learned from outside (live: /run/netns; replay: the
@@ -164,7 +171,9 @@ impl Model {
         Model {
             cfg,
             flows: HashMap::new(),
-            packets: BTreeMap::new(),
+            packets: HashMap::new(),
+            finished: VecDeque::new(),
+            last_packet: None,
             counters: Counters::default(),
             rate_base: None,
             netns_names: HashMap::new(),
@@ -200,7 +209,7 @@ impl Model {
 
     /// The newest finished packet kept.
     pub fn last_packet_id(&self) -> Option<crate::event::PacketId> {
-        self.packets.last_key_value().map(|(k, _)| *k)
+        self.last_packet
     }
 
     pub fn packet_count(&self) -> usize {
@@ -290,10 +299,16 @@ impl Model {
         }
     }
 
-    fn evict_packets(&mut self) {
-        while self.packets.len() > self.cfg.max_packets {
-            let Some((id, p)) = self.packets.pop_first() else {
+    /// Evicts the oldest packets until `room` more fit; returns the last
+    /// one evicted so its buffers can be reused.
+    fn evict_packets(&mut self, room: usize) -> Option<Packet> {
+        let mut spare = None;
+        while self.packets.len() + room > self.cfg.max_packets.max(room) {
+            let Some(id) = self.finished.pop_front() else {
                 break;
+            };
+            let Some(p) = self.packets.remove(&id) else {
+                continue;
             };
             self.counters.packets_evicted += 1;
             if let Some(f) = p.flow.and_then(|f| self.flows.get_mut(&f)) {
@@ -303,7 +318,9 @@ impl Model {
                     f.packets.retain(|x| *x != id);
                 }
             }
+            spare = Some(p);
         }
+        spare
     }
 }
 
@@ -363,9 +380,24 @@ impl Sink for Model {
         }
         e.add_transit(transit);
         e.packets.push_back(p.id);
-        self.packets.insert(p.id, p.clone());
+        // At the cap, the evicted packet's visit buffer takes the copy, so
+        // a full model stores packets without allocating.
+        let stored = match self.evict_packets(1) {
+            Some(mut old) => {
+                old.clone_from(p);
+                old
+            }
+            None => p.clone(),
+        };
+        self.packets.insert(p.id, stored);
+        self.finished.push_back(p.id);
+        if self.finished.len() > 2 * self.cfg.max_packets.max(1) {
+            // Ids of packets evicted with their flow: drop them in one pass.
+            let packets = &self.packets;
+            self.finished.retain(|id| packets.contains_key(id));
+        }
+        self.last_packet = self.last_packet.max(Some(p.id));
         self.generation += 1;
-        self.evict_packets();
         self.evict_flows();
     }
 }

@@ -95,7 +95,7 @@ pub enum End {
 }
 
 /// One skb's life.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Packet {
     pub id: PacketId,
     pub flow: Option<FlowId>,
@@ -114,6 +114,23 @@ pub struct Packet {
     /// The task that received it from a socket.
     pub receiver: Option<Task>,
     pub end: Option<End>,
+}
+
+impl Clone for Packet {
+    fn clone(&self) -> Self {
+        Packet {
+            visits: self.visits.clone(),
+            ..*self
+        }
+    }
+
+    /// Reuses `self`'s visit buffer (the model recycles evicted packets).
+    fn clone_from(&mut self, src: &Self) {
+        let mut visits = std::mem::take(&mut self.visits);
+        visits.clear();
+        visits.extend_from_slice(&src.visits);
+        *self = Packet { visits, ..*src };
+    }
 }
 
 /// What the correlator tells about one event.
