@@ -304,3 +304,6 @@ done
 		echo "  run $((i + 1)): ${SUMMARIES[$i]}"
 	done
 } | tee "$OUT/results.txt"
+
+# --- 4. the explorer under load (its own lab, tmux) ------------------------------
+BENCH_SKIP_BUILD=1 bash "$ROOT/scripts/bench-tui.sh"
