@@ -1,6 +1,7 @@
 //! hopscope's entry point: parse arguments, wire the layers, map errors to
 //! exit codes (2 for bad input, 1 for failures). Nothing else lives here.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -207,7 +208,11 @@ fn demo(d: DemoArgs) -> Result<i32> {
         .filter_map(|n| lab.netns_inode(n).ok())
         .map(|i| i as u32)
         .collect();
-    let res = if d.json || d.text {
+    let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if !(d.json || d.text || terminal) {
+        eprintln!("hopscope demo: no terminal for the explorer; printing lines instead (--text)");
+    }
+    let res = if d.json || d.text || !terminal {
         eprintln!("hopscope demo: tracing lab traffic (Ctrl-C to stop) ...");
         let (tracer, correlator) = tracer_options(&tracer_args);
         let duration = d.duration.unwrap_or(Duration::from_secs(10));

@@ -343,3 +343,13 @@ fn sort_cycles_and_orders() {
     }
     assert_eq!(a.flow_sort, hopscope::app::FlowSort::LastSeen, "six orders");
 }
+
+#[test]
+fn readme_lists_every_key_binding() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for b in hopscope::input::BINDINGS {
+        let row = format!("| `{}` | {} |", b.label, b.help);
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
+}
