@@ -209,7 +209,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let mut final_stats: Option<(KernelStats, ReaderStats)> = None;
     let mut stopping = false;
     let mut live_stats = (KernelStats::default(), ReaderStats::default());
-    let mut names_seen = std::collections::HashSet::new();
+    let mut names = RecordedNames::default();
 
     loop {
         match reader.rx.recv_timeout(Duration::from_millis(20)) {
@@ -237,7 +237,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             let now = monotonic_ns();
             out.sink().gc(&mut corr, now);
             if let Some(r) = recorder.as_mut() {
-                record_tick(r, now, &live_stats.0, &live_stats.1, &mut names_seen)
+                record_tick(r, now, &live_stats.0, &live_stats.1, &mut names)
                     .context("writing the recording")?;
             }
         }
@@ -270,7 +270,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     }
     let (kernel, rstats) = final_stats.unwrap_or_default();
     if let Some(mut r) = recorder.take() {
-        record_tick(&mut r, monotonic_ns(), &kernel, &rstats, &mut names_seen)
+        record_tick(&mut r, monotonic_ns(), &kernel, &rstats, &mut names)
             .and_then(|()| r.flush())
             .context("writing the recording")?;
     }
@@ -306,21 +306,35 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     })
 }
 
-/// One tick into a recording, with the names of namespaces not recorded yet
-/// (a scan is a few directory entries; trace records at most 10 per second).
+/// Namespace names already written to the recording, and when they were
+/// last looked up.
+#[derive(Default)]
+struct RecordedNames {
+    written: std::collections::HashMap<u32, String>,
+    scanned: Option<Instant>,
+}
+
+/// One tick into a recording, preceded by namespace names that are new or
+/// changed (looked up at most once per second).
 fn record_tick(
     r: &mut Recorder<io::BufWriter<std::fs::File>>,
     now: u64,
     kernel: &KernelStats,
     reader: &ReaderStats,
-    names_seen: &mut std::collections::HashSet<(u32, String)>,
+    names: &mut RecordedNames,
 ) -> io::Result<()> {
-    let mut names: Vec<(u32, String)> = crate::topology::names::scan().into_iter().collect();
-    names.sort();
-    for n in names {
-        if !names_seen.contains(&n) {
-            r.netns_name(n.0, &n.1)?;
-            names_seen.insert(n);
+    if names
+        .scanned
+        .is_none_or(|t| t.elapsed() >= crate::topology::names::RESCAN_PERIOD)
+    {
+        names.scanned = Some(Instant::now());
+        let mut found: Vec<(u32, String)> = crate::topology::names::scan().into_iter().collect();
+        found.sort();
+        for (ino, name) in found {
+            if names.written.get(&ino) != Some(&name) {
+                r.netns_name(ino, &name)?;
+                names.written.insert(ino, name);
+            }
         }
     }
     r.tick(&Tick {
