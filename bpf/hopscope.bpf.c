@@ -36,6 +36,14 @@ const volatile __u64 hs_cfg_max_packet_age_ns = 5ULL * 1000 * 1000 * 1000;
 struct hs_pkt_state {
 	__u64 packet_id;
 	__u64 last_seen;
+	/*
+	 * skb->head at the last device sighting. The socket and free hooks have
+	 * no headers to fingerprint, and a packet freed without a tracepoint
+	 * (GRO, TCP pure ACKs) leaves its entry behind; when the slab hands the
+	 * same sk_buff to an unrelated skb (a Unix socket's, say), a different
+	 * data buffer tells it apart.
+	 */
+	__u64 head;
 	__u32 fingerprint;
 	__u32 _pad;
 };
@@ -91,7 +99,8 @@ static __always_inline __u32 hs_fingerprint(const struct hs_tuple *t)
  * this sighting (0 if headers were not parsed). Sets *is_new. Returns the
  * packet id, or 0 on failure.
  */
-static __always_inline __u64 hs_identify(__u64 skb, __u32 fp, __u64 now, __u8 *is_new)
+static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 now,
+					 __u8 *is_new)
 {
 	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &skb);
 	struct hs_pkt_state fresh = {};
@@ -101,6 +110,8 @@ static __always_inline __u64 hs_identify(__u64 skb, __u32 fp, __u64 now, __u8 *i
 			     now - st->last_seen > hs_cfg_max_packet_age_ns;
 		if (!reused) {
 			st->last_seen = now;
+			/* pskb_expand_head() may have moved the data. */
+			st->head = head;
 			if (!st->fingerprint)
 				st->fingerprint = fp;
 			*is_new = 0;
@@ -110,6 +121,7 @@ static __always_inline __u64 hs_identify(__u64 skb, __u32 fp, __u64 now, __u8 *i
 	}
 	fresh.packet_id = __sync_fetch_and_add(&hs_next_packet_id, 1);
 	fresh.last_seen = now;
+	fresh.head = head;
 	fresh.fingerprint = fp;
 	if (bpf_map_update_elem(&hs_packets, &skb, &fresh, BPF_ANY))
 		return 0;
@@ -205,7 +217,8 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	__u64 id;
 
 	flags = hs_parse_skb(skb, dev, &t);
-	id = hs_identify((__u64)skb, (flags & HS_F_TUPLE) ? hs_fingerprint(&t) : 0, now, &is_new);
+	id = hs_identify((__u64)skb, (__u64)BPF_CORE_READ(skb, head),
+			 (flags & HS_F_TUPLE) ? hs_fingerprint(&t) : 0, now, &is_new);
 	if (!id)
 		return 0;
 	e = hs_reserve();
@@ -291,7 +304,7 @@ int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
 	struct hs_event *e;
 
-	if (!st)
+	if (!st || st->head != (__u64)BPF_CORE_READ(skb, head))
 		return 0;
 	e = hs_reserve();
 	if (!e)
@@ -325,6 +338,11 @@ static __always_inline int hs_on_free(struct sk_buff *skb, __u8 hook, __u64 loca
 	if (!st)
 		return 0;
 	id = st->packet_id;
+	if (st->head != (__u64)BPF_CORE_READ(skb, head)) {
+		/* A stale entry: its packet ended unseen, this skb is another. */
+		bpf_map_delete_elem(&hs_packets, &key);
+		return 0;
+	}
 	bpf_map_delete_elem(&hs_packets, &key);
 	e = hs_reserve();
 	if (!e)
