@@ -108,7 +108,7 @@ for i in $(seq 1 "$KEYS"); do
 	sleep 0.2
 done
 lost=$(screen | grep -o 'LOST [0-9]*\|lost 0' | head -n1)
-kept=$(screen | grep -o 'packets [0-9]* in flight, [0-9]* kept' | head -n1)
+kept=$(screen | grep -o '[0-9]* in flight │ shown: [0-9]* packets' | head -n1)
 pid=$(tmux -L "$SOCK" display -p -t bench '#{pane_pid}')
 child=$(pgrep -P "$pid" | head -n1 || true)
 rss=$(awk '/VmRSS/ { print $2 / 1024 " MiB" }' "/proc/${child:-$pid}/status")

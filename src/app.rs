@@ -116,10 +116,13 @@ impl PacketSort {
     }
 }
 
-/// A list cursor that follows an item by id.
+/// A list cursor that follows an item by id. Until the user moves it, it
+/// stays on the first row, so a live list shows its newest items.
 #[derive(Debug, Clone)]
 pub struct Cursor<T> {
     pub selected: Option<T>,
+    /// The user moved it: from then on it follows its item.
+    pub touched: bool,
     /// Row of the selection at the last resolve.
     pub index: usize,
     /// First row shown (kept by the renderer).
@@ -130,6 +133,7 @@ impl<T> Default for Cursor<T> {
     fn default() -> Self {
         Cursor {
             selected: None,
+            touched: false,
             index: 0,
             offset: 0,
         }
@@ -144,10 +148,13 @@ impl<T: Copy + PartialEq> Cursor<T> {
             self.index = 0;
             return None;
         }
-        let i = self
-            .selected
-            .and_then(|s| rows.iter().position(|r| *r == s))
-            .unwrap_or(self.index.min(rows.len() - 1));
+        let i = if self.touched {
+            self.selected
+                .and_then(|s| rows.iter().position(|r| *r == s))
+                .unwrap_or(self.index.min(rows.len() - 1))
+        } else {
+            0
+        };
         self.index = i;
         self.selected = Some(rows[i]);
         Some(i)
@@ -158,6 +165,7 @@ impl<T: Copy + PartialEq> Cursor<T> {
             return;
         }
         let i = i.min(rows.len() - 1);
+        self.touched = true;
         self.index = i;
         self.selected = Some(rows[i]);
     }

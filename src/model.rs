@@ -18,6 +18,9 @@ use crate::event::record::Tick;
 use crate::event::{HopEvent, NetnsId};
 use crate::output::Filter;
 
+/// Window of the events-per-second figure.
+const RATE_WINDOW_NS: u64 = 3_000_000_000;
+
 /// Transit times kept per flow for its median.
 const TRANSIT_WINDOW: usize = 32;
 
@@ -46,8 +49,10 @@ pub struct FlowEntry {
     pub key: FlowKey,
     pub initiator: Endpoint,
     /// Where the first request was first seen (the initiator's side).
+    /// Requests, replies and bytes count packets from their first sighting.
     pub initiator_netns: Option<NetnsId>,
-    /// Where the first request was last seen, or the first reply first seen.
+    /// Where the first reply was first seen; until then, where the first
+    /// finished request was last seen.
     pub responder_netns: Option<NetnsId>,
     pub first_ts: u64,
     pub last_ts: u64,
@@ -156,7 +161,8 @@ pub struct Model {
     /// Newest packet id stored so far.
     last_packet: Option<crate::event::PacketId>,
     pub counters: Counters,
-    rate_base: Option<(u64, u64)>,
+    /// (time, events received) at recent ticks, for the event rate.
+    rate_samples: VecDeque<(u64, u64)>,
     /// Namespace names learned from outside (live: /run/netns; replay: the
     /// recording).
     netns_names: HashMap<u32, String>,
@@ -175,7 +181,7 @@ impl Model {
             finished: VecDeque::new(),
             last_packet: None,
             counters: Counters::default(),
-            rate_base: None,
+            rate_samples: VecDeque::new(),
             netns_names: HashMap::new(),
             unnamed: Vec::new(),
             generation: 0,
@@ -228,15 +234,19 @@ impl Model {
     /// Periodic clock and kernel counters (live: the reader's; replay: the
     /// recorded ones).
     pub fn on_tick(&mut self, t: &Tick) {
-        if let Some((ts, received)) = self.rate_base {
+        // Events per second over the last RATE_WINDOW_NS: the reader reports
+        // its counters every 500 ms and traffic comes in bursts, so a
+        // shorter window makes the figure jump between 0 and peaks.
+        self.rate_samples.push_back((t.now_ns, t.received));
+        while self.rate_samples.len() > 2 && self.rate_samples[1].0 + RATE_WINDOW_NS <= t.now_ns {
+            self.rate_samples.pop_front();
+        }
+        if let Some(&(ts, received)) = self.rate_samples.front() {
             let dt = t.now_ns.saturating_sub(ts);
-            if dt >= 500_000_000 {
+            if dt >= 1_000_000_000 {
                 self.counters.events_per_s =
                     t.received.saturating_sub(received) as f64 * 1e9 / dt as f64;
-                self.rate_base = Some((t.now_ns, t.received));
             }
-        } else {
-            self.rate_base = Some((t.now_ns, t.received));
         }
         if self.counters.tick != *t {
             self.generation += 1;
@@ -325,7 +335,7 @@ impl Model {
 }
 
 impl Sink for Model {
-    fn hop(&mut self, ev: &HopEvent, _ctx: &HopContext, flow: Option<&Flow>) {
+    fn hop(&mut self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) {
         self.counters.events += 1;
         let Some(flow) = flow else { return };
         if !self.cfg.filter.hop(ev, Some(flow)) {
@@ -334,6 +344,26 @@ impl Sink for Model {
         let e = self.entry(flow, ev.ts_ns);
         e.last_ts = e.last_ts.max(ev.ts_ns);
         e.owned = flow.owned;
+        // Packets count from their first sighting, so a flow's totals and
+        // sides show while its packets are still in flight.
+        if ev.new_packet {
+            let ns = ev.device.map(|d| d.netns);
+            match ctx.role {
+                Some(Role::Reply) => {
+                    e.replies += 1;
+                    if e.replies == 1 {
+                        e.responder_netns = ns.or(e.responder_netns);
+                    }
+                }
+                Some(Role::Request) | None => {
+                    e.requests += 1;
+                    if e.initiator_netns.is_none() {
+                        e.initiator_netns = ns;
+                    }
+                }
+            }
+            e.bytes += u64::from(ev.len);
+        }
         self.generation += 1;
     }
 
@@ -354,27 +384,18 @@ impl Sink for Model {
         }
         let e = self.entry(flow, p.first_ts);
         e.last_ts = e.last_ts.max(p.last_ts);
+        // Until the other side answers, where a request ended is the best
+        // guess of where that side lives (and the reverse for replies).
         match p.role {
             Some(Role::Request) | None => {
-                e.requests += 1;
-                if e.initiator_netns.is_none() {
-                    e.initiator_netns = first_ns;
-                    if e.responder_netns.is_none() {
-                        e.responder_netns = last_ns;
-                    }
-                }
+                e.initiator_netns = e.initiator_netns.or(first_ns);
+                e.responder_netns = e.responder_netns.or(last_ns);
             }
             Some(Role::Reply) => {
-                e.replies += 1;
-                if e.replies == 1 {
-                    e.responder_netns = first_ns.or(e.responder_netns);
-                }
-                if e.initiator_netns.is_none() {
-                    e.initiator_netns = last_ns;
-                }
+                e.responder_netns = e.responder_netns.or(first_ns);
+                e.initiator_netns = e.initiator_netns.or(last_ns);
             }
         }
-        e.bytes += u64::from(p.visits.first().map_or(0, |v| v.len));
         if matches!(p.end, Some(End::Dropped { .. })) {
             e.drops += 1;
         }

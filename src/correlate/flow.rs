@@ -202,6 +202,16 @@ impl Flow {
         let initiator = match (view.implied_role, view.opener) {
             (_, Some(Role::Request)) | (Some(Role::Request), None) => view.src,
             (_, Some(Role::Reply)) | (Some(Role::Reply), None) => view.dst,
+            // A TCP connection caught mid-stream: the side on the lower port
+            // is taken as the server (clients use high ephemeral ports),
+            // until a SYN says otherwise.
+            (None, None) if view.key.proto == FlowProto::Tcp && view.src.1 != view.dst.1 => {
+                if view.src.1 > view.dst.1 {
+                    view.src
+                } else {
+                    view.dst
+                }
+            }
             (None, None) => view.src,
         };
         Flow {

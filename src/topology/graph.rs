@@ -122,13 +122,6 @@ impl HopGraph {
             .filter(move |(_, n)| n.netns == ns)
     }
 
-    /// Edges leaving a node, as (target, edge).
-    pub fn edges_from(&self, n: NodeIndex) -> impl Iterator<Item = (&Node, &Edge)> {
-        self.graph
-            .edges(n)
-            .map(move |e| (&self.graph[e.target()], e.weight()))
-    }
-
     /// All edges as (source, target, edge).
     pub fn edges(&self) -> impl Iterator<Item = (&Node, &Node, &Edge)> {
         self.graph

@@ -35,7 +35,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             theme.title(),
         ),
         Span::styled(
-            format!("  sorted by {} (s)", app.flow_sort.name()),
+            format!("  sort: {} · s cycles", app.flow_sort.name()),
             theme.dim(),
         ),
     ]);

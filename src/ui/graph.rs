@@ -68,7 +68,7 @@ fn boxed(content: Vec<Span<'static>>, inner: usize) -> Line<'static> {
 
 /// The drawing, one line per row; `width` bounds the boxes.
 pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Line<'static>> {
-    let box_w = width.clamp(30, 110) - 1;
+    let box_w = width.max(30) - 1;
     let inner = box_w - 4;
     let pos = |n: &Node| g.namespaces.iter().position(|x| *x == n.netns).unwrap_or(0);
     let mut out = Vec::new();
@@ -79,29 +79,37 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
             Span::styled(title, theme.title()),
             Span::raw(format!("{}╮", "─".repeat(fill))),
         ]));
-        for (idx, dev) in g.devices_in(*ns) {
-            let mut first = true;
-            let name = format!("{:<16}", dev.ifname.as_str());
-            for (to, e) in g.edges_from(idx).filter(|(to, _)| to.netns == *ns) {
-                let lead = if first { name.clone() } else { " ".repeat(16) };
-                first = false;
+        // Hops inside the namespace (a bridge, a routing decision) in the
+        // order packets first took them: the request path, then the reply.
+        let mut listed = Vec::new();
+        for (from, to, e) in g
+            .edges()
+            .filter(|(f, t, _)| f.netns == *ns && t.netns == *ns)
+        {
+            listed.push(from.ifindex);
+            listed.push(to.ifindex);
+            out.push(boxed(
+                vec![
+                    Span::raw(format!("{:<16}", from.ifname.as_str())),
+                    Span::styled(
+                        format!(" ─▶ {:<16}", to.ifname.as_str()),
+                        style_of(theme, e.role),
+                    ),
+                    Span::styled(
+                        format!("{} {}", role_word(e.role), edge_label(e)),
+                        style_of(theme, e.role),
+                    ),
+                ],
+                inner,
+            ));
+        }
+        // Devices crossed without a hop inside the namespace.
+        for (_, dev) in g.devices_in(*ns) {
+            if !listed.contains(&dev.ifindex) {
                 out.push(boxed(
-                    vec![
-                        Span::styled(lead, Style::new()),
-                        Span::styled(
-                            format!(" ─▶ {:<16}", to.ifname.as_str()),
-                            style_of(theme, e.role),
-                        ),
-                        Span::styled(
-                            format!("{} {}", role_word(e.role), edge_label(e)),
-                            style_of(theme, e.role),
-                        ),
-                    ],
+                    vec![Span::raw(dev.ifname.as_str().to_owned())],
                     inner,
                 ));
-            }
-            if first {
-                out.push(boxed(vec![Span::raw(name)], inner));
             }
         }
         out.push(Line::raw(format!(

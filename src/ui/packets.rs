@@ -70,7 +70,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
                 theme.title(),
             ),
             Span::styled(
-                format!("  sorted {} (s)", app.packet_sort.name()),
+                format!("  sort: {} · s cycles", app.packet_sort.name()),
                 theme.dim(),
             ),
         ]),

@@ -24,7 +24,9 @@ pub fn si(v: f64) -> String {
 pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &App, theme: Theme) {
     let c = &model.counters;
     let t = &c.tick;
-    let mut spans = vec![Span::raw(format!(" {} ev/s", si(c.events_per_s)))];
+    // Kernel-side figures are for everything traced; "shown" is what passed
+    // the filter.
+    let mut spans = vec![Span::raw(format!(" traced {} ev/s", si(c.events_per_s)))];
     let lost = t.lost + t.channel_dropped;
     spans.push(Span::raw(" │ "));
     if lost > 0 {
@@ -34,7 +36,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &App, theme: Theme)
         spans.push(Span::raw(format!("lost 0 of {}", t.emitted)));
     }
     spans.push(Span::raw(format!(
-        " │ packets {} in flight, {} kept │ flows {}",
+        " │ {} in flight │ shown: {} packets, {} flows",
         c.in_flight,
         model.packet_count(),
         model.flow_count()
