@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::correlate::flow::Endpoint;
 use crate::correlate::{End, Flow, FlowId, FlowKey, HopContext, Packet, Role, Sink};
+use crate::event::drop_reason::DropReasons;
 use crate::event::record::Tick;
 use crate::event::{HopEvent, NetnsId};
 use crate::output::Filter;
@@ -59,7 +60,7 @@ pub struct FlowEntry {
     pub requests: u64,
     pub replies: u64,
     pub bytes: u64,
-    /// Packets freed by `kfree_skb` (whatever the reason).
+    /// Packets freed by `kfree_skb` for a reason that is not routine.
     pub drops: u64,
     pub owned: bool,
     /// Finished packets still kept, oldest first.
@@ -166,6 +167,8 @@ pub struct Model {
     /// Namespace names learned from outside (live: /run/netns; replay: the
     /// recording).
     netns_names: HashMap<u32, String>,
+    /// The traced kernel's drop reason names (empty: unknown).
+    drop_reasons: DropReasons,
     /// Namespaces seen in finished packets that have no name yet.
     unnamed: Vec<u32>,
     /// Bumped on every change that can alter what is shown.
@@ -183,6 +186,7 @@ impl Model {
             counters: Counters::default(),
             rate_samples: VecDeque::new(),
             netns_names: HashMap::new(),
+            drop_reasons: DropReasons::default(),
             unnamed: Vec::new(),
             generation: 0,
         }
@@ -252,6 +256,15 @@ impl Model {
             self.generation += 1;
         }
         self.counters.tick = *t;
+    }
+
+    pub fn drop_reasons(&self) -> &DropReasons {
+        &self.drop_reasons
+    }
+
+    pub fn set_drop_reasons(&mut self, reasons: DropReasons) {
+        self.drop_reasons = reasons;
+        self.generation += 1;
     }
 
     /// Name of a namespace, when known.
@@ -382,6 +395,14 @@ impl Sink for Model {
                 self.unnamed.push(ns);
             }
         }
+        // Routine frees (socket close, ...) are not drops; without the
+        // kernel's names every free counts.
+        let dropped = match p.end {
+            Some(End::Dropped { reason, .. }) => {
+                self.drop_reasons.is_empty() || !self.drop_reasons.is_benign(reason)
+            }
+            _ => false,
+        };
         let e = self.entry(flow, p.first_ts);
         e.last_ts = e.last_ts.max(p.last_ts);
         // Until the other side answers, where a request ended is the best
@@ -396,7 +417,7 @@ impl Sink for Model {
                 e.initiator_netns = e.initiator_netns.or(last_ns);
             }
         }
-        if matches!(p.end, Some(End::Dropped { .. })) {
+        if dropped {
             e.drops += 1;
         }
         e.add_transit(transit);

@@ -164,10 +164,16 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     };
 
     let mut recorder = match &opts.record {
-        Some(p) => Some(
-            Recorder::create(p, &RecordingInfo::now())
-                .map_err(|e| UsageError(format!("cannot record to {}: {e}", p.display())))?,
-        ),
+        Some(p) => {
+            let mut r = Recorder::create(p, &RecordingInfo::now())
+                .map_err(|e| UsageError(format!("cannot record to {}: {e}", p.display())))?;
+            // Replays name drop reasons with the table of this kernel.
+            if let Ok(reasons) = crate::event::drop_reason::DropReasons::from_kernel() {
+                r.drop_reasons(&reasons.pairs())
+                    .context("writing the recording")?;
+            }
+            Some(r)
+        }
         None => None,
     };
     let started = Instant::now();

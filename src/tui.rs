@@ -32,6 +32,7 @@ use crate::app::{App, Input};
 use crate::bpf::probe;
 use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
+use crate::event::drop_reason::DropReasons;
 use crate::event::record::{Frame, Recorder, RecordingInfo, Replay, Tick};
 use crate::event::NetnsId;
 use crate::model::{Model, ModelConfig};
@@ -248,7 +249,21 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         Ok(_) | Err(_) => anyhow::bail!("the BPF reader did not start"),
     };
     let mut model = Model::new(opts.model.clone());
-    model.set_degraded(degraded.iter().map(|d| d.hook.name().to_owned()).collect());
+    let mut unavailable: Vec<String> = degraded.iter().map(|d| d.hook.name().to_owned()).collect();
+    match DropReasons::from_kernel() {
+        Ok(reasons) => {
+            if let Some(r) = recorder.as_mut() {
+                r.drop_reasons(&reasons.pairs())
+                    .context("writing the recording")?;
+            }
+            model.set_drop_reasons(reasons);
+        }
+        Err(e) => {
+            log::warn!("drop reasons shown as numbers: {e}");
+            unavailable.push("drop reason names".to_owned());
+        }
+    }
+    model.set_degraded(unavailable);
     let mut corr = Correlator::new(opts.correlator);
     let mut scanner = NameScanner::default();
     learn_names(&mut model, &mut scanner, &mut recorder, true)?;
@@ -347,6 +362,20 @@ fn on_terminal_event(app: &mut App, model: &Model, ev: Event, painter: &mut Pain
     painter.view_changed = true;
 }
 
+/// Applies one recorded frame, exactly as the live run did at that point.
+pub fn apply_frame(frame: Frame, corr: &mut Correlator, model: &mut Model) {
+    match frame {
+        Frame::Event(ev) => corr.on_event(&ev, model),
+        Frame::Tick(t) => {
+            corr.gc(t.now_ns, model);
+            model.on_tick(&t);
+            model.set_in_flight(corr.packets_in_flight() as u64);
+        }
+        Frame::NetnsName { inode, name } => model.set_netns_name(NetnsId(inode), &name),
+        Frame::DropReasons(pairs) => model.set_drop_reasons(DropReasons::from_pairs(pairs)),
+    }
+}
+
 /// Rebuilds the model a recording describes (no root, no BPF).
 pub fn load_recording(
     path: &Path,
@@ -357,15 +386,11 @@ pub fn load_recording(
     let mut model = Model::new(model_cfg);
     let mut corr = Correlator::new(corr_cfg);
     for frame in replay {
-        match frame.map_err(|e| UsageError(e.to_string()))? {
-            Frame::Event(ev) => corr.on_event(&ev, &mut model),
-            Frame::Tick(t) => {
-                corr.gc(t.now_ns, &mut model);
-                model.on_tick(&t);
-                model.set_in_flight(corr.packets_in_flight() as u64);
-            }
-            Frame::NetnsName { inode, name } => model.set_netns_name(NetnsId(inode), &name),
-        }
+        apply_frame(
+            frame.map_err(|e| UsageError(e.to_string()))?,
+            &mut corr,
+            &mut model,
+        );
     }
     model.take_unnamed();
     Ok(model)

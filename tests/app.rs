@@ -9,9 +9,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use hopscope::app::{App, Detail, Input, Screen};
 use hopscope::correlate::{Correlator, CorrelatorConfig, Role};
 use hopscope::event::record::{Frame, Replay};
-use hopscope::event::NetnsId;
 use hopscope::model::{Model, ModelConfig};
 use hopscope::output::Filter;
+use hopscope::tui::apply_frame;
 
 fn press(app: &mut App, model: &Model, code: KeyCode) {
     let m = match code {
@@ -66,16 +66,7 @@ impl Feed {
                 return false;
             };
             self.pos += 1;
-            match f {
-                Frame::Event(ev) => self.corr.on_event(&ev, &mut self.model),
-                Frame::Tick(t) => {
-                    self.corr.gc(t.now_ns, &mut self.model);
-                    self.model.on_tick(&t);
-                }
-                Frame::NetnsName { inode, name } => {
-                    self.model.set_netns_name(NetnsId(inode), &name)
-                }
-            }
+            apply_frame(f, &mut self.corr, &mut self.model);
         }
         true
     }

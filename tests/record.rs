@@ -310,6 +310,10 @@ fn recording(info: &RecordingInfo, frames: &[Frame]) -> Vec<u8> {
             Frame::Event(e) => rec.event(e).expect("event"),
             Frame::Tick(t) => rec.tick(t).expect("tick"),
             Frame::NetnsName { inode, name } => rec.netns_name(*inode, name).expect("name"),
+            Frame::DropReasons(r) => {
+                let pairs: Vec<(u32, &str)> = r.iter().map(|(v, n)| (*v, n.as_str())).collect();
+                rec.drop_reasons(&pairs).expect("reasons")
+            }
         }
     }
     assert_eq!(rec.frames(), frames.len() as u64);
@@ -562,6 +566,10 @@ fn truncation_at_every_byte_is_an_error_or_a_clean_prefix() {
             inode: 4026532258,
             name: "web-1".to_owned(),
         },
+        Frame::DropReasons(vec![
+            (2, "NOT_SPECIFIED".to_owned()),
+            (3, "NO_SOCKET".to_owned()),
+        ]),
         Frame::Event(evs[13]),
     ];
     let bytes = recording(&info(), &frames);
@@ -569,6 +577,7 @@ fn truncation_at_every_byte_is_an_error_or_a_clean_prefix() {
         Frame::Event(_) => 5 + EVENT_SIZE,
         Frame::Tick(_) => 5 + 56,
         Frame::NetnsName { name, .. } => 5 + 4 + name.len(),
+        Frame::DropReasons(r) => 5 + r.iter().map(|(_, n)| 6 + n.len()).sum::<usize>(),
     };
     // Offsets at which a file holds whole frames: (offset, frames before).
     let mut boundaries = vec![(HEADER_LEN, 0)];
@@ -734,7 +743,7 @@ fn unknown_frame_kinds_are_skipped() {
     let evs = varied_events();
     let mut bytes = recording(&info(), &[Frame::Event(evs[0])]);
     // Empty, small and exactly-1-MiB frames of kinds this reader lacks.
-    for (kind, len) in [(4u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
+    for (kind, len) in [(5u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
         bytes.push(kind);
         bytes.extend_from_slice(&(len as u32).to_le_bytes());
         bytes.extend(std::iter::repeat_n(0xa5, len));
@@ -1027,4 +1036,35 @@ fn netns_name_frames_are_checked() {
     // Too long a name is refused when writing.
     let mut rec = Recorder::new(Vec::new(), &info()).expect("header");
     assert!(rec.netns_name(1, &"x".repeat(4097)).is_err());
+}
+
+#[test]
+fn drop_reason_frames_round_trip_and_are_checked() {
+    let table = vec![
+        (1, "CONSUMED".to_owned()),
+        (3, "NO_SOCKET".to_owned()),
+        (77, "NETFILTER_DROP".to_owned()),
+    ];
+    let bytes = recording(&info(), &[Frame::DropReasons(table.clone())]);
+    let (got, error) = read_all(&bytes).expect("header");
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got, [Frame::DropReasons(table)]);
+    // An entry that claims more than its frame holds.
+    let mut bytes = recording(&info(), &[]);
+    bytes.extend_from_slice(&[4, 8, 0, 0, 0, 1, 0, 0, 0, 200, 0, b'x', b'y']);
+    let (_, error) = read_all(&bytes).expect("header");
+    assert!(
+        matches!(&error, Some(RecordError::Corrupt { what, .. }) if what == "drop reason name of 200 bytes"),
+        "{error:?}"
+    );
+    // A frame ending inside an entry header.
+    let mut bytes = recording(&info(), &[]);
+    bytes.extend_from_slice(&[4, 3, 0, 0, 0, 1, 0, 0]);
+    let (_, error) = read_all(&bytes).expect("header");
+    assert!(
+        matches!(error, Some(RecordError::Corrupt { .. })),
+        "{error:?}"
+    );
+    let mut rec = Recorder::new(Vec::new(), &info()).expect("header");
+    assert!(rec.drop_reasons(&[(1, &"x".repeat(256))]).is_err());
 }

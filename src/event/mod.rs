@@ -8,6 +8,7 @@
 //! - `ts_ns` is CLOCK_MONOTONIC (bpf_ktime_get_ns), comparable across CPUs.
 
 pub mod decode;
+pub mod drop_reason;
 pub mod encode;
 pub mod record;
 

@@ -40,6 +40,9 @@
 //!   cumulative counters of the live run at that moment (see [`Tick`]).
 //! - `3` NetnsName: N = 4 + L, L at most 4096; the namespace inode (u32)
 //!   and its name (UTF-8, L bytes), as the live run learned it.
+//! - `4` DropReasons: the recording kernel's `enum skb_drop_reason`, as
+//!   entries of value (u32), name length L (u16, at most 255) and name
+//!   (UTF-8, L bytes), filling the payload exactly.
 //! - `0` is reserved and makes the file corrupt: a crash can leave a
 //!   zero-filled tail, which must not read as a run of empty frames.
 //! - Any other kind is skipped using its length, so newer writers can add
@@ -77,6 +80,9 @@ const KIND_RESERVED: u8 = 0;
 const KIND_EVENT: u8 = 1;
 const KIND_TICK: u8 = 2;
 const KIND_NETNS_NAME: u8 = 3;
+const KIND_DROP_REASONS: u8 = 4;
+/// Longest drop reason name in a recording.
+const MAX_REASON_NAME: usize = 255;
 
 const FRAME_HEAD: usize = 5;
 const TICK_SIZE: usize = 7 * 8;
@@ -199,6 +205,8 @@ pub enum Frame {
         inode: u32,
         name: String,
     },
+    /// The recording kernel's `enum skb_drop_reason`: (value, name).
+    DropReasons(Vec<(u32, String)>),
 }
 
 /// Why a recording could not be written or read.
@@ -333,6 +341,28 @@ impl<W: Write> Recorder<W> {
         head[FRAME_HEAD..].copy_from_slice(&inode.to_le_bytes());
         self.w.write_all(&head)?;
         self.w.write_all(name.as_bytes())?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Appends the drop reason table (names of at most 255 bytes).
+    pub fn drop_reasons(&mut self, reasons: &[(u32, &str)]) -> io::Result<()> {
+        let len: usize = reasons.iter().map(|(_, n)| 6 + n.len()).sum();
+        if len > MAX_FRAME as usize || reasons.iter().any(|(_, n)| n.len() > MAX_REASON_NAME) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "drop reason table too large",
+            ));
+        }
+        let mut head = [0u8; FRAME_HEAD];
+        head[0] = KIND_DROP_REASONS;
+        head[1..].copy_from_slice(&(len as u32).to_le_bytes());
+        self.w.write_all(&head)?;
+        for (v, n) in reasons {
+            self.w.write_all(&v.to_le_bytes())?;
+            self.w.write_all(&(n.len() as u16).to_le_bytes())?;
+            self.w.write_all(n.as_bytes())?;
+        }
         self.frames += 1;
         Ok(())
     }
@@ -518,6 +548,39 @@ impl<R: Read> Replay<R> {
                     let mut b = [0u8; TICK_SIZE];
                     self.exact(&mut b)?;
                     return Ok(Some(Frame::Tick(Tick::from_bytes(&b))));
+                }
+                KIND_DROP_REASONS => {
+                    // Entry by entry: a length field never sizes an allocation.
+                    let mut left = len as usize;
+                    let mut reasons = Vec::new();
+                    while left > 0 {
+                        let mut eh = [0u8; 6];
+                        if left < eh.len() {
+                            return Err(RecordError::Corrupt {
+                                offset: start,
+                                what: "drop reason entry cut short".to_string(),
+                            });
+                        }
+                        self.exact(&mut eh)?;
+                        let value = u32::from_le_bytes([eh[0], eh[1], eh[2], eh[3]]);
+                        let n = usize::from(u16::from_le_bytes([eh[4], eh[5]]));
+                        if n > MAX_REASON_NAME || 6 + n > left {
+                            return Err(RecordError::Corrupt {
+                                offset: start,
+                                what: format!("drop reason name of {n} bytes"),
+                            });
+                        }
+                        let mut b = [0u8; MAX_REASON_NAME];
+                        self.exact(&mut b[..n])?;
+                        let name =
+                            std::str::from_utf8(&b[..n]).map_err(|_| RecordError::Corrupt {
+                                offset: start,
+                                what: "drop reason name is not UTF-8".to_string(),
+                            })?;
+                        reasons.push((value, name.to_owned()));
+                        left -= 6 + n;
+                    }
+                    return Ok(Some(Frame::DropReasons(reasons)));
                 }
                 KIND_NETNS_NAME => {
                     let len = len as usize;

@@ -131,7 +131,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
     .row_highlight_style(theme.selected());
     let mut state = TableState::default().with_selected(sel.map(|s| s - offset));
     f.render_stateful_widget(table, list, &mut state);
-    let (out, style) = outcome(p, theme);
+    let (out, style) = outcome(p, model.drop_reasons(), theme);
     let mut end = vec![Span::raw(" └ "), Span::styled(out, style)];
     if p.visits_dropped > 0 {
         end.push(Span::styled(

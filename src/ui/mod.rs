@@ -21,6 +21,7 @@ use ratatui::Frame;
 use crate::app::{App, Detail, Screen};
 use crate::correlate::flow::Endpoint;
 use crate::correlate::{End, FlowProto, Packet, Role};
+use crate::event::drop_reason::DropReasons;
 use crate::event::{Hook, NetnsId};
 use crate::model::Model;
 use crate::output::fmt_duration;
@@ -184,8 +185,9 @@ pub fn role_mark(r: Option<Role>) -> &'static str {
     }
 }
 
-/// How a packet ended, and how alarming that is.
-pub fn outcome(p: &Packet, theme: Theme) -> (String, Style) {
+/// How a packet ended, and how alarming that is: routine frees read
+/// "freed", real drops "dropped" with the kernel's reason name.
+pub fn outcome(p: &Packet, reasons: &DropReasons, theme: Theme) -> (String, Style) {
     match p.end {
         Some(End::Consumed { .. }) => match p.receiver {
             Some(t) => (format!("delivered to {}[{}]", t.comm, t.pid), Style::new()),
@@ -193,10 +195,16 @@ pub fn outcome(p: &Packet, theme: Theme) -> (String, Style) {
         },
         Some(End::Dropped {
             reason, location, ..
-        }) => (
-            format!("freed, reason {reason} at 0x{location:x}"),
-            theme.drop(),
-        ),
+        }) => match reasons.name(reason) {
+            Some(name) if reasons.is_benign(reason) => {
+                (format!("freed ({name}) at 0x{location:x}"), Style::new())
+            }
+            Some(name) => (format!("dropped: {name} at 0x{location:x}"), theme.drop()),
+            None => (
+                format!("freed, reason {reason} at 0x{location:x}"),
+                theme.drop(),
+            ),
+        },
         Some(End::Unseen) | None => ("end not seen".to_owned(), theme.dim()),
     }
 }

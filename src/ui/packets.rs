@@ -108,7 +108,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
     let body: Vec<Row> = shown
         .iter()
         .map(|p| {
-            let (out, out_style) = outcome(p, theme);
+            let (out, out_style) = outcome(p, model.drop_reasons(), theme);
             let mut visits = p.visits.len().to_string();
             if p.visits_dropped > 0 {
                 visits.push_str(&format!("+{}", p.visits_dropped));

@@ -1,0 +1,120 @@
+//! Names of `kfree_skb` drop reasons, read from the running kernel's BTF
+//! (`enum skb_drop_reason`). The numbers differ across kernel versions (new
+//! reasons are inserted in the middle), so they are never hard-coded: a
+//! recording carries the table of the kernel it was made on.
+//!
+//! Some frees are routine rather than alarms: `SKB_CONSUMED`,
+//! `NOT_SPECIFIED` (most frees that never got a reason), and queue purges
+//! when a socket or device goes away.
+
+use std::collections::HashMap;
+
+/// Reasons shown as "freed" rather than "dropped".
+const BENIGN: [&str; 5] = [
+    "NOT_DROPPED_YET",
+    "CONSUMED",
+    "NOT_SPECIFIED",
+    "QUEUE_PURGE",
+    "SOCKET_CLOSE",
+];
+
+/// value → name, with the `SKB_DROP_REASON_` / `SKB_` prefix removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DropReasons {
+    names: HashMap<u32, String>,
+}
+
+impl DropReasons {
+    /// The running kernel's table; `Err` says why it is unavailable.
+    pub fn from_kernel() -> Result<DropReasons, String> {
+        let btf = libbpf_rs::btf::Btf::from_vmlinux()
+            .map_err(|e| format!("reading the kernel's BTF: {e}"))?;
+        let e: libbpf_rs::btf::types::Enum<'_> = btf
+            .type_by_name("skb_drop_reason")
+            .ok_or("the kernel's BTF has no enum skb_drop_reason")?;
+        Ok(DropReasons::from_pairs(e.iter().filter_map(|m| {
+            let name = m.name?.to_str()?;
+            u32::try_from(m.value).ok().map(|v| (v, name.to_owned()))
+        })))
+    }
+
+    /// A table from (value, enumerator name) pairs, full kernel names or
+    /// already short ones.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (u32, String)>) -> DropReasons {
+        let names = pairs
+            .into_iter()
+            .filter(|(_, n)| n != "SKB_DROP_REASON_MAX")
+            .map(|(v, n)| {
+                let short = n
+                    .strip_prefix("SKB_DROP_REASON_")
+                    .or_else(|| n.strip_prefix("SKB_"))
+                    .unwrap_or(&n)
+                    .to_owned();
+                (v, short)
+            })
+            .collect();
+        DropReasons { names }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The short name of a reason value (`NO_SOCKET`, `NETFILTER_DROP`, ...).
+    pub fn name(&self, value: u32) -> Option<&str> {
+        self.names.get(&value).map(String::as_str)
+    }
+
+    /// Routine frees (see the module doc). Unknown values are not benign.
+    pub fn is_benign(&self, value: u32) -> bool {
+        self.name(value).is_some_and(|n| BENIGN.contains(&n))
+    }
+
+    /// All (value, short name) pairs, by value.
+    pub fn pairs(&self) -> Vec<(u32, &str)> {
+        let mut v: Vec<(u32, &str)> = self.names.iter().map(|(k, n)| (*k, n.as_str())).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_table_not_from_numbers() {
+        // Two kernels that number the same reasons differently.
+        let a = DropReasons::from_pairs([
+            (1, "SKB_CONSUMED".to_owned()),
+            (2, "SKB_DROP_REASON_NOT_SPECIFIED".to_owned()),
+            (3, "SKB_DROP_REASON_NO_SOCKET".to_owned()),
+            (9, "SKB_DROP_REASON_MAX".to_owned()),
+        ]);
+        let b = DropReasons::from_pairs([
+            (1, "SKB_CONSUMED".to_owned()),
+            (2, "SKB_DROP_REASON_NOT_SPECIFIED".to_owned()),
+            (3, "SKB_DROP_REASON_PKT_TOO_SMALL".to_owned()),
+            (4, "SKB_DROP_REASON_NO_SOCKET".to_owned()),
+        ]);
+        assert_eq!(a.name(3), Some("NO_SOCKET"));
+        assert_eq!(b.name(3), Some("PKT_TOO_SMALL"));
+        assert_eq!(b.name(4), Some("NO_SOCKET"));
+        assert_eq!(a.name(9), None, "the MAX sentinel is not a reason");
+        assert!(a.is_benign(1) && a.is_benign(2) && !a.is_benign(3));
+        assert!(!a.is_benign(77), "unknown values are not hidden");
+        assert_eq!(
+            a.pairs(),
+            [(1, "CONSUMED"), (2, "NOT_SPECIFIED"), (3, "NO_SOCKET")]
+        );
+    }
+
+    #[test]
+    fn this_kernel_has_the_common_reasons() {
+        let r = DropReasons::from_kernel().expect("BTF with enum skb_drop_reason");
+        let names: Vec<&str> = r.pairs().into_iter().map(|(_, n)| n).collect();
+        for want in ["NOT_SPECIFIED", "NO_SOCKET", "NETFILTER_DROP", "CONSUMED"] {
+            assert!(names.contains(&want), "{want} missing");
+        }
+    }
+}
