@@ -21,7 +21,7 @@ use crate::bpf::probe;
 use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
 use crate::cgroup::CommandCgroup;
 use crate::correlate::{Correlator, CorrelatorConfig, CorrelatorStats, Sink};
-use crate::event::record::{Recorder, RecordingInfo, Tick};
+use crate::event::record::{Recorder, RecordingInfo};
 use crate::output::json::JsonSink;
 use crate::output::text::TextSink;
 use crate::output::Filter;
@@ -125,6 +125,19 @@ impl<T: Sink> SinkDyn for T {
     }
 }
 
+/// A flag set by SIGINT, SIGTERM or SIGHUP: each means "detach and quit".
+pub fn quit_signals() -> Result<Arc<AtomicBool>> {
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, term.clone()).context("installing signal handlers")?;
+    }
+    Ok(term)
+}
+
 /// CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
 pub fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
@@ -142,14 +155,7 @@ fn exit_code(st: ExitStatus) -> i32 {
 /// Runs the trace; returns the process exit code.
 pub fn run(opts: TraceOptions) -> Result<i32> {
     probe::check_can_trace()?;
-    let term = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, term.clone()).context("installing signal handlers")?;
-    }
+    let term = quit_signals()?;
 
     let cgroup = if opts.command.is_empty() {
         None
@@ -343,15 +349,7 @@ fn record_tick(
             }
         }
     }
-    r.tick(&Tick {
-        now_ns: now,
-        emitted: kernel.emitted,
-        lost: kernel.lost,
-        received: reader.received,
-        decode_errors: reader.decode_errors,
-        channel_dropped: reader.channel_dropped,
-        reused: kernel.reused,
-    })
+    r.tick(&crate::bpf::reader::tick(now, kernel, reader))
 }
 
 pub fn text_summary(s: &Summary) -> String {

@@ -30,14 +30,14 @@ use ratatui::Terminal;
 
 use crate::app::{App, Input};
 use crate::bpf::probe;
-use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
+use crate::bpf::reader::{self, KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::event::drop_reason::DropReasons;
-use crate::event::record::{Frame, Recorder, RecordingInfo, Replay, Tick};
+use crate::event::record::{Frame, Recorder, RecordingInfo, Replay};
 use crate::event::NetnsId;
 use crate::model::{Model, ModelConfig};
 use crate::topology::names::{self, NameScanner};
-use crate::trace::monotonic_ns;
+use crate::trace::{monotonic_ns, quit_signals};
 use crate::ui::{self, Theme};
 use crate::UsageError;
 
@@ -133,18 +133,6 @@ fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
     rx
 }
 
-fn signal_flag() -> Result<Arc<AtomicBool>> {
-    let term = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, term.clone()).context("installing signal handlers")?;
-    }
-    Ok(term)
-}
-
 /// Redraw policy: only when something changed, at most once per frame
 /// period; while frozen, model changes alone do not redraw more than once
 /// per second.
@@ -179,18 +167,6 @@ impl Painter {
         self.drawn_generation = model.generation();
         self.view_changed = false;
         Ok(())
-    }
-}
-
-fn tick_of(kernel: &KernelStats, reader: &ReaderStats, now_ns: u64) -> Tick {
-    Tick {
-        now_ns,
-        emitted: kernel.emitted,
-        lost: kernel.lost,
-        received: reader.received,
-        decode_errors: reader.decode_errors,
-        channel_dropped: reader.channel_dropped,
-        reused: kernel.reused,
     }
 }
 
@@ -233,7 +209,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         )
         .into());
     }
-    let term_flag = signal_flag()?;
+    let term_flag = quit_signals()?;
     let mut recorder = match &opts.record {
         Some(p) => Some(
             Recorder::create(p, &RecordingInfo::now())
@@ -309,7 +285,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                 recv(ticker) -> _ => {
                     let now = monotonic_ns();
                     corr.gc(now, &mut model);
-                    let t = tick_of(&stats.0, &stats.1, now);
+                    let t = reader::tick(now, &stats.0, &stats.1);
                     model.on_tick(&t);
                     model.set_in_flight(corr.packets_in_flight() as u64);
                     if let Some(r) = recorder.as_mut() {
@@ -400,7 +376,7 @@ pub fn load_recording(
 pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfig) -> Result<i32> {
     let mut model = load_recording(path, model_cfg, corr_cfg)?;
     let _ = &mut model;
-    let term_flag = signal_flag()?;
+    let term_flag = quit_signals()?;
     crate::logging::quiet_terminal();
     let mut app = App {
         source_label: format!("replay {}", path.display()),

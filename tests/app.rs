@@ -2,8 +2,10 @@
 //! follows ids while data moves, clamping when data shrinks or empties,
 //! role filters, search and freezing. Fed by the recorded lab fixture.
 
-#[path = "common/replay.rs"]
-mod replay;
+#[path = "common/explorer.rs"]
+mod explorer;
+
+use explorer::{press, typed};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use hopscope::app::{App, Detail, Input, Screen};
@@ -12,20 +14,6 @@ use hopscope::event::record::{Frame, Replay};
 use hopscope::model::{Model, ModelConfig};
 use hopscope::output::Filter;
 use hopscope::tui::apply_frame;
-
-fn press(app: &mut App, model: &Model, code: KeyCode) {
-    let m = match code {
-        KeyCode::Char(c) if c.is_ascii_uppercase() => KeyModifiers::SHIFT,
-        _ => KeyModifiers::NONE,
-    };
-    app.update(model, Input::Key(KeyEvent::new(code, m)));
-}
-
-fn typed(app: &mut App, model: &Model, s: &str) {
-    for c in s.chars() {
-        press(app, model, KeyCode::Char(c));
-    }
-}
 
 /// Replays the fixture frame by frame, so tests can look in between.
 struct Feed {
@@ -37,8 +25,8 @@ struct Feed {
 
 impl Feed {
     fn new(max_packets: usize, max_flows: usize) -> Feed {
-        let path = replay::lab_fixture();
-        let netns = replay::recorded_netns(&path, "hsfx-");
+        let path = explorer::lab_fixture();
+        let netns = explorer::recorded_netns(&path, "hsfx-");
         let frames = Replay::open(&path)
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
@@ -78,7 +66,7 @@ impl Feed {
 
 #[test]
 fn arrows_and_vim_keys_move_and_clamp() {
-    let model = replay::lab_model(65_536, 16_384);
+    let model = explorer::lab_model(65_536, 16_384);
     let mut a = App::default();
     a.clamp(&model);
     let rows = a.flow_rows(&model);
@@ -116,7 +104,7 @@ fn arrows_and_vim_keys_move_and_clamp() {
 
 #[test]
 fn enter_drills_in_and_esc_goes_back() {
-    let model = replay::lab_model(65_536, 16_384);
+    let model = explorer::lab_model(65_536, 16_384);
     let mut a = App::default();
     press(&mut a, &model, KeyCode::Enter);
     assert_eq!(a.screen, Screen::Packets);
@@ -148,7 +136,7 @@ fn enter_drills_in_and_esc_goes_back() {
 
 #[test]
 fn search_filters_jumps_and_clears() {
-    let model = replay::lab_model(65_536, 16_384);
+    let model = explorer::lab_model(65_536, 16_384);
     let mut a = App::default();
     let all = a.flow_rows(&model).len();
     press(&mut a, &model, KeyCode::Char('/'));
@@ -187,7 +175,7 @@ fn search_filters_jumps_and_clears() {
 
 #[test]
 fn role_toggles_filter_packets_and_never_hide_both() {
-    let model = replay::lab_model(65_536, 16_384);
+    let model = explorer::lab_model(65_536, 16_384);
     let mut a = App::default();
     press(&mut a, &model, KeyCode::Char('/'));
     typed(&mut a, &model, "8008");
@@ -320,7 +308,7 @@ fn freezing_keeps_the_lists_still() {
 
 #[test]
 fn sort_cycles_and_orders() {
-    let model = replay::lab_model(65_536, 16_384);
+    let model = explorer::lab_model(65_536, 16_384);
     let mut a = App::default();
     press(&mut a, &model, KeyCode::Char('s'));
     let rows = a.flow_rows(&model);

@@ -79,6 +79,19 @@ pub struct ReaderStats {
     pub channel_dropped: u64,
 }
 
+/// The counters at `now_ns`, as the model and recordings take them.
+pub fn tick(now_ns: u64, kernel: &KernelStats, reader: &ReaderStats) -> crate::event::record::Tick {
+    crate::event::record::Tick {
+        now_ns,
+        emitted: kernel.emitted,
+        lost: kernel.lost,
+        received: reader.received,
+        decode_errors: reader.decode_errors,
+        channel_dropped: reader.channel_dropped,
+        reused: kernel.reused,
+    }
+}
+
 /// A hook that could not be attached, and why.
 #[derive(Debug, Clone)]
 pub struct Degraded {

@@ -1,7 +1,10 @@
-//! Fixture recordings replayed into the explorer's model (no root needed).
+//! The explorer without a terminal: fixture recordings replayed into its
+//! model (no root needed), and key presses.
 
 use std::path::{Path, PathBuf};
 
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use hopscope::app::{App, Input};
 use hopscope::correlate::CorrelatorConfig;
 use hopscope::event::record::{Frame, Replay};
 use hopscope::model::{Model, ModelConfig};
@@ -50,4 +53,20 @@ pub fn lab_model(max_packets: usize, max_flows: usize) -> Model {
         CorrelatorConfig::default(),
     )
     .expect("fixture replays")
+}
+
+/// One key press (upper-case letters with Shift, as terminals send them).
+pub fn press(app: &mut App, model: &Model, code: KeyCode) {
+    let m = match code {
+        KeyCode::Char(c) if c.is_ascii_uppercase() => KeyModifiers::SHIFT,
+        _ => KeyModifiers::NONE,
+    };
+    app.update(model, Input::Key(KeyEvent::new(code, m)));
+}
+
+/// Types `s`, one key per character.
+pub fn typed(app: &mut App, model: &Model, s: &str) {
+    for c in s.chars() {
+        press(app, model, KeyCode::Char(c));
+    }
 }
