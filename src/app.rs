@@ -608,6 +608,8 @@ impl App {
             Screen::Flows => {
                 let rows = self.flow_rows(model);
                 if self.flows.resolve(&rows).is_some() {
+                    // From now on the cursor follows this flow, not the top.
+                    self.flows.touched = true;
                     self.screen = Screen::Packets;
                     self.packets.reset();
                     self.search[Screen::Packets.index()] = Search::default();
@@ -618,6 +620,7 @@ impl App {
             Screen::Packets => {
                 let rows = self.packet_rows(model);
                 if self.packets.resolve(&rows).is_some() {
+                    self.packets.touched = true;
                     self.screen = Screen::Hops;
                     self.hops.reset();
                     self.search[Screen::Hops.index()] = Search::default();

@@ -112,6 +112,7 @@ fn run(cli: Cli) -> Result<i32> {
                 correlator,
                 only_netns: Vec::new(),
                 record: a.record,
+                netns_label: None,
             })
         }
         Cmd::Lab { action } => lab(action),
@@ -226,6 +227,7 @@ fn demo(d: DemoArgs) -> Result<i32> {
             correlator,
             only_netns: inodes,
             record: d.record,
+            netns_label: Some(format!("lab namespaces {}-*", lab.prefix())),
         })
     } else {
         let mut opts = explorer_options(&tracer_args, d.record, d.duration);

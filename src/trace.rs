@@ -45,6 +45,8 @@ pub struct TraceOptions {
     pub only_netns: Vec<u32>,
     /// Save the event stream here too.
     pub record: Option<std::path::PathBuf>,
+    /// How `only_netns` is described in a recording (e.g. the lab's name).
+    pub netns_label: Option<String>,
 }
 
 /// The last JSON line, and the numbers behind the text summary.
@@ -172,7 +174,18 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let mut recorder = match &opts.record {
         Some(p) => {
             let mut r = Recorder::create(p, &RecordingInfo::now())
-                .map_err(|e| UsageError(format!("cannot record to {}: {e}", p.display())))?;
+                .map_err(|e| UsageError(format!("cannot record: {e}")))?;
+            // A replay shows what this run printed.
+            let label = match (&cgroup, &opts.netns_label) {
+                (Some(_), _) => format!("flows of `{}`", opts.command.join(" ")),
+                (None, Some(l)) => l.clone(),
+                (None, None) if !opts.only_netns.is_empty() => {
+                    format!("{} namespaces", opts.only_netns.len())
+                }
+                (None, None) => "everything".to_owned(),
+            };
+            r.scope(&opts.only_netns, ccfg.owner_cgroup, &label)
+                .context("writing the recording")?;
             // Replays name drop reasons with the table of this kernel.
             if let Ok(reasons) = crate::event::drop_reason::DropReasons::from_kernel() {
                 r.drop_reasons(&reasons.pairs())

@@ -36,6 +36,7 @@ use crate::event::drop_reason::DropReasons;
 use crate::event::record::{Frame, Recorder, RecordingInfo, Replay};
 use crate::event::NetnsId;
 use crate::model::{Model, ModelConfig};
+use crate::output::Filter;
 use crate::topology::names::{self, NameScanner};
 use crate::trace::{monotonic_ns, quit_signals};
 use crate::ui::{self, Theme};
@@ -213,10 +214,14 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     let mut recorder = match &opts.record {
         Some(p) => Some(
             Recorder::create(p, &RecordingInfo::now())
-                .map_err(|e| UsageError(format!("cannot record to {}: {e}", p.display())))?,
+                .map_err(|e| UsageError(format!("cannot record: {e}")))?,
         ),
         None => None,
     };
+    if let Some(r) = recorder.as_mut() {
+        r.scope(&opts.model.filter.netns, 0, &opts.filter_label)
+            .context("writing the recording")?;
+    }
     crate::logging::quiet_terminal();
     let mut reader = Reader::spawn(opts.tracer.clone()).context("starting the reader thread")?;
     let degraded = match reader.rx.recv_timeout(Duration::from_secs(60)) {
@@ -349,6 +354,8 @@ pub fn apply_frame(frame: Frame, corr: &mut Correlator, model: &mut Model) {
         }
         Frame::NetnsName { inode, name } => model.set_netns_name(NetnsId(inode), &name),
         Frame::DropReasons(pairs) => model.set_drop_reasons(DropReasons::from_pairs(pairs)),
+        // Read by load_recording before the model exists.
+        Frame::Scope { .. } => {}
     }
 }
 
@@ -357,30 +364,48 @@ pub fn load_recording(
     path: &Path,
     model_cfg: ModelConfig,
     corr_cfg: CorrelatorConfig,
-) -> Result<Model> {
+) -> Result<(Model, String)> {
     let replay = Replay::open(path).map_err(|e| UsageError(e.to_string()))?;
-    let mut model = Model::new(model_cfg);
-    let mut corr = Correlator::new(corr_cfg);
+    let (mut model_cfg, mut corr_cfg) = (model_cfg, corr_cfg);
+    let mut label = "everything".to_owned();
+    let mut state: Option<(Correlator, Model)> = None;
     for frame in replay {
-        apply_frame(
-            frame.map_err(|e| UsageError(e.to_string()))?,
-            &mut corr,
-            &mut model,
-        );
+        let frame = frame.map_err(|e| UsageError(e.to_string()))?;
+        // The live run's scope, unless the caller narrowed it already.
+        if let Frame::Scope {
+            netns,
+            owner_cgroup,
+            label: l,
+        } = &frame
+        {
+            let caller_filtered = model_cfg.filter.only_owned || !model_cfg.filter.netns.is_empty();
+            if state.is_none() && !caller_filtered {
+                model_cfg.filter = Filter {
+                    only_owned: *owner_cgroup != 0,
+                    netns: netns.clone(),
+                };
+                corr_cfg.owner_cgroup = *owner_cgroup;
+                label = format!("as recorded: {l}");
+            }
+            continue;
+        }
+        let (corr, model) =
+            state.get_or_insert_with(|| (Correlator::new(corr_cfg), Model::new(model_cfg.clone())));
+        apply_frame(frame, corr, model);
     }
+    let mut model = state.map_or_else(|| Model::new(model_cfg), |(_, m)| m);
     model.take_unnamed();
-    Ok(model)
+    Ok((model, label))
 }
 
 /// `hopscope replay FILE`: the explorer on a recording.
 pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfig) -> Result<i32> {
-    let mut model = load_recording(path, model_cfg, corr_cfg)?;
-    let _ = &mut model;
+    let (model, filter_label) = load_recording(path, model_cfg, corr_cfg)?;
     let term_flag = quit_signals()?;
     crate::logging::quiet_terminal();
     let mut app = App {
         source_label: format!("replay {}", path.display()),
-        filter_label: "as recorded".to_owned(),
+        filter_label,
         ..App::default()
     };
     let mut guard = TerminalGuard::enter()?;

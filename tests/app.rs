@@ -10,10 +10,11 @@ use explorer::{press, typed};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use hopscope::app::{App, Detail, Input, Screen};
 use hopscope::correlate::{Correlator, CorrelatorConfig, Role};
+use hopscope::event::record::Recorder;
 use hopscope::event::record::{Frame, Replay};
 use hopscope::model::{Model, ModelConfig};
 use hopscope::output::Filter;
-use hopscope::tui::apply_frame;
+use hopscope::tui::{apply_frame, load_recording};
 
 /// Replays the fixture frame by frame, so tests can look in between.
 struct Feed {
@@ -225,6 +226,28 @@ fn selection_follows_the_flow_while_new_flows_arrive() {
 }
 
 #[test]
+fn the_flow_drilled_into_stays_while_newer_flows_arrive() {
+    let mut feed = Feed::new(65_536, 16_384);
+    feed.packets(30);
+    let mut a = App::default();
+    // Untouched, the cursor shows the newest flow...
+    a.clamp(&feed.model);
+    let first = a.flows.selected.unwrap();
+    press(&mut a, &feed.model, KeyCode::Enter);
+    press(&mut a, &feed.model, KeyCode::Enter);
+    let packet = a.packets.selected.unwrap();
+    feed.all();
+    a.clamp(&feed.model);
+    // ...but once drilled into, it stays on that flow and packet.
+    assert_ne!(a.flow_rows(&feed.model)[0], first, "newer flows came");
+    assert_eq!(a.flows.selected, Some(first));
+    assert_eq!(a.packets.selected, Some(packet));
+    press(&mut a, &feed.model, KeyCode::Esc);
+    press(&mut a, &feed.model, KeyCode::Esc);
+    assert_eq!(a.flows.selected, Some(first));
+}
+
+#[test]
 fn evicted_selection_clamps_to_its_row() {
     // Room for few flows and packets: data shrinks under the cursor.
     let mut feed = Feed::new(6, 4);
@@ -331,4 +354,49 @@ fn readme_lists_every_key_binding() {
         let row = format!("| `{}` | {} |", b.label, b.help);
         assert!(readme.contains(&row), "README lacks the row {row}");
     }
+}
+
+#[test]
+fn a_replay_shows_what_the_live_run_showed() {
+    // The fixture re-written with a scope: only the router namespace.
+    let path = explorer::lab_fixture();
+    let r1 = explorer::recorded_netns(&path, "hsfx-r1");
+    assert_eq!(r1.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let scoped = dir.path().join("scoped.hsrec");
+    let replay = Replay::open(&path).unwrap();
+    let mut rec = Recorder::create(&scoped, replay.info()).unwrap();
+    rec.scope(&r1, 0, "router only").unwrap();
+    for f in replay {
+        match f.unwrap() {
+            Frame::Event(ev) => rec.event(&ev).unwrap(),
+            Frame::Tick(t) => rec.tick(&t).unwrap(),
+            Frame::NetnsName { inode, name } => rec.netns_name(inode, &name).unwrap(),
+            Frame::DropReasons(r) => {
+                let pairs: Vec<(u32, &str)> = r.iter().map(|(v, n)| (*v, n.as_str())).collect();
+                rec.drop_reasons(&pairs).unwrap()
+            }
+            Frame::Scope { .. } => {}
+        }
+    }
+    rec.finish().unwrap();
+
+    let (model, label) =
+        load_recording(&scoped, ModelConfig::default(), CorrelatorConfig::default()).unwrap();
+    assert_eq!(label, "as recorded: router only");
+    assert!(model.flow_count() > 0);
+    for f in model.flows() {
+        let ids: Vec<_> = model.flow_packets(f.id).collect();
+        assert!(ids
+            .iter()
+            .all(|p| p.visits.iter().any(|v| v.device.netns.0 == r1[0])));
+    }
+    // Without a scope, everything recorded is shown.
+    let (all, label) =
+        load_recording(&path, ModelConfig::default(), CorrelatorConfig::default()).unwrap();
+    assert!(all.flow_count() > model.flow_count());
+    assert_eq!(
+        label, "everything",
+        "the fixture was recorded without a scope"
+    );
 }

@@ -310,6 +310,11 @@ fn recording(info: &RecordingInfo, frames: &[Frame]) -> Vec<u8> {
             Frame::Event(e) => rec.event(e).expect("event"),
             Frame::Tick(t) => rec.tick(t).expect("tick"),
             Frame::NetnsName { inode, name } => rec.netns_name(*inode, name).expect("name"),
+            Frame::Scope {
+                netns,
+                owner_cgroup,
+                label,
+            } => rec.scope(netns, *owner_cgroup, label).expect("scope"),
             Frame::DropReasons(r) => {
                 let pairs: Vec<(u32, &str)> = r.iter().map(|(v, n)| (*v, n.as_str())).collect();
                 rec.drop_reasons(&pairs).expect("reasons")
@@ -578,6 +583,7 @@ fn truncation_at_every_byte_is_an_error_or_a_clean_prefix() {
         Frame::Tick(_) => 5 + 56,
         Frame::NetnsName { name, .. } => 5 + 4 + name.len(),
         Frame::DropReasons(r) => 5 + r.iter().map(|(_, n)| 6 + n.len()).sum::<usize>(),
+        Frame::Scope { netns, label, .. } => 5 + 14 + label.len() + 4 * netns.len(),
     };
     // Offsets at which a file holds whole frames: (offset, frames before).
     let mut boundaries = vec![(HEADER_LEN, 0)];
@@ -743,7 +749,7 @@ fn unknown_frame_kinds_are_skipped() {
     let evs = varied_events();
     let mut bytes = recording(&info(), &[Frame::Event(evs[0])]);
     // Empty, small and exactly-1-MiB frames of kinds this reader lacks.
-    for (kind, len) in [(5u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
+    for (kind, len) in [(6u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
         bytes.push(kind);
         bytes.extend_from_slice(&(len as u32).to_le_bytes());
         bytes.extend(std::iter::repeat_n(0xa5, len));
@@ -995,7 +1001,10 @@ fn io_errors_name_the_path() {
         Err(e @ RecordError::Io { .. }) => {
             assert_eq!(
                 e.to_string(),
-                format!("I/O error on recording {}", missing.display())
+                format!(
+                    "recording {}: No such file or directory (os error 2)",
+                    missing.display()
+                )
             );
             let source = std::error::Error::source(&e).expect("source");
             let io = source.downcast_ref::<io::Error>().expect("an io::Error");
@@ -1067,4 +1076,28 @@ fn drop_reason_frames_round_trip_and_are_checked() {
     );
     let mut rec = Recorder::new(Vec::new(), &info()).expect("header");
     assert!(rec.drop_reasons(&[(1, &"x".repeat(256))]).is_err());
+}
+
+#[test]
+fn scope_frames_round_trip_and_are_checked() {
+    let scope = Frame::Scope {
+        netns: vec![1, 2, 3],
+        owner_cgroup: 0,
+        label: "everything".to_owned(),
+    };
+    let bytes = recording(&info(), std::slice::from_ref(&scope));
+    let (got, error) = read_all(&bytes).expect("header");
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got, [scope]);
+    // A count that does not fill the frame exactly.
+    let mut bytes = recording(&info(), &[]);
+    bytes.extend_from_slice(&[5, 14, 0, 0, 0]);
+    bytes.extend_from_slice(&[0; 8]);
+    bytes.extend_from_slice(&[0, 0]);
+    bytes.extend_from_slice(&[7, 0, 0, 0]);
+    let (_, error) = read_all(&bytes).expect("header");
+    assert!(
+        matches!(&error, Some(RecordError::Corrupt { what, .. }) if what == "scope frame: namespace count"),
+        "{error:?}"
+    );
 }

@@ -20,7 +20,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -41,14 +40,14 @@ const ALT_OFF: &str = "\x1b[?1049l";
 // ---------------------------------------------------------------------------
 // tmux harness
 
-/// One tmux server of our own (`tmux -L <unique socket>`), running one
+/// One tmux server of our own (its socket in our temporary directory, so
+/// it is unique and removed with the directory), running one
 /// command in one pane of fixed size. The command's stdout is the pane; its
 /// stderr, exit status and the `stty -a` of the pane after it exited go to
 /// files; every byte written to the pane is logged (`pipe-pane`) so escape
 /// sequences can be checked. Dropping it kills the server and waits for the
 /// pane's processes to exit (hopscope quits on SIGHUP like on `q`).
 struct Tmux {
-    socket: String,
     dir: tempfile::TempDir,
     cols: u16,
     rows: u16,
@@ -57,13 +56,7 @@ struct Tmux {
 
 impl Tmux {
     fn new(cols: u16, rows: u16) -> Tmux {
-        static N: AtomicUsize = AtomicUsize::new(0);
         Tmux {
-            socket: format!(
-                "hopscope-tui-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ),
             dir: tempfile::tempdir().expect("tempdir"),
             cols,
             rows,
@@ -77,7 +70,8 @@ impl Tmux {
 
     fn tmux(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-u", "-f", "/dev/null", "-L", &self.socket])
+            .args(["-u", "-f", "/dev/null", "-S"])
+            .arg(self.file("tmux.sock"))
             .args(args)
             .env("LC_ALL", "C.UTF-8")
             .env_remove("TMUX")
@@ -319,6 +313,31 @@ impl Drop for LabDown {
     }
 }
 
+/// [`assert_no_programs_left`], saying first who holds any hopscope
+/// program still loaded: the check is machine-wide, so another hopscope
+/// running on the same machine makes it fail.
+fn no_programs_left() {
+    if !hopscope_progs_loaded().is_empty() {
+        let out = Command::new("bpftool").args(["prog", "show"]).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        let owners: Vec<String> = text
+            .unwrap_or_default()
+            .split("\n")
+            .filter(|l| l.trim_start().starts_with("pids "))
+            .map(|l| l.trim().to_owned())
+            .collect();
+        let running = Command::new("pgrep")
+            .args(["-a", "-x", "hopscope"])
+            .output();
+        eprintln!(
+            "hopscope programs still loaded; owners: {owners:?}; hopscope processes:\n{}",
+            running.map_or(String::new(), |o| String::from_utf8_lossy(&o.stdout)
+                .into_owned())
+        );
+    }
+    assert_no_programs_left();
+}
+
 fn lab_namespaces_left(prefix: &str) -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -408,6 +427,14 @@ fn stats_path(screen: &str, title: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The flow in the breadcrumb: "tcp A:P ⇄ B:Q" of "│ flows › tcp A:P ⇄ B:Q │".
+fn crumb(screen: &str) -> String {
+    line(screen, 0)
+        .split_once("│ flows › ")
+        .map(|(_, r)| r.split(' ').take(4).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn has_role(rows: &[&str], mark: &str) -> bool {
     rows.iter().any(|r| r.contains(mark))
 }
@@ -432,9 +459,8 @@ fn explorer_drill_down_in_a_real_terminal() {
     let (c1, host, r1) = (lab.c1(), lab.host(), lab.r1());
 
     // The flows screen, filtered to the lab, with a flow to the TCP server.
-    // The cursor follows the flow it first selected, so the view scrolls
-    // along with it as newer flows are inserted above: Home (g) brings the
-    // newest flows back into view.
+    // Home (g) keeps the newest flows in view (a cursor that follows its
+    // flow would scroll the view down as newer flows are inserted above).
     let t0 = Instant::now();
     let before = loop {
         tmux.keys(&["g"]);
@@ -512,6 +538,18 @@ fn explorer_drill_down_in_a_real_terminal() {
         bread.contains("│ flows › tcp 198.18.0.2:") && bread.contains(" ⇄ 198.18.1.2:8008 │"),
         "breadcrumb: {bread}"
     );
+    // The flow drilled into stays the one shown while newer flows arrive:
+    // watched for 3 s, while the demo opens a new TCP connection (a new
+    // flow that matches the search) about every second.
+    let flow = crumb(&pk);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        let s = tmux.capture();
+        if line(&s, 1).starts_with(" Packets (") {
+            assert_eq!(crumb(&s), flow, "the packets screen changed flow:\n{s}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for r in packet_rows(&pk) {
         assert!(
             r.contains("eth0 › vc1 › br0 › vr1 › eth0")
@@ -527,6 +565,7 @@ fn explorer_drill_down_in_a_real_terminal() {
     });
     let info = line(&hops, 2);
     assert!(info.starts_with(" packet "), "{hops}");
+    assert_eq!(crumb(&hops), flow, "the hops of the flow drilled into");
     let request = [
         (c1.clone(), ino_c1.clone(), "eth0"),
         (host.clone(), ino_host.clone(), "vc1"),
@@ -563,6 +602,7 @@ fn explorer_drill_down_in_a_real_terminal() {
         line(s, 0).ends_with("│ replies") && !has_role(&rows, "▶ req") && has_role(&rows, "◀ rep")
     });
     assert!(packet_rows(&s).iter().all(|r| r.contains("◀ rep")), "{s}");
+    assert_eq!(crumb(&s), flow, "still the same flow:\n{s}");
     tmux.keys(&["r"]);
     tmux.wait_for("both roles", REACT, |s| {
         let rows = packet_rows(s);
@@ -576,6 +616,7 @@ fn explorer_drill_down_in_a_real_terminal() {
         line(s, 0).ends_with("│ requests") && has_role(&rows, "▶ req") && !has_role(&rows, "◀ rep")
     });
     assert!(packet_rows(&s).iter().all(|r| r.contains("▶ req")), "{s}");
+    assert_eq!(crumb(&s), flow, "still the same flow:\n{s}");
     tmux.keys(&["R"]);
     tmux.wait_for("both roles again", REACT, |s| {
         line(s, 0).ends_with("│ requests replies")
@@ -583,7 +624,7 @@ fn explorer_drill_down_in_a_real_terminal() {
 
     // ? shows the keys; any key closes the help (and does nothing else).
     tmux.keys(&["?"]);
-    let help = tmux.wait_for("the help overlay", REACT, |s| s.contains("┌ keys "));
+    let help = tmux.wait_for("the help overlay", REACT, |s| s.contains(" keys ─"));
     for b in [
         "show / hide requests",
         "show / hide replies",
@@ -596,14 +637,19 @@ fn explorer_drill_down_in_a_real_terminal() {
     }
     tmux.keys(&["x"]);
     tmux.wait_for("the help closed", REACT, |s| {
-        !s.contains("┌ keys ") && line(s, 1).starts_with(" Packets (")
+        !s.contains(" keys ─") && line(s, 1).starts_with(" Packets (")
     });
 
     // Tab on the hops screen: the hop graph, then the path statistics.
     tmux.keys(&["Enter"]);
-    tmux.wait_for("the hops screen", REACT, |s| {
+    let hops = tmux.wait_for("the hops screen", REACT, |s| {
         line(s, 0).contains(" › packet ")
     });
+    let packet = line(&hops, 0)
+        .rsplit_once(" › packet ")
+        .unwrap()
+        .1
+        .to_owned();
     tmux.keys(&["Tab"]);
     let graph = tmux.wait_for("the hop graph", REACT, |s| {
         line(s, 1).contains("[hop graph]") && s.contains("▲ reply")
@@ -625,25 +671,33 @@ fn explorer_drill_down_in_a_real_terminal() {
         ],
         "{graph}"
     );
-    let boxed: Vec<String> = graph
+    // Inside the host namespace: the bridge and the routing hops, in the
+    // order packets first took them (request path, then reply path).
+    let inside: Vec<String> = graph
         .lines()
-        .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+        .map(|l| l.split_whitespace().take(5).collect::<Vec<_>>().join(" "))
+        .filter(|l| l.starts_with("│ ") && l.contains(" ─▶ "))
         .collect();
-    for hop in [
-        "│ vc1 ─▶ br0",
-        "│ br0 ─▶ vc1",
-        "│ ─▶ vr1 request",
-        "│ vr1 ─▶ br0",
-    ] {
-        assert!(
-            boxed.iter().any(|l| l.starts_with(hop)),
-            "no {hop:?} inside {host}:\n{graph}"
-        );
-    }
+    assert_eq!(
+        inside,
+        [
+            "│ vc1 ─▶ br0 request",
+            "│ br0 ─▶ vr1 request",
+            "│ vr1 ─▶ br0 reply",
+            "│ br0 ─▶ vc1 reply",
+        ],
+        "{graph}"
+    );
+    assert_eq!(crumb(&graph), flow, "still the same flow:\n{graph}");
     tmux.keys(&["Tab"]);
     let stats = tmux.wait_for("the path statistics", REACT, |s| {
         line(s, 1).contains("[path statistics]") && s.contains(" reply path: ")
     });
+    assert_eq!(crumb(&stats), flow, "still the same flow:\n{stats}");
+    assert!(
+        line(&stats, 0).contains(&format!(" › packet {packet}")),
+        "still the same packet:\n{stats}"
+    );
     for role in ["request", "reply"] {
         let head = stats
             .lines()
@@ -706,7 +760,7 @@ fn explorer_drill_down_in_a_real_terminal() {
         Vec::<String>::new(),
         "lab removed"
     );
-    assert_no_programs_left();
+    no_programs_left();
 
     // The recording is complete (ends at a frame boundary), private, and
     // names the lab's namespaces.
@@ -914,7 +968,7 @@ fn replay_reproduces_the_live_screens() {
         tmux.run(&format!("{} --record {}", bin(), q(&rec)));
         // Drawn means attached: the programs load before the screen opens.
         tmux.wait_for("the explorer", START, |s| {
-            s.contains(" hooks ok ") && line(s, 0).contains("│ live, recording to ")
+            line(s, 0).contains("│ live, recording to ") && line(s, 1).starts_with(" Flows (")
         });
         tcp_exchanges(&g.lab, port, 3);
         let quiet = Instant::now();
@@ -950,7 +1004,7 @@ fn replay_reproduces_the_live_screens() {
         assert_eq!(tmux.wait_exit(REACT), 0, "{}", tmux.stderr());
         screens
     };
-    assert_no_programs_left();
+    no_programs_left();
 
     // The live screens are not vacuous: three flows c1 → c2:PORT, the
     // bridged path, both roles.
@@ -1081,7 +1135,7 @@ fn replay_rejects_bad_files() {
     assert_refused(
         "nonexistent",
         &hopscope(&["replay", &nope]),
-        &["recording", &nope],
+        &["recording", &nope, "No such file or directory"],
     );
     // Empty.
     std::fs::write(p("empty"), b"").unwrap();
@@ -1126,7 +1180,7 @@ fn replay_rejects_bad_files() {
         &["needs a terminal", "hopscope trace"],
     );
     assert!(!p("never.hsrec").exists(), "nothing recorded");
-    assert_no_programs_left();
+    no_programs_left();
 
     // --record where nothing can be written, in a real terminal: status 2
     // before the alternate screen or the programs.
@@ -1136,7 +1190,9 @@ fn replay_rejects_bad_files() {
     let err = tmux.stderr();
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(
-        err.starts_with("hopscope: error: cannot record to /proc/nope/x"),
+        err.starts_with(
+            "hopscope: error: cannot record: recording /proc/nope/x: No such file or directory"
+        ),
         "{err}"
     );
     assert!(
@@ -1145,7 +1201,7 @@ fn replay_rejects_bad_files() {
     );
     assert_eq!(tmux.format("#{alternate_on}"), "0");
     drop(tmux);
-    assert_no_programs_left();
+    no_programs_left();
 }
 
 // ---------------------------------------------------------------------------
@@ -1209,5 +1265,5 @@ fn recording_file_is_private() {
     );
     assert_eq!(mode(&traced), 0o600, "trace --record, new file");
     assert!(frames(&traced) > 0);
-    assert_no_programs_left();
+    no_programs_left();
 }

@@ -43,6 +43,9 @@
 //! - `4` DropReasons: the recording kernel's `enum skb_drop_reason`, as
 //!   entries of value (u32), name length L (u16, at most 255) and name
 //!   (UTF-8, L bytes), filling the payload exactly.
+//! - `5` Scope: what the live run showed: owner cgroup (u64, 0 for any),
+//!   label length L (u16, at most 4096), label (UTF-8), namespace count C
+//!   (u32, at most 65536), C namespace inodes (u32); N = 14 + L + 4C.
 //! - `0` is reserved and makes the file corrupt: a crash can leave a
 //!   zero-filled tail, which must not read as a run of empty frames.
 //! - Any other kind is skipped using its length, so newer writers can add
@@ -81,6 +84,9 @@ const KIND_EVENT: u8 = 1;
 const KIND_TICK: u8 = 2;
 const KIND_NETNS_NAME: u8 = 3;
 const KIND_DROP_REASONS: u8 = 4;
+const KIND_SCOPE: u8 = 5;
+/// Most namespaces a scope frame lists.
+const MAX_SCOPE_NETNS: usize = 65_536;
 /// Longest drop reason name in a recording.
 const MAX_REASON_NAME: usize = 255;
 
@@ -207,12 +213,20 @@ pub enum Frame {
     },
     /// The recording kernel's `enum skb_drop_reason`: (value, name).
     DropReasons(Vec<(u32, String)>),
+    /// What the live run showed: only these namespaces (empty: all), only
+    /// flows of sockets in this cgroup (0: any), described by `label`.
+    Scope {
+        netns: Vec<u32>,
+        owner_cgroup: u64,
+        label: String,
+    },
 }
 
 /// Why a recording could not be written or read.
 #[derive(Debug, Error)]
 pub enum RecordError {
-    #[error("I/O error on recording{}", At(.path))]
+    /// The message carries the OS reason: callers show it as one line.
+    #[error("recording{}: {source}", At(.path))]
     Io {
         path: Option<PathBuf>,
         #[source]
@@ -341,6 +355,30 @@ impl<W: Write> Recorder<W> {
         head[FRAME_HEAD..].copy_from_slice(&inode.to_le_bytes());
         self.w.write_all(&head)?;
         self.w.write_all(name.as_bytes())?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Appends what the live run showed (see [`Frame::Scope`]).
+    pub fn scope(&mut self, netns: &[u32], owner_cgroup: u64, label: &str) -> io::Result<()> {
+        if label.len() > MAX_STRING || netns.len() > MAX_SCOPE_NETNS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "scope too large",
+            ));
+        }
+        let len = 8 + 2 + label.len() + 4 + 4 * netns.len();
+        let mut head = [0u8; FRAME_HEAD];
+        head[0] = KIND_SCOPE;
+        head[1..].copy_from_slice(&(len as u32).to_le_bytes());
+        self.w.write_all(&head)?;
+        self.w.write_all(&owner_cgroup.to_le_bytes())?;
+        self.w.write_all(&(label.len() as u16).to_le_bytes())?;
+        self.w.write_all(label.as_bytes())?;
+        self.w.write_all(&(netns.len() as u32).to_le_bytes())?;
+        for n in netns {
+            self.w.write_all(&n.to_le_bytes())?;
+        }
         self.frames += 1;
         Ok(())
     }
@@ -548,6 +586,46 @@ impl<R: Read> Replay<R> {
                     let mut b = [0u8; TICK_SIZE];
                     self.exact(&mut b)?;
                     return Ok(Some(Frame::Tick(Tick::from_bytes(&b))));
+                }
+                KIND_SCOPE => {
+                    let corrupt = |what: &str| RecordError::Corrupt {
+                        offset: start,
+                        what: format!("scope frame: {what}"),
+                    };
+                    let len = len as usize;
+                    if len < 14 {
+                        return Err(corrupt("too short"));
+                    }
+                    let mut fixed = [0u8; 10];
+                    self.exact(&mut fixed)?;
+                    let mut cg = [0u8; 8];
+                    cg.copy_from_slice(&fixed[..8]);
+                    let owner_cgroup = u64::from_le_bytes(cg);
+                    let label_len = usize::from(u16::from_le_bytes([fixed[8], fixed[9]]));
+                    if label_len > MAX_STRING || 10 + label_len + 4 > len {
+                        return Err(corrupt("label length"));
+                    }
+                    let mut b = [0u8; MAX_STRING];
+                    self.exact(&mut b[..label_len])?;
+                    let label = std::str::from_utf8(&b[..label_len])
+                        .map_err(|_| corrupt("label is not UTF-8"))?
+                        .to_owned();
+                    let mut c = [0u8; 4];
+                    self.exact(&mut c)?;
+                    let count = u32::from_le_bytes(c) as usize;
+                    if count > MAX_SCOPE_NETNS || 10 + label_len + 4 + 4 * count != len {
+                        return Err(corrupt("namespace count"));
+                    }
+                    let mut netns = Vec::with_capacity(count.min(1024));
+                    for _ in 0..count {
+                        self.exact(&mut c)?;
+                        netns.push(u32::from_le_bytes(c));
+                    }
+                    return Ok(Some(Frame::Scope {
+                        netns,
+                        owner_cgroup,
+                        label,
+                    }));
                 }
                 KIND_DROP_REASONS => {
                     // Entry by entry: a length field never sizes an allocation.

@@ -53,6 +53,7 @@ pub fn lab_model(max_packets: usize, max_flows: usize) -> Model {
         CorrelatorConfig::default(),
     )
     .expect("fixture replays")
+    .0
 }
 
 /// One key press (upper-case letters with Shift, as terminals send them).
