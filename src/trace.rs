@@ -353,9 +353,8 @@ fn record_tick(
         .is_none_or(|t| t.elapsed() >= crate::topology::names::RESCAN_PERIOD)
     {
         names.scanned = Some(Instant::now());
-        let mut found: Vec<(u32, String)> = crate::topology::names::scan().into_iter().collect();
-        found.sort();
-        for (ino, name) in found {
+        for e in crate::topology::names::scan() {
+            let (ino, name) = (e.inode, e.name);
             if names.written.get(&ino) != Some(&name) {
                 r.netns_name(ino, &name)?;
                 names.written.insert(ino, name);

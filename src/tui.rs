@@ -187,9 +187,8 @@ fn learn_names(
     let Some(found) = found else {
         return Ok(());
     };
-    let mut found: Vec<_> = found.into_iter().collect();
-    found.sort();
-    for (ino, name) in found {
+    for e in found {
+        let (ino, name) = (e.inode, e.name);
         if model.netns_name(NetnsId(ino)) != Some(name.as_str()) {
             model.set_netns_name(NetnsId(ino), &name);
             if let Some(r) = recorder.as_mut() {

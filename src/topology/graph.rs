@@ -74,6 +74,12 @@ impl HopGraph {
         i
     }
 
+    /// Adds one packet's transitions (a packet without role counts as a
+    /// request).
+    pub fn add(&mut self, p: &Packet) {
+        self.add_packet(p, p.role.unwrap_or(Role::Request));
+    }
+
     fn add_packet(&mut self, p: &Packet, role: Role) {
         let mut prev: Option<(NodeIndex, u64)> = None;
         for v in &p.visits {

@@ -5,5 +5,8 @@
 //! so `stat(/run/netns/NAME).st_ino` is that inode; the root namespace is
 //! the one of PID 1.
 
+pub mod dot;
 pub mod graph;
+pub mod links;
 pub mod names;
+pub mod resolver;

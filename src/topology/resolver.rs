@@ -1,0 +1,137 @@
+//! What is known about the namespaces and links packets cross, and when to
+//! look again. Devices seen in events are *observed* (a few hash lookups,
+//! no system call); a *refresh* (namespace scan plus an rtnetlink dump of
+//! every reachable namespace, a few milliseconds) runs only when something
+//! unknown was observed, at most once per [`RESCAN_PERIOD`], and a key that
+//! stays unknown is retried only every [`RETRY_PERIOD`].
+//!
+//! Kernel facts: namespace inodes can be reused once a namespace is gone.
+//! The net cookie (5.14+) never is, so when an inode shows up with another
+//! cookie, everything learned about that inode is forgotten and looked up
+//! again.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::links::{read_links, LinkInfo, NetnsHandle};
+use super::names::{self, RESCAN_PERIOD};
+use crate::event::Device;
+
+/// How long a key that a refresh did not resolve is left alone.
+pub const RETRY_PERIOD: Duration = Duration::from_secs(10);
+
+/// What a refresh learned: new or changed names and links.
+#[derive(Debug, Default)]
+pub struct Learned {
+    pub names: Vec<(u32, String)>,
+    pub links: Vec<LinkInfo>,
+    /// Namespaces that could not be entered, and why.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Topology {
+    names: HashMap<u32, String>,
+    links: HashMap<(u32, u32), LinkInfo>,
+    cookies: HashMap<u32, u64>,
+    /// Keys a refresh could not resolve, and when it tried.
+    unresolved: HashMap<(u32, u32), Instant>,
+    /// Keys observed unknown since the last refresh.
+    pending: HashSet<(u32, u32)>,
+    last_refresh: Option<Instant>,
+}
+
+impl Topology {
+    pub fn new() -> Topology {
+        Topology::default()
+    }
+
+    pub fn netns_name(&self, netns: u32) -> Option<&str> {
+        self.names.get(&netns).map(String::as_str)
+    }
+
+    pub fn link(&self, netns: u32, ifindex: u32) -> Option<&LinkInfo> {
+        self.links.get(&(netns, ifindex))
+    }
+
+    /// Notes a device an event named.
+    pub fn observe(&mut self, d: &Device) {
+        let (ns, idx) = (d.netns.0, d.ifindex.0);
+        if d.netns_cookie != 0
+            && self.cookies.get(&ns) != Some(&d.netns_cookie)
+            && self.cookies.insert(ns, d.netns_cookie).is_some()
+        {
+            // The inode was reused by a new namespace.
+            self.names.remove(&ns);
+            self.links.retain(|k, _| k.0 != ns);
+            self.unresolved.retain(|k, _| k.0 != ns);
+        }
+        if self.links.contains_key(&(ns, idx)) && self.names.contains_key(&ns) {
+            return;
+        }
+        let retry = self
+            .unresolved
+            .get(&(ns, idx))
+            .is_none_or(|t| t.elapsed() >= RETRY_PERIOD);
+        if retry {
+            self.pending.insert((ns, idx));
+        }
+    }
+
+    /// Whether a refresh would run now.
+    pub fn due(&self) -> bool {
+        !self.pending.is_empty()
+            && self
+                .last_refresh
+                .is_none_or(|t| t.elapsed() >= RESCAN_PERIOD)
+    }
+
+    /// Looks again if something unknown was observed (or `force`), and
+    /// returns what changed.
+    pub fn refresh(&mut self, force: bool) -> Option<Learned> {
+        if !force && !self.due() {
+            return None;
+        }
+        self.last_refresh = Some(Instant::now());
+        let entries = names::scan();
+        let mut learned = Learned::default();
+        for e in &entries {
+            if self.names.get(&e.inode) != Some(&e.name) {
+                self.names.insert(e.inode, e.name.clone());
+                learned.names.push((e.inode, e.name.clone()));
+            }
+        }
+        let handles: Vec<NetnsHandle> = entries
+            .iter()
+            .map(|e| NetnsHandle {
+                inode: e.inode,
+                path: e.path.clone(),
+            })
+            .collect();
+        let (links, errors) = read_links(&handles);
+        learned.errors = errors;
+        for l in links {
+            let key = (l.netns, l.ifindex);
+            if self.links.get(&key) != Some(&l) {
+                learned.links.push(l.clone());
+                self.links.insert(key, l);
+            }
+        }
+        let now = Instant::now();
+        for k in std::mem::take(&mut self.pending) {
+            if !self.links.contains_key(&k) {
+                self.unresolved.insert(k, now);
+            }
+        }
+        Some(learned)
+    }
+
+    /// Takes what another process learned (a replay).
+    pub fn set_name(&mut self, netns: u32, name: &str) {
+        self.names.insert(netns, name.to_owned());
+    }
+
+    pub fn set_link(&mut self, l: LinkInfo) {
+        self.links.insert((l.netns, l.ifindex), l);
+    }
+}
