@@ -18,7 +18,10 @@ Examples:
   sudo hopscope trace --json --duration 5 | jq -c 'select(.type==\"hop\" and .role==\"request\") | [.netns,.ifname,.hook]'
 
   # Every hook instead of one line per visit, first 10 packets only
-  sudo hopscope trace --all-hooks --packets 10";
+  sudo hopscope trace --all-hooks --packets 10
+
+  # The path as a picture: namespaces, veth wires, bridges, request and reply edges
+  sudo hopscope trace --dot path.dot -- ip netns exec hs-c1 ping -c 3 198.18.0.3 && dot -Tsvg path.dot > path.svg";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
@@ -134,6 +137,12 @@ pub struct TraceArgs {
     /// Also save the event stream to FILE (mode 0600) for `hopscope replay`.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Show namespace inodes instead of names, and skip link lookups.
+    #[arg(long)]
+    pub inodes: bool,
+    /// At exit, write the hop graph of what was printed to FILE (Graphviz DOT).
+    #[arg(long, value_name = "FILE")]
+    pub dot: Option<PathBuf>,
     #[command(flatten)]
     pub tracer: TracerArgs,
     /// Run COMMAND, follow only the flows its process tree starts, and exit with its status.

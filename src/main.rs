@@ -113,6 +113,8 @@ fn run(cli: Cli) -> Result<i32> {
                 only_netns: Vec::new(),
                 record: a.record,
                 netns_label: None,
+                inodes: a.inodes,
+                dot: a.dot,
             })
         }
         Cmd::Lab { action } => lab(action),
@@ -228,6 +230,8 @@ fn demo(d: DemoArgs) -> Result<i32> {
             only_netns: inodes,
             record: d.record,
             netns_label: Some(format!("lab namespaces {}-*", lab.prefix())),
+            inodes: false,
+            dot: None,
         })
     } else {
         let mut opts = explorer_options(&tracer_args, d.record, d.duration);

@@ -20,11 +20,16 @@ use serde::Serialize;
 use crate::bpf::probe;
 use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
 use crate::cgroup::CommandCgroup;
-use crate::correlate::{Correlator, CorrelatorConfig, CorrelatorStats, Sink};
+use crate::correlate::{
+    Correlator, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
+};
 use crate::event::record::{Recorder, RecordingInfo};
+use crate::event::HopEvent;
 use crate::output::json::JsonSink;
 use crate::output::text::TextSink;
 use crate::output::Filter;
+use crate::topology::graph::HopGraph;
+use crate::topology::resolver::Topology;
 use crate::UsageError;
 
 /// Time left for replies after `-- COMMAND` exits.
@@ -47,6 +52,10 @@ pub struct TraceOptions {
     pub record: Option<std::path::PathBuf>,
     /// How `only_netns` is described in a recording (e.g. the lab's name).
     pub netns_label: Option<String>,
+    /// Inodes and ifindexes only: no names, no rtnetlink.
+    pub inodes: bool,
+    /// Write the hop graph of what was printed here, as Graphviz DOT.
+    pub dot: Option<std::path::PathBuf>,
 }
 
 /// The last JSON line, and the numbers behind the text summary.
@@ -82,12 +91,6 @@ enum Out {
 }
 
 impl Out {
-    fn sink(&mut self) -> &mut dyn SinkDyn {
-        match self {
-            Out::Text(s) => s,
-            Out::Json(s) => s,
-        }
-    }
     fn printed(&self) -> u64 {
         match self {
             Out::Text(s) => s.printed,
@@ -106,25 +109,51 @@ impl Out {
             Out::Json(s) => s.flush(),
         }
     }
+    fn topology(&self) -> Option<&Topology> {
+        match self {
+            Out::Text(s) => s.topology(),
+            Out::Json(s) => s.topology(),
+        }
+    }
 }
 
-/// Object-safe view of the sinks (Sink's methods are generic-free already).
-trait SinkDyn {
-    fn feed(&mut self, c: &mut Correlator, ev: &crate::event::HopEvent);
-    fn gc(&mut self, c: &mut Correlator, now: u64);
-    fn flush_all(&mut self, c: &mut Correlator);
+/// The printer, plus the hop graph of what it printed (`--dot`).
+struct TraceSink {
+    out: Out,
+    filter: Filter,
+    graph: Option<HopGraph>,
 }
 
-impl<T: Sink> SinkDyn for T {
-    fn feed(&mut self, c: &mut Correlator, ev: &crate::event::HopEvent) {
-        c.on_event(ev, self);
+impl Sink for TraceSink {
+    fn hop(&mut self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) {
+        match &mut self.out {
+            Out::Text(s) => s.hop(ev, ctx, flow),
+            Out::Json(s) => s.hop(ev, ctx, flow),
+        }
     }
-    fn gc(&mut self, c: &mut Correlator, now: u64) {
-        c.gc(now, self);
+
+    fn packet_done(&mut self, p: &Packet, flow: Option<&Flow>) {
+        match &mut self.out {
+            Out::Text(s) => s.packet_done(p, flow),
+            Out::Json(s) => s.packet_done(p, flow),
+        }
+        if let Some(g) = self.graph.as_mut() {
+            if self.filter.packet(p, flow) {
+                g.add(p);
+            }
+        }
     }
-    fn flush_all(&mut self, c: &mut Correlator) {
-        c.flush(self);
-    }
+}
+
+/// Writes the graph with what the topology learned while printing (every
+/// link of every namespace seen, so masters and veth peers are in), or
+/// bare with `--inodes`.
+fn write_dot_file(path: &std::path::Path, g: &HopGraph, topo: Option<&Topology>) -> Result<()> {
+    let mut buf = Vec::new();
+    let empty = Topology::new();
+    crate::topology::dot::write_dot(g, topo.unwrap_or(&empty), &mut buf)?;
+    std::fs::write(path, buf).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// A flag set by SIGINT, SIGTERM or SIGHUP: each means "detach and quit".
@@ -223,10 +252,19 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     };
 
     let stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout());
-    let mut out = if opts.json {
-        Out::Json(JsonSink::new(stdout, filter))
-    } else {
-        Out::Text(TextSink::new(stdout, opts.all_hooks, filter))
+    let topology = (!opts.inodes).then(Topology::new);
+    let out = match (opts.json, topology) {
+        (true, Some(t)) => Out::Json(JsonSink::new(stdout, filter.clone()).with_topology(t)),
+        (true, None) => Out::Json(JsonSink::new(stdout, filter.clone())),
+        (false, Some(t)) => {
+            Out::Text(TextSink::new(stdout, opts.all_hooks, filter.clone()).with_topology(t))
+        }
+        (false, None) => Out::Text(TextSink::new(stdout, opts.all_hooks, filter.clone())),
+    };
+    let mut sink = TraceSink {
+        out,
+        filter,
+        graph: opts.dot.as_ref().map(|_| HopGraph::default()),
     };
     let mut corr = Correlator::new(ccfg);
     let mut last_gc = Instant::now();
@@ -243,7 +281,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                     if let Some(r) = recorder.as_mut() {
                         r.event(ev).context("writing the recording")?;
                     }
-                    out.sink().feed(&mut corr, ev);
+                    corr.on_event(ev, &mut sink);
                 }
                 reader.recycle(batch);
             }
@@ -254,13 +292,13 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
             Ok(ReaderMsg::Stats { kernel, reader: r }) => live_stats = (kernel, r),
             Ok(ReaderMsg::Ready { .. }) => {}
-            Err(RecvTimeoutError::Timeout) => out.flush(),
+            Err(RecvTimeoutError::Timeout) => sink.out.flush(),
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_gc.elapsed() >= GC_PERIOD {
             last_gc = Instant::now();
             let now = monotonic_ns();
-            out.sink().gc(&mut corr, now);
+            corr.gc(now, &mut sink);
             if let Some(r) = recorder.as_mut() {
                 record_tick(r, now, &live_stats.0, &live_stats.1, &mut names)
                     .context("writing the recording")?;
@@ -275,9 +313,9 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             }
         }
         let done = term.load(Ordering::Relaxed)
-            || out.broken()
+            || sink.out.broken()
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
-            || opts.packets.is_some_and(|n| out.printed() >= n)
+            || opts.packets.is_some_and(|n| sink.out.printed() >= n)
             || child_done.is_some_and(|(t, _)| t.elapsed() >= COMMAND_GRACE);
         if done {
             stopping = true;
@@ -285,7 +323,11 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         }
     }
     reader.join();
-    out.sink().flush_all(&mut corr);
+    corr.flush(&mut sink);
+    if let (Some(path), Some(g)) = (&opts.dot, &sink.graph) {
+        write_dot_file(path, g, sink.out.topology())?;
+    }
+    let mut out = sink.out;
 
     // Interrupted before COMMAND finished: let it go, and report what we have.
     if let (Some(c), None) = (child.as_mut(), child_done) {

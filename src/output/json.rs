@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{proto_name, Filter};
 use crate::correlate::{End, Flow, FlowId, HopContext, Packet, Role, Sink};
 use crate::event::{HopEvent, TcpFlags, L4};
+use crate::topology::resolver::Topology;
 
 #[derive(Serialize)]
 struct HopRecord<'a> {
@@ -29,9 +30,23 @@ struct HopRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     netns_cookie: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    netns_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     ifindex: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ifname: Option<&'a str>,
+    #[serde(rename = "kind", skip_serializing_if = "Option::is_none")]
+    link_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    master: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_ifname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_netns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_ifname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vxlan_id: Option<u32>,
     len: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     proto: Option<&'static str>,
@@ -98,6 +113,8 @@ struct EndRecord {
 pub struct JsonSink<W: Write> {
     out: W,
     filter: Filter,
+    /// Names and links of what hops cross (absent: inodes and ifindexes only).
+    topo: Option<Topology>,
     pub printed: u64,
     pub error: Option<io::Error>,
 }
@@ -107,9 +124,20 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             filter,
+            topo: None,
             printed: 0,
             error: None,
         }
+    }
+
+    /// Adds namespace names and link facts to hop records.
+    pub fn with_topology(mut self, topo: Topology) -> Self {
+        self.topo = Some(topo);
+        self
+    }
+
+    pub fn topology(&self) -> Option<&Topology> {
+        self.topo.as_ref()
     }
 
     pub fn into_inner(self) -> W {
@@ -118,15 +146,7 @@ impl<W: Write> JsonSink<W> {
 
     /// Writes any serializable record as one line (used for the summary).
     pub fn record<T: Serialize>(&mut self, rec: &T) {
-        if self.error.is_some() {
-            return;
-        }
-        let r = serde_json::to_writer(&mut self.out, rec)
-            .map_err(io::Error::from)
-            .and_then(|_| self.out.write_all(b"\n"));
-        if let Err(e) = r {
-            self.error = Some(e);
-        }
+        write_line(&mut self.out, &mut self.error, rec);
     }
 
     pub fn flush(&mut self) {
@@ -135,6 +155,19 @@ impl<W: Write> JsonSink<W> {
                 self.error = Some(e);
             }
         }
+    }
+}
+
+/// One JSON line; the first error stops all later writes.
+fn write_line<W: Write, T: Serialize>(out: &mut W, error: &mut Option<io::Error>, rec: &T) {
+    if error.is_some() {
+        return;
+    }
+    let r = serde_json::to_writer(&mut *out, rec)
+        .map_err(io::Error::from)
+        .and_then(|_| out.write_all(b"\n"));
+    if let Err(e) = r {
+        *error = Some(e);
     }
 }
 
@@ -171,6 +204,14 @@ impl<W: Write> Sink for JsonSink<W> {
             Some(crate::event::L3::Arp { op, .. }) => Some(op),
             _ => None,
         };
+        if let (Some(t), Some(d)) = (self.topo.as_mut(), ev.device) {
+            t.observe(&d);
+            t.refresh(false);
+        }
+        let topo = self.topo.as_ref();
+        let link = ev
+            .device
+            .and_then(|d| topo.and_then(|t| t.link(d.netns.0, d.ifindex.0)));
         let rec = HopRecord {
             kind: "hop",
             ts_ns: ev.ts_ns,
@@ -184,8 +225,25 @@ impl<W: Write> Sink for JsonSink<W> {
             netns_cookie: ev
                 .device
                 .and_then(|d| (d.netns_cookie != 0).then_some(d.netns_cookie)),
+            netns_name: ev
+                .device
+                .and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
             ifindex: ev.device.map(|d| d.ifindex.0),
             ifname: ev.device.as_ref().map(|d| d.ifname.as_str()),
+            link_kind: link.map(|l| l.kind.name()),
+            master: link
+                .and_then(|l| l.master.as_ref())
+                .map(|m| m.ifname.as_str()),
+            peer_ifname: link
+                .and_then(|l| l.peer.as_ref())
+                .map(|p| p.ifname.as_str()),
+            peer_netns: link
+                .and_then(|l| l.peer.as_ref())
+                .and_then(|p| (p.netns != 0).then_some(p.netns)),
+            parent_ifname: link
+                .and_then(|l| l.parent.as_ref())
+                .map(|p| p.ifname.as_str()),
+            vxlan_id: link.and_then(|l| l.vxlan_id),
             len: ev.len,
             proto: h.as_ref().map(proto_name),
             src: h.and_then(|h| h.l3.src()),
@@ -214,7 +272,7 @@ impl<W: Write> Sink for JsonSink<W> {
             comm: ev.task.as_ref().map(|t| t.comm.as_str()),
             copy_of: ctx.copy_of.map(|c| c.0),
         };
-        self.record(&rec);
+        write_line(&mut self.out, &mut self.error, &rec);
     }
 
     fn packet_done(&mut self, p: &Packet, flow: Option<&Flow>) {

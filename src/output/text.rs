@@ -13,12 +13,15 @@ use std::io::{self, Write};
 
 use super::{describe, fmt_duration, Filter};
 use crate::correlate::{End, Flow, HopContext, Packet, Role, Sink};
-use crate::event::HopEvent;
+use crate::event::{Device, HopEvent};
+use crate::topology::resolver::Topology;
 
 pub struct TextSink<W: Write> {
     out: W,
     all_hooks: bool,
     filter: Filter,
+    /// Names instead of inodes, and bridge masters (absent: inodes only).
+    topo: Option<Topology>,
     line: String,
     /// Packets printed so far.
     pub printed: u64,
@@ -32,10 +35,42 @@ impl<W: Write> TextSink<W> {
             out,
             all_hooks,
             filter,
+            topo: None,
             line: String::with_capacity(256),
             printed: 0,
             error: None,
         }
+    }
+
+    /// Shows namespace names (where known) and bridge masters.
+    pub fn with_topology(mut self, topo: Topology) -> Self {
+        self.topo = Some(topo);
+        self
+    }
+
+    pub fn topology(&self) -> Option<&Topology> {
+        self.topo.as_ref()
+    }
+
+    /// `[netns]` label and device text of one device: the namespace's name
+    /// (else its inode), the interface and its bridge or bond master.
+    fn place(&mut self, d: &Device) -> (String, String) {
+        let Some(t) = self.topo.as_mut() else {
+            return (d.netns.0.to_string(), d.ifname.as_str().to_owned());
+        };
+        t.observe(d);
+        t.refresh(false);
+        let ns = t
+            .netns_name(d.netns.0)
+            .map_or_else(|| d.netns.0.to_string(), str::to_owned);
+        let dev = match t
+            .link(d.netns.0, d.ifindex.0)
+            .and_then(|l| l.master.as_ref())
+        {
+            Some(m) => format!("{} (br {})", d.ifname, m.ifname),
+            None => d.ifname.as_str().to_owned(),
+        };
+        (ns, dev)
     }
 
     pub fn into_inner(self) -> W {
@@ -72,7 +107,7 @@ impl<W: Write> Sink for TextSink<W> {
         }
         use std::fmt::Write as _;
         let (ns, ifname) = match ev.device {
-            Some(d) => (d.netns.0.to_string(), d.ifname.as_str().to_owned()),
+            Some(d) => self.place(&d),
             None => ("-".to_owned(), "-".to_owned()),
         };
         let _ = write!(
@@ -108,13 +143,8 @@ impl<W: Write> Sink for TextSink<W> {
         let n = p.visits.len();
         let mut prev_ts = p.first_ts;
         for (i, v) in p.visits.iter().enumerate() {
-            let _ = write!(
-                self.line,
-                "[{:>12}] {:>16} {:<7} ",
-                v.device.netns.0,
-                v.device.ifname.as_str(),
-                role_name(p.role)
-            );
+            let (ns, dev) = self.place(&v.device);
+            let _ = write!(self.line, "[{ns:>12}] {dev:>16} {:<7} ", role_name(p.role));
             match v.headers.or(p.headers) {
                 Some(h) => describe(&h, &mut self.line),
                 None => self.line.push_str("..."),

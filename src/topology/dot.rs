@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::graph::HopGraph;
-use super::resolver::Topology;
+use super::TopologyView;
 use crate::correlate::Role;
 use crate::output::fmt_duration;
 
@@ -37,7 +37,7 @@ fn node_id(netns: u32, ifindex: u32) -> String {
 }
 
 /// Writes `g` with what `topo` knows about its namespaces and devices.
-pub fn write_dot(g: &HopGraph, topo: &Topology, w: &mut impl Write) -> io::Result<()> {
+pub fn write_dot(g: &HopGraph, topo: &impl TopologyView, w: &mut impl Write) -> io::Result<()> {
     // Devices: those packets visited, plus the masters and veth peers the
     // kernel reports for them.
     let mut devices: BTreeSet<(u32, u32, String)> = BTreeSet::new();

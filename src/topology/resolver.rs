@@ -19,6 +19,9 @@ use crate::event::Device;
 
 /// How long a key that a refresh did not resolve is left alone.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(10);
+/// How often a namespace named after a process is looked at again (it may
+/// get a bind mount, i.e. a better name, later).
+pub const PROVISIONAL_PERIOD: Duration = Duration::from_secs(3);
 
 /// What a refresh learned: new or changed names and links.
 #[derive(Debug, Default)]
@@ -38,6 +41,8 @@ pub struct Topology {
     unresolved: HashMap<(u32, u32), Instant>,
     /// Keys observed unknown since the last refresh.
     pending: HashSet<(u32, u32)>,
+    /// Namespaces named after a process, not a bind mount.
+    provisional: HashSet<u32>,
     last_refresh: Option<Instant>,
 }
 
@@ -67,6 +72,13 @@ impl Topology {
             self.unresolved.retain(|k, _| k.0 != ns);
         }
         if self.links.contains_key(&(ns, idx)) && self.names.contains_key(&ns) {
+            if self.provisional.contains(&ns)
+                && self
+                    .last_refresh
+                    .is_none_or(|t| t.elapsed() >= PROVISIONAL_PERIOD)
+            {
+                self.pending.insert((ns, idx));
+            }
             return;
         }
         let retry = self
@@ -95,6 +107,11 @@ impl Topology {
         self.last_refresh = Some(Instant::now());
         let entries = names::scan();
         let mut learned = Learned::default();
+        self.provisional = entries
+            .iter()
+            .filter(|e| matches!(e.source, names::NameSource::Process { .. }))
+            .map(|e| e.inode)
+            .collect();
         for e in &entries {
             if self.names.get(&e.inode) != Some(&e.name) {
                 self.names.insert(e.inode, e.name.clone());
