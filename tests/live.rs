@@ -531,37 +531,65 @@ fn text_mode_prints_one_line_per_visit() {
     let _s = serial();
     let (g, ns) = lab("tx");
     let c1 = g.lab.c1();
-    let out = hopscope(&[
-        "trace",
-        "--",
-        "ip",
-        "netns",
-        "exec",
-        &c1,
-        "ping",
-        "-c",
-        "1",
-        addr::C2_V4,
-    ]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
-    assert_eq!(
-        lines.len(),
-        8,
-        "4 visits of the request, 4 of the reply:\n{text}"
-    );
-    let first = format!("[{:>12}] {:>16} request #", ns.c1, "eth0");
+    let ping = |extra: &[&str]| {
+        let mut args = vec!["trace"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--",
+            "ip",
+            "netns",
+            "exec",
+            &c1,
+            "ping",
+            "-c",
+            "1",
+            addr::C2_V4,
+        ]);
+        let out = hopscope(&args);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("0 lost"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with('['))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            lines.len(),
+            8,
+            "4 visits of the request, 4 of the reply:\n{text}"
+        );
+        lines
+    };
+
+    // Namespace names, and the bridge ports' master.
+    let lines = ping(&[]);
+    let first = format!("[{:>12}] {:>16} request #", c1, "eth0");
     assert!(lines[0].starts_with(&first), "{}", lines[0]);
     assert!(
         lines[0].ends_with(&format!(".001 {} -> {}", addr::C1_V4, addr::C2_V4)),
         "{}",
         lines[0]
     );
-    assert!(lines[1].starts_with(&format!("[{:>12}] {:>16} request", ns.host, "vc1")));
+    let host = g.lab.host();
+    assert!(
+        lines[1].starts_with(&format!("[{:>12}] {:>16} request", host, "vc1 (br br0)")),
+        "{}",
+        lines[1]
+    );
     assert!(lines[3].contains("→ consumed"), "{}", lines[3]);
+    assert!(
+        lines[4].starts_with(&format!("[{:>12}] {:>16} reply   #", g.lab.c2(), "eth0")),
+        "{}",
+        lines[4]
+    );
+
+    // --inodes: inodes, no lookups.
+    let lines = ping(&["--inodes"]);
+    let first = format!("[{:>12}] {:>16} request #", ns.c1, "eth0");
+    assert!(lines[0].starts_with(&first), "{}", lines[0]);
+    assert!(lines[1].starts_with(&format!("[{:>12}] {:>16} request", ns.host, "vc1")));
     assert!(lines[4].starts_with(&format!("[{:>12}] {:>16} reply   #", ns.c2, "eth0")));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("0 lost"));
 }
 
 #[test]
