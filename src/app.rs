@@ -230,6 +230,9 @@ pub struct App {
     pub filter_label: String,
     /// Where the events come from ("live", "replay FILE").
     pub source_label: String,
+    /// The user asked to export this flow's hop graph (the runner writes
+    /// the file and says so in `notice`).
+    pub export_dot: Option<FlowId>,
 }
 
 impl Default for App {
@@ -252,6 +255,7 @@ impl Default for App {
             notice: None,
             filter_label: "everything".to_owned(),
             source_label: "live".to_owned(),
+            export_dot: None,
         }
     }
 }
@@ -586,6 +590,10 @@ impl App {
                     }),
                 }
             }
+            Action::ExportDot => match self.flows.selected {
+                Some(f) => self.export_dot = Some(f),
+                None => self.notice = Some("no flow selected".to_owned()),
+            },
             Action::Help => self.help = true,
             Action::Quit => self.quit = true,
         }

@@ -23,6 +23,7 @@ pub enum Action {
     Search,
     Sort,
     Freeze,
+    ExportDot,
     Help,
     Quit,
 }
@@ -148,6 +149,12 @@ pub const BINDINGS: &[Binding] = &[
         label: "space",
         help: "freeze / unfreeze live updates",
         action: Action::Freeze,
+    },
+    Binding {
+        keys: &[k('d')],
+        label: "d",
+        help: "write the flow's hop graph to hopscope-flow-N.dot (Graphviz)",
+        action: Action::ExportDot,
     },
     Binding {
         keys: &[k('?'), Key(KeyCode::Char('?'), KeyModifiers::SHIFT)],

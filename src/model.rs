@@ -18,6 +18,11 @@ use crate::event::drop_reason::DropReasons;
 use crate::event::record::Tick;
 use crate::event::{HopEvent, NetnsId};
 use crate::output::Filter;
+use crate::topology::links::LinkInfo;
+use crate::topology::TopologyView;
+
+/// Devices remembered as unknown between two lookups.
+const MAX_UNKNOWN: usize = 256;
 
 /// Window of the events-per-second figure.
 const RATE_WINDOW_NS: u64 = 3_000_000_000;
@@ -170,7 +175,9 @@ pub struct Model {
     /// The traced kernel's drop reason names (empty: unknown).
     drop_reasons: DropReasons,
     /// Namespaces seen in finished packets that have no name yet.
-    unnamed: Vec<u32>,
+    unknown: Vec<crate::event::Device>,
+    /// Links of the namespaces (live: rtnetlink; replay: the recording).
+    links: HashMap<(u32, u32), LinkInfo>,
     /// Bumped on every change that can alter what is shown.
     generation: u64,
 }
@@ -187,7 +194,8 @@ impl Model {
             rate_samples: VecDeque::new(),
             netns_names: HashMap::new(),
             drop_reasons: DropReasons::default(),
-            unnamed: Vec::new(),
+            unknown: Vec::new(),
+            links: HashMap::new(),
             generation: 0,
         }
     }
@@ -276,14 +284,26 @@ impl Model {
     pub fn set_netns_name(&mut self, ns: NetnsId, name: &str) {
         if self.netns_names.get(&ns.0).map(String::as_str) != Some(name) {
             self.netns_names.insert(ns.0, name.to_owned());
-            self.unnamed.retain(|n| *n != ns.0);
+            self.unknown
+                .retain(|d| d.netns != ns || !self.links.contains_key(&(ns.0, d.ifindex.0)));
             self.generation += 1;
         }
     }
 
-    /// Namespaces seen since the last call that have no name yet.
-    pub fn take_unnamed(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.unnamed)
+    /// Records (or updates) what the kernel says about a link.
+    pub fn set_link(&mut self, l: LinkInfo) {
+        let key = (l.netns, l.ifindex);
+        if self.links.get(&key) != Some(&l) {
+            self.links.insert(key, l);
+            self.unknown.retain(|d| (d.netns.0, d.ifindex.0) != key);
+            self.generation += 1;
+        }
+    }
+
+    /// Devices of finished packets, seen since the last call, whose
+    /// namespace name or link is not known yet.
+    pub fn take_unknown(&mut self) -> Vec<crate::event::Device> {
+        std::mem::take(&mut self.unknown)
     }
 
     pub fn set_in_flight(&mut self, n: u64) {
@@ -390,9 +410,11 @@ impl Sink for Model {
         let last_ns = p.visits.last().map(|v| v.device.netns);
         let transit = transit_ns(p);
         for v in &p.visits {
-            let ns = v.device.netns.0;
-            if !self.netns_names.contains_key(&ns) && !self.unnamed.contains(&ns) {
-                self.unnamed.push(ns);
+            let d = v.device;
+            let known = self.netns_names.contains_key(&d.netns.0)
+                && self.links.contains_key(&(d.netns.0, d.ifindex.0));
+            if !known && self.unknown.len() < MAX_UNKNOWN && !self.unknown.contains(&d) {
+                self.unknown.push(d);
             }
         }
         // Routine frees (socket close, ...) are not drops; without the
@@ -441,5 +463,14 @@ impl Sink for Model {
         self.last_packet = self.last_packet.max(Some(p.id));
         self.generation += 1;
         self.evict_flows();
+    }
+}
+
+impl TopologyView for Model {
+    fn netns_name(&self, netns: u32) -> Option<&str> {
+        self.netns_names.get(&netns).map(String::as_str)
+    }
+    fn link(&self, netns: u32, ifindex: u32) -> Option<&LinkInfo> {
+        self.links.get(&(netns, ifindex))
     }
 }

@@ -272,7 +272,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let mut final_stats: Option<(KernelStats, ReaderStats)> = None;
     let mut stopping = false;
     let mut live_stats = (KernelStats::default(), ReaderStats::default());
-    let mut names = RecordedNames::default();
+    let mut written = RecordedTopology::default();
 
     loop {
         match reader.rx.recv_timeout(Duration::from_millis(20)) {
@@ -300,8 +300,15 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             let now = monotonic_ns();
             corr.gc(now, &mut sink);
             if let Some(r) = recorder.as_mut() {
-                record_tick(r, now, &live_stats.0, &live_stats.1, &mut names)
-                    .context("writing the recording")?;
+                record_tick(
+                    r,
+                    now,
+                    &live_stats.0,
+                    &live_stats.1,
+                    sink.out.topology(),
+                    &mut written,
+                )
+                .context("writing the recording")?;
             }
         }
         if stopping {
@@ -337,9 +344,16 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     }
     let (kernel, rstats) = final_stats.unwrap_or_default();
     if let Some(mut r) = recorder.take() {
-        record_tick(&mut r, monotonic_ns(), &kernel, &rstats, &mut names)
-            .and_then(|()| r.flush())
-            .context("writing the recording")?;
+        record_tick(
+            &mut r,
+            monotonic_ns(),
+            &kernel,
+            &rstats,
+            out.topology(),
+            &mut written,
+        )
+        .and_then(|()| r.flush())
+        .context("writing the recording")?;
     }
     let cstats: CorrelatorStats = corr.stats();
     let summary = Summary {
@@ -373,33 +387,35 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     })
 }
 
-/// Namespace names already written to the recording, and when they were
-/// last looked up.
+/// Namespace names and links already written to the recording.
 #[derive(Default)]
-struct RecordedNames {
-    written: std::collections::HashMap<u32, String>,
-    scanned: Option<Instant>,
+struct RecordedTopology {
+    names: std::collections::HashMap<u32, String>,
+    links: std::collections::HashMap<(u32, u32), crate::topology::links::LinkInfo>,
 }
 
-/// One tick into a recording, preceded by namespace names that are new or
-/// changed (looked up at most once per second).
+/// One tick into a recording, preceded by the names and links the printer
+/// learned since the last one (new or changed).
 fn record_tick(
     r: &mut Recorder<io::BufWriter<std::fs::File>>,
     now: u64,
     kernel: &KernelStats,
     reader: &ReaderStats,
-    names: &mut RecordedNames,
+    topo: Option<&Topology>,
+    written: &mut RecordedTopology,
 ) -> io::Result<()> {
-    if names
-        .scanned
-        .is_none_or(|t| t.elapsed() >= crate::topology::names::RESCAN_PERIOD)
-    {
-        names.scanned = Some(Instant::now());
-        for e in crate::topology::names::scan() {
-            let (ino, name) = (e.inode, e.name);
-            if names.written.get(&ino) != Some(&name) {
-                r.netns_name(ino, &name)?;
-                names.written.insert(ino, name);
+    if let Some(t) = topo {
+        for (ino, name) in t.names() {
+            if written.names.get(&ino).map(String::as_str) != Some(name) {
+                r.netns_name(ino, name)?;
+                written.names.insert(ino, name.to_owned());
+            }
+        }
+        for l in t.links() {
+            let key = (l.netns, l.ifindex);
+            if written.links.get(&key) != Some(l) {
+                r.link(l)?;
+                written.links.insert(key, l.clone());
             }
         }
     }

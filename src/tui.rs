@@ -37,7 +37,9 @@ use crate::event::record::{Frame, Recorder, RecordingInfo, Replay};
 use crate::event::NetnsId;
 use crate::model::{Model, ModelConfig};
 use crate::output::Filter;
-use crate::topology::names::{self, NameScanner};
+use crate::topology::dot::write_dot;
+use crate::topology::graph::HopGraph;
+use crate::topology::resolver::Topology;
 use crate::trace::{monotonic_ns, quit_signals};
 use crate::ui::{self, Theme};
 use crate::UsageError;
@@ -171,30 +173,34 @@ impl Painter {
     }
 }
 
-/// Learns names of namespaces the model saw without one, and records them.
-fn learn_names(
+/// Looks up the namespaces and links of devices the model saw without a
+/// name or link facts (rate-limited by the resolver), and records them.
+fn learn_topology(
     model: &mut Model,
-    scanner: &mut NameScanner,
+    topo: &mut Topology,
     recorder: &mut Option<Recorder<io::BufWriter<std::fs::File>>>,
     force: bool,
 ) -> Result<()> {
-    let unknown = model.take_unnamed();
-    let found = if force {
-        Some(names::scan())
-    } else {
-        scanner.maybe_scan(&unknown)
-    };
-    let Some(found) = found else {
+    for d in model.take_unknown() {
+        topo.observe(&d);
+    }
+    let Some(learned) = topo.refresh(force) else {
         return Ok(());
     };
-    for e in found {
-        let (ino, name) = (e.inode, e.name);
-        if model.netns_name(NetnsId(ino)) != Some(name.as_str()) {
-            model.set_netns_name(NetnsId(ino), &name);
-            if let Some(r) = recorder.as_mut() {
-                r.netns_name(ino, &name).context("writing the recording")?;
-            }
+    for e in &learned.errors {
+        log::info!("topology: {e}");
+    }
+    for (ino, name) in learned.names {
+        model.set_netns_name(NetnsId(ino), &name);
+        if let Some(r) = recorder.as_mut() {
+            r.netns_name(ino, &name).context("writing the recording")?;
         }
+    }
+    for l in learned.links {
+        if let Some(r) = recorder.as_mut() {
+            r.link(&l).context("writing the recording")?;
+        }
+        model.set_link(l);
     }
     Ok(())
 }
@@ -245,8 +251,8 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     }
     model.set_degraded(unavailable);
     let mut corr = Correlator::new(opts.correlator);
-    let mut scanner = NameScanner::default();
-    learn_names(&mut model, &mut scanner, &mut recorder, true)?;
+    let mut topo = Topology::new();
+    learn_topology(&mut model, &mut topo, &mut recorder, true)?;
     let mut app = App {
         filter_label: opts.filter_label.clone(),
         source_label: match &opts.record {
@@ -295,7 +301,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                     if let Some(r) = recorder.as_mut() {
                         r.tick(&t).context("writing the recording")?;
                     }
-                    learn_names(&mut model, &mut scanner, &mut recorder, false)?;
+                    learn_topology(&mut model, &mut topo, &mut recorder, false)?;
                 },
                 default(FRAME_PERIOD) => {},
             }
@@ -339,7 +345,24 @@ fn on_terminal_event(app: &mut App, model: &Model, ev: Event, painter: &mut Pain
         Event::Resize(..) => {}
         _ => return,
     }
+    if let Some(flow) = app.export_dot.take() {
+        app.notice = Some(match export_dot(app, model, flow) {
+            Ok(path) => format!("wrote {path}"),
+            Err(e) => format!("could not write the graph: {e:#}"),
+        });
+    }
     painter.view_changed = true;
+}
+
+/// Writes the hop graph of `flow` (the packets the view shows) as DOT in
+/// the working directory; returns the file name.
+fn export_dot(app: &App, model: &Model, flow: crate::correlate::FlowId) -> Result<String> {
+    let graph = HopGraph::build(app.flow_packets(model).into_iter());
+    let path = format!("hopscope-flow-{}.dot", flow.0);
+    let mut buf = Vec::new();
+    write_dot(&graph, model, &mut buf)?;
+    std::fs::write(&path, buf).with_context(|| format!("writing {path}"))?;
+    Ok(path)
 }
 
 /// Applies one recorded frame, exactly as the live run did at that point.
@@ -352,6 +375,7 @@ pub fn apply_frame(frame: Frame, corr: &mut Correlator, model: &mut Model) {
             model.set_in_flight(corr.packets_in_flight() as u64);
         }
         Frame::NetnsName { inode, name } => model.set_netns_name(NetnsId(inode), &name),
+        Frame::Link(l) => model.set_link(l),
         Frame::DropReasons(pairs) => model.set_drop_reasons(DropReasons::from_pairs(pairs)),
         // Read by load_recording before the model exists.
         Frame::Scope { .. } => {}
@@ -393,7 +417,7 @@ pub fn load_recording(
         apply_frame(frame, corr, model);
     }
     let mut model = state.map_or_else(|| Model::new(model_cfg), |(_, m)| m);
-    model.take_unnamed();
+    model.take_unknown();
     Ok((model, label))
 }
 

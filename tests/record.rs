@@ -17,6 +17,7 @@ use hopscope::event::record::{
 use hopscope::event::{
     Device, Headers, Hook, HopEvent, IfIndex, NetnsId, PacketId, ShortName, Task, TcpFlags, L3, L4,
 };
+use hopscope::topology::links::{LinkInfo, LinkKind, LinkRef};
 
 // ---------------------------------------------------------------- fixtures
 
@@ -306,20 +307,7 @@ fn tick(n: u64) -> Tick {
 fn recording(info: &RecordingInfo, frames: &[Frame]) -> Vec<u8> {
     let mut rec = Recorder::new(Vec::new(), info).expect("header");
     for f in frames {
-        match f {
-            Frame::Event(e) => rec.event(e).expect("event"),
-            Frame::Tick(t) => rec.tick(t).expect("tick"),
-            Frame::NetnsName { inode, name } => rec.netns_name(*inode, name).expect("name"),
-            Frame::Scope {
-                netns,
-                owner_cgroup,
-                label,
-            } => rec.scope(netns, *owner_cgroup, label).expect("scope"),
-            Frame::DropReasons(r) => {
-                let pairs: Vec<(u32, &str)> = r.iter().map(|(v, n)| (*v, n.as_str())).collect();
-                rec.drop_reasons(&pairs).expect("reasons")
-            }
-        }
+        rec.frame(f).expect("frame");
     }
     assert_eq!(rec.frames(), frames.len() as u64);
     rec.finish().expect("finish")
@@ -584,6 +572,7 @@ fn truncation_at_every_byte_is_an_error_or_a_clean_prefix() {
         Frame::NetnsName { name, .. } => 5 + 4 + name.len(),
         Frame::DropReasons(r) => 5 + r.iter().map(|(_, n)| 6 + n.len()).sum::<usize>(),
         Frame::Scope { netns, label, .. } => 5 + 14 + label.len() + 4 * netns.len(),
+        Frame::Link(l) => 5 + serde_json::to_vec(l).unwrap().len(),
     };
     // Offsets at which a file holds whole frames: (offset, frames before).
     let mut boundaries = vec![(HEADER_LEN, 0)];
@@ -749,7 +738,7 @@ fn unknown_frame_kinds_are_skipped() {
     let evs = varied_events();
     let mut bytes = recording(&info(), &[Frame::Event(evs[0])]);
     // Empty, small and exactly-1-MiB frames of kinds this reader lacks.
-    for (kind, len) in [(6u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
+    for (kind, len) in [(7u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
         bytes.push(kind);
         bytes.extend_from_slice(&(len as u32).to_le_bytes());
         bytes.extend(std::iter::repeat_n(0xa5, len));
@@ -1098,6 +1087,46 @@ fn scope_frames_round_trip_and_are_checked() {
     let (_, error) = read_all(&bytes).expect("header");
     assert!(
         matches!(&error, Some(RecordError::Corrupt { what, .. }) if what == "scope frame: namespace count"),
+        "{error:?}"
+    );
+}
+
+fn link() -> LinkInfo {
+    LinkInfo {
+        netns: 4026532177,
+        ifindex: 3,
+        ifname: "vc1".to_owned(),
+        kind: LinkKind::Veth,
+        kind_name: Some("veth".to_owned()),
+        master: Some(LinkRef {
+            netns: 4026532177,
+            ifindex: 2,
+            ifname: "br0".to_owned(),
+        }),
+        peer: Some(LinkRef {
+            netns: 4026532246,
+            ifindex: 2,
+            ifname: "eth0".to_owned(),
+        }),
+        parent: None,
+        vlan_id: None,
+        vxlan_id: None,
+        mtu: Some(1500),
+        up: true,
+    }
+}
+
+#[test]
+fn link_frames_round_trip_and_are_checked() {
+    let bytes = recording(&info(), &[Frame::Link(link())]);
+    let (got, error) = read_all(&bytes).expect("header");
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got, [Frame::Link(link())]);
+    let mut bytes = recording(&info(), &[]);
+    bytes.extend_from_slice(&[6, 2, 0, 0, 0, b'{', b'x']);
+    let (_, error) = read_all(&bytes).expect("header");
+    assert!(
+        matches!(&error, Some(RecordError::Corrupt { what, .. }) if what.starts_with("link frame:")),
         "{error:?}"
     );
 }

@@ -124,3 +124,17 @@ fn empty_model_and_tiny_terminal() {
         }
     }
 }
+
+#[test]
+fn bridged_flow_graph_names_the_bridge() {
+    let model = explorer::lab_model(65_536, 16_384);
+    let mut a = app();
+    press(&mut a, &model, KeyCode::Char('/'));
+    typed(&mut a, &model, "udp");
+    press(&mut a, &model, KeyCode::Enter);
+    press(&mut a, &model, KeyCode::Enter);
+    press(&mut a, &model, KeyCode::Tab);
+    let s = screen(&model, &mut a, W, H);
+    assert!(s.contains("via br0"), "{s}");
+    insta::assert_snapshot!("graph_bridged", s);
+}

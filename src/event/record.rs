@@ -46,6 +46,10 @@
 //! - `5` Scope: what the live run showed: owner cgroup (u64, 0 for any),
 //!   label length L (u16, at most 4096), label (UTF-8), namespace count C
 //!   (u32, at most 65536), C namespace inodes (u32); N = 14 + L + 4C.
+//! - `6` Link: N at most 4096; one link of one namespace as the live run
+//!   learned it over rtnetlink, as a UTF-8 JSON object with the fields of
+//!   `topology::links::LinkInfo` (netns, ifindex, ifname, kind, kind_name,
+//!   master, peer, parent, vlan_id, vxlan_id, mtu, up).
 //! - `0` is reserved and makes the file corrupt: a crash can leave a
 //!   zero-filled tail, which must not read as a run of empty frames.
 //! - Any other kind is skipped using its length, so newer writers can add
@@ -85,6 +89,7 @@ const KIND_TICK: u8 = 2;
 const KIND_NETNS_NAME: u8 = 3;
 const KIND_DROP_REASONS: u8 = 4;
 const KIND_SCOPE: u8 = 5;
+const KIND_LINK: u8 = 6;
 /// Most namespaces a scope frame lists.
 const MAX_SCOPE_NETNS: usize = 65_536;
 /// Longest drop reason name in a recording.
@@ -213,6 +218,8 @@ pub enum Frame {
     },
     /// The recording kernel's `enum skb_drop_reason`: (value, name).
     DropReasons(Vec<(u32, String)>),
+    /// A link as the live run learned it (rtnetlink).
+    Link(crate::topology::links::LinkInfo),
     /// What the live run showed: only these namespaces (empty: all), only
     /// flows of sockets in this cgroup (0: any), described by `label`.
     Scope {
@@ -341,6 +348,25 @@ impl<W: Write> Recorder<W> {
         Ok(())
     }
 
+    /// Appends any frame (copying or rewriting recordings).
+    pub fn frame(&mut self, f: &Frame) -> io::Result<()> {
+        match f {
+            Frame::Event(e) => self.event(e),
+            Frame::Tick(t) => self.tick(t),
+            Frame::NetnsName { inode, name } => self.netns_name(*inode, name),
+            Frame::DropReasons(r) => {
+                let pairs: Vec<(u32, &str)> = r.iter().map(|(v, n)| (*v, n.as_str())).collect();
+                self.drop_reasons(&pairs)
+            }
+            Frame::Scope {
+                netns,
+                owner_cgroup,
+                label,
+            } => self.scope(netns, *owner_cgroup, label),
+            Frame::Link(l) => self.link(l),
+        }
+    }
+
     /// Appends a namespace name (at most [`MAX_STRING`] bytes).
     pub fn netns_name(&mut self, inode: u32, name: &str) -> io::Result<()> {
         if name.len() > MAX_STRING {
@@ -379,6 +405,24 @@ impl<W: Write> Recorder<W> {
         for n in netns {
             self.w.write_all(&n.to_le_bytes())?;
         }
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Appends a link (a JSON object of at most [`MAX_STRING`] bytes).
+    pub fn link(&mut self, l: &crate::topology::links::LinkInfo) -> io::Result<()> {
+        let json = serde_json::to_vec(l).map_err(io::Error::from)?;
+        if json.len() > MAX_STRING {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "link record too large",
+            ));
+        }
+        let mut head = [0u8; FRAME_HEAD];
+        head[0] = KIND_LINK;
+        head[1..].copy_from_slice(&(json.len() as u32).to_le_bytes());
+        self.w.write_all(&head)?;
+        self.w.write_all(&json)?;
         self.frames += 1;
         Ok(())
     }
@@ -586,6 +630,23 @@ impl<R: Read> Replay<R> {
                     let mut b = [0u8; TICK_SIZE];
                     self.exact(&mut b)?;
                     return Ok(Some(Frame::Tick(Tick::from_bytes(&b))));
+                }
+                KIND_LINK => {
+                    let len = len as usize;
+                    if len > MAX_STRING {
+                        return Err(RecordError::Corrupt {
+                            offset: start,
+                            what: format!("link frame of {len} bytes"),
+                        });
+                    }
+                    let mut b = [0u8; MAX_STRING];
+                    self.exact(&mut b[..len])?;
+                    let l =
+                        serde_json::from_slice(&b[..len]).map_err(|e| RecordError::Corrupt {
+                            offset: start,
+                            what: format!("link frame: {e}"),
+                        })?;
+                    return Ok(Some(Frame::Link(l)));
                 }
                 KIND_SCOPE => {
                     let corrupt = |what: &str| RecordError::Corrupt {

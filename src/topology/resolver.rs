@@ -59,6 +59,16 @@ impl Topology {
         self.links.get(&(netns, ifindex))
     }
 
+    /// Every namespace name known.
+    pub fn names(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.names.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+
+    /// Every link known.
+    pub fn links(&self) -> impl Iterator<Item = &LinkInfo> {
+        self.links.values()
+    }
+
     /// Notes a device an event named.
     pub fn observe(&mut self, d: &Device) {
         let (ns, idx) = (d.netns.0, d.ifindex.0);

@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::correlate::Role;
 use crate::model::Model;
 use crate::topology::graph::{Edge, HopGraph, Node};
+use crate::topology::TopologyView;
 
 pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Theme) {
     let packets = app.flow_packets(model);
@@ -88,11 +89,22 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
         {
             listed.push(from.ifindex);
             listed.push(to.ifindex);
+            // Ports of one bridge: the bridge forwarded it.
+            let master = |n: &Node| {
+                model
+                    .link(n.netns.0, n.ifindex.0)
+                    .and_then(|l| l.master.as_ref())
+                    .map(|m| m.ifname.clone())
+            };
+            let via = match (master(from), master(to)) {
+                (Some(a), Some(b)) if a == b => format!(" via {a}"),
+                _ => String::new(),
+            };
             out.push(boxed(
                 vec![
                     Span::raw(format!("{:<16}", from.ifname.as_str())),
                     Span::styled(
-                        format!(" ─▶ {:<16}", to.ifname.as_str()),
+                        format!(" ─▶ {:<16}", format!("{}{via}", to.ifname.as_str())),
                         style_of(theme, e.role),
                     ),
                     Span::styled(
@@ -106,8 +118,14 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
         // Devices crossed without a hop inside the namespace.
         for (_, dev) in g.devices_in(*ns) {
             if !listed.contains(&dev.ifindex) {
+                let what = model
+                    .describe_link(dev.netns.0, dev.ifindex.0)
+                    .unwrap_or_default();
                 out.push(boxed(
-                    vec![Span::raw(dev.ifname.as_str().to_owned())],
+                    vec![
+                        Span::raw(format!("{:<16} ", dev.ifname.as_str())),
+                        Span::styled(what, theme.dim()),
+                    ],
                     inner,
                 ));
             }
@@ -124,6 +142,13 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
                 continue;
             }
             let arrow = if pt > pf { "▼" } else { "▲" };
+            let wire = match model
+                .link(from.netns.0, from.ifindex.0)
+                .and_then(|l| l.peer.as_ref())
+            {
+                Some(p) if p.netns == to.netns.0 && p.ifindex == to.ifindex.0 => " (veth)",
+                _ => "",
+            };
             let far = if pf.abs_diff(pt) > 1 {
                 format!(" [{}]", netns_label(model, to.netns))
             } else {
@@ -133,7 +158,7 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
                 Span::raw("    "),
                 Span::styled(
                     format!(
-                        "{arrow} {} {} → {}{far}  {}",
+                        "{arrow} {} {} → {}{far}{wire}  {}",
                         role_word(e.role),
                         from.ifname.as_str(),
                         to.ifname.as_str(),

@@ -13,14 +13,16 @@ use super::{
 use crate::app::App;
 use crate::model::{transit_ns, Model};
 use crate::output::describe;
+use crate::topology::TopologyView;
 
-const HEADER: [&str; 7] = [
+const HEADER: [&str; 8] = [
     "#",
     "+prev",
     "+first",
     "netns",
     "inode",
     "interface",
+    "link",
     "hooks",
 ];
 
@@ -80,6 +82,14 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
         None
     };
     let offset = if main { app.hops.offset } else { 0 };
+    let link_w = p
+        .visits
+        .iter()
+        .filter_map(|v| model.describe_link(v.device.netns.0, v.device.ifindex.0))
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(4, 40) as u16;
     let first = p.visits.first().map_or(0, |v| v.first_ts);
     let body: Vec<Row> = rows
         .iter()
@@ -111,6 +121,12 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
                 Line::from(netns_label(model, v.device.netns)),
                 Line::styled(v.device.netns.0.to_string(), theme.dim()),
                 Line::from(v.device.ifname.as_str().to_owned()),
+                Line::styled(
+                    model
+                        .describe_link(v.device.netns.0, v.device.ifindex.0)
+                        .unwrap_or_default(),
+                    theme.dim(),
+                ),
                 Line::from(hooks),
             ])
         })
@@ -124,6 +140,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             Constraint::Length(14),
             Constraint::Length(11),
             Constraint::Length(16),
+            Constraint::Length(link_w),
             Constraint::Min(20),
         ],
     )
