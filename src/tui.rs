@@ -357,7 +357,7 @@ fn on_terminal_event(app: &mut App, model: &Model, ev: Event, painter: &mut Pain
 /// Writes the hop graph of `flow` (the packets the view shows) as DOT in
 /// the working directory; returns the file name.
 fn export_dot(app: &App, model: &Model, flow: crate::correlate::FlowId) -> Result<String> {
-    let graph = HopGraph::build(app.flow_packets(model).into_iter());
+    let graph = HopGraph::build(app.flow_packets(model));
     let path = format!("hopscope-flow-{}.dot", flow.0);
     let mut buf = Vec::new();
     write_dot(&graph, model, &mut buf)?;
