@@ -11,17 +11,13 @@
 //!
 //! Kernel facts: `readlink /proc/PID/ns/net` is `net:[INODE]`, one syscall
 //! per process, so a full scan of a busy node costs a few milliseconds;
-//! callers scan only when a namespace without a name shows up, at most once
-//! per [`RESCAN_PERIOD`]. A bind-mount entry whose namespace died is an
+//! callers scan only when a namespace without a name shows up (see
+//! `resolver`). A bind-mount entry whose namespace died is an
 //! empty file on the underlying file system, told apart by `statfs`.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// Minimum time between two scans triggered by unknown namespaces.
-pub const RESCAN_PERIOD: Duration = Duration::from_secs(1);
 
 /// `statfs` magic of the namespace file system.
 const NSFS_MAGIC: i64 = 0x6e73_6673;
@@ -200,23 +196,6 @@ fn hex64(s: &str) -> Option<&str> {
         start += run + 1;
     }
     None
-}
-
-/// Rate-limited rescans.
-#[derive(Debug, Default)]
-pub struct NameScanner {
-    last: Option<Instant>,
-}
-
-impl NameScanner {
-    /// Scans if `unknown` is non-empty and the last scan is old enough.
-    pub fn maybe_scan(&mut self, unknown: &[u32]) -> Option<Vec<NetnsEntry>> {
-        if unknown.is_empty() || self.last.is_some_and(|t| t.elapsed() < RESCAN_PERIOD) {
-            return None;
-        }
-        self.last = Some(Instant::now());
-        Some(scan())
-    }
 }
 
 #[cfg(test)]

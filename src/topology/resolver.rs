@@ -2,8 +2,10 @@
 //! look again. Devices seen in events are *observed* (a few hash lookups,
 //! no system call); a *refresh* (namespace scan plus an rtnetlink dump of
 //! every reachable namespace, a few milliseconds) runs only when something
-//! unknown was observed, at most once per [`RESCAN_PERIOD`], and a key that
-//! stays unknown is retried only every [`RETRY_PERIOD`].
+//! unknown was observed, at most once per [`MIN_REFRESH_INTERVAL`] (so a
+//! namespace is named from its first packets on), and a key that stays
+//! unknown is retried only every [`RETRY_PERIOD`]: each unknown key costs
+//! one lookup per period, whatever the traffic.
 //!
 //! Kernel facts: namespace inodes can be reused once a namespace is gone.
 //! The net cookie (5.14+) never is, so when an inode shows up with another
@@ -14,8 +16,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::links::{read_links, LinkInfo, NetnsHandle};
-use super::names::{self, RESCAN_PERIOD};
+use super::names;
 use crate::event::Device;
+
+/// Shortest time between two lookups.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long a key that a refresh did not resolve is left alone.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(10);
@@ -105,7 +110,7 @@ impl Topology {
         !self.pending.is_empty()
             && self
                 .last_refresh
-                .is_none_or(|t| t.elapsed() >= RESCAN_PERIOD)
+                .is_none_or(|t| t.elapsed() >= MIN_REFRESH_INTERVAL)
     }
 
     /// Looks again if something unknown was observed (or `force`), and
@@ -160,5 +165,33 @@ impl Topology {
 
     pub fn set_link(&mut self, l: LinkInfo) {
         self.links.insert((l.netns, l.ifindex), l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{IfIndex, NetnsId, ShortName};
+
+    fn dev(ns: u32, cookie: u64) -> Device {
+        Device {
+            netns: NetnsId(ns),
+            netns_cookie: cookie,
+            ifindex: IfIndex(2),
+            ifname: ShortName::from_bytes(b"eth0"),
+        }
+    }
+
+    #[test]
+    fn a_reused_inode_forgets_its_predecessor() {
+        let mut t = Topology::new();
+        t.set_name(77, "old");
+        t.observe(&dev(77, 1000));
+        assert_eq!(t.netns_name(77), Some("old"), "first cookie seen");
+        t.observe(&dev(77, 1000));
+        assert_eq!(t.netns_name(77), Some("old"));
+        t.observe(&dev(77, 2000));
+        assert_eq!(t.netns_name(77), None, "another namespace, same inode");
+        assert!(t.due(), "looked up again");
     }
 }
