@@ -588,6 +588,34 @@ fn explorer_drill_down_in_a_real_terminal() {
     }
     assert!(info.contains(" · 5 visits · "), "{info}");
     assert_eq!(hop_path(&hops, &pfx), expect, "{hops}");
+    // The link column: veth peers across namespaces, the bridge and its port.
+    let rows = table_rows(&hops, hops_header);
+    let row = |dev: &str, ns: &str| {
+        rows.iter()
+            .find(|r| {
+                let t: Vec<&str> = r.split_whitespace().collect();
+                t.windows(3).any(|w| w[0] == ns && w[2] == dev)
+            })
+            .unwrap_or_else(|| panic!("no {dev} in {ns}:\n{hops}"))
+            .to_string()
+    };
+    assert!(
+        row("eth0", &c1).contains(&format!("veth ↔ vc1@{host}")),
+        "{hops}"
+    );
+    assert!(
+        row("vc1", &host).contains(&format!("veth ↔ eth0@{c1} · br br0")),
+        "{hops}"
+    );
+    assert!(row("br0", &host).contains(" bridge "), "{hops}");
+    assert!(
+        row("vr1", &host).contains(&format!("veth ↔ eth0@{r1}")),
+        "{hops}"
+    );
+    assert!(
+        row("eth0", &r1).contains(&format!("veth ↔ vr1@{host}")),
+        "{hops}"
+    );
 
     // Esc: back to the packets.
     tmux.keys(&["Escape"]);
@@ -659,13 +687,13 @@ fn explorer_drill_down_in_a_real_terminal() {
         vec![
             vec![format!("╭─ {c1} · {ino_c1}")],
             vec![
-                "▲ reply vc1 → eth0".to_owned(),
-                "▼ request eth0 → vc1".to_owned()
+                "▲ reply vc1 → eth0 (veth)".to_owned(),
+                "▼ request eth0 → vc1 (veth)".to_owned()
             ],
             vec![format!("╭─ {host} · {ino_host}")],
             vec![
-                "▲ reply eth0 → vr1".to_owned(),
-                "▼ request vr1 → eth0".to_owned()
+                "▲ reply eth0 → vr1 (veth)".to_owned(),
+                "▼ request vr1 → eth0 (veth)".to_owned()
             ],
             vec![format!("╭─ {r1} · {ino_r1}")],
         ],
@@ -792,7 +820,7 @@ fn graph_outline(screen: &str) -> Vec<Vec<String>> {
             out.push(Vec::new());
         } else if let Some(w) = l.trim_start().strip_prefix(['▼', '▲']) {
             let arrow = l.trim_start().chars().next().unwrap();
-            let t: Vec<&str> = w.split_whitespace().take(4).collect();
+            let t: Vec<&str> = w.split_whitespace().take(5).collect();
             out.last_mut()
                 .expect("a wire after a box")
                 .push(format!("{arrow} {}", t.join(" ")));
