@@ -520,12 +520,43 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
+/// One topology lookup: the namespace scan (/proc and bind mounts) and the
+/// rtnetlink dump of every namespace found. Needs root (setns).
+fn topology(c: &mut Criterion) {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("topology lookups: skipped (needs root)");
+        return;
+    }
+    let entries = hopscope::topology::names::scan();
+    let handles: Vec<hopscope::topology::links::NetnsHandle> = entries
+        .iter()
+        .map(|e| hopscope::topology::links::NetnsHandle {
+            inode: e.inode,
+            path: e.path.clone(),
+        })
+        .collect();
+    let (links, _) = hopscope::topology::links::read_links(&handles);
+    println!(
+        "topology: {} namespaces, {} links",
+        handles.len(),
+        links.len()
+    );
+    let mut g = c.benchmark_group("topology lookup");
+    g.bench_function("scan namespace names", |b| {
+        b.iter(|| black_box(hopscope::topology::names::scan().len()))
+    });
+    g.bench_function("read links of every namespace", |b| {
+        b.iter(|| black_box(hopscope::topology::links::read_links(&handles).0.len()))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = pipeline
+    targets = pipeline, topology
 }
 criterion_main!(benches);
