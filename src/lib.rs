@@ -17,6 +17,7 @@ pub mod lab;
 pub mod logging;
 pub mod model;
 pub mod output;
+pub mod symbols;
 pub mod topology;
 pub mod trace;
 pub mod tui;

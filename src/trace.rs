@@ -27,7 +27,7 @@ use crate::event::record::{Recorder, RecordingInfo};
 use crate::event::HopEvent;
 use crate::output::json::JsonSink;
 use crate::output::text::TextSink;
-use crate::output::Filter;
+use crate::output::{DropContext, Filter};
 use crate::topology::graph::HopGraph;
 use crate::topology::resolver::Topology;
 use crate::UsageError;
@@ -253,13 +253,22 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
 
     let stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout());
     let topology = (!opts.inodes).then(Topology::new);
+    let drops = DropContext::from_kernel();
     let out = match (opts.json, topology) {
-        (true, Some(t)) => Out::Json(JsonSink::new(stdout, filter.clone()).with_topology(t)),
-        (true, None) => Out::Json(JsonSink::new(stdout, filter.clone())),
-        (false, Some(t)) => {
-            Out::Text(TextSink::new(stdout, opts.all_hooks, filter.clone()).with_topology(t))
+        (true, Some(t)) => Out::Json(
+            JsonSink::new(stdout, filter.clone())
+                .with_topology(t)
+                .with_drops(drops),
+        ),
+        (true, None) => Out::Json(JsonSink::new(stdout, filter.clone()).with_drops(drops)),
+        (false, Some(t)) => Out::Text(
+            TextSink::new(stdout, opts.all_hooks, filter.clone())
+                .with_topology(t)
+                .with_drops(drops),
+        ),
+        (false, None) => {
+            Out::Text(TextSink::new(stdout, opts.all_hooks, filter.clone()).with_drops(drops))
         }
-        (false, None) => Out::Text(TextSink::new(stdout, opts.all_hooks, filter.clone())),
     };
     let mut sink = TraceSink {
         out,

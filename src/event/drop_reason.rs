@@ -78,6 +78,54 @@ impl DropReasons {
     }
 }
 
+/// What to check for a drop, in one line: `netns` and `ifname` are where the
+/// packet was last seen. `None` for reasons without specific advice.
+pub fn hint(reason: &str, netns: &str, ifname: &str) -> Option<String> {
+    let h = match reason {
+        "NETFILTER_DROP" => format!(
+            "a netfilter rule dropped it: check `ip netns exec {netns} nft list ruleset` (or iptables -L -v -n) for the hook after {ifname}"
+        ),
+        "NO_SOCKET" => format!(
+            "nothing listens on the destination port in {netns} (check `ip netns exec {netns} ss -lntup`)"
+        ),
+        "IP_INNOROUTES" | "IP_OUTNOROUTES" => format!(
+            "no route to the destination in {netns}: check `ip -n {netns} route` (and policy rules)"
+        ),
+        "NEIGH_FAILED" | "NEIGH_QUEUEFULL" | "NEIGH_DEAD" | "NEIGH_CREATEFAIL" => format!(
+            "no ARP/ND answer for the next hop via {ifname} in {netns}: check `ip -n {netns} neigh` and whether the next hop is up"
+        ),
+        "IP_RPFILTER" => format!(
+            "reverse-path filter: the source is not reachable back through {ifname} in {netns} (net.ipv4.conf.{ifname}.rp_filter, routes)"
+        ),
+        "IP_INHDR" => "bad IP header, or the TTL ran out on the way (look for an ICMP time-exceeded)".to_owned(),
+        "IP_INADDRERRORS" | "IP_INVALID_SOURCE" | "IP_INVALID_DEST" | "IP_LOCAL_SOURCE" => format!(
+            "invalid source or destination address for {ifname} in {netns} (martian, broadcast, or one of our own)"
+        ),
+        "OTHERHOST" => format!("addressed to another host's MAC: {ifname} received a frame not for it"),
+        "IP_NOPROTO" => format!("no handler for this IP protocol in {netns}"),
+        "SOCKET_FILTER" => "a socket filter (BPF on the socket) rejected it".to_owned(),
+        "SOCKET_RCVBUFF" | "PROTO_MEM" | "SOCKET_BACKLOG" => {
+            "the receiving socket's buffer was full: the application reads too slowly".to_owned()
+        }
+        "TCP_LISTEN_OVERFLOW" => "the listen backlog is full: the server accepts too slowly".to_owned(),
+        "QDISC_DROP" | "QDISC_OVERLIMIT" | "QDISC_CONGESTED" | "FQ_FLOW_LIMIT" | "FQ_BAND_LIMIT" => {
+            format!("the queueing discipline of {ifname} dropped it: check `tc -s qdisc show dev {ifname}`")
+        }
+        "TC_INGRESS" | "TC_EGRESS" => format!("a tc filter on {ifname} dropped it: check `tc filter show dev {ifname}`"),
+        "CPU_BACKLOG" => "the per-CPU receive backlog was full (net.core.netdev_max_backlog)".to_owned(),
+        "FULL_RING" => format!("the ring of {ifname} was full"),
+        "PKT_TOO_BIG" => format!("larger than the MTU of {ifname} and not fragmentable"),
+        "TCP_CSUM" | "UDP_CSUM" | "IP_CSUM" | "ICMP_CSUM" | "SKB_CSUM" => "bad checksum".to_owned(),
+        "IPV6DISABLED" => format!("IPv6 is disabled on {ifname} in {netns}"),
+        "SECURITY_HOOK" => "an LSM (SELinux, AppArmor, ...) refused it".to_owned(),
+        "XDP" => format!("an XDP program on {ifname} dropped it"),
+        "TCP_RESET" => "the connection was reset".to_owned(),
+        "TCP_CLOSE" => "the socket was already closed".to_owned(),
+        _ => return None,
+    };
+    Some(h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +155,19 @@ mod tests {
             a.pairs(),
             [(1, "CONSUMED"), (2, "NOT_SPECIFIED"), (3, "NO_SOCKET")]
         );
+    }
+
+    #[test]
+    fn hints_name_the_place() {
+        let h = hint("NETFILTER_DROP", "hs-r1", "eth0").unwrap();
+        assert!(h.contains("ip netns exec hs-r1 nft list ruleset"), "{h}");
+        assert!(hint("NO_SOCKET", "hs-c2", "eth0")
+            .unwrap()
+            .contains("in hs-c2"));
+        assert!(hint("IP_RPFILTER", "hs-host", "vc1")
+            .unwrap()
+            .contains("rp_filter"));
+        assert_eq!(hint("SOMETHING_NEW", "x", "y"), None);
     }
 
     #[test]

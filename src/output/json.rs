@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{proto_name, Filter};
+use super::{proto_name, DropContext, Filter};
 use crate::correlate::{End, Flow, FlowId, HopContext, Packet, Role, Sink};
 use crate::event::{HopEvent, TcpFlags, L4};
 use crate::topology::resolver::Topology;
@@ -105,14 +105,41 @@ struct EndRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    reason_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     location: Option<String>,
     visits: usize,
     duration_ns: u64,
 }
 
+/// A packet that died for a reason that is not routine.
+#[derive(Serialize)]
+struct DropRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    packet: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<FlowId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    /// Where it was last seen.
+    netns: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns_name: Option<&'a str>,
+    ifname: &'a str,
+    reason: String,
+    reason_code: u32,
+    location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+    ts_ns: u64,
+}
+
 pub struct JsonSink<W: Write> {
     out: W,
     filter: Filter,
+    /// Drop reason names, locations and hints.
+    drops: DropContext,
     /// Names and links of what hops cross (absent: inodes and ifindexes only).
     topo: Option<Topology>,
     pub printed: u64,
@@ -124,6 +151,7 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             filter,
+            drops: DropContext::default(),
             topo: None,
             printed: 0,
             error: None,
@@ -133,6 +161,12 @@ impl<W: Write> JsonSink<W> {
     /// Adds namespace names and link facts to hop records.
     pub fn with_topology(mut self, topo: Topology) -> Self {
         self.topo = Some(topo);
+        self
+    }
+
+    /// Names drop reasons and locations, and adds `drop` records.
+    pub fn with_drops(mut self, drops: DropContext) -> Self {
+        self.drops = drops;
         self
     }
 
@@ -280,18 +314,25 @@ impl<W: Write> Sink for JsonSink<W> {
             return;
         }
         self.printed += 1;
+        let mut dropped = None;
         let (how, ts, reason, location) = match p.end {
             Some(End::Consumed { ts }) => ("consumed", Some(ts), None, None),
             Some(End::Dropped {
                 ts,
                 reason,
                 location,
-            }) => (
-                "dropped",
-                Some(ts),
-                Some(reason),
-                Some(format!("0x{location:x}")),
-            ),
+            }) => {
+                let benign = self.drops.benign(reason);
+                if !benign {
+                    dropped = Some((ts, reason, location));
+                }
+                (
+                    if benign { "freed" } else { "dropped" },
+                    Some(ts),
+                    Some(reason),
+                    Some(self.drops.location(location)),
+                )
+            }
             Some(End::Unseen) | None => ("unseen", None, None, None),
         };
         let rec = EndRecord {
@@ -302,10 +343,31 @@ impl<W: Write> Sink for JsonSink<W> {
             how,
             ts_ns: ts,
             reason,
+            reason_name: reason.map(|r| self.drops.name(r)),
             location,
             visits: p.visits.len(),
             duration_ns: p.last_ts.saturating_sub(p.first_ts),
         };
         self.record(&rec);
+        if let (Some((ts, reason, location)), Some(last)) = (dropped, p.visits.last()) {
+            let d = last.device;
+            let netns_name = self.topo.as_ref().and_then(|t| t.netns_name(d.netns.0));
+            let label = netns_name.map_or_else(|| d.netns.0.to_string(), str::to_owned);
+            let rec = DropRecord {
+                kind: "drop",
+                packet: p.id.0,
+                flow: p.flow,
+                role: p.role,
+                netns: d.netns.0,
+                netns_name,
+                ifname: d.ifname.as_str(),
+                reason: self.drops.name(reason),
+                reason_code: reason,
+                location: self.drops.location(location),
+                hint: self.drops.hint(reason, &label, d.ifname.as_str()),
+                ts_ns: ts,
+            };
+            write_line(&mut self.out, &mut self.error, &rec);
+        }
     }
 }

@@ -161,3 +161,52 @@ pub fn fmt_duration(ns: u64, out: &mut String) {
         write!(out, "{:.2}s", ns as f64 / 1e9)
     };
 }
+
+/// What line mode says about a `kfree_skb`: the reason's name (from the
+/// kernel's BTF), whether it is routine, the code location as
+/// `function+0xoff` (kallsyms, read on the first drop), and a hint.
+#[derive(Debug, Default)]
+pub struct DropContext {
+    reasons: crate::event::drop_reason::DropReasons,
+    /// Read kallsyms on the first drop (`from_kernel`); else hex addresses.
+    symbolize: bool,
+    symbols: Option<crate::symbols::KernelSymbols>,
+}
+
+impl DropContext {
+    /// The running kernel's reason names (numbers only when BTF lacks them).
+    pub fn from_kernel() -> DropContext {
+        DropContext {
+            reasons: crate::event::drop_reason::DropReasons::from_kernel().unwrap_or_default(),
+            symbolize: true,
+            symbols: None,
+        }
+    }
+
+    /// `NETFILTER_DROP`, or `reason 77` when unknown.
+    pub fn name(&self, reason: u32) -> String {
+        self.reasons
+            .name(reason)
+            .map_or_else(|| format!("reason {reason}"), str::to_owned)
+    }
+
+    /// Routine frees (see `drop_reason`); with no names known, none is.
+    pub fn benign(&self, reason: u32) -> bool {
+        self.reasons.is_benign(reason)
+    }
+
+    /// `nft_do_chain+0x1f4`, or the hex address.
+    pub fn location(&mut self, addr: u64) -> String {
+        if !self.symbolize {
+            return format!("0x{addr:x}");
+        }
+        let syms = self
+            .symbols
+            .get_or_insert_with(crate::symbols::KernelSymbols::load);
+        syms.resolve(addr).unwrap_or_else(|| format!("0x{addr:x}"))
+    }
+
+    pub fn hint(&self, reason: u32, netns: &str, ifname: &str) -> Option<String> {
+        crate::event::drop_reason::hint(self.reasons.name(reason)?, netns, ifname)
+    }
+}

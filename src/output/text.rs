@@ -11,7 +11,7 @@
 
 use std::io::{self, Write};
 
-use super::{describe, fmt_duration, Filter};
+use super::{describe, fmt_duration, DropContext, Filter};
 use crate::correlate::{End, Flow, HopContext, Packet, Role, Sink};
 use crate::event::{Device, HopEvent};
 use crate::topology::resolver::Topology;
@@ -22,6 +22,8 @@ pub struct TextSink<W: Write> {
     filter: Filter,
     /// Names instead of inodes, and bridge masters (absent: inodes only).
     topo: Option<Topology>,
+    /// Drop reason names, locations and hints.
+    drops: DropContext,
     line: String,
     /// Packets printed so far.
     pub printed: u64,
@@ -36,6 +38,7 @@ impl<W: Write> TextSink<W> {
             all_hooks,
             filter,
             topo: None,
+            drops: DropContext::default(),
             line: String::with_capacity(256),
             printed: 0,
             error: None,
@@ -45,6 +48,12 @@ impl<W: Write> TextSink<W> {
     /// Shows namespace names (where known) and bridge masters.
     pub fn with_topology(mut self, topo: Topology) -> Self {
         self.topo = Some(topo);
+        self
+    }
+
+    /// Names drop reasons and locations.
+    pub fn with_drops(mut self, drops: DropContext) -> Self {
+        self.drops = drops;
         self
     }
 
@@ -122,11 +131,9 @@ impl<W: Write> Sink for TextSink<W> {
             None => self.line.push_str("..."),
         }
         if ev.hook == crate::event::Hook::KfreeSkb {
-            let _ = write!(
-                self.line,
-                " reason {} at 0x{:x}",
-                ev.drop_reason, ev.location
-            );
+            let name = self.drops.name(ev.drop_reason);
+            let at = self.drops.location(ev.location);
+            let _ = write!(self.line, " {name} at {at}");
         }
         self.emit_line();
     }
@@ -167,7 +174,17 @@ impl<W: Write> Sink for TextSink<W> {
                     Some(End::Dropped {
                         reason, location, ..
                     }) => {
-                        let _ = write!(self.line, " → freed, reason {reason} at 0x{location:x}");
+                        let name = self.drops.name(reason);
+                        let at = self.drops.location(location);
+                        if self.drops.benign(reason) {
+                            let _ = write!(self.line, " → freed ({name}) at {at}");
+                        } else {
+                            let _ = write!(self.line, " → dropped: {name} at {at}");
+                            if let Some(h) = self.drops.hint(reason, &ns, v.device.ifname.as_str())
+                            {
+                                let _ = write!(self.line, "; {h}");
+                            }
+                        }
                     }
                     Some(End::Unseen) | None => self.line.push_str(" → end not seen"),
                 }
