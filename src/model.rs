@@ -421,7 +421,8 @@ impl Sink for Model {
         // kernel's names every free counts.
         let dropped = match p.end {
             Some(End::Dropped { reason, .. }) => {
-                self.drop_reasons.is_empty() || !self.drop_reasons.is_benign(reason)
+                self.drop_reasons.is_empty()
+                    || !self.drop_reasons.is_benign_for(reason, p.headers.as_ref())
             }
             _ => false,
         };

@@ -70,6 +70,31 @@ impl DropReasons {
         self.name(value).is_some_and(|n| BENIGN.contains(&n))
     }
 
+    /// Routine for this packet: the benign reasons, and `NO_SOCKET` on an
+    /// ICMP echo reply. The kernel hands every echo reply to the raw sockets
+    /// (ping) as a copy, then looks for an ICMP datagram socket
+    /// (`ping_rcv`), finds none and frees the original with `NO_SOCKET`.
+    pub fn is_benign_for(&self, value: u32, headers: Option<&super::Headers>) -> bool {
+        if self.is_benign(value) {
+            return true;
+        }
+        let echo_reply = headers.is_some_and(|h| {
+            matches!(
+                h.l4,
+                super::L4::Icmp {
+                    v6: false,
+                    kind: 0,
+                    ..
+                } | super::L4::Icmp {
+                    v6: true,
+                    kind: 129,
+                    ..
+                }
+            )
+        });
+        echo_reply && self.name(value) == Some("NO_SOCKET")
+    }
+
     /// All (value, short name) pairs, by value.
     pub fn pairs(&self) -> Vec<(u32, &str)> {
         let mut v: Vec<(u32, &str)> = self.names.iter().map(|(k, n)| (*k, n.as_str())).collect();
@@ -155,6 +180,36 @@ mod tests {
             a.pairs(),
             [(1, "CONSUMED"), (2, "NOT_SPECIFIED"), (3, "NO_SOCKET")]
         );
+    }
+
+    #[test]
+    fn an_echo_reply_without_a_ping_socket_is_routine() {
+        use crate::event::{Headers, L3, L4};
+        let r = DropReasons::from_pairs([(3, "SKB_DROP_REASON_NO_SOCKET".to_owned())]);
+        let icmp = |kind| Headers {
+            l3: L3::Ipv4 {
+                src: [198, 18, 0, 3].into(),
+                dst: [198, 18, 0, 2].into(),
+            },
+            l4: L4::Icmp {
+                v6: false,
+                kind,
+                code: 0,
+                id: 1,
+                seq: 1,
+            },
+            vlan: None,
+            ttl: 64,
+            ip_id: 0,
+            flow_label: 0,
+            from_l2: true,
+        };
+        assert!(r.is_benign_for(3, Some(&icmp(0))), "echo reply");
+        assert!(
+            !r.is_benign_for(3, Some(&icmp(8))),
+            "an echo request nobody takes is a drop"
+        );
+        assert!(!r.is_benign_for(3, None));
     }
 
     #[test]

@@ -322,7 +322,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 reason,
                 location,
             }) => {
-                let benign = self.drops.benign(reason);
+                let benign = self.drops.benign(reason, p.headers.as_ref());
                 if !benign {
                     dropped = Some((ts, reason, location));
                 }

@@ -191,8 +191,8 @@ impl DropContext {
     }
 
     /// Routine frees (see `drop_reason`); with no names known, none is.
-    pub fn benign(&self, reason: u32) -> bool {
-        self.reasons.is_benign(reason)
+    pub fn benign(&self, reason: u32, headers: Option<&Headers>) -> bool {
+        self.reasons.is_benign_for(reason, headers)
     }
 
     /// `nft_do_chain+0x1f4`, or the hex address.

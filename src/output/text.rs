@@ -176,7 +176,7 @@ impl<W: Write> Sink for TextSink<W> {
                     }) => {
                         let name = self.drops.name(reason);
                         let at = self.drops.location(location);
-                        if self.drops.benign(reason) {
+                        if self.drops.benign(reason, p.headers.as_ref()) {
                             let _ = write!(self.line, " → freed ({name}) at {at}");
                         } else {
                             let _ = write!(self.line, " → dropped: {name} at {at}");

@@ -196,7 +196,7 @@ pub fn outcome(p: &Packet, reasons: &DropReasons, theme: Theme) -> (String, Styl
         Some(End::Dropped {
             reason, location, ..
         }) => match reasons.name(reason) {
-            Some(name) if reasons.is_benign(reason) => {
+            Some(name) if reasons.is_benign_for(reason, p.headers.as_ref()) => {
                 (format!("freed ({name}) at 0x{location:x}"), Style::new())
             }
             Some(name) => (format!("dropped: {name} at 0x{location:x}"), theme.drop()),
