@@ -369,6 +369,127 @@ int BPF_PROG(hs_kfree_skb, struct sk_buff *skb, void *location, int reason)
 	return hs_on_free(skb, HS_HOOK_KFREE_SKB, (__u64)location, (__u32)reason);
 }
 
+/*
+ * Annotations. icmp_send and tcp_send_reset carry the skb that caused them:
+ * if it is followed, the event names its packet (and its headers); the
+ * socket hooks give the connection's tuple from the socket instead.
+ */
+static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb, __u8 hook)
+{
+	struct hs_pkt_state *st = NULL;
+	struct net_device *dev = NULL;
+	struct hs_event *e;
+	__u64 key = (__u64)skb;
+
+	if (skb) {
+		st = bpf_map_lookup_elem(&hs_packets, &key);
+		if (st && st->head != (__u64)BPF_CORE_READ(skb, head))
+			st = NULL;
+		dev = BPF_CORE_READ(skb, dev);
+	}
+	e = hs_reserve();
+	if (!e)
+		return NULL;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->hook = hook;
+	if (skb) {
+		e->skb_addr = key;
+		e->len = BPF_CORE_READ(skb, len);
+		e->flags = hs_parse_skb((struct sk_buff *)skb, dev, &e->tuple);
+		hs_fill_dev(e, dev);
+	}
+	if (st)
+		e->packet_id = st->packet_id;
+	return e;
+}
+
+/* The connection of sk as a tuple, local side first. */
+static __always_inline void hs_sock_tuple(struct hs_event *e, const struct sock *sk)
+{
+	struct net *net;
+	__u16 family;
+
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->tuple.l4_proto = HS_IPPROTO_TCP;
+	e->tuple.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->tuple.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == 2 /* AF_INET */) {
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		e->tuple.l3 = HS_L3_IPV4;
+		e->tuple.ethertype = HS_ETH_P_IP;
+		__builtin_memcpy(e->tuple.saddr, &s, 4);
+		__builtin_memcpy(e->tuple.daddr, &d, 4);
+	} else if (family == 10 /* AF_INET6 */) {
+		e->tuple.l3 = HS_L3_IPV6;
+		e->tuple.ethertype = HS_ETH_P_IPV6;
+		BPF_CORE_READ_INTO(&e->tuple.saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->tuple.daddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		return;
+	}
+	e->flags = HS_F_TUPLE | HS_F_SOCK;
+	net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	if (net && !e->netns_ino) {
+		e->netns_ino = BPF_CORE_READ(net, ns.inum);
+		if (bpf_core_field_exists(net->net_cookie))
+			e->netns_cookie = BPF_CORE_READ(net, net_cookie);
+	}
+}
+
+SEC("tp_btf/icmp_send")
+int BPF_PROG(hs_icmp_send, const struct sk_buff *skb, int type, int code)
+{
+	struct hs_event *e = hs_annotation(skb, HS_HOOK_ICMP_SEND);
+
+	if (!e)
+		return 0;
+	e->aux = ((__u32)(type & 0xff) << 8) | (code & 0xff);
+	hs_submit(e);
+	return 0;
+}
+
+/* Only the first two arguments: the reason came in 6.10. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(hs_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct hs_event *e = hs_annotation(skb, HS_HOOK_TCP_SEND_RESET);
+
+	if (!e)
+		return 0;
+	if (!(e->flags & HS_F_TUPLE))
+		hs_sock_tuple(e, sk);
+	hs_submit(e);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(hs_tcp_receive_reset, struct sock *sk)
+{
+	struct hs_event *e = hs_annotation(NULL, HS_HOOK_TCP_RECEIVE_RESET);
+
+	if (!e)
+		return 0;
+	hs_sock_tuple(e, sk);
+	hs_submit(e);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(hs_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct hs_event *e = hs_annotation(NULL, HS_HOOK_TCP_RETRANSMIT);
+
+	if (!e)
+		return 0;
+	hs_sock_tuple(e, sk);
+	hs_submit(e);
+	return 0;
+}
+
 /* Keep the ABI types in BTF so libbpf-cargo generates them for Rust. */
 struct hs_event _hs_event_btf = {};
 enum hs_hook _hs_hook_btf = HS_HOOK_NONE;

@@ -29,7 +29,12 @@ enum hs_hook {
 	HS_HOOK_SKB_COPY_DATAGRAM = 6, /* delivered into a socket */
 	HS_HOOK_CONSUME_SKB = 7,       /* normal end of life */
 	HS_HOOK_KFREE_SKB = 8,         /* freed with a drop reason */
-	HS_HOOK_MAX = 9,
+	/* Annotations: about a packet or a flow, not a hop of it. */
+	HS_HOOK_ICMP_SEND = 9,         /* the kernel sends an ICMP error because of skb */
+	HS_HOOK_TCP_SEND_RESET = 10,   /* a RST is sent (skb: the segment that caused it) */
+	HS_HOOK_TCP_RECEIVE_RESET = 11,/* a RST was received on a socket */
+	HS_HOOK_TCP_RETRANSMIT = 12,   /* a segment is retransmitted */
+	HS_HOOK_MAX = 13,
 };
 
 /* Which network-layer header the tuple describes. */
@@ -47,6 +52,7 @@ enum hs_event_flags {
 	HS_F_NEW = 1 << 1,       /* first sighting of this packet */
 	HS_F_TASK = 1 << 2,      /* pid/comm name the sending task */
 	HS_F_L2 = 1 << 3,        /* headers were parsed from an Ethernet frame */
+	HS_F_SOCK = 1 << 4,      /* tuple from the socket (TCP hooks): local is src */
 };
 
 /* Counter slots of the per-CPU hs_stats array. */
@@ -104,7 +110,7 @@ struct hs_event {
 	__u32 tid;
 	__u32 drop_reason;  /* kfree_skb: enum skb_drop_reason of this kernel */
 	__s32 xmit_rc;      /* net_dev_xmit: driver return code */
-	__u32 _pad0;
+	__u32 aux;          /* icmp_send: type << 8 | code */
 	__u8 ifname[HS_IFNAMSIZ];
 	__u8 comm[HS_COMM_LEN];
 	struct hs_tuple tuple;

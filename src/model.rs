@@ -67,6 +67,12 @@ pub struct FlowEntry {
     pub bytes: u64,
     /// Packets freed by `kfree_skb` for a reason that is not routine.
     pub drops: u64,
+    /// TCP resets sent or received, retransmissions, ICMP errors sent.
+    pub resets: u64,
+    pub retransmits: u64,
+    pub icmp_errors: u64,
+    /// Drop reasons of this flow and their counts (at most 8 reasons).
+    pub drop_reasons: Vec<(u32, u64)>,
     pub owned: bool,
     /// Finished packets still kept, oldest first.
     pub packets: VecDeque<crate::event::PacketId>,
@@ -89,12 +95,24 @@ impl FlowEntry {
             replies: 0,
             bytes: 0,
             drops: 0,
+            resets: 0,
+            retransmits: 0,
+            icmp_errors: 0,
+            drop_reasons: Vec::new(),
             owned: flow.owned,
             packets: VecDeque::new(),
             transit: [0; TRANSIT_WINDOW],
             transit_len: 0,
             transit_pos: 0,
         }
+    }
+
+    /// The most frequent drop reason value.
+    pub fn dominant_drop(&self) -> Option<u32> {
+        self.drop_reasons
+            .iter()
+            .max_by_key(|(r, n)| (*n, std::cmp::Reverse(*r)))
+            .map(|(r, _)| *r)
     }
 
     /// The side that did not initiate.
@@ -178,6 +196,10 @@ pub struct Model {
     unknown: Vec<crate::event::Device>,
     /// Links of the namespaces (live: rtnetlink; replay: the recording).
     links: HashMap<(u32, u32), LinkInfo>,
+    /// Drop locations resolved to `function+0xoff`.
+    symbols: HashMap<u64, String>,
+    /// Drop locations seen since the last call and not resolved yet.
+    unresolved_locations: Vec<u64>,
     /// Bumped on every change that can alter what is shown.
     generation: u64,
 }
@@ -196,6 +218,8 @@ impl Model {
             drop_reasons: DropReasons::default(),
             unknown: Vec::new(),
             links: HashMap::new(),
+            symbols: HashMap::new(),
+            unresolved_locations: Vec::new(),
             generation: 0,
         }
     }
@@ -300,6 +324,22 @@ impl Model {
         }
     }
 
+    /// `function+0xoff` of a code address, when resolved.
+    pub fn symbol(&self, addr: u64) -> Option<&str> {
+        self.symbols.get(&addr).map(String::as_str)
+    }
+
+    pub fn set_symbol(&mut self, addr: u64, name: &str) {
+        self.symbols.insert(addr, name.to_owned());
+        self.unresolved_locations.retain(|a| *a != addr);
+        self.generation += 1;
+    }
+
+    /// Drop locations of finished packets not resolved yet.
+    pub fn take_unresolved_locations(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.unresolved_locations)
+    }
+
     /// Devices of finished packets, seen since the last call, whose
     /// namespace name or link is not known yet.
     pub fn take_unknown(&mut self) -> Vec<crate::event::Device> {
@@ -368,6 +408,25 @@ impl Model {
 }
 
 impl Sink for Model {
+    fn annotation(
+        &mut self,
+        ev: &HopEvent,
+        _packet: Option<crate::event::PacketId>,
+        flow: Option<&Flow>,
+    ) {
+        let Some(flow) = flow else { return };
+        if !self.cfg.filter.annotation(ev, Some(flow)) {
+            return;
+        }
+        let e = self.entry(flow, ev.ts_ns);
+        match ev.hook {
+            crate::event::Hook::TcpSendReset | crate::event::Hook::TcpReceiveReset => e.resets += 1,
+            crate::event::Hook::TcpRetransmit => e.retransmits += 1,
+            _ => e.icmp_errors += 1,
+        }
+        self.generation += 1;
+    }
+
     fn hop(&mut self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) {
         self.counters.events += 1;
         let Some(flow) = flow else { return };
@@ -417,14 +476,24 @@ impl Sink for Model {
                 self.unknown.push(d);
             }
         }
+        if let Some(End::Dropped { location, .. }) = p.end {
+            if !self.symbols.contains_key(&location)
+                && !self.unresolved_locations.contains(&location)
+                && self.unresolved_locations.len() < MAX_UNKNOWN
+            {
+                self.unresolved_locations.push(location);
+            }
+        }
         // Routine frees (socket close, ...) are not drops; without the
         // kernel's names every free counts.
         let dropped = match p.end {
-            Some(End::Dropped { reason, .. }) => {
-                self.drop_reasons.is_empty()
-                    || !self.drop_reasons.is_benign_for(reason, p.headers.as_ref())
+            Some(End::Dropped { reason, .. })
+                if self.drop_reasons.is_empty()
+                    || !self.drop_reasons.is_benign_for(reason, p.headers.as_ref()) =>
+            {
+                Some(reason)
             }
-            _ => false,
+            _ => None,
         };
         let e = self.entry(flow, p.first_ts);
         e.last_ts = e.last_ts.max(p.last_ts);
@@ -440,8 +509,13 @@ impl Sink for Model {
                 e.initiator_netns = e.initiator_netns.or(last_ns);
             }
         }
-        if dropped {
+        if let Some(reason) = dropped {
             e.drops += 1;
+            if let Some((_, n)) = e.drop_reasons.iter_mut().find(|(r, _)| *r == reason) {
+                *n += 1;
+            } else if e.drop_reasons.len() < 8 {
+                e.drop_reasons.push((reason, 1));
+            }
         }
         e.add_transit(transit);
         e.packets.push_back(p.id);

@@ -24,7 +24,7 @@ use crate::correlate::{
     Correlator, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
 };
 use crate::event::record::{Recorder, RecordingInfo};
-use crate::event::HopEvent;
+use crate::event::{HopEvent, PacketId};
 use crate::output::json::JsonSink;
 use crate::output::text::TextSink;
 use crate::output::{DropContext, Filter};
@@ -129,6 +129,13 @@ impl Sink for TraceSink {
         match &mut self.out {
             Out::Text(s) => s.hop(ev, ctx, flow),
             Out::Json(s) => s.hop(ev, ctx, flow),
+        }
+    }
+
+    fn annotation(&mut self, ev: &HopEvent, packet: Option<PacketId>, flow: Option<&Flow>) {
+        match &mut self.out {
+            Out::Text(s) => s.annotation(ev, packet, flow),
+            Out::Json(s) => s.annotation(ev, packet, flow),
         }
     }
 

@@ -37,6 +37,7 @@ use crate::event::record::{Frame, Recorder, RecordingInfo, Replay};
 use crate::event::NetnsId;
 use crate::model::{Model, ModelConfig};
 use crate::output::Filter;
+use crate::symbols::KernelSymbols;
 use crate::topology::dot::write_dot;
 use crate::topology::graph::HopGraph;
 use crate::topology::resolver::Topology;
@@ -173,6 +174,29 @@ impl Painter {
     }
 }
 
+/// Resolves the drop locations the model saw (kallsyms, read on the first
+/// drop), and records them.
+fn learn_symbols(
+    model: &mut Model,
+    symbols: &mut Option<KernelSymbols>,
+    recorder: &mut Option<Recorder<io::BufWriter<std::fs::File>>>,
+) -> Result<()> {
+    let wanted = model.take_unresolved_locations();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let syms = symbols.get_or_insert_with(KernelSymbols::load);
+    for addr in wanted {
+        if let Some(name) = syms.resolve(addr) {
+            if let Some(r) = recorder.as_mut() {
+                r.symbol(addr, &name).context("writing the recording")?;
+            }
+            model.set_symbol(addr, &name);
+        }
+    }
+    Ok(())
+}
+
 /// Looks up the namespaces and links of devices the model saw without a
 /// name or link facts (rate-limited by the resolver), and records them.
 fn learn_topology(
@@ -252,6 +276,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     model.set_degraded(unavailable);
     let mut corr = Correlator::new(opts.correlator);
     let mut topo = Topology::new();
+    let mut symbols = None;
     learn_topology(&mut model, &mut topo, &mut recorder, true)?;
     let mut app = App {
         filter_label: opts.filter_label.clone(),
@@ -302,6 +327,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                         r.tick(&t).context("writing the recording")?;
                     }
                     learn_topology(&mut model, &mut topo, &mut recorder, false)?;
+                    learn_symbols(&mut model, &mut symbols, &mut recorder)?;
                 },
                 default(FRAME_PERIOD) => {},
             }
@@ -376,6 +402,7 @@ pub fn apply_frame(frame: Frame, corr: &mut Correlator, model: &mut Model) {
         }
         Frame::NetnsName { inode, name } => model.set_netns_name(NetnsId(inode), &name),
         Frame::Link(l) => model.set_link(l),
+        Frame::Symbol { addr, name } => model.set_symbol(addr, &name),
         Frame::DropReasons(pairs) => model.set_drop_reasons(DropReasons::from_pairs(pairs)),
         // Read by load_recording before the model exists.
         Frame::Scope { .. } => {}
@@ -418,6 +445,7 @@ pub fn load_recording(
     }
     let mut model = state.map_or_else(|| Model::new(model_cfg), |(_, m)| m);
     model.take_unknown();
+    model.take_unresolved_locations();
     Ok((model, label))
 }
 

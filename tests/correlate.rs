@@ -104,6 +104,7 @@ fn ev(ts: u64, pkt: u64, hook: Hook, d: Option<Device>, h: Option<Headers>) -> H
         drop_reason: 0,
         location: 0,
         xmit_rc: 0,
+        aux: 0,
     }
 }
 

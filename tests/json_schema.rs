@@ -36,6 +36,7 @@ fn ev(ts: u64, pkt: u64, hook: Hook, ns: u32, name: &str, h: Option<Headers>) ->
             0
         },
         xmit_rc: 0,
+        aux: 0,
     }
 }
 

@@ -46,6 +46,7 @@ fn packet(id: u64, role: Role, hops: &[(Device, u64)], end: Option<End>) -> Pack
         sender: None,
         receiver: None,
         end,
+        icmp_error: None,
     }
 }
 

@@ -76,6 +76,7 @@ fn event(hook: Hook, packet: u64) -> HopEvent {
         drop_reason: 0,
         location: 0,
         xmit_rc: 0,
+        aux: 0,
     }
 }
 
@@ -573,6 +574,7 @@ fn truncation_at_every_byte_is_an_error_or_a_clean_prefix() {
         Frame::DropReasons(r) => 5 + r.iter().map(|(_, n)| 6 + n.len()).sum::<usize>(),
         Frame::Scope { netns, label, .. } => 5 + 14 + label.len() + 4 * netns.len(),
         Frame::Link(l) => 5 + serde_json::to_vec(l).unwrap().len(),
+        Frame::Symbol { name, .. } => 5 + 8 + name.len(),
     };
     // Offsets at which a file holds whole frames: (offset, frames before).
     let mut boundaries = vec![(HEADER_LEN, 0)];
@@ -738,7 +740,7 @@ fn unknown_frame_kinds_are_skipped() {
     let evs = varied_events();
     let mut bytes = recording(&info(), &[Frame::Event(evs[0])]);
     // Empty, small and exactly-1-MiB frames of kinds this reader lacks.
-    for (kind, len) in [(7u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
+    for (kind, len) in [(8u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
         bytes.push(kind);
         bytes.extend_from_slice(&(len as u32).to_le_bytes());
         bytes.extend(std::iter::repeat_n(0xa5, len));

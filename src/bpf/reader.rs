@@ -257,6 +257,30 @@ fn run(
         .hs_packets
         .set_max_entries(cfg.max_packets)
         .context("sizing the packet map")?;
+    // Optional hooks whose tracepoint this kernel lacks are not loaded at
+    // all (a program for a missing tp_btf target fails the whole load).
+    let vmlinux = libbpf_rs::btf::Btf::from_vmlinux().ok();
+    let has_tp = |name: &str| {
+        vmlinux.as_ref().is_some_and(|b| {
+            b.type_by_name::<libbpf_rs::btf::types::Typedef<'_>>(&format!("btf_trace_{name}"))
+                .is_some()
+        })
+    };
+    let mut missing = Vec::new();
+    for (hook, prog) in [
+        (Hook::IcmpSend, &mut open.progs.hs_icmp_send),
+        (Hook::TcpSendReset, &mut open.progs.hs_tcp_send_reset),
+        (Hook::TcpReceiveReset, &mut open.progs.hs_tcp_receive_reset),
+        (Hook::TcpRetransmit, &mut open.progs.hs_tcp_retransmit_skb),
+    ] {
+        if !has_tp(hook.name()) {
+            prog.set_autoload(false);
+            missing.push(Degraded {
+                hook,
+                error: "no such tracepoint in this kernel".to_owned(),
+            });
+        }
+    }
     let skel = open.load().map_err(|e| {
         let hint = if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
             " (permission denied: hopscope needs root, or CAP_BPF and CAP_PERFMON)"
@@ -288,10 +312,25 @@ fn run(
         ),
         (Hook::ConsumeSkb, &skel.progs.hs_consume_skb, true),
         (Hook::KfreeSkb, &skel.progs.hs_kfree_skb, true),
+        (Hook::IcmpSend, &skel.progs.hs_icmp_send, false),
+        (Hook::TcpSendReset, &skel.progs.hs_tcp_send_reset, false),
+        (
+            Hook::TcpReceiveReset,
+            &skel.progs.hs_tcp_receive_reset,
+            false,
+        ),
+        (
+            Hook::TcpRetransmit,
+            &skel.progs.hs_tcp_retransmit_skb,
+            false,
+        ),
     ];
     let mut links: Vec<Link> = Vec::with_capacity(progs.len());
-    let mut degraded = Vec::new();
+    let mut degraded = missing;
     for (hook, prog, required) in progs {
+        if degraded.iter().any(|d| d.hook == hook) {
+            continue;
+        }
         match prog.attach() {
             Ok(l) => links.push(l),
             Err(e) if !required => degraded.push(Degraded {

@@ -193,6 +193,11 @@ pub struct Flow {
     pub replies: u64,
     pub bytes: u64,
     pub drops: u64,
+    /// TCP resets sent or received, and retransmitted segments.
+    pub resets: u64,
+    pub retransmits: u64,
+    /// ICMP errors the kernel sent because of packets of this flow.
+    pub icmp_errors: u64,
     /// A packet of this flow was sent by a socket of the watched cgroup.
     pub owned: bool,
 }
@@ -224,6 +229,9 @@ impl Flow {
             replies: 0,
             bytes: 0,
             drops: 0,
+            resets: 0,
+            retransmits: 0,
+            icmp_errors: 0,
             owned: false,
         }
     }

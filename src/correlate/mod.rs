@@ -114,6 +114,8 @@ pub struct Packet {
     /// The task that received it from a socket.
     pub receiver: Option<Task>,
     pub end: Option<End>,
+    /// The ICMP error (type, code) the kernel sent because of it.
+    pub icmp_error: Option<(u8, u8)>,
 }
 
 impl Clone for Packet {
@@ -151,6 +153,9 @@ pub trait Sink {
     fn hop(&mut self, _ev: &HopEvent, _ctx: &HopContext, _flow: Option<&Flow>) {}
     /// A packet ended (or was flushed); its visits are complete.
     fn packet_done(&mut self, _packet: &Packet, _flow: Option<&Flow>) {}
+    /// An annotation (ICMP error sent, TCP reset or retransmission), with
+    /// the packet it names if that packet is followed, and its flow.
+    fn annotation(&mut self, _ev: &HopEvent, _packet: Option<PacketId>, _flow: Option<&Flow>) {}
 }
 
 /// Identity of a packet's contents, used to link copies.
@@ -260,6 +265,10 @@ impl Correlator {
             self.on_end(ev, sink);
             return;
         }
+        if ev.hook.is_annotation() {
+            self.on_annotation(ev, sink);
+            return;
+        }
         if !self.packets.contains_key(&ev.packet) {
             if self.packets.len() >= self.cfg.max_packets {
                 self.evict_oldest_packets(sink);
@@ -282,6 +291,7 @@ impl Correlator {
                     sender: None,
                     receiver: None,
                     end: None,
+                    icmp_error: None,
                 },
             );
         }
@@ -368,6 +378,35 @@ impl Correlator {
         };
         let flow = pkt.flow.and_then(|f| self.flows.get(&f));
         sink.hop(ev, &ctx, flow);
+    }
+
+    /// Annotations attach to the packet they name while it is in flight,
+    /// else to the flow their headers name (if that flow is known).
+    fn on_annotation(&mut self, ev: &HopEvent, sink: &mut impl Sink) {
+        let mut packet = None;
+        let mut flow = None;
+        if let Some(p) = self.packets.get_mut(&ev.packet) {
+            packet = Some(p.id);
+            flow = p.flow;
+            if ev.hook == Hook::IcmpSend {
+                p.icmp_error = Some(((ev.aux >> 8) as u8, ev.aux as u8));
+            }
+        } else if ev.packet.0 != 0 {
+            packet = Some(ev.packet);
+        }
+        if flow.is_none() {
+            flow = ev
+                .headers
+                .and_then(|h| self.flow_ids.get(&flow::flow_view(&h).key).copied());
+        }
+        if let Some(f) = flow.and_then(|f| self.flows.get_mut(&f)) {
+            match ev.hook {
+                Hook::TcpSendReset | Hook::TcpReceiveReset => f.resets += 1,
+                Hook::TcpRetransmit => f.retransmits += 1,
+                _ => f.icmp_errors += 1,
+            }
+        }
+        sink.annotation(ev, packet, flow.and_then(|f| self.flows.get(&f)));
     }
 
     fn on_end(&mut self, ev: &HopEvent, sink: &mut impl Sink) {

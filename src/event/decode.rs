@@ -60,7 +60,7 @@ pub fn decode_raw(raw: &RawEvent) -> Result<HopEvent, DecodeError> {
         });
     }
     let hook = Hook::from_code(raw.hook).ok_or(DecodeError::Hook(raw.hook))?;
-    if raw.packet_id == 0 {
+    if raw.packet_id == 0 && !hook.is_annotation() {
         return Err(DecodeError::NoPacket);
     }
     let headers = if raw.flags & F_TUPLE != 0 {
@@ -98,6 +98,7 @@ pub fn decode_raw(raw: &RawEvent) -> Result<HopEvent, DecodeError> {
         drop_reason: raw.drop_reason,
         location: raw.location,
         xmit_rc: raw.xmit_rc,
+        aux: raw.aux,
     })
 }
 

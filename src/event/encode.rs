@@ -45,6 +45,7 @@ pub fn encode_raw(ev: &HopEvent) -> RawEvent {
         len: ev.len,
         drop_reason: ev.drop_reason,
         xmit_rc: ev.xmit_rc,
+        aux: ev.aux,
         ..RawEvent::default()
     };
     if ev.new_packet {

@@ -92,10 +92,18 @@ pub enum Hook {
     SkbCopyDatagram,
     ConsumeSkb,
     KfreeSkb,
+    /// The kernel sends an ICMP error because of this packet.
+    IcmpSend,
+    /// A TCP reset is sent (the packet, if followed, caused it).
+    TcpSendReset,
+    /// A TCP reset was received on a socket.
+    TcpReceiveReset,
+    /// A TCP segment is retransmitted.
+    TcpRetransmit,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 8] = [
+    pub const ALL: [Hook; 12] = [
         Hook::NetDevQueue,
         Hook::NetDevXmit,
         Hook::NetifRx,
@@ -104,6 +112,10 @@ impl Hook {
         Hook::SkbCopyDatagram,
         Hook::ConsumeSkb,
         Hook::KfreeSkb,
+        Hook::IcmpSend,
+        Hook::TcpSendReset,
+        Hook::TcpReceiveReset,
+        Hook::TcpRetransmit,
     ];
 
     /// Wire value (enum hs_hook).
@@ -117,6 +129,10 @@ impl Hook {
             Hook::SkbCopyDatagram => 6,
             Hook::ConsumeSkb => 7,
             Hook::KfreeSkb => 8,
+            Hook::IcmpSend => 9,
+            Hook::TcpSendReset => 10,
+            Hook::TcpReceiveReset => 11,
+            Hook::TcpRetransmit => 12,
         }
     }
 
@@ -135,7 +151,20 @@ impl Hook {
             Hook::SkbCopyDatagram => "skb_copy_datagram_iovec",
             Hook::ConsumeSkb => "consume_skb",
             Hook::KfreeSkb => "kfree_skb",
+            Hook::IcmpSend => "icmp_send",
+            Hook::TcpSendReset => "tcp_send_reset",
+            Hook::TcpReceiveReset => "tcp_receive_reset",
+            Hook::TcpRetransmit => "tcp_retransmit_skb",
         }
+    }
+
+    /// Annotations tell about a packet or a flow; they are not hops and
+    /// may name no packet (id 0).
+    pub fn is_annotation(self) -> bool {
+        matches!(
+            self,
+            Hook::IcmpSend | Hook::TcpSendReset | Hook::TcpReceiveReset | Hook::TcpRetransmit
+        )
     }
 
     /// End-of-life hooks carry no device.
@@ -337,4 +366,6 @@ pub struct HopEvent {
     pub location: u64,
     /// net_dev_xmit only: driver return code.
     pub xmit_rc: i32,
+    /// icmp_send: ICMP type << 8 | code.
+    pub aux: u32,
 }

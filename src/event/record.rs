@@ -50,6 +50,8 @@
 //!   learned it over rtnetlink, as a UTF-8 JSON object with the fields of
 //!   `topology::links::LinkInfo` (netns, ifindex, ifname, kind, kind_name,
 //!   master, peer, parent, vlan_id, vxlan_id, mtu, up).
+//! - `7` Symbol: N = 8 + L, L at most 4096; a kernel code address (u64)
+//!   and its `function+0xoff` (UTF-8), as the live run resolved it.
 //! - `0` is reserved and makes the file corrupt: a crash can leave a
 //!   zero-filled tail, which must not read as a run of empty frames.
 //! - Any other kind is skipped using its length, so newer writers can add
@@ -90,6 +92,7 @@ const KIND_NETNS_NAME: u8 = 3;
 const KIND_DROP_REASONS: u8 = 4;
 const KIND_SCOPE: u8 = 5;
 const KIND_LINK: u8 = 6;
+const KIND_SYMBOL: u8 = 7;
 /// Most namespaces a scope frame lists.
 const MAX_SCOPE_NETNS: usize = 65_536;
 /// Longest drop reason name in a recording.
@@ -220,6 +223,11 @@ pub enum Frame {
     DropReasons(Vec<(u32, String)>),
     /// A link as the live run learned it (rtnetlink).
     Link(crate::topology::links::LinkInfo),
+    /// A kernel code address and its `function+0xoff` (kallsyms).
+    Symbol {
+        addr: u64,
+        name: String,
+    },
     /// What the live run showed: only these namespaces (empty: all), only
     /// flows of sockets in this cgroup (0: any), described by `label`.
     Scope {
@@ -364,6 +372,7 @@ impl<W: Write> Recorder<W> {
                 label,
             } => self.scope(netns, *owner_cgroup, label),
             Frame::Link(l) => self.link(l),
+            Frame::Symbol { addr, name } => self.symbol(*addr, name),
         }
     }
 
@@ -405,6 +414,24 @@ impl<W: Write> Recorder<W> {
         for n in netns {
             self.w.write_all(&n.to_le_bytes())?;
         }
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Appends a resolved code address (name at most [`MAX_STRING`] bytes).
+    pub fn symbol(&mut self, addr: u64, name: &str) -> io::Result<()> {
+        if name.len() > MAX_STRING {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "symbol name too long",
+            ));
+        }
+        let mut head = [0u8; FRAME_HEAD + 8];
+        head[0] = KIND_SYMBOL;
+        head[1..FRAME_HEAD].copy_from_slice(&(8 + name.len() as u32).to_le_bytes());
+        head[FRAME_HEAD..].copy_from_slice(&addr.to_le_bytes());
+        self.w.write_all(&head)?;
+        self.w.write_all(name.as_bytes())?;
         self.frames += 1;
         Ok(())
     }
@@ -630,6 +657,28 @@ impl<R: Read> Replay<R> {
                     let mut b = [0u8; TICK_SIZE];
                     self.exact(&mut b)?;
                     return Ok(Some(Frame::Tick(Tick::from_bytes(&b))));
+                }
+                KIND_SYMBOL => {
+                    let len = len as usize;
+                    if !(8..=8 + MAX_STRING).contains(&len) {
+                        return Err(RecordError::Corrupt {
+                            offset: start,
+                            what: format!("symbol frame of {len} bytes"),
+                        });
+                    }
+                    let mut b = [0u8; 8 + MAX_STRING];
+                    self.exact(&mut b[..len])?;
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(&b[..8]);
+                    let name =
+                        std::str::from_utf8(&b[8..len]).map_err(|_| RecordError::Corrupt {
+                            offset: start,
+                            what: "symbol name is not UTF-8".to_string(),
+                        })?;
+                    return Ok(Some(Frame::Symbol {
+                        addr: u64::from_le_bytes(a),
+                        name: name.to_owned(),
+                    }));
                 }
                 KIND_LINK => {
                     let len = len as usize;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{proto_name, DropContext, Filter};
 use crate::correlate::{End, Flow, FlowId, HopContext, Packet, Role, Sink};
+use crate::event::PacketId;
 use crate::event::{HopEvent, TcpFlags, L4};
 use crate::topology::resolver::Topology;
 
@@ -133,6 +134,48 @@ struct DropRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<String>,
     ts_ns: u64,
+}
+
+/// An ICMP error sent, a TCP reset or a retransmission.
+#[derive(Serialize)]
+struct AnnotationRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// tcp_reset: `sent` or `received`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'static str>,
+    /// icmp_error: the packet that caused it; tcp_reset (sent): the segment
+    /// that caused it, when followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packet: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<FlowId>,
+    ts_ns: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ifname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    what: Option<String>,
+    /// The headers of the packet (icmp_error, tcp_reset sent) or the
+    /// socket's connection, local side first (tcp_reset received,
+    /// tcp_retransmit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proto: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sport: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dport: Option<u16>,
 }
 
 pub struct JsonSink<W: Write> {
@@ -305,6 +348,58 @@ impl<W: Write> Sink for JsonSink<W> {
             pid: ev.task.map(|t| t.pid),
             comm: ev.task.as_ref().map(|t| t.comm.as_str()),
             copy_of: ctx.copy_of.map(|c| c.0),
+        };
+        write_line(&mut self.out, &mut self.error, &rec);
+    }
+
+    fn annotation(&mut self, ev: &HopEvent, packet: Option<PacketId>, flow: Option<&Flow>) {
+        if !self.filter.annotation(ev, flow) {
+            return;
+        }
+        let h = ev.headers;
+        let (sport, dport) = match h.map(|h| h.l4) {
+            Some(L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. }) => {
+                (Some(sport), Some(dport))
+            }
+            _ => (None, None),
+        };
+        let (kind, direction) = match ev.hook {
+            crate::event::Hook::IcmpSend => ("icmp_error", None),
+            crate::event::Hook::TcpSendReset => ("tcp_reset", Some("sent")),
+            crate::event::Hook::TcpReceiveReset => ("tcp_reset", Some("received")),
+            _ => ("tcp_retransmit", None),
+        };
+        let icmp = (ev.hook == crate::event::Hook::IcmpSend)
+            .then_some(((ev.aux >> 8) as u8, ev.aux as u8));
+        let v6 = matches!(h.map(|h| h.l3), Some(crate::event::L3::Ipv6 { .. }));
+        if let (Some(t), Some(d)) = (self.topo.as_mut(), ev.device) {
+            t.observe(&d);
+            t.refresh(false);
+        }
+        let topo = self.topo.as_ref();
+        let rec = AnnotationRecord {
+            kind,
+            direction,
+            packet: packet.map(|p| p.0),
+            flow: flow.map(|f| f.id),
+            ts_ns: ev.ts_ns,
+            netns: ev.device.map(|d| d.netns.0),
+            netns_name: ev
+                .device
+                .and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
+            ifname: ev
+                .device
+                .as_ref()
+                .map(|d| d.ifname.as_str())
+                .filter(|n| !n.is_empty()),
+            icmp_type: icmp.map(|i| i.0),
+            icmp_code: icmp.map(|i| i.1),
+            what: icmp.map(|(t, c)| super::icmp_error_name(v6, t, c)),
+            proto: h.as_ref().map(proto_name),
+            src: h.and_then(|h| h.l3.src()),
+            dst: h.and_then(|h| h.l3.dst()),
+            sport,
+            dport,
         };
         write_line(&mut self.out, &mut self.error, &rec);
     }

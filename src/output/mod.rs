@@ -31,6 +31,14 @@ impl Filter {
             && (self.netns.is_empty() || ev.device.is_some_and(|d| self.netns.contains(&d.netns.0)))
     }
 
+    /// Whether to print this annotation: its flow passes, and it happened
+    /// in one of the namespaces (if any are set; without a namespace, it
+    /// passes with its flow).
+    pub fn annotation(&self, ev: &HopEvent, flow: Option<&Flow>) -> bool {
+        self.flow_ok(flow)
+            && (self.netns.is_empty() || ev.device.is_none_or(|d| self.netns.contains(&d.netns.0)))
+    }
+
     /// Whether to print this finished packet.
     pub fn packet(&self, p: &Packet, flow: Option<&Flow>) -> bool {
         self.flow_ok(flow)
@@ -137,7 +145,7 @@ impl std::fmt::Display for Addr {
 }
 
 /// `addr:port`, with IPv6 in brackets.
-struct Sock(Option<std::net::IpAddr>, u16);
+pub(crate) struct Sock(pub Option<std::net::IpAddr>, pub u16);
 
 impl std::fmt::Display for Sock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,4 +217,31 @@ impl DropContext {
     pub fn hint(&self, reason: u32, netns: &str, ifname: &str) -> Option<String> {
         crate::event::drop_reason::hint(self.reasons.name(reason)?, netns, ifname)
     }
+}
+
+/// What an ICMP error says, in words (`port unreachable`, `time exceeded`).
+pub fn icmp_error_name(v6: bool, kind: u8, code: u8) -> String {
+    let s = match (v6, kind, code) {
+        (false, 3, 0) => "net unreachable",
+        (false, 3, 1) => "host unreachable",
+        (false, 3, 2) => "protocol unreachable",
+        (false, 3, 3) => "port unreachable",
+        (false, 3, 4) => "fragmentation needed",
+        (false, 3, 13) => "administratively prohibited",
+        (false, 3, _) => "destination unreachable",
+        (false, 11, 0) => "time exceeded (TTL)",
+        (false, 11, _) => "time exceeded (reassembly)",
+        (false, 5, _) => "redirect",
+        (false, 12, _) => "parameter problem",
+        (true, 1, 0) => "no route",
+        (true, 1, 1) => "administratively prohibited",
+        (true, 1, 3) => "address unreachable",
+        (true, 1, 4) => "port unreachable",
+        (true, 1, _) => "destination unreachable",
+        (true, 2, _) => "packet too big",
+        (true, 3, _) => "time exceeded (hop limit)",
+        (true, 4, _) => "parameter problem",
+        _ => return format!("type {kind} code {code}"),
+    };
+    s.to_owned()
 }

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 
 use super::{describe, fmt_duration, DropContext, Filter};
 use crate::correlate::{End, Flow, HopContext, Packet, Role, Sink};
-use crate::event::{Device, HopEvent};
+use crate::event::{Device, Hook, HopEvent, PacketId};
 use crate::topology::resolver::Topology;
 
 pub struct TextSink<W: Write> {
@@ -134,6 +134,57 @@ impl<W: Write> Sink for TextSink<W> {
             let name = self.drops.name(ev.drop_reason);
             let at = self.drops.location(ev.location);
             let _ = write!(self.line, " {name} at {at}");
+        }
+        self.emit_line();
+    }
+
+    fn annotation(&mut self, ev: &HopEvent, packet: Option<PacketId>, flow: Option<&Flow>) {
+        if !self.filter.annotation(ev, flow) {
+            return;
+        }
+        use std::fmt::Write as _;
+        let (ns, dev) = match ev.device {
+            Some(d) => self.place(&d),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let _ = write!(self.line, "[{ns:>12}] {dev:>16} ");
+        let v6 = matches!(
+            ev.headers.map(|h| h.l3),
+            Some(crate::event::L3::Ipv6 { .. })
+        );
+        let _ = match ev.hook {
+            Hook::IcmpSend => {
+                let (t, c) = ((ev.aux >> 8) as u8, ev.aux as u8);
+                write!(
+                    self.line,
+                    "ICMP error sent: {} (type {t} code {c})",
+                    super::icmp_error_name(v6, t, c)
+                )
+            }
+            Hook::TcpSendReset => write!(self.line, "TCP reset sent"),
+            Hook::TcpReceiveReset => write!(self.line, "TCP reset received"),
+            _ => write!(self.line, "TCP retransmission"),
+        };
+        if let Some(p) = packet {
+            let _ = write!(self.line, " because of packet {}", p.0);
+        }
+        match (ev.hook, ev.headers) {
+            // From the socket: the connection, no segment.
+            (Hook::TcpReceiveReset | Hook::TcpRetransmit, Some(h)) => {
+                if let crate::event::L4::Tcp { sport, dport, .. } = h.l4 {
+                    let _ = write!(
+                        self.line,
+                        ": tcp {} -> {}",
+                        super::Sock(h.l3.src(), sport),
+                        super::Sock(h.l3.dst(), dport)
+                    );
+                }
+            }
+            (_, Some(h)) => {
+                self.line.push_str(": ");
+                describe(&h, &mut self.line);
+            }
+            (_, None) => {}
         }
         self.emit_line();
     }

@@ -83,6 +83,14 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             .unwrap_or(0);
         w.clamp(min, max) as u16
     };
+    let drops_w = shown
+        .iter()
+        .filter(|f| f.drops > 0)
+        .filter_map(|f| f.dominant_drop())
+        .map(|r| model.drop_reasons().name(r).map_or(10, str::len) + 4)
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 26) as u16;
     let widths = [
         Constraint::Length(5),
         Constraint::Length(width(0, 9, 47)),
@@ -91,7 +99,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
         Constraint::Length(width(3, 5, 20)),
         Constraint::Length(9),
         Constraint::Length(9),
-        Constraint::Length(5),
+        Constraint::Length(drops_w),
         Constraint::Length(5),
         Constraint::Length(9),
     ];
@@ -99,10 +107,15 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
         .iter()
         .zip(cells)
         .map(|(fl, [ini, ini_ns, resp, resp_ns])| {
-            let drops = if fl.drops > 0 {
-                Span::styled(fl.drops.to_string(), theme.drop())
-            } else {
-                Span::raw("0")
+            let drops = match fl.dominant_drop() {
+                Some(r) if fl.drops > 0 => {
+                    let name = model
+                        .drop_reasons()
+                        .name(r)
+                        .map_or_else(|| format!("reason {r}"), str::to_owned);
+                    Span::styled(format!("{} {name}", fl.drops), theme.drop())
+                }
+                _ => Span::raw("0"),
             };
             Row::new(vec![
                 Line::from(fl.key.proto.name()),

@@ -8,7 +8,8 @@ use ratatui::widgets::{Row, Table, TableState};
 use ratatui::Frame;
 
 use super::{
-    dur, empty, hook_short, netns_label, outcome, role_mark, role_style, scroll_offset, Theme,
+    drop_hint, dur, empty, hook_short, netns_label, outcome, role_mark, role_style, scroll_offset,
+    Theme,
 };
 use crate::app::App;
 use crate::model::{transit_ns, Model};
@@ -148,8 +149,11 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
     .row_highlight_style(theme.selected());
     let mut state = TableState::default().with_selected(sel.map(|s| s - offset));
     f.render_stateful_widget(table, list, &mut state);
-    let (out, style) = outcome(p, model.drop_reasons(), theme);
+    let (out, style) = outcome(p, model, theme);
     let mut end = vec![Span::raw(" └ "), Span::styled(out, style)];
+    if let Some(h) = drop_hint(p, model) {
+        end.push(Span::styled(format!(" — {h}"), theme.warn()));
+    }
     if p.visits_dropped > 0 {
         end.push(Span::styled(
             format!(" ({} more visits not kept)", p.visits_dropped),

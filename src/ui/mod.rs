@@ -21,7 +21,6 @@ use ratatui::Frame;
 use crate::app::{App, Detail, Screen};
 use crate::correlate::flow::Endpoint;
 use crate::correlate::{End, FlowProto, Packet, Role};
-use crate::event::drop_reason::DropReasons;
 use crate::event::{Hook, NetnsId};
 use crate::model::Model;
 use crate::output::fmt_duration;
@@ -186,27 +185,57 @@ pub fn role_mark(r: Option<Role>) -> &'static str {
 }
 
 /// How a packet ended, and how alarming that is: routine frees read
-/// "freed", real drops "dropped" with the kernel's reason name.
-pub fn outcome(p: &Packet, reasons: &DropReasons, theme: Theme) -> (String, Style) {
-    match p.end {
+/// "freed", real drops "dropped" with the kernel's reason name and where
+/// (`function+0xoff` once resolved).
+pub fn outcome(p: &Packet, model: &Model, theme: Theme) -> (String, Style) {
+    let reasons = model.drop_reasons();
+    let mut out = match p.end {
         Some(End::Consumed { .. }) => match p.receiver {
             Some(t) => (format!("delivered to {}[{}]", t.comm, t.pid), Style::new()),
             None => ("consumed".to_owned(), Style::new()),
         },
         Some(End::Dropped {
             reason, location, ..
-        }) => match reasons.name(reason) {
-            Some(name) if reasons.is_benign_for(reason, p.headers.as_ref()) => {
-                (format!("freed ({name}) at 0x{location:x}"), Style::new())
+        }) => {
+            let at = model
+                .symbol(location)
+                .map_or_else(|| format!("0x{location:x}"), str::to_owned);
+            match reasons.name(reason) {
+                Some(name) if reasons.is_benign_for(reason, p.headers.as_ref()) => {
+                    (format!("freed ({name}) at {at}"), Style::new())
+                }
+                Some(name) => (format!("dropped: {name} at {at}"), theme.drop()),
+                None => (format!("freed, reason {reason} at {at}"), theme.drop()),
             }
-            Some(name) => (format!("dropped: {name} at 0x{location:x}"), theme.drop()),
-            None => (
-                format!("freed, reason {reason} at 0x{location:x}"),
-                theme.drop(),
-            ),
-        },
+        }
         Some(End::Unseen) | None => ("end not seen".to_owned(), theme.dim()),
+    };
+    if let Some((t, c)) = p.icmp_error {
+        let v6 = matches!(p.headers.map(|h| h.l3), Some(crate::event::L3::Ipv6 { .. }));
+        out.0.push_str(&format!(
+            " · ICMP {} sent back",
+            crate::output::icmp_error_name(v6, t, c)
+        ));
     }
+    out
+}
+
+/// What to check when `p` was dropped (a reason with advice), naming the
+/// namespace and device where it was last seen.
+pub fn drop_hint(p: &Packet, model: &Model) -> Option<String> {
+    let Some(End::Dropped { reason, .. }) = p.end else {
+        return None;
+    };
+    let reasons = model.drop_reasons();
+    if reasons.is_benign_for(reason, p.headers.as_ref()) {
+        return None;
+    }
+    let last = p.visits.last()?;
+    crate::event::drop_reason::hint(
+        reasons.name(reason)?,
+        &netns_label(model, last.device.netns),
+        last.device.ifname.as_str(),
+    )
 }
 
 /// Short hook names for the hop list.
@@ -220,6 +249,10 @@ pub fn hook_short(h: Hook) -> &'static str {
         Hook::SkbCopyDatagram => "to-socket",
         Hook::ConsumeSkb => "consume",
         Hook::KfreeSkb => "free",
+        Hook::IcmpSend => "icmp-error",
+        Hook::TcpSendReset => "rst-sent",
+        Hook::TcpReceiveReset => "rst-received",
+        Hook::TcpRetransmit => "retransmit",
     }
 }
 

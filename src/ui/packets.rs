@@ -46,6 +46,24 @@ pub fn carries(p: &crate::correlate::Packet) -> String {
     }
 }
 
+/// `  · 1 TCP reset · 2 retransmissions · 1 ICMP error`, or nothing.
+fn flow_events(flow: Option<&crate::model::FlowEntry>) -> String {
+    let Some(f) = flow else {
+        return String::new();
+    };
+    let mut s = String::new();
+    for (n, one, many) in [
+        (f.resets, "TCP reset", "TCP resets"),
+        (f.retransmits, "retransmission", "retransmissions"),
+        (f.icmp_errors, "ICMP error sent", "ICMP errors sent"),
+    ] {
+        if n > 0 {
+            s.push_str(&format!("  · {n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    s
+}
+
 /// `eth0 › vc1 › vc2 › eth0`.
 pub fn path_summary(p: &crate::correlate::Packet) -> String {
     let mut s = String::new();
@@ -73,6 +91,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
                 format!("  sort: {} · s cycles", app.packet_sort.name()),
                 theme.dim(),
             ),
+            Span::styled(flow_events(flow), theme.warn()),
         ]),
         head,
     );
@@ -108,7 +127,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
     let body: Vec<Row> = shown
         .iter()
         .map(|p| {
-            let (out, out_style) = outcome(p, model.drop_reasons(), theme);
+            let (out, out_style) = outcome(p, model, theme);
             let mut visits = p.visits.len().to_string();
             if p.visits_dropped > 0 {
                 visits.push_str(&format!("+{}", p.visits_dropped));
