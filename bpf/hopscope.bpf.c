@@ -32,6 +32,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u64 hs_cfg_wakeup_bytes = 256 * 1024;
 /* An identity older than this is treated as a reused address. */
 const volatile __u64 hs_cfg_max_packet_age_ns = 5ULL * 1000 * 1000 * 1000;
+/*
+ * Drop reasons (bit per enum skb_drop_reason value of this kernel, set by
+ * userspace from BTF) that are routine: an skb never followed and freed
+ * with one of them is not reported. Others are, as a packet first seen at
+ * its drop (held for a neighbour, dropped before any device hook).
+ */
+const volatile __u64 hs_cfg_quiet_reasons[4] = { ~0ULL, ~0ULL, ~0ULL, ~0ULL };
 
 struct hs_pkt_state {
 	__u64 packet_id;
@@ -327,6 +334,45 @@ int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 	return 0;
 }
 
+/* An skb never followed, dropped for a reason that is not routine. */
+static __always_inline int hs_first_seen_dropped(struct sk_buff *skb, __u64 location, __u32 reason)
+{
+	struct net_device *dev;
+	struct hs_event *e;
+	__u64 word;
+
+	if (reason >= 256)
+		return 0;
+	/* Constant indexes: the verifier bounds a variable one too loosely. */
+	switch (reason >> 6) {
+	case 0: word = hs_cfg_quiet_reasons[0]; break;
+	case 1: word = hs_cfg_quiet_reasons[1]; break;
+	case 2: word = hs_cfg_quiet_reasons[2]; break;
+	default: word = hs_cfg_quiet_reasons[3]; break;
+	}
+	if (word & (1ULL << (reason & 63)))
+		return 0;
+	dev = BPF_CORE_READ(skb, dev);
+	if (!dev)
+		return 0;
+	e = hs_reserve();
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->hook = HS_HOOK_KFREE_SKB;
+	e->packet_id = __sync_fetch_and_add(&hs_next_packet_id, 1);
+	hs_count(HS_STAT_PACKETS);
+	e->skb_addr = (__u64)skb;
+	e->len = BPF_CORE_READ(skb, len);
+	e->flags = hs_parse_skb(skb, dev, &e->tuple) | HS_F_NEW;
+	e->sk_cgroup = hs_sk_cgroup(skb);
+	e->location = location;
+	e->drop_reason = reason;
+	hs_fill_dev(e, dev);
+	hs_submit(e);
+	return 0;
+}
+
 static __always_inline int hs_on_free(struct sk_buff *skb, __u8 hook, __u64 location,
 				      __u32 reason)
 {
@@ -336,7 +382,7 @@ static __always_inline int hs_on_free(struct sk_buff *skb, __u8 hook, __u64 loca
 	__u64 id;
 
 	if (!st)
-		return 0;
+		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(skb, location, reason) : 0;
 	id = st->packet_id;
 	if (st->head != (__u64)BPF_CORE_READ(skb, head)) {
 		/* A stale entry: its packet ended unseen, this skb is another. */

@@ -195,36 +195,39 @@ static __always_inline __u8 hs_parse_skb(struct sk_buff *skb, struct net_device 
 
 	if (!head)
 		return 0;
-	if (type == HS_ARPHRD_ETHER || type == HS_ARPHRD_LOOPBACK) {
+	/*
+	 * Ethernet framing where the device has it and the frame is built;
+	 * otherwise (raw IP devices, or a packet still waiting for its link
+	 * header, e.g. in a neighbour's queue) the network header.
+	 */
+	if ((type == HS_ARPHRD_ETHER || type == HS_ARPHRD_LOOPBACK) && mac != HS_MAC_UNSET &&
+	    mac != net) {
 		struct ethhdr eth;
-		const void *p;
+		const void *p = head + mac;
 		__u16 proto;
 
-		if (mac == HS_MAC_UNSET)
-			return 0;
-		p = head + mac;
-		if (bpf_probe_read_kernel(&eth, sizeof(eth), p))
-			return 0;
-		p += sizeof(eth);
-		proto = bpf_ntohs(eth.h_proto);
-		if (proto == HS_ETH_P_8021Q || proto == HS_ETH_P_8021AD) {
-			struct hs_vlan_hdr vh;
+		if (!bpf_probe_read_kernel(&eth, sizeof(eth), p)) {
+			p += sizeof(eth);
+			proto = bpf_ntohs(eth.h_proto);
+			if (proto == HS_ETH_P_8021Q || proto == HS_ETH_P_8021AD) {
+				struct hs_vlan_hdr vh;
 
-			if (bpf_probe_read_kernel(&vh, sizeof(vh), p))
-				return 0;
-			t->vlan_id = bpf_ntohs(vh.tci) & 0x0fff;
-			proto = bpf_ntohs(vh.proto);
-			p += sizeof(vh);
-		} else {
-			/* A tag the driver stripped into the skb (hw accel). */
-			__u16 tci = BPF_CORE_READ(skb, vlan_tci);
+				if (bpf_probe_read_kernel(&vh, sizeof(vh), p))
+					return 0;
+				t->vlan_id = bpf_ntohs(vh.tci) & 0x0fff;
+				proto = bpf_ntohs(vh.proto);
+				p += sizeof(vh);
+			} else {
+				/* A tag the driver stripped into the skb (hw accel). */
+				__u16 tci = BPF_CORE_READ(skb, vlan_tci);
 
-			if (BPF_CORE_READ(skb, vlan_all))
-				t->vlan_id = tci & 0x0fff;
+				if (BPF_CORE_READ(skb, vlan_all))
+					t->vlan_id = tci & 0x0fff;
+			}
+			if (!hs_parse_l3(p, proto, t))
+				return HS_F_TUPLE | HS_F_L2;
+			__builtin_memset(t, 0, sizeof(*t));
 		}
-		if (hs_parse_l3(p, proto, t))
-			return 0;
-		return HS_F_TUPLE | HS_F_L2;
 	}
 	/* Raw IP devices. */
 	{

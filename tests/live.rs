@@ -607,7 +607,16 @@ fn sigterm_detaches_everything_and_prints_the_summary() {
     while hopscope_progs_loaded().is_empty() && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!hopscope_progs_loaded().is_empty(), "programs were loaded");
+    if hopscope_progs_loaded().is_empty() {
+        let mut child = child;
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "programs were not loaded within 20 s; exit {:?}, stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::SIGTERM,

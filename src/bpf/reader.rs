@@ -207,6 +207,27 @@ fn read_kernel_stats(skel: &HopscopeSkel<'_>) -> KernelStats {
     }
 }
 
+/// Bit per drop reason value that is routine (see `drop_reason`); all bits
+/// set (report nothing first seen at a drop) when BTF has no reason names.
+fn quiet_reasons() -> [u64; 4] {
+    let Ok(reasons) = crate::event::drop_reason::DropReasons::from_kernel() else {
+        return [u64::MAX; 4];
+    };
+    let mut bits = [0u64; 4];
+    for (v, _) in reasons.pairs() {
+        if v < 256 && reasons.is_benign(v) {
+            bits[(v >> 6) as usize] |= 1 << (v & 63);
+        }
+    }
+    // Values the kernel does not name are quiet too.
+    for v in 0..256u32 {
+        if reasons.name(v).is_none() {
+            bits[(v >> 6) as usize] |= 1 << (v & 63);
+        }
+    }
+    bits
+}
+
 fn send_batch(
     b: &mut Batcher,
     tx: &Sender<ReaderMsg>,
@@ -248,6 +269,7 @@ fn run(
         .context("opening the BPF object")?;
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.hs_cfg_wakeup_bytes = cfg.wakeup_bytes;
+        ro.hs_cfg_quiet_reasons = quiet_reasons();
     }
     open.maps
         .hs_events
@@ -282,10 +304,14 @@ fn run(
         }
     }
     let skel = open.load().map_err(|e| {
-        let hint = if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
-            " (permission denied: hopscope needs root, or CAP_BPF and CAP_PERFMON)"
-        } else {
-            ""
+        let hint = match (e.kind(), nix::unistd::geteuid().is_root()) {
+            (libbpf_rs::ErrorKind::PermissionDenied, false) => {
+                " (permission denied: hopscope needs root, or CAP_BPF and CAP_PERFMON)"
+            }
+            (libbpf_rs::ErrorKind::PermissionDenied, true) => {
+                " (the verifier rejected a program; HOPSCOPE_LOG=debug shows its log)"
+            }
+            _ => "",
         };
         anyhow::anyhow!("loading the BPF programs into the kernel failed{hint}: {e}")
     })?;

@@ -262,6 +262,12 @@ impl Correlator {
         self.stats.events += 1;
         self.now = self.now.max(ev.ts_ns);
         if ev.hook.is_end() {
+            // A packet first seen when it was dropped (it never reached a
+            // device hook, e.g. held for a neighbour that never answered):
+            // its one visit is where it died.
+            if ev.new_packet && ev.device.is_some() && !self.packets.contains_key(&ev.packet) {
+                self.on_hop(ev, sink);
+            }
             self.on_end(ev, sink);
             return;
         }
@@ -269,6 +275,11 @@ impl Correlator {
             self.on_annotation(ev, sink);
             return;
         }
+        self.on_hop(ev, sink);
+    }
+
+    /// A device hook (or the first sighting of a packet at its drop).
+    fn on_hop(&mut self, ev: &HopEvent, sink: &mut impl Sink) {
         if !self.packets.contains_key(&ev.packet) {
             if self.packets.len() >= self.cfg.max_packets {
                 self.evict_oldest_packets(sink);
@@ -377,7 +388,9 @@ impl Correlator {
                 .is_some_and(|f| f.owned),
         };
         let flow = pkt.flow.and_then(|f| self.flows.get(&f));
-        sink.hop(ev, &ctx, flow);
+        if !ev.hook.is_end() {
+            sink.hop(ev, &ctx, flow);
+        }
     }
 
     /// Annotations attach to the packet they name while it is in flight,

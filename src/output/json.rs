@@ -128,6 +128,17 @@ struct DropRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     netns_name: Option<&'a str>,
     ifname: &'a str,
+    /// What the packet was (its headers at the first sighting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proto: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sport: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dport: Option<u16>,
     reason: String,
     reason_code: u32,
     location: String,
@@ -446,6 +457,17 @@ impl<W: Write> Sink for JsonSink<W> {
         self.record(&rec);
         if let (Some((ts, reason, location)), Some(last)) = (dropped, p.visits.last()) {
             let d = last.device;
+            if let Some(t) = self.topo.as_mut() {
+                t.observe(&d);
+                t.refresh(false);
+            }
+            let h = p.headers;
+            let (sport, dport) = match h.map(|h| h.l4) {
+                Some(L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. }) => {
+                    (Some(sport), Some(dport))
+                }
+                _ => (None, None),
+            };
             let netns_name = self.topo.as_ref().and_then(|t| t.netns_name(d.netns.0));
             let label = netns_name.map_or_else(|| d.netns.0.to_string(), str::to_owned);
             let rec = DropRecord {
@@ -456,6 +478,11 @@ impl<W: Write> Sink for JsonSink<W> {
                 netns: d.netns.0,
                 netns_name,
                 ifname: d.ifname.as_str(),
+                proto: h.as_ref().map(proto_name),
+                src: h.and_then(|h| h.l3.src()),
+                dst: h.and_then(|h| h.l3.dst()),
+                sport,
+                dport,
                 reason: self.drops.name(reason),
                 reason_code: reason,
                 location: self.drops.location(location),
