@@ -14,7 +14,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
 use crate::correlate::{End, FlowId, Packet, Role};
 use crate::event::PacketId;
 use crate::input::{self, Action};
-use crate::model::{FlowEntry, Model};
+use crate::model::{DropKey, FlowEntry, Model};
 use crate::output::describe;
 
 /// Which list fills the screen.
@@ -23,6 +23,8 @@ pub enum Screen {
     Flows,
     Packets,
     Hops,
+    /// Drops by reason, namespace and device.
+    Drops,
 }
 
 impl Screen {
@@ -217,8 +219,9 @@ pub struct App {
     pub flows: Cursor<FlowId>,
     pub packets: Cursor<PacketId>,
     pub hops: Cursor<usize>,
+    pub drops: Cursor<DropKey>,
     /// One search per screen.
-    pub search: [Search; 3],
+    pub search: [Search; 4],
     pub frozen: Option<Frozen>,
     pub help: bool,
     pub quit: bool,
@@ -247,6 +250,7 @@ impl Default for App {
             flows: Cursor::default(),
             packets: Cursor::default(),
             hops: Cursor::default(),
+            drops: Cursor::default(),
             search: Default::default(),
             frozen: None,
             help: false,
@@ -419,6 +423,12 @@ impl App {
         match self.screen {
             Screen::Flows => self.flow_packets(model).into_iter().last(),
             Screen::Packets | Screen::Hops => self.packets.selected.and_then(|p| model.packet(p)),
+            // The example packet of the selected drop.
+            Screen::Drops => {
+                let rows = self.drop_rows(model);
+                let key = self.drops.selected.filter(|k| rows.contains(k))?;
+                model.drop_stat(key).and_then(|d| model.packet(d.example))
+            }
         }
     }
 
@@ -448,6 +458,30 @@ impl App {
             .collect()
     }
 
+    /// The drops view's rows: most frequent first.
+    pub fn drop_rows(&self, model: &Model) -> Vec<DropKey> {
+        let search = &self.search[Screen::Drops.index()];
+        let mut rows: Vec<&crate::model::DropStat> = model
+            .drops()
+            .filter(|d| {
+                if !search.active() {
+                    return true;
+                }
+                let hay = format!(
+                    "{} {} {} {}",
+                    model.drop_reasons().name(d.key.reason).unwrap_or_default(),
+                    d.key.netns.0,
+                    crate::topology::TopologyView::netns_name(model, d.key.netns.0)
+                        .unwrap_or_default(),
+                    d.ifname
+                );
+                search.matches(&hay)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
+        rows.into_iter().map(|d| d.key).collect()
+    }
+
     /// Re-finds every selection in the current data (call before render).
     pub fn clamp(&mut self, model: &Model) {
         let flows = self.flow_rows(model);
@@ -459,6 +493,10 @@ impl App {
         if self.screen == Screen::Hops {
             let hops = self.hop_rows(model);
             self.hops.resolve(&hops);
+        }
+        if self.screen == Screen::Drops {
+            let drops = self.drop_rows(model);
+            self.drops.resolve(&drops);
         }
     }
 
@@ -528,6 +566,7 @@ impl App {
             Screen::Flows => self.flows.reset(),
             Screen::Packets => self.packets.reset(),
             Screen::Hops => self.hops.reset(),
+            Screen::Drops => self.drops.reset(),
         }
     }
 
@@ -547,6 +586,11 @@ impl App {
                 let rows = self.hop_rows(model);
                 let cur = self.hops.resolve(&rows).unwrap_or(0);
                 self.hops.move_to(&rows, f(cur, rows.len()));
+            }
+            Screen::Drops => {
+                let rows = self.drop_rows(model);
+                let cur = self.drops.resolve(&rows).unwrap_or(0);
+                self.drops.move_to(&rows, f(cur, rows.len()));
             }
         }
     }
@@ -580,6 +624,7 @@ impl App {
                 Screen::Flows => self.flow_sort = self.flow_sort.next(),
                 Screen::Packets => self.packet_sort = self.packet_sort.next(),
                 Screen::Hops => self.notice = Some("hops are in path order".to_owned()),
+                Screen::Drops => self.notice = Some("drops are by count".to_owned()),
             },
             Action::Freeze => {
                 self.frozen = match self.frozen {
@@ -589,6 +634,13 @@ impl App {
                         last_packet: model.last_packet_id(),
                     }),
                 }
+            }
+            Action::Drops => {
+                self.screen = if self.screen == Screen::Drops {
+                    Screen::Flows
+                } else {
+                    Screen::Drops
+                };
             }
             Action::ExportDot => match self.flows.selected {
                 Some(f) => self.export_dot = Some(f),
@@ -639,7 +691,45 @@ impl App {
             Screen::Hops => {
                 self.notice = Some("hops are the deepest level; Tab shows the graph".to_owned())
             }
+            Screen::Drops => self.open_drop_example(model),
         }
+    }
+
+    /// Enter on a drop: the hops of the newest packet dropped there.
+    fn open_drop_example(&mut self, model: &Model) {
+        let rows = self.drop_rows(model);
+        let Some(i) = self.drops.resolve(&rows) else {
+            self.notice = Some("no drop yet".to_owned());
+            return;
+        };
+        let Some(d) = model.drop_stat(rows[i]) else {
+            return;
+        };
+        if model.packet(d.example).is_none() {
+            self.notice = Some(format!(
+                "packet {} is no longer kept (raise --max-packets)",
+                d.example.0
+            ));
+            return;
+        }
+        self.frozen = None;
+        self.show_requests = true;
+        self.show_replies = true;
+        self.search = Default::default();
+        self.flows = Cursor {
+            selected: Some(d.flow),
+            touched: true,
+            index: 0,
+            offset: 0,
+        };
+        self.packets = Cursor {
+            selected: Some(d.example),
+            touched: true,
+            index: 0,
+            offset: 0,
+        };
+        self.hops.reset();
+        self.screen = Screen::Hops;
     }
 
     fn back(&mut self) {
@@ -649,7 +739,7 @@ impl App {
             return;
         }
         self.screen = match self.screen {
-            Screen::Flows => Screen::Flows,
+            Screen::Flows | Screen::Drops => Screen::Flows,
             Screen::Packets => Screen::Flows,
             Screen::Hops => Screen::Packets,
         };

@@ -23,6 +23,7 @@ pub enum Action {
     Search,
     Sort,
     Freeze,
+    Drops,
     ExportDot,
     Help,
     Quit,
@@ -149,6 +150,12 @@ pub const BINDINGS: &[Binding] = &[
         label: "space",
         help: "freeze / unfreeze live updates",
         action: Action::Freeze,
+    },
+    Binding {
+        keys: &[Key(KeyCode::Char('D'), KeyModifiers::SHIFT), k('D')],
+        label: "D",
+        help: "drops by reason, namespace and device (Enter: an example)",
+        action: Action::Drops,
     },
     Binding {
         keys: &[k('d')],

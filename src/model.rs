@@ -147,6 +147,28 @@ impl FlowEntry {
     }
 }
 
+/// Where and why packets were dropped: the drops view's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DropKey {
+    pub reason: u32,
+    pub netns: NetnsId,
+    pub ifindex: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct DropStat {
+    pub key: DropKey,
+    pub ifname: crate::event::ShortName,
+    pub count: u64,
+    pub last_ts: u64,
+    /// The newest packet dropped there, and its flow.
+    pub example: crate::event::PacketId,
+    pub flow: FlowId,
+}
+
+/// Distinct (reason, namespace, device) rows kept.
+const MAX_DROP_ROWS: usize = 4096;
+
 /// Time from the first to the last device sighting of a packet.
 pub fn transit_ns(p: &Packet) -> u64 {
     match (p.visits.first(), p.visits.last()) {
@@ -196,6 +218,8 @@ pub struct Model {
     unknown: Vec<crate::event::Device>,
     /// Links of the namespaces (live: rtnetlink; replay: the recording).
     links: HashMap<(u32, u32), LinkInfo>,
+    /// Drops by reason, namespace and device.
+    drops: HashMap<DropKey, DropStat>,
     /// Drop locations resolved to `function+0xoff`.
     symbols: HashMap<u64, String>,
     /// Drop locations seen since the last call and not resolved yet.
@@ -218,6 +242,7 @@ impl Model {
             drop_reasons: DropReasons::default(),
             unknown: Vec::new(),
             links: HashMap::new(),
+            drops: HashMap::new(),
             symbols: HashMap::new(),
             unresolved_locations: Vec::new(),
             generation: 0,
@@ -322,6 +347,15 @@ impl Model {
             self.unknown.retain(|d| (d.netns.0, d.ifindex.0) != key);
             self.generation += 1;
         }
+    }
+
+    /// Drops by reason, namespace and device.
+    pub fn drops(&self) -> impl Iterator<Item = &DropStat> {
+        self.drops.values()
+    }
+
+    pub fn drop_stat(&self, key: DropKey) -> Option<&DropStat> {
+        self.drops.get(&key)
     }
 
     /// `function+0xoff` of a code address, when resolved.
@@ -495,6 +529,27 @@ impl Sink for Model {
             }
             _ => None,
         };
+        if let (Some(reason), Some(last)) = (dropped, p.visits.last()) {
+            let key = DropKey {
+                reason,
+                netns: last.device.netns,
+                ifindex: last.device.ifindex.0,
+            };
+            if self.drops.len() < MAX_DROP_ROWS || self.drops.contains_key(&key) {
+                let d = self.drops.entry(key).or_insert(DropStat {
+                    key,
+                    ifname: last.device.ifname,
+                    count: 0,
+                    last_ts: 0,
+                    example: p.id,
+                    flow: flow.id,
+                });
+                d.count += 1;
+                d.last_ts = p.last_ts;
+                d.example = p.id;
+                d.flow = flow.id;
+            }
+        }
         let e = self.entry(flow, p.first_ts);
         e.last_ts = e.last_ts.max(p.last_ts);
         // Until the other side answers, where a request ended is the best

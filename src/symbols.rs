@@ -53,6 +53,13 @@ impl KernelSymbols {
         self.syms.is_empty()
     }
 
+    /// Every address resolved so far, with its name.
+    pub fn resolved(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.cache
+            .iter()
+            .filter_map(|(a, n)| n.as_deref().map(|n| (*a, n)))
+    }
+
     /// `nft_do_chain+0x1f4`, or `None` outside known text (or without
     /// symbols).
     pub fn resolve(&mut self, addr: u64) -> Option<String> {

@@ -109,6 +109,12 @@ impl Out {
             Out::Json(s) => s.flush(),
         }
     }
+    fn drops(&self) -> &DropContext {
+        match self {
+            Out::Text(s) => s.drops(),
+            Out::Json(s) => s.drops(),
+        }
+    }
     fn topology(&self) -> Option<&Topology> {
         match self {
             Out::Text(s) => s.topology(),
@@ -322,6 +328,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                     &live_stats.0,
                     &live_stats.1,
                     sink.out.topology(),
+                    sink.out.drops(),
                     &mut written,
                 )
                 .context("writing the recording")?;
@@ -366,6 +373,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             &kernel,
             &rstats,
             out.topology(),
+            out.drops(),
             &mut written,
         )
         .and_then(|()| r.flush())
@@ -408,6 +416,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
 struct RecordedTopology {
     names: std::collections::HashMap<u32, String>,
     links: std::collections::HashMap<(u32, u32), crate::topology::links::LinkInfo>,
+    symbols: std::collections::HashSet<u64>,
 }
 
 /// One tick into a recording, preceded by the names and links the printer
@@ -418,8 +427,14 @@ fn record_tick(
     kernel: &KernelStats,
     reader: &ReaderStats,
     topo: Option<&Topology>,
+    drops: &DropContext,
     written: &mut RecordedTopology,
 ) -> io::Result<()> {
+    for (addr, name) in drops.resolved() {
+        if written.symbols.insert(addr) {
+            r.symbol(addr, name)?;
+        }
+    }
     if let Some(t) = topo {
         for (ino, name) in t.names() {
             if written.names.get(&ino).map(String::as_str) != Some(name) {

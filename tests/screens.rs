@@ -138,3 +138,33 @@ fn bridged_flow_graph_names_the_bridge() {
     assert!(s.contains("via br0"), "{s}");
     insta::assert_snapshot!("graph_bridged", s);
 }
+
+#[test]
+fn drops_view_and_an_example_packet() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drops.hsrec");
+    let netns = explorer::recorded_netns(&path, "hsdr-");
+    let (model, _) = hopscope::tui::load_recording(
+        &path,
+        hopscope::model::ModelConfig {
+            filter: hopscope::output::Filter {
+                only_owned: false,
+                netns,
+            },
+            ..Default::default()
+        },
+        hopscope::correlate::CorrelatorConfig::default(),
+    )
+    .unwrap();
+    let mut a = app();
+    a.filter_label = "lab namespaces hsdr-*".to_owned();
+    press(&mut a, &model, KeyCode::Char('D'));
+    let s = screen(&model, &mut a, W, H);
+    for want in ["NETFILTER_DROP", "NO_SOCKET", "IP_INHDR", "IP_INNOROUTES"] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    insta::assert_snapshot!("drops", s);
+    press(&mut a, &model, KeyCode::Enter);
+    let s = screen(&model, &mut a, W, H);
+    assert!(s.contains("dropped: "), "{s}");
+    insta::assert_snapshot!("drops_example_hops", s);
+}

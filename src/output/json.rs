@@ -224,6 +224,10 @@ impl<W: Write> JsonSink<W> {
         self
     }
 
+    pub fn drops(&self) -> &DropContext {
+        &self.drops
+    }
+
     pub fn topology(&self) -> Option<&Topology> {
         self.topo.as_ref()
     }

@@ -214,6 +214,11 @@ impl DropContext {
         syms.resolve(addr).unwrap_or_else(|| format!("0x{addr:x}"))
     }
 
+    /// Locations resolved so far (recordings carry them).
+    pub fn resolved(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.symbols.iter().flat_map(|s| s.resolved())
+    }
+
     pub fn hint(&self, reason: u32, netns: &str, ifname: &str) -> Option<String> {
         crate::event::drop_reason::hint(self.reasons.name(reason)?, netns, ifname)
     }

@@ -57,6 +57,10 @@ impl<W: Write> TextSink<W> {
         self
     }
 
+    pub fn drops(&self) -> &DropContext {
+        &self.drops
+    }
+
     pub fn topology(&self) -> Option<&Topology> {
         self.topo.as_ref()
     }

@@ -3,6 +3,7 @@
 //! status bar. One module per region; nothing here changes the model, and
 //! the only state written back is scroll offsets and the page size.
 
+pub mod drops;
 pub mod flows;
 pub mod graph;
 pub mod help;
@@ -58,6 +59,13 @@ pub fn render(f: &mut Frame, model: &Model, app: &mut App, theme: Theme) {
             render_detail(f, detail, model, app, theme, false);
         }
         Screen::Hops => render_detail(f, body, model, app, theme, true),
+        Screen::Drops => {
+            let [list, detail] =
+                Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(body);
+            drops::render(f, list, model, app, theme);
+            hops::render(f, detail, model, app, theme, false);
+        }
     }
     if search_line {
         status::render_search(f, search, app, theme);
@@ -105,7 +113,10 @@ fn title_line(model: &Model, app: &App, theme: Theme) -> Line<'static> {
     let mut spans = vec![Span::styled(" hopscope ", theme.title().patch(theme.bar()))];
     spans.push(Span::raw(format!("│ {} │ ", app.source_label)));
     spans.push(Span::raw("flows"));
-    if app.screen != Screen::Flows {
+    if app.screen == Screen::Drops {
+        spans.push(Span::raw(" › drops"));
+    }
+    if !matches!(app.screen, Screen::Flows | Screen::Drops) {
         if let Some(fl) = app.flows.selected.and_then(|id| model.flow(id)) {
             spans.push(Span::raw(format!(
                 " › {} {} ⇄ {}",
