@@ -536,6 +536,133 @@ int BPF_PROG(hs_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff 
 	return 0;
 }
 
+/*
+ * Routing decisions. They carry no skb: userspace matches them to the
+ * packet last seen on the same CPU with the same destination. The device
+ * is the output device found (none on failure).
+ */
+SEC("tp_btf/fib_table_lookup")
+int BPF_PROG(hs_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
+	     const struct fib_nh_common *nhc, int err)
+{
+	struct hs_event *e = hs_annotation(NULL, HS_HOOK_FIB_LOOKUP);
+	__u32 s, d;
+
+	if (!e)
+		return 0;
+	e->aux = tb_id;
+	e->xmit_rc = err;
+	s = BPF_CORE_READ(flp, saddr);
+	d = BPF_CORE_READ(flp, daddr);
+	e->tuple.l3 = HS_L3_IPV4;
+	e->tuple.ethertype = HS_ETH_P_IP;
+	__builtin_memcpy(e->tuple.saddr, &s, 4);
+	__builtin_memcpy(e->tuple.daddr, &d, 4);
+	e->flags = HS_F_TUPLE;
+	if (nhc && !err) {
+		hs_fill_dev(e, BPF_CORE_READ(nhc, nhc_dev));
+		if (BPF_CORE_READ(nhc, nhc_gw_family) == 2 /* AF_INET */)
+			e->location = BPF_CORE_READ(nhc, nhc_gw.ipv4);
+	}
+	hs_submit(e);
+	return 0;
+}
+
+SEC("tp_btf/fib6_table_lookup")
+int BPF_PROG(hs_fib6_table_lookup, const struct net *net, const struct fib6_result *res,
+	     struct fib6_table *table, const struct flowi6 *flp)
+{
+	struct hs_event *e = hs_annotation(NULL, HS_HOOK_FIB_LOOKUP);
+	struct fib6_nh *nh;
+	__u8 type;
+
+	if (!e)
+		return 0;
+	e->aux = table ? BPF_CORE_READ(table, tb6_id) : 0;
+	type = BPF_CORE_READ(res, fib6_type);
+	/* RTN_UNICAST 1, RTN_LOCAL 2; unreachable, blackhole, prohibit fail. */
+	e->xmit_rc = (type == 1 || type == 2) ? 0 : -101 /* ENETUNREACH */;
+	e->tuple.l3 = HS_L3_IPV6;
+	e->tuple.ethertype = HS_ETH_P_IPV6;
+	BPF_CORE_READ_INTO(&e->tuple.saddr, flp, saddr);
+	BPF_CORE_READ_INTO(&e->tuple.daddr, flp, daddr);
+	e->flags = HS_F_TUPLE;
+	nh = BPF_CORE_READ(res, nh);
+	if (nh && !e->xmit_rc)
+		hs_fill_dev(e, BPF_CORE_READ(nh, nh_common.nhc_dev));
+	if (net && !e->netns_ino) {
+		e->netns_ino = BPF_CORE_READ(net, ns.inum);
+		if (bpf_core_field_exists(net->net_cookie))
+			e->netns_cookie = BPF_CORE_READ(net, net_cookie);
+	}
+	hs_submit(e);
+	return 0;
+}
+
+/* NUD states (include/uapi/linux/neighbour.h). */
+#define HS_NUD_INCOMPLETE 0x01
+#define HS_NUD_REACHABLE 0x02
+#define HS_NUD_FAILED 0x20
+
+static __always_inline int hs_neigh(struct neighbour *n, __u8 old, __u8 new)
+{
+	struct neigh_table *tbl = BPF_CORE_READ(n, tbl);
+	struct hs_event *e;
+	int family = tbl ? BPF_CORE_READ(tbl, family) : 0;
+
+	e = hs_annotation(NULL, HS_HOOK_NEIGH);
+	if (!e)
+		return 0;
+	e->aux = ((__u32)old << 8) | new;
+	if (family == 2 /* AF_INET */) {
+		e->tuple.l3 = HS_L3_IPV4;
+		bpf_probe_read_kernel(e->tuple.daddr, 4, n->primary_key);
+	} else if (family == 10 /* AF_INET6 */) {
+		e->tuple.l3 = HS_L3_IPV6;
+		bpf_probe_read_kernel(e->tuple.daddr, 16, n->primary_key);
+	}
+	if (e->tuple.l3)
+		e->flags = HS_F_TUPLE;
+	hs_fill_dev(e, BPF_CORE_READ(n, dev));
+	hs_submit(e);
+	return 0;
+}
+
+/* Only the transitions that answer "did the next hop answer": a
+ * resolution that starts, succeeds or fails. */
+SEC("tp_btf/neigh_update")
+int BPF_PROG(hs_neigh_update, struct neighbour *n, const u8 *lladdr, u8 new, u32 flags,
+	     u32 nlmsg_pid)
+{
+	__u8 old = BPF_CORE_READ(n, nud_state);
+
+	if (new == HS_NUD_FAILED && old != HS_NUD_FAILED)
+		return hs_neigh(n, old, new);
+	if (old == HS_NUD_INCOMPLETE && (new & ~HS_NUD_INCOMPLETE) && new != HS_NUD_FAILED)
+		return hs_neigh(n, old, new);
+	return 0;
+}
+
+/* The timer gives up on an incomplete entry (no answer). */
+SEC("tp_btf/neigh_timer_handler")
+int BPF_PROG(hs_neigh_timer_handler, struct neighbour *n, int state)
+{
+	__u8 now = BPF_CORE_READ(n, nud_state);
+
+	if (now == HS_NUD_FAILED)
+		return hs_neigh(n, HS_NUD_INCOMPLETE, HS_NUD_FAILED);
+	return 0;
+}
+
+SEC("tp_btf/neigh_event_send_done")
+int BPF_PROG(hs_neigh_event_send_done, struct neighbour *n, int err)
+{
+	/* A packet waits while resolution starts: NUD_INCOMPLETE now. */
+	if (BPF_CORE_READ(n, nud_state) == HS_NUD_INCOMPLETE && err == 1)
+		return hs_neigh(n, 0, HS_NUD_INCOMPLETE);
+	return 0;
+}
+
 /* Keep the ABI types in BTF so libbpf-cargo generates them for Rust. */
 struct hs_event _hs_event_btf = {};
 enum hs_hook _hs_hook_btf = HS_HOOK_NONE;

@@ -34,7 +34,9 @@ enum hs_hook {
 	HS_HOOK_TCP_SEND_RESET = 10,   /* a RST is sent (skb: the segment that caused it) */
 	HS_HOOK_TCP_RECEIVE_RESET = 11,/* a RST was received on a socket */
 	HS_HOOK_TCP_RETRANSMIT = 12,   /* a segment is retransmitted */
-	HS_HOOK_MAX = 13,
+	HS_HOOK_FIB_LOOKUP = 13,       /* a routing table lookup (IPv4 and IPv6) */
+	HS_HOOK_NEIGH = 14,            /* neighbour resolution started, answered, failed */
+	HS_HOOK_MAX = 15,
 };
 
 /* Which network-layer header the tuple describes. */
@@ -101,7 +103,8 @@ struct hs_event {
 	__u64 packet_id;    /* stable for the skb's life, never 0 */
 	__u64 skb_addr;
 	__u64 netns_cookie; /* 0 where the kernel has no net cookie */
-	__u64 location;     /* kfree_skb: code address of the free */
+	__u64 location;     /* kfree_skb: code address of the free;
+	                     * fib (IPv4): the gateway, 0 if none */
 	__u64 sk_cgroup;    /* cgroup v2 id of the owning socket, 0 if none */
 	__u32 netns_ino;    /* 0 when the skb has no device (end events) */
 	__u32 ifindex;
@@ -109,8 +112,9 @@ struct hs_event {
 	__u32 pid;          /* tgid, valid with HS_F_TASK */
 	__u32 tid;
 	__u32 drop_reason;  /* kfree_skb: enum skb_drop_reason of this kernel */
-	__s32 xmit_rc;      /* net_dev_xmit: driver return code */
-	__u32 aux;          /* icmp_send: type << 8 | code */
+	__s32 xmit_rc;      /* net_dev_xmit: driver return code; fib: error (0: found) */
+	__u32 aux;          /* icmp_send: type << 8 | code; fib: table id;
+	                     * neigh: old NUD state << 8 | new (0xff00: created) */
 	__u8 ifname[HS_IFNAMSIZ];
 	__u8 comm[HS_COMM_LEN];
 	struct hs_tuple tuple;

@@ -445,18 +445,19 @@ impl Sink for Model {
     fn annotation(
         &mut self,
         ev: &HopEvent,
-        _packet: Option<crate::event::PacketId>,
+        at: &crate::correlate::Annotation,
         flow: Option<&Flow>,
     ) {
         let Some(flow) = flow else { return };
-        if !self.cfg.filter.annotation(ev, Some(flow)) {
+        if !self.cfg.filter.annotation(at.device, Some(flow)) {
             return;
         }
         let e = self.entry(flow, ev.ts_ns);
         match ev.hook {
             crate::event::Hook::TcpSendReset | crate::event::Hook::TcpReceiveReset => e.resets += 1,
             crate::event::Hook::TcpRetransmit => e.retransmits += 1,
-            _ => e.icmp_errors += 1,
+            crate::event::Hook::IcmpSend => e.icmp_errors += 1,
+            _ => {}
         }
         self.generation += 1;
     }

@@ -21,10 +21,10 @@ use crate::bpf::probe;
 use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
 use crate::cgroup::CommandCgroup;
 use crate::correlate::{
-    Correlator, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
+    Annotation, Correlator, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
 };
 use crate::event::record::{Recorder, RecordingInfo};
-use crate::event::{HopEvent, PacketId};
+use crate::event::HopEvent;
 use crate::output::json::JsonSink;
 use crate::output::text::TextSink;
 use crate::output::{DropContext, Filter};
@@ -138,10 +138,10 @@ impl Sink for TraceSink {
         }
     }
 
-    fn annotation(&mut self, ev: &HopEvent, packet: Option<PacketId>, flow: Option<&Flow>) {
+    fn annotation(&mut self, ev: &HopEvent, at: &Annotation, flow: Option<&Flow>) {
         match &mut self.out {
-            Out::Text(s) => s.annotation(ev, packet, flow),
-            Out::Json(s) => s.annotation(ev, packet, flow),
+            Out::Text(s) => s.annotation(ev, at, flow),
+            Out::Json(s) => s.annotation(ev, at, flow),
         }
     }
 

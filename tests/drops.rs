@@ -235,6 +235,32 @@ fn unroutable_destination_no_route_and_net_unreachable() {
         .collect();
     assert_eq!(errs.len(), 1, "{recs:#?}");
     assert_eq!(errs[0]["what"], "net unreachable");
+    // The failed lookup, in the router namespace, for that packet.
+    let routes: Vec<_> = of_type(&recs, "route")
+        .into_iter()
+        .filter(|r| r["packet"] == d["packet"] && r["dst"] == nowhere)
+        .collect();
+    assert!(!routes.is_empty(), "{recs:#?}");
+    for r in &routes {
+        assert_eq!(r["netns_name"], l.host().as_str(), "{r}");
+        assert!(r["error"].is_string(), "no route found: {r}");
+        assert!(r.get("oif").is_none(), "{r}");
+    }
+    // A routable one, for contrast: table, gateway-less on-link route, device.
+    let ok = trace_in(
+        &l.c1(),
+        &format!("ping -q -c 1 -W 1 {} || true", addr::R1_V4),
+    );
+    let found = of_type(&ok, "route")
+        .into_iter()
+        .find(|r| {
+            r["netns_name"] == l.host().as_str()
+                && r["dst"] == addr::R1_V4
+                && r.get("error").is_none()
+        })
+        .unwrap_or_else(|| panic!("{ok:#?}"));
+    assert_eq!(found["oif"], "vr1");
+    assert!(found["table"].is_u64());
 }
 
 #[test]
@@ -310,6 +336,22 @@ fn unanswered_neighbour_neigh_failed() {
     assert_eq!(drops[0]["reason"], "NEIGH_FAILED");
     assert_eq!(drops[0]["netns_name"], l.c1().as_str());
     assert!(drops[0]["hint"].as_str().unwrap().contains("ARP/ND"));
+    // The resolution itself given up, on c1's eth0. (Its start comes before
+    // the waiting packet is known, so `-- COMMAND` cannot claim it.)
+    let neigh: Vec<_> = of_type(&recs, "neigh")
+        .into_iter()
+        .filter(|n| n["addr"] == silent)
+        .collect();
+    let states: Vec<&str> = neigh.iter().map(|n| n["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["failed"], "{neigh:#?}");
+    for n in &neigh {
+        assert_eq!(n["netns_name"], l.c1().as_str());
+        assert_eq!(n["ifname"], "eth0");
+        assert_eq!(
+            n["flow"], drops[0]["flow"],
+            "attached to the flow that waited"
+        );
+    }
 }
 
 #[test]

@@ -47,6 +47,7 @@ fn packet(id: u64, role: Role, hops: &[(Device, u64)], end: Option<End>) -> Pack
         receiver: None,
         end,
         icmp_error: None,
+        route_error: None,
     }
 }
 

@@ -288,18 +288,51 @@ fn run(
                 .is_some()
         })
     };
-    let mut missing = Vec::new();
-    for (hook, prog) in [
-        (Hook::IcmpSend, &mut open.progs.hs_icmp_send),
-        (Hook::TcpSendReset, &mut open.progs.hs_tcp_send_reset),
-        (Hook::TcpReceiveReset, &mut open.progs.hs_tcp_receive_reset),
-        (Hook::TcpRetransmit, &mut open.progs.hs_tcp_retransmit_skb),
+    let mut missing: Vec<Degraded> = Vec::new();
+    for (hook, tp, prog) in [
+        (Hook::IcmpSend, "icmp_send", &mut open.progs.hs_icmp_send),
+        (
+            Hook::TcpSendReset,
+            "tcp_send_reset",
+            &mut open.progs.hs_tcp_send_reset,
+        ),
+        (
+            Hook::TcpReceiveReset,
+            "tcp_receive_reset",
+            &mut open.progs.hs_tcp_receive_reset,
+        ),
+        (
+            Hook::TcpRetransmit,
+            "tcp_retransmit_skb",
+            &mut open.progs.hs_tcp_retransmit_skb,
+        ),
+        (
+            Hook::FibLookup,
+            "fib_table_lookup",
+            &mut open.progs.hs_fib_table_lookup,
+        ),
+        (
+            Hook::FibLookup,
+            "fib6_table_lookup",
+            &mut open.progs.hs_fib6_table_lookup,
+        ),
+        (Hook::Neigh, "neigh_update", &mut open.progs.hs_neigh_update),
+        (
+            Hook::Neigh,
+            "neigh_timer_handler",
+            &mut open.progs.hs_neigh_timer_handler,
+        ),
+        (
+            Hook::Neigh,
+            "neigh_event_send_done",
+            &mut open.progs.hs_neigh_event_send_done,
+        ),
     ] {
-        if !has_tp(hook.name()) {
+        if !has_tp(tp) {
             prog.set_autoload(false);
             missing.push(Degraded {
                 hook,
-                error: "no such tracepoint in this kernel".to_owned(),
+                error: format!("no tracepoint {tp} in this kernel"),
             });
         }
     }
@@ -350,11 +383,16 @@ fn run(
             &skel.progs.hs_tcp_retransmit_skb,
             false,
         ),
+        (Hook::FibLookup, &skel.progs.hs_fib_table_lookup, false),
+        (Hook::FibLookup, &skel.progs.hs_fib6_table_lookup, false),
+        (Hook::Neigh, &skel.progs.hs_neigh_update, false),
+        (Hook::Neigh, &skel.progs.hs_neigh_timer_handler, false),
+        (Hook::Neigh, &skel.progs.hs_neigh_event_send_done, false),
     ];
     let mut links: Vec<Link> = Vec::with_capacity(progs.len());
     let mut degraded = missing;
     for (hook, prog, required) in progs {
-        if degraded.iter().any(|d| d.hook == hook) {
+        if !prog.autoload() {
             continue;
         }
         match prog.attach() {

@@ -116,6 +116,17 @@ pub struct Packet {
     pub end: Option<End>,
     /// The ICMP error (type, code) the kernel sent because of it.
     pub icmp_error: Option<(u8, u8)>,
+    /// A failed route lookup for it: (table, error).
+    pub route_error: Option<(u32, i32)>,
+}
+
+/// Where an annotation belongs: the packet it names (or was matched to),
+/// and the device where it happened (the packet's, for a route lookup
+/// matched to it; else the event's own).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Annotation {
+    pub packet: Option<PacketId>,
+    pub device: Option<Device>,
 }
 
 impl Clone for Packet {
@@ -155,7 +166,7 @@ pub trait Sink {
     fn packet_done(&mut self, _packet: &Packet, _flow: Option<&Flow>) {}
     /// An annotation (ICMP error sent, TCP reset or retransmission), with
     /// the packet it names if that packet is followed, and its flow.
-    fn annotation(&mut self, _ev: &HopEvent, _packet: Option<PacketId>, _flow: Option<&Flow>) {}
+    fn annotation(&mut self, _ev: &HopEvent, _at: &Annotation, _flow: Option<&Flow>) {}
 }
 
 /// Identity of a packet's contents, used to link copies.
@@ -213,8 +224,23 @@ pub struct CorrelatorStats {
     pub orphan_ends: u64,
 }
 
+/// The packet last received on one CPU (route lookups follow it there).
+#[derive(Debug, Clone, Copy)]
+struct LastRx {
+    packet: PacketId,
+    device: Device,
+    ts: u64,
+    dst: std::net::IpAddr,
+}
+
+/// A route lookup this soon after a receive on the same CPU is for it.
+const ROUTE_MATCH_NS: u64 = 200_000;
+/// CPUs tracked for route matching.
+const MAX_CPUS: usize = 4096;
+
 pub struct Correlator {
     cfg: CorrelatorConfig,
+    last_rx: Vec<Option<LastRx>>,
     /// Packet ids grow with time, so the first entries are the oldest.
     packets: BTreeMap<PacketId, Packet>,
     flow_ids: HashMap<FlowKey, FlowId>,
@@ -230,6 +256,7 @@ impl Correlator {
     pub fn new(cfg: CorrelatorConfig) -> Correlator {
         Correlator {
             cfg,
+            last_rx: Vec::new(),
             packets: BTreeMap::new(),
             flow_ids: HashMap::new(),
             flows: HashMap::new(),
@@ -303,6 +330,7 @@ impl Correlator {
                     receiver: None,
                     end: None,
                     icmp_error: None,
+                    route_error: None,
                 },
             );
         }
@@ -376,6 +404,25 @@ impl Correlator {
         if ev.hook == Hook::SkbCopyDatagram {
             pkt.receiver = ev.task;
         }
+        if matches!(
+            ev.hook,
+            Hook::NetifReceiveSkb | Hook::NetifRx | Hook::NapiGroReceive
+        ) {
+            if let (Some(device), Some(dst)) = (ev.device, ev.headers.and_then(|h| h.l3.dst())) {
+                let cpu = ev.cpu as usize;
+                if cpu < MAX_CPUS {
+                    if self.last_rx.len() <= cpu {
+                        self.last_rx.resize(cpu + 1, None);
+                    }
+                    self.last_rx[cpu] = Some(LastRx {
+                        packet: ev.packet,
+                        device,
+                        ts: ev.ts_ns,
+                        dst,
+                    });
+                }
+            }
+        }
         let visit = fold_visit(pkt, ev, self.cfg.max_visits);
         let ctx = HopContext {
             flow: pkt.flow,
@@ -393,33 +440,62 @@ impl Correlator {
         }
     }
 
-    /// Annotations attach to the packet they name while it is in flight,
-    /// else to the flow their headers name (if that flow is known).
+    /// Annotations attach to the packet they name while it is in flight
+    /// (a route lookup, which names none, to the packet last received on
+    /// the same CPU with the same destination, just before), else to the
+    /// flow their headers name (a neighbour: the newest flow to that
+    /// address).
     fn on_annotation(&mut self, ev: &HopEvent, sink: &mut impl Sink) {
-        let mut packet = None;
+        let mut at = Annotation {
+            packet: None,
+            device: ev.device,
+        };
         let mut flow = None;
-        if let Some(p) = self.packets.get_mut(&ev.packet) {
-            packet = Some(p.id);
-            flow = p.flow;
-            if ev.hook == Hook::IcmpSend {
-                p.icmp_error = Some(((ev.aux >> 8) as u8, ev.aux as u8));
+        let mut id = ev.packet;
+        if ev.hook == Hook::FibLookup {
+            let dst = ev.headers.and_then(|h| h.l3.dst());
+            if let Some(Some(last)) = self.last_rx.get(ev.cpu as usize) {
+                if Some(last.dst) == dst && ev.ts_ns.saturating_sub(last.ts) <= ROUTE_MATCH_NS {
+                    id = last.packet;
+                    at.device = Some(last.device);
+                }
             }
-        } else if ev.packet.0 != 0 {
-            packet = Some(ev.packet);
+        }
+        if let Some(p) = self.packets.get_mut(&id) {
+            at.packet = Some(p.id);
+            flow = p.flow;
+            match ev.hook {
+                Hook::IcmpSend => p.icmp_error = Some(((ev.aux >> 8) as u8, ev.aux as u8)),
+                Hook::FibLookup if ev.xmit_rc != 0 => p.route_error = Some((ev.aux, ev.xmit_rc)),
+                _ => {}
+            }
+        } else if id.0 != 0 {
+            at.packet = Some(id);
         }
         if flow.is_none() {
-            flow = ev
-                .headers
-                .and_then(|h| self.flow_ids.get(&flow::flow_view(&h).key).copied());
+            flow = match ev.hook {
+                Hook::Neigh => ev.headers.and_then(|h| h.l3.dst()).and_then(|addr| {
+                    self.flows
+                        .values()
+                        .filter(|f| f.key.a.0 == Some(addr) || f.key.b.0 == Some(addr))
+                        .max_by_key(|f| f.last_ts)
+                        .map(|f| f.id)
+                }),
+                Hook::FibLookup => None,
+                _ => ev
+                    .headers
+                    .and_then(|h| self.flow_ids.get(&flow::flow_view(&h).key).copied()),
+            };
         }
         if let Some(f) = flow.and_then(|f| self.flows.get_mut(&f)) {
             match ev.hook {
                 Hook::TcpSendReset | Hook::TcpReceiveReset => f.resets += 1,
                 Hook::TcpRetransmit => f.retransmits += 1,
-                _ => f.icmp_errors += 1,
+                Hook::IcmpSend => f.icmp_errors += 1,
+                _ => {}
             }
         }
-        sink.annotation(ev, packet, flow.and_then(|f| self.flows.get(&f)));
+        sink.annotation(ev, &at, flow.and_then(|f| self.flows.get(&f)));
     }
 
     fn on_end(&mut self, ev: &HopEvent, sink: &mut impl Sink) {

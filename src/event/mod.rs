@@ -100,10 +100,14 @@ pub enum Hook {
     TcpReceiveReset,
     /// A TCP segment is retransmitted.
     TcpRetransmit,
+    /// A routing table lookup (no skb: matched to a packet in userspace).
+    FibLookup,
+    /// Neighbour resolution started, answered or failed.
+    Neigh,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 12] = [
+    pub const ALL: [Hook; 14] = [
         Hook::NetDevQueue,
         Hook::NetDevXmit,
         Hook::NetifRx,
@@ -116,6 +120,8 @@ impl Hook {
         Hook::TcpSendReset,
         Hook::TcpReceiveReset,
         Hook::TcpRetransmit,
+        Hook::FibLookup,
+        Hook::Neigh,
     ];
 
     /// Wire value (enum hs_hook).
@@ -133,6 +139,8 @@ impl Hook {
             Hook::TcpSendReset => 10,
             Hook::TcpReceiveReset => 11,
             Hook::TcpRetransmit => 12,
+            Hook::FibLookup => 13,
+            Hook::Neigh => 14,
         }
     }
 
@@ -155,6 +163,8 @@ impl Hook {
             Hook::TcpSendReset => "tcp_send_reset",
             Hook::TcpReceiveReset => "tcp_receive_reset",
             Hook::TcpRetransmit => "tcp_retransmit_skb",
+            Hook::FibLookup => "fib_table_lookup",
+            Hook::Neigh => "neigh",
         }
     }
 
@@ -163,7 +173,12 @@ impl Hook {
     pub fn is_annotation(self) -> bool {
         matches!(
             self,
-            Hook::IcmpSend | Hook::TcpSendReset | Hook::TcpReceiveReset | Hook::TcpRetransmit
+            Hook::IcmpSend
+                | Hook::TcpSendReset
+                | Hook::TcpReceiveReset
+                | Hook::TcpRetransmit
+                | Hook::FibLookup
+                | Hook::Neigh
         )
     }
 
@@ -366,6 +381,7 @@ pub struct HopEvent {
     pub location: u64,
     /// net_dev_xmit only: driver return code.
     pub xmit_rc: i32,
-    /// icmp_send: ICMP type << 8 | code.
+    /// icmp_send: ICMP type << 8 | code; fib_table_lookup: the table id;
+    /// neigh: old NUD state << 8 | new state.
     pub aux: u32,
 }

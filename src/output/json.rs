@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::{proto_name, DropContext, Filter};
+use crate::correlate::Annotation;
 use crate::correlate::{End, Flow, FlowId, HopContext, Packet, Role, Sink};
-use crate::event::PacketId;
 use crate::event::{HopEvent, TcpFlags, L4};
 use crate::topology::resolver::Topology;
 
@@ -174,6 +174,21 @@ struct AnnotationRecord<'a> {
     icmp_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     what: Option<String>,
+    /// route: the table looked up, the gateway and output device found, or
+    /// the error (`ENETUNREACH`, ...; `EAGAIN`: no match in this table).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gw: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oif: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// neigh: the next hop's address and what happened to its resolution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr: Option<IpAddr>,
     /// The headers of the packet (icmp_error, tcp_reset sent) or the
     /// socket's connection, local side first (tcp_reset received,
     /// tcp_retransmit).
@@ -367,10 +382,11 @@ impl<W: Write> Sink for JsonSink<W> {
         write_line(&mut self.out, &mut self.error, &rec);
     }
 
-    fn annotation(&mut self, ev: &HopEvent, packet: Option<PacketId>, flow: Option<&Flow>) {
-        if !self.filter.annotation(ev, flow) {
+    fn annotation(&mut self, ev: &HopEvent, at: &Annotation, flow: Option<&Flow>) {
+        if !self.filter.annotation(at.device, flow) {
             return;
         }
+        let packet = at.packet;
         let h = ev.headers;
         let (sport, dport) = match h.map(|h| h.l4) {
             Some(L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. }) => {
@@ -382,37 +398,71 @@ impl<W: Write> Sink for JsonSink<W> {
             crate::event::Hook::IcmpSend => ("icmp_error", None),
             crate::event::Hook::TcpSendReset => ("tcp_reset", Some("sent")),
             crate::event::Hook::TcpReceiveReset => ("tcp_reset", Some("received")),
+            crate::event::Hook::FibLookup => ("route", None),
+            crate::event::Hook::Neigh => ("neigh", None),
             _ => ("tcp_retransmit", None),
         };
+        let route = ev.hook == crate::event::Hook::FibLookup;
+        let neigh = ev.hook == crate::event::Hook::Neigh;
         let icmp = (ev.hook == crate::event::Hook::IcmpSend)
             .then_some(((ev.aux >> 8) as u8, ev.aux as u8));
         let v6 = matches!(h.map(|h| h.l3), Some(crate::event::L3::Ipv6 { .. }));
-        if let (Some(t), Some(d)) = (self.topo.as_mut(), ev.device) {
+        if let (Some(t), Some(d)) = (self.topo.as_mut(), at.device) {
             t.observe(&d);
             t.refresh(false);
         }
         let topo = self.topo.as_ref();
+        // A route: where it was decided (at), and the output device found.
+        let (place, oif) = if route {
+            (at.device, ev.device)
+        } else {
+            (at.device, None)
+        };
+        let place = place.filter(|d| d.netns.0 != 0);
         let rec = AnnotationRecord {
             kind,
             direction,
             packet: packet.map(|p| p.0),
             flow: flow.map(|f| f.id),
             ts_ns: ev.ts_ns,
-            netns: ev.device.map(|d| d.netns.0),
-            netns_name: ev
-                .device
-                .and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
-            ifname: ev
-                .device
+            netns: place.map(|d| d.netns.0),
+            netns_name: place.and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
+            ifname: place
+                .as_ref()
+                .map(|d| d.ifname.as_str())
+                .filter(|n| !n.is_empty() && !route),
+            table: route.then_some(ev.aux),
+            gw: (route && ev.location != 0)
+                .then(|| IpAddr::from(std::net::Ipv4Addr::from(u32::from_be(ev.location as u32)))),
+            oif: oif
                 .as_ref()
                 .map(|d| d.ifname.as_str())
                 .filter(|n| !n.is_empty()),
+            error: (route && ev.xmit_rc != 0).then(|| super::errno_name(ev.xmit_rc)),
+            state: neigh.then(|| super::neigh_state_name(ev.aux)),
+            addr: if neigh {
+                h.and_then(|h| h.l3.dst())
+            } else {
+                None
+            },
             icmp_type: icmp.map(|i| i.0),
             icmp_code: icmp.map(|i| i.1),
             what: icmp.map(|(t, c)| super::icmp_error_name(v6, t, c)),
-            proto: h.as_ref().map(proto_name),
-            src: h.and_then(|h| h.l3.src()),
-            dst: h.and_then(|h| h.l3.dst()),
+            proto: if neigh || route {
+                None
+            } else {
+                h.as_ref().map(proto_name)
+            },
+            src: if neigh {
+                None
+            } else {
+                h.and_then(|h| h.l3.src())
+            },
+            dst: if neigh {
+                None
+            } else {
+                h.and_then(|h| h.l3.dst())
+            },
             sport,
             dport,
         };

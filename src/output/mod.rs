@@ -34,9 +34,9 @@ impl Filter {
     /// Whether to print this annotation: its flow passes, and it happened
     /// in one of the namespaces (if any are set; without a namespace, it
     /// passes with its flow).
-    pub fn annotation(&self, ev: &HopEvent, flow: Option<&Flow>) -> bool {
+    pub fn annotation(&self, device: Option<crate::event::Device>, flow: Option<&Flow>) -> bool {
         self.flow_ok(flow)
-            && (self.netns.is_empty() || ev.device.is_none_or(|d| self.netns.contains(&d.netns.0)))
+            && (self.netns.is_empty() || device.is_none_or(|d| self.netns.contains(&d.netns.0)))
     }
 
     /// Whether to print this finished packet.
@@ -133,7 +133,7 @@ pub fn describe(h: &Headers, out: &mut String) {
     };
 }
 
-struct Addr(Option<std::net::IpAddr>);
+pub(crate) struct Addr(pub Option<std::net::IpAddr>);
 
 impl std::fmt::Display for Addr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -249,4 +249,33 @@ pub fn icmp_error_name(v6: bool, kind: u8, code: u8) -> String {
         _ => return format!("type {kind} code {code}"),
     };
     s.to_owned()
+}
+
+/// `ENETUNREACH` and friends for route lookup errors (negative errno).
+pub fn errno_name(err: i32) -> String {
+    match -err {
+        101 => "ENETUNREACH".to_owned(),
+        113 => "EHOSTUNREACH".to_owned(),
+        13 => "EACCES".to_owned(),
+        // fib_table_lookup: no route in this table (the next is tried).
+        11 => "no match (EAGAIN)".to_owned(),
+        22 => "EINVAL".to_owned(),
+        1 => "EPERM".to_owned(),
+        n => format!("errno {n}"),
+    }
+}
+
+/// A neighbour transition in words (`resolving`, `reachable`, `failed`).
+pub fn neigh_state_name(aux: u32) -> &'static str {
+    match aux & 0xff {
+        0x01 => "resolving",
+        0x02 => "reachable",
+        0x04 => "stale",
+        0x08 => "delay",
+        0x10 => "probe",
+        0x20 => "failed",
+        0x40 => "noarp",
+        0x80 => "permanent",
+        _ => "other",
+    }
 }

@@ -12,8 +12,8 @@
 use std::io::{self, Write};
 
 use super::{describe, fmt_duration, DropContext, Filter};
-use crate::correlate::{End, Flow, HopContext, Packet, Role, Sink};
-use crate::event::{Device, Hook, HopEvent, PacketId};
+use crate::correlate::{Annotation, End, Flow, HopContext, Packet, Role, Sink};
+use crate::event::{Device, Hook, HopEvent};
 use crate::topology::resolver::Topology;
 
 pub struct TextSink<W: Write> {
@@ -142,12 +142,20 @@ impl<W: Write> Sink for TextSink<W> {
         self.emit_line();
     }
 
-    fn annotation(&mut self, ev: &HopEvent, packet: Option<PacketId>, flow: Option<&Flow>) {
-        if !self.filter.annotation(ev, flow) {
+    fn annotation(&mut self, ev: &HopEvent, at: &Annotation, flow: Option<&Flow>) {
+        if !self.filter.annotation(at.device, flow) {
             return;
         }
+        // Successful route lookups are every routed packet: JSON only; a
+        // table without a match is shown when it is about a packet.
+        if ev.hook == Hook::FibLookup
+            && (ev.xmit_rc == 0 || (ev.xmit_rc == -11 && at.packet.is_none()))
+        {
+            return;
+        }
+        let packet = at.packet;
         use std::fmt::Write as _;
-        let (ns, dev) = match ev.device {
+        let (ns, dev) = match at.device.filter(|d| d.netns.0 != 0) {
             Some(d) => self.place(&d),
             None => ("-".to_owned(), "-".to_owned()),
         };
@@ -167,12 +175,35 @@ impl<W: Write> Sink for TextSink<W> {
             }
             Hook::TcpSendReset => write!(self.line, "TCP reset sent"),
             Hook::TcpReceiveReset => write!(self.line, "TCP reset received"),
+            Hook::FibLookup => write!(
+                self.line,
+                "no route in table {}: {}",
+                ev.aux,
+                super::errno_name(ev.xmit_rc)
+            ),
+            Hook::Neigh => write!(
+                self.line,
+                "neighbour {} {}",
+                ev.headers
+                    .and_then(|h| h.l3.dst())
+                    .map_or_else(|| "?".to_owned(), |a| a.to_string()),
+                super::neigh_state_name(ev.aux)
+            ),
             _ => write!(self.line, "TCP retransmission"),
         };
         if let Some(p) = packet {
             let _ = write!(self.line, " because of packet {}", p.0);
         }
         match (ev.hook, ev.headers) {
+            (Hook::Neigh, _) => {}
+            (Hook::FibLookup, Some(h)) => {
+                let _ = write!(
+                    self.line,
+                    " for {} -> {}",
+                    super::Addr(h.l3.src()),
+                    super::Addr(h.l3.dst())
+                );
+            }
             // From the socket: the connection, no segment.
             (Hook::TcpReceiveReset | Hook::TcpRetransmit, Some(h)) => {
                 if let crate::event::L4::Tcp { sport, dport, .. } = h.l4 {

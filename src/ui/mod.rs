@@ -221,6 +221,12 @@ pub fn outcome(p: &Packet, model: &Model, theme: Theme) -> (String, Style) {
         }
         Some(End::Unseen) | None => ("end not seen".to_owned(), theme.dim()),
     };
+    if let Some((table, err)) = p.route_error {
+        out.0.push_str(&format!(
+            " · route lookup failed in table {table}: {}",
+            crate::output::errno_name(err)
+        ));
+    }
     if let Some((t, c)) = p.icmp_error {
         let v6 = matches!(p.headers.map(|h| h.l3), Some(crate::event::L3::Ipv6 { .. }));
         out.0.push_str(&format!(
@@ -264,6 +270,8 @@ pub fn hook_short(h: Hook) -> &'static str {
         Hook::TcpSendReset => "rst-sent",
         Hook::TcpReceiveReset => "rst-received",
         Hook::TcpRetransmit => "retransmit",
+        Hook::FibLookup => "route",
+        Hook::Neigh => "neigh",
     }
 }
 
