@@ -39,6 +39,16 @@ const volatile __u64 hs_cfg_max_packet_age_ns = 5ULL * 1000 * 1000 * 1000;
  * its drop (held for a neighbour, dropped before any device hook).
  */
 const volatile __u64 hs_cfg_quiet_reasons[4] = { ~0ULL, ~0ULL, ~0ULL, ~0ULL };
+/* --drop-stack: record the kernel stack of drops (not routine frees). */
+const volatile __u8 hs_cfg_drop_stack = 0;
+
+/* Kernel stacks of drops (--drop-stack); userspace deletes what it read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 127 * sizeof(__u64));
+} hs_stacks SEC(".maps");
 
 struct hs_pkt_state {
 	__u64 packet_id;
@@ -334,15 +344,13 @@ int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 	return 0;
 }
 
-/* An skb never followed, dropped for a reason that is not routine. */
-static __always_inline int hs_first_seen_dropped(struct sk_buff *skb, __u64 location, __u32 reason)
+/* A routine free (see hs_cfg_quiet_reasons). */
+static __always_inline int hs_quiet_reason(__u32 reason)
 {
-	struct net_device *dev;
-	struct hs_event *e;
 	__u64 word;
 
 	if (reason >= 256)
-		return 0;
+		return 1;
 	/* Constant indexes: the verifier bounds a variable one too loosely. */
 	switch (reason >> 6) {
 	case 0: word = hs_cfg_quiet_reasons[0]; break;
@@ -350,7 +358,28 @@ static __always_inline int hs_first_seen_dropped(struct sk_buff *skb, __u64 loca
 	case 2: word = hs_cfg_quiet_reasons[2]; break;
 	default: word = hs_cfg_quiet_reasons[3]; break;
 	}
-	if (word & (1ULL << (reason & 63)))
+	return !!(word & (1ULL << (reason & 63)));
+}
+
+/* --drop-stack: the kernel stack of a drop, as stack id + 1 (0: none). */
+static __always_inline __u32 hs_drop_stack(void *ctx, __u32 reason)
+{
+	long id;
+
+	if (!hs_cfg_drop_stack || hs_quiet_reason(reason))
+		return 0;
+	id = bpf_get_stackid(ctx, &hs_stacks, 0);
+	return id < 0 ? 0 : (__u32)id + 1;
+}
+
+/* An skb never followed, dropped for a reason that is not routine. */
+static __always_inline int hs_first_seen_dropped(void *ctx, struct sk_buff *skb, __u64 location,
+						 __u32 reason)
+{
+	struct net_device *dev;
+	struct hs_event *e;
+
+	if (hs_quiet_reason(reason))
 		return 0;
 	dev = BPF_CORE_READ(skb, dev);
 	if (!dev)
@@ -368,12 +397,13 @@ static __always_inline int hs_first_seen_dropped(struct sk_buff *skb, __u64 loca
 	e->sk_cgroup = hs_sk_cgroup(skb);
 	e->location = location;
 	e->drop_reason = reason;
+	e->aux = hs_drop_stack(ctx, reason);
 	hs_fill_dev(e, dev);
 	hs_submit(e);
 	return 0;
 }
 
-static __always_inline int hs_on_free(struct sk_buff *skb, __u8 hook, __u64 location,
+static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook, __u64 location,
 				      __u32 reason)
 {
 	__u64 key = (__u64)skb;
@@ -382,7 +412,7 @@ static __always_inline int hs_on_free(struct sk_buff *skb, __u8 hook, __u64 loca
 	__u64 id;
 
 	if (!st)
-		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(skb, location, reason) : 0;
+		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(ctx, skb, location, reason) : 0;
 	id = st->packet_id;
 	if (st->head != (__u64)BPF_CORE_READ(skb, head)) {
 		/* A stale entry: its packet ended unseen, this skb is another. */
@@ -399,6 +429,8 @@ static __always_inline int hs_on_free(struct sk_buff *skb, __u8 hook, __u64 loca
 	e->skb_addr = key;
 	e->location = location;
 	e->drop_reason = reason;
+	if (hook == HS_HOOK_KFREE_SKB)
+		e->aux = hs_drop_stack(ctx, reason);
 	hs_submit(e);
 	return 0;
 }
@@ -406,13 +438,13 @@ static __always_inline int hs_on_free(struct sk_buff *skb, __u8 hook, __u64 loca
 SEC("tp_btf/consume_skb")
 int BPF_PROG(hs_consume_skb, struct sk_buff *skb)
 {
-	return hs_on_free(skb, HS_HOOK_CONSUME_SKB, 0, 0);
+	return hs_on_free(ctx, skb, HS_HOOK_CONSUME_SKB, 0, 0);
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(hs_kfree_skb, struct sk_buff *skb, void *location, int reason)
 {
-	return hs_on_free(skb, HS_HOOK_KFREE_SKB, (__u64)location, (__u32)reason);
+	return hs_on_free(ctx, skb, HS_HOOK_KFREE_SKB, (__u64)location, (__u32)reason);
 }
 
 /*

@@ -114,6 +114,7 @@ struct hs_event {
 	__u32 drop_reason;  /* kfree_skb: enum skb_drop_reason of this kernel */
 	__s32 xmit_rc;      /* net_dev_xmit: driver return code; fib: error (0: found) */
 	__u32 aux;          /* icmp_send: type << 8 | code; fib: table id;
+	                     * kfree_skb: stack id + 1 with --drop-stack (0: none);
 	                     * neigh: old NUD state << 8 | new (0xff00: created) */
 	__u8 ifname[HS_IFNAMSIZ];
 	__u8 comm[HS_COMM_LEN];

@@ -140,6 +140,9 @@ pub struct TraceArgs {
     /// Show namespace inodes instead of names, and skip link lookups.
     #[arg(long)]
     pub inodes: bool,
+    /// Add the kernel stack (symbolized) of every drop that is not routine.
+    #[arg(long)]
+    pub drop_stack: bool,
     /// At exit, write the hop graph of what was printed to FILE (Graphviz DOT).
     #[arg(long, value_name = "FILE")]
     pub dot: Option<PathBuf>,

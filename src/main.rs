@@ -101,7 +101,8 @@ fn run(cli: Cli) -> Result<i32> {
             },
         ),
         Cmd::Trace(a) => {
-            let (tracer, correlator) = tracer_options(&a.tracer);
+            let (mut tracer, correlator) = tracer_options(&a.tracer);
+            tracer.drop_stack = a.drop_stack;
             trace::run(TraceOptions {
                 json: a.json,
                 all_hooks: a.all_hooks,

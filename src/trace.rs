@@ -109,6 +109,12 @@ impl Out {
             Out::Json(s) => s.flush(),
         }
     }
+    fn drops_mut(&mut self) -> &mut DropContext {
+        match self {
+            Out::Text(s) => s.drops_mut(),
+            Out::Json(s) => s.drops_mut(),
+        }
+    }
     fn drops(&self) -> &DropContext {
         match self {
             Out::Text(s) => s.drops(),
@@ -314,6 +320,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
             Ok(ReaderMsg::Stats { kernel, reader: r }) => live_stats = (kernel, r),
             Ok(ReaderMsg::Ready { .. }) => {}
+            Ok(ReaderMsg::Stacks(stacks)) => sink.out.drops_mut().add_stacks(stacks),
             Err(RecvTimeoutError::Timeout) => sink.out.flush(),
             Err(RecvTimeoutError::Disconnected) => break,
         }

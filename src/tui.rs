@@ -309,7 +309,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                     }
                     Ok(ReaderMsg::Stats { kernel, reader: r }) => stats = (kernel, r),
                     Ok(ReaderMsg::Failed(e)) => break Err(anyhow::anyhow!("{e}")),
-                    Ok(ReaderMsg::Done { .. } | ReaderMsg::Ready { .. }) => {}
+                    Ok(ReaderMsg::Done { .. } | ReaderMsg::Ready { .. } | ReaderMsg::Stacks(_)) => {}
                     Err(_) => break Err(anyhow::anyhow!("the BPF reader stopped")),
                 },
                 recv(input) -> ev => {

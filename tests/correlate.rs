@@ -413,7 +413,8 @@ fn drops_end_the_packet_and_count_on_the_flow() {
         Some(End::Dropped {
             ts: 108,
             reason: 6,
-            location: 0xffff_ffff_8123_0000
+            location: 0xffff_ffff_8123_0000,
+            stack: 0,
         })
     );
     assert_eq!(c.flow(sink.done[0].flow.unwrap()).unwrap().drops, 1);

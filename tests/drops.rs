@@ -330,7 +330,7 @@ fn unanswered_neighbour_neigh_failed() {
     let l = &g.lab;
     // On c1's own link, but nobody has it: ARP gives up after 3 probes.
     let silent = "198.18.0.99";
-    let recs = trace_in(&l.c1(), &format!("ping -q -c 1 -W 5 {silent} || true"));
+    let recs = trace_in(&l.c1(), &format!("ping -q -c 1 -W 4 {silent}; sleep 1"));
     let drops = drops_to(&recs, "icmp", silent);
     assert_eq!(drops.len(), 1, "{recs:#?}");
     assert_eq!(drops[0]["reason"], "NEIGH_FAILED");
@@ -383,4 +383,58 @@ fn text_mode_says_why_and_what_to_check() {
                 && l.contains("; bad IP header, or the TTL ran out")),
         "{text}"
     );
+}
+
+#[test]
+fn drop_stack_names_the_kernel_path() {
+    let _s = serial();
+    let g = lab("ds");
+    let l = &g.lab;
+    let out = hopscope(&[
+        "trace",
+        "--json",
+        "--drop-stack",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &l.c1(),
+        "bash",
+        "-c",
+        &format!("echo x > /dev/udp/{}/9 || true", addr::C2_V4),
+    ]);
+    let recs = json_lines(&out.stdout);
+    let drops = drops_to(&recs, "udp", addr::C2_V4);
+    assert_eq!(drops.len(), 1, "{recs:#?}");
+    let stack: Vec<&str> = drops[0]["stack"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no stack: {}", drops[0]))
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    // From the function that dropped it, down the receive path.
+    assert!(
+        stack[0].starts_with("sk_skb_reason_drop+0x") || stack[0].starts_with("kfree_skb"),
+        "{stack:?}"
+    );
+    assert!(
+        stack.iter().any(|f| f.starts_with("__udp4_lib_rcv+0x")),
+        "{stack:?}"
+    );
+    assert!(
+        stack.iter().any(|f| f.starts_with("ip_local_deliver")),
+        "{stack:?}"
+    );
+    assert!(
+        !stack.iter().any(|f| f.starts_with("bpf_prog_")),
+        "{stack:?}"
+    );
+    // Without the flag: no stack.
+    let plain = trace_in(
+        &l.c1(),
+        &format!("bash -c 'echo x > /dev/udp/{}/9' || true", addr::C2_V4),
+    );
+    assert!(drops_to(&plain, "udp", addr::C2_V4)
+        .iter()
+        .all(|d| d.get("stack").is_none()));
 }

@@ -88,6 +88,7 @@ fn dominant_path_counts_packets_that_died_half_way() {
                 ts: 3010,
                 reason: 6,
                 location: 0,
+                stack: 0,
             }),
         ),
         full(4, 4000, [20, 30, 20]),

@@ -42,6 +42,8 @@ pub struct TracerConfig {
     pub max_packets: u32,
     /// Capacity of the reader → consumer channel, in batches.
     pub channel_batches: usize,
+    /// Record the kernel stack of every drop that is not routine.
+    pub drop_stack: bool,
 }
 
 impl Default for TracerConfig {
@@ -51,6 +53,7 @@ impl Default for TracerConfig {
             wakeup_bytes: 256 << 10,
             max_packets: 65_536,
             channel_batches: 256,
+            drop_stack: false,
         }
     }
 }
@@ -110,6 +113,9 @@ pub enum ReaderMsg {
         kernel: KernelStats,
         reader: ReaderStats,
     },
+    /// Kernel stacks of drops (`--drop-stack`), by the id drop events
+    /// carry in `aux`; sent before the events that refer to them.
+    Stacks(Vec<(u32, Vec<u64>)>),
     /// Final counters after detach and drain.
     Done {
         kernel: KernelStats,
@@ -185,6 +191,8 @@ impl Drop for Reader {
 struct Batcher {
     batch: Vec<HopEvent>,
     stats: ReaderStats,
+    /// Stack ids (+1) of drops in `batch`, to read before it is sent.
+    stacks: Vec<u32>,
 }
 
 fn read_kernel_stats(skel: &HopscopeSkel<'_>) -> KernelStats {
@@ -226,6 +234,28 @@ fn quiet_reasons() -> [u64; 4] {
         }
     }
     bits
+}
+
+/// Reads the kernel stacks the batch's drops refer to (and frees their
+/// slots), ahead of the batch, so they are there when the drops print.
+fn send_stacks(skel: &HopscopeSkel<'_>, b: &mut Batcher, tx: &Sender<ReaderMsg>) {
+    if b.stacks.is_empty() {
+        return;
+    }
+    let mut out = Vec::with_capacity(b.stacks.len());
+    for id in b.stacks.drain(..) {
+        let key = (id - 1).to_ne_bytes();
+        if let Ok(Some(v)) = skel.maps.hs_stacks.lookup(&key, MapFlags::ANY) {
+            let ips: Vec<u64> = v
+                .chunks_exact(8)
+                .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .take_while(|ip| *ip != 0)
+                .collect();
+            let _ = skel.maps.hs_stacks.delete(&key);
+            out.push((id, ips));
+        }
+    }
+    let _ = tx.send_timeout(ReaderMsg::Stacks(out), Duration::from_secs(2));
 }
 
 fn send_batch(
@@ -270,6 +300,13 @@ fn run(
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.hs_cfg_wakeup_bytes = cfg.wakeup_bytes;
         ro.hs_cfg_quiet_reasons = quiet_reasons();
+        ro.hs_cfg_drop_stack = u8::from(cfg.drop_stack);
+    }
+    if !cfg.drop_stack {
+        open.maps
+            .hs_stacks
+            .set_max_entries(1)
+            .context("sizing the stack map")?;
     }
     open.maps
         .hs_events
@@ -413,14 +450,21 @@ fn run(
     let state = Rc::new(RefCell::new(Batcher {
         batch: Vec::with_capacity(BATCH),
         stats: ReaderStats::default(),
+        stacks: Vec::new(),
     }));
+    let drop_stack = cfg.drop_stack;
     let cb_state = state.clone();
     let mut rbb = RingBufferBuilder::new();
     rbb.add(&skel.maps.hs_events, move |data: &[u8]| {
         let mut b = cb_state.borrow_mut();
         b.stats.received += 1;
         match decode(data) {
-            Ok(ev) => b.batch.push(ev),
+            Ok(ev) => {
+                if drop_stack && ev.hook == Hook::KfreeSkb && ev.aux != 0 {
+                    b.stacks.push(ev.aux);
+                }
+                b.batch.push(ev)
+            }
             Err(_) => b.stats.decode_errors += 1,
         }
         0
@@ -433,6 +477,7 @@ fn run(
         let _ = ring.poll(DRAIN_PERIOD);
         loop {
             let n = ring.consume_raw_n(BATCH);
+            send_stacks(&skel, &mut state.borrow_mut(), tx);
             send_batch(&mut state.borrow_mut(), tx, recycled, false);
             if n < BATCH as i32 {
                 break;
@@ -459,6 +504,7 @@ fn run(
         loop {
             let n = ring.consume_raw_n(BATCH);
             consumed += n.max(0);
+            send_stacks(&skel, &mut state.borrow_mut(), tx);
             send_batch(&mut state.borrow_mut(), tx, recycled, true);
             if n < BATCH as i32 {
                 break;

@@ -88,8 +88,14 @@ pub struct Visit {
 pub enum End {
     /// consume_skb: normal end of life.
     Consumed { ts: u64 },
-    /// kfree_skb, with the kernel's drop reason value and code address.
-    Dropped { ts: u64, reason: u32, location: u64 },
+    /// kfree_skb, with the kernel's drop reason value and code address, and
+    /// the id (+1) of its kernel stack with `--drop-stack` (0: none).
+    Dropped {
+        ts: u64,
+        reason: u32,
+        location: u64,
+        stack: u32,
+    },
     /// No end event arrived in time (a free without tracepoint, or lost).
     Unseen,
 }
@@ -510,6 +516,7 @@ impl Correlator {
                 ts: ev.ts_ns,
                 reason: ev.drop_reason,
                 location: ev.location,
+                stack: ev.aux,
             },
             _ => End::Consumed { ts: ev.ts_ns },
         });

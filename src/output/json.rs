@@ -144,6 +144,9 @@ struct DropRecord<'a> {
     location: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<String>,
+    /// With `--drop-stack`: the kernel stack, innermost first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack: Option<Vec<String>>,
     ts_ns: u64,
 }
 
@@ -241,6 +244,10 @@ impl<W: Write> JsonSink<W> {
 
     pub fn drops(&self) -> &DropContext {
         &self.drops
+    }
+
+    pub fn drops_mut(&mut self) -> &mut DropContext {
+        &mut self.drops
     }
 
     pub fn topology(&self) -> Option<&Topology> {
@@ -481,10 +488,11 @@ impl<W: Write> Sink for JsonSink<W> {
                 ts,
                 reason,
                 location,
+                stack,
             }) => {
                 let benign = self.drops.benign(reason, p.headers.as_ref());
                 if !benign {
-                    dropped = Some((ts, reason, location));
+                    dropped = Some((ts, reason, location, stack));
                 }
                 (
                     if benign { "freed" } else { "dropped" },
@@ -509,7 +517,7 @@ impl<W: Write> Sink for JsonSink<W> {
             duration_ns: p.last_ts.saturating_sub(p.first_ts),
         };
         self.record(&rec);
-        if let (Some((ts, reason, location)), Some(last)) = (dropped, p.visits.last()) {
+        if let (Some((ts, reason, location, stack)), Some(last)) = (dropped, p.visits.last()) {
             let d = last.device;
             if let Some(t) = self.topo.as_mut() {
                 t.observe(&d);
@@ -541,6 +549,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 reason_code: reason,
                 location: self.drops.location(location),
                 hint: self.drops.hint(reason, &label, d.ifname.as_str()),
+                stack: (stack != 0).then(|| self.drops.stack(stack)).flatten(),
                 ts_ns: ts,
             };
             write_line(&mut self.out, &mut self.error, &rec);

@@ -179,6 +179,8 @@ pub struct DropContext {
     /// Read kallsyms on the first drop (`from_kernel`); else hex addresses.
     symbolize: bool,
     symbols: Option<crate::symbols::KernelSymbols>,
+    /// Kernel stacks of drops (`--drop-stack`), by stack id + 1.
+    stacks: std::collections::HashMap<u32, Vec<u64>>,
 }
 
 impl DropContext {
@@ -188,6 +190,7 @@ impl DropContext {
             reasons: crate::event::drop_reason::DropReasons::from_kernel().unwrap_or_default(),
             symbolize: true,
             symbols: None,
+            stacks: std::collections::HashMap::new(),
         }
     }
 
@@ -212,6 +215,29 @@ impl DropContext {
             .symbols
             .get_or_insert_with(crate::symbols::KernelSymbols::load);
         syms.resolve(addr).unwrap_or_else(|| format!("0x{addr:x}"))
+    }
+
+    /// Stacks read by the reader, before the drops that refer to them.
+    pub fn add_stacks(&mut self, stacks: Vec<(u32, Vec<u64>)>) {
+        // The kernel map holds 1024 stacks; this mirrors at most that many.
+        if self.stacks.len() > 4096 {
+            self.stacks.clear();
+        }
+        self.stacks.extend(stacks);
+    }
+
+    /// The symbolized kernel stack of a drop, innermost first, from the
+    /// function that dropped it (the tracing frames above are left out).
+    pub fn stack(&mut self, id: u32) -> Option<Vec<String>> {
+        let ips = self.stacks.get(&id)?.clone();
+        let frames: Vec<String> = ips.into_iter().map(|ip| self.location(ip)).collect();
+        let tracing = |f: &String| {
+            f.starts_with("bpf_prog_")
+                || f.starts_with("bpf_trace_run")
+                || f.starts_with("__bpf_trace")
+        };
+        let skip = frames.iter().position(|f| !tracing(f)).unwrap_or(0);
+        Some(frames[skip..].to_vec())
     }
 
     /// Locations resolved so far (recordings carry them).

@@ -61,6 +61,10 @@ impl<W: Write> TextSink<W> {
         &self.drops
     }
 
+    pub fn drops_mut(&mut self) -> &mut DropContext {
+        &mut self.drops
+    }
+
     pub fn topology(&self) -> Option<&Topology> {
         self.topo.as_ref()
     }
@@ -235,6 +239,7 @@ impl<W: Write> Sink for TextSink<W> {
         use std::fmt::Write as _;
         let n = p.visits.len();
         let mut prev_ts = p.first_ts;
+        let mut stack_id = 0;
         for (i, v) in p.visits.iter().enumerate() {
             let (ns, dev) = self.place(&v.device);
             let _ = write!(self.line, "[{ns:>12}] {dev:>16} {:<7} ", role_name(p.role));
@@ -258,8 +263,12 @@ impl<W: Write> Sink for TextSink<W> {
                         None => self.line.push_str(" → consumed"),
                     },
                     Some(End::Dropped {
-                        reason, location, ..
+                        reason,
+                        location,
+                        stack,
+                        ..
                     }) => {
+                        stack_id = stack;
                         let name = self.drops.name(reason);
                         let at = self.drops.location(location);
                         if self.drops.benign(reason, p.headers.as_ref()) {
@@ -276,6 +285,15 @@ impl<W: Write> Sink for TextSink<W> {
                 }
             }
             self.emit_line();
+        }
+        if stack_id != 0 {
+            if let Some(frames) = self.drops.stack(stack_id) {
+                for f in frames {
+                    self.line.push_str("    at ");
+                    self.line.push_str(&f);
+                    self.emit_line();
+                }
+            }
         }
     }
 }
