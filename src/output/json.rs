@@ -185,8 +185,9 @@ struct AnnotationRecord<'a> {
     gw: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     oif: Option<&'a str>,
+    /// `Some(None)` (JSON null) for a route found.
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<Option<String>>,
     /// neigh: the next hop's address and what happened to its resolution.
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'static str>,
@@ -445,7 +446,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 .as_ref()
                 .map(|d| d.ifname.as_str())
                 .filter(|n| !n.is_empty()),
-            error: (route && ev.xmit_rc != 0).then(|| super::errno_name(ev.xmit_rc)),
+            error: route.then(|| (ev.xmit_rc != 0).then(|| super::errno_name(ev.xmit_rc))),
             state: neigh.then(|| super::neigh_state_name(ev.aux)),
             addr: if neigh {
                 h.and_then(|h| h.l3.dst())
