@@ -256,7 +256,8 @@ fn unroutable_destination_no_route_and_net_unreachable() {
         .find(|r| {
             r["netns_name"] == l.host().as_str()
                 && r["dst"] == addr::R1_V4
-                && r.get("error").is_none()
+                && r["error"].is_null()
+                && r.get("error").is_some()
         })
         .unwrap_or_else(|| panic!("{ok:#?}"));
     assert_eq!(found["oif"], "vr1");
