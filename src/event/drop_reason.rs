@@ -29,6 +29,17 @@ impl DropReasons {
     pub fn from_kernel() -> Result<DropReasons, String> {
         let btf = libbpf_rs::btf::Btf::from_vmlinux()
             .map_err(|e| format!("reading the kernel's BTF: {e}"))?;
+        DropReasons::from_btf(&btf)
+    }
+
+    /// The table of a BTF file (raw BTF or an ELF with a .BTF section).
+    pub fn from_btf_file(path: &std::path::Path) -> Result<DropReasons, String> {
+        let btf = libbpf_rs::btf::Btf::from_path(path)
+            .map_err(|e| format!("reading BTF from {}: {e}", path.display()))?;
+        DropReasons::from_btf(&btf)
+    }
+
+    fn from_btf(btf: &libbpf_rs::btf::Btf<'_>) -> Result<DropReasons, String> {
         let e: libbpf_rs::btf::types::Enum<'_> = btf
             .type_by_name("skb_drop_reason")
             .ok_or("the kernel's BTF has no enum skb_drop_reason")?;
@@ -223,6 +234,78 @@ mod tests {
             .unwrap()
             .contains("rp_filter"));
         assert_eq!(hint("SOMETHING_NEW", "x", "y"), None);
+    }
+
+    /// Raw BTF holding one `enum skb_drop_reason` with `members`.
+    fn raw_btf(members: &[(&str, i32)]) -> Vec<u8> {
+        let mut strings = b"\0skb_drop_reason\0".to_vec();
+        let mut types = Vec::new();
+        types.extend_from_slice(&1u32.to_le_bytes()); // name: skb_drop_reason
+        types.extend_from_slice(&((6u32 << 24) | members.len() as u32).to_le_bytes()); // ENUM
+        types.extend_from_slice(&4u32.to_le_bytes());
+        for (name, value) in members {
+            types.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+            types.extend_from_slice(&value.to_le_bytes());
+            strings.extend_from_slice(name.as_bytes());
+            strings.push(0);
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xeb9fu16.to_le_bytes());
+        out.extend_from_slice(&[1, 0]); // version, flags
+        for v in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&types);
+        out.extend_from_slice(&strings);
+        out
+    }
+
+    #[test]
+    fn names_are_read_from_btf_whatever_the_numbering() {
+        let dir = std::env::temp_dir().join(format!("hopscope-btf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Two "kernels": the same reasons, numbered differently.
+        for (file, members, no_socket, netfilter) in [
+            (
+                "a.btf",
+                vec![
+                    ("SKB_NOT_DROPPED_YET", 0),
+                    ("SKB_CONSUMED", 1),
+                    ("SKB_DROP_REASON_NOT_SPECIFIED", 2),
+                    ("SKB_DROP_REASON_NO_SOCKET", 3),
+                    ("SKB_DROP_REASON_NETFILTER_DROP", 9),
+                ],
+                3,
+                9,
+            ),
+            (
+                "b.btf",
+                vec![
+                    ("SKB_NOT_DROPPED_YET", 0),
+                    ("SKB_CONSUMED", 1),
+                    ("SKB_DROP_REASON_NOT_SPECIFIED", 2),
+                    ("SKB_DROP_REASON_NETFILTER_DROP", 3),
+                    ("SKB_DROP_REASON_NO_SOCKET", 4),
+                ],
+                4,
+                3,
+            ),
+        ] {
+            let path = dir.join(file);
+            std::fs::write(&path, raw_btf(&members)).unwrap();
+            let r = DropReasons::from_btf_file(&path).unwrap();
+            assert_eq!(r.name(no_socket), Some("NO_SOCKET"), "{file}");
+            assert_eq!(r.name(netfilter), Some("NETFILTER_DROP"), "{file}");
+            assert!(r.is_benign(1) && r.is_benign(2), "{file}");
+            assert!(!r.is_benign(no_socket));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
