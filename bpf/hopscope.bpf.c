@@ -147,6 +147,29 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 	return fresh.packet_id;
 }
 
+/*
+ * Whether st still describes skb at a hook without a device: the same data
+ * buffer, or (pskb_expand_head() moved it: skb_cow() in forwarding, NAT
+ * making the header writable) the same headers. A different skb that got a
+ * dead packet's sk_buff (freed without a tracepoint) fails both.
+ */
+static __always_inline int hs_same_packet(struct sk_buff *skb, struct hs_pkt_state *st)
+{
+	struct hs_tuple t = {};
+	__u64 head = (__u64)BPF_CORE_READ(skb, head);
+	__u32 fp;
+
+	if (st->head == head)
+		return 1;
+	if (!(hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &t) & HS_F_TUPLE))
+		return 0;
+	fp = hs_fingerprint(&t);
+	if (!st->fingerprint || fp != st->fingerprint)
+		return 0;
+	st->head = head;
+	return 1;
+}
+
 static __always_inline struct hs_event *hs_reserve(void)
 {
 	struct hs_event *e;
@@ -321,7 +344,7 @@ int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
 	struct hs_event *e;
 
-	if (!st || st->head != (__u64)BPF_CORE_READ(skb, head))
+	if (!st || !hs_same_packet(skb, st))
 		return 0;
 	e = hs_reserve();
 	if (!e)
@@ -414,10 +437,10 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 	if (!st)
 		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(ctx, skb, location, reason) : 0;
 	id = st->packet_id;
-	if (st->head != (__u64)BPF_CORE_READ(skb, head)) {
+	if (!hs_same_packet(skb, st)) {
 		/* A stale entry: its packet ended unseen, this skb is another. */
 		bpf_map_delete_elem(&hs_packets, &key);
-		return 0;
+		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(ctx, skb, location, reason) : 0;
 	}
 	bpf_map_delete_elem(&hs_packets, &key);
 	e = hs_reserve();
@@ -461,7 +484,7 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 
 	if (skb) {
 		st = bpf_map_lookup_elem(&hs_packets, &key);
-		if (st && st->head != (__u64)BPF_CORE_READ(skb, head))
+		if (st && !hs_same_packet((struct sk_buff *)skb, st))
 			st = NULL;
 		dev = BPF_CORE_READ(skb, dev);
 	}
@@ -490,6 +513,15 @@ static __always_inline void hs_sock_tuple(struct hs_event *e, const struct sock 
 	if (!sk)
 		return;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == 10 /* AF_INET6 */) {
+		/* A dual-stack socket talking IPv4: its packets are IPv4. */
+		__u8 d6[16];
+
+		BPF_CORE_READ_INTO(&d6, sk, __sk_common.skc_v6_daddr);
+		if (!d6[0] && !d6[1] && !d6[2] && !d6[3] && !d6[4] && !d6[5] && !d6[6] && !d6[7] &&
+		    !d6[8] && !d6[9] && d6[10] == 0xff && d6[11] == 0xff)
+			family = 2;
+	}
 	e->tuple.l4_proto = HS_IPPROTO_TCP;
 	e->tuple.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->tuple.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
@@ -612,8 +644,17 @@ int BPF_PROG(hs_fib6_table_lookup, const struct net *net, const struct fib6_resu
 		return 0;
 	e->aux = table ? BPF_CORE_READ(table, tb6_id) : 0;
 	type = BPF_CORE_READ(res, fib6_type);
-	/* RTN_UNICAST 1, RTN_LOCAL 2; unreachable, blackhole, prohibit fail. */
-	e->xmit_rc = (type == 1 || type == 2) ? 0 : -101 /* ENETUNREACH */;
+	/*
+	 * No entry in this table (the null entry): the next table is tried,
+	 * like IPv4's -EAGAIN. Unicast, local, anycast and multicast routes
+	 * are found; unreachable, blackhole and prohibit routes are errors.
+	 */
+	if (net && BPF_CORE_READ(res, f6i) == BPF_CORE_READ(net, ipv6.fib6_null_entry))
+		e->xmit_rc = -11 /* EAGAIN */;
+	else if (type >= 1 && type <= 5)
+		e->xmit_rc = 0;
+	else
+		e->xmit_rc = -101 /* ENETUNREACH */;
 	e->tuple.l3 = HS_L3_IPV6;
 	e->tuple.ethertype = HS_ETH_P_IPV6;
 	BPF_CORE_READ_INTO(&e->tuple.saddr, flp, saddr);
@@ -689,7 +730,10 @@ int BPF_PROG(hs_neigh_timer_handler, struct neighbour *n, int state)
 SEC("tp_btf/neigh_event_send_done")
 int BPF_PROG(hs_neigh_event_send_done, struct neighbour *n, int err)
 {
-	/* A packet waits while resolution starts: NUD_INCOMPLETE now. */
+	/*
+	 * A packet was queued while the entry resolves (NUD_INCOMPLETE): fires
+	 * once per waiting packet; userspace reports one per address and second.
+	 */
 	if (BPF_CORE_READ(n, nud_state) == HS_NUD_INCOMPLETE && err == 1)
 		return hs_neigh(n, 0, HS_NUD_INCOMPLETE);
 	return 0;

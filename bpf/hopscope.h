@@ -115,7 +115,8 @@ struct hs_event {
 	__s32 xmit_rc;      /* net_dev_xmit: driver return code; fib: error (0: found) */
 	__u32 aux;          /* icmp_send: type << 8 | code; fib: table id;
 	                     * kfree_skb: stack id + 1 with --drop-stack (0: none);
-	                     * neigh: old NUD state << 8 | new (0xff00: created) */
+	                     * neigh: old NUD state << 8 | new (0x0001: a packet
+	                     * waits for a resolution in progress) */
 	__u8 ifname[HS_IFNAMSIZ];
 	__u8 comm[HS_COMM_LEN];
 	struct hs_tuple tuple;

@@ -12,7 +12,10 @@
  *   parse at network_header, or at mac_header when network_header is unset;
  *   the IP version nibble says which.
  * - At netif_receive_skb the network header may be stale (it is reset just
- *   after the tracepoint), so never trust network_header on Ethernet devices.
+ *   after the tracepoint), so Ethernet devices are parsed from mac_header;
+ *   only when the frame is not built yet (mac_header unset or equal to
+ *   network_header: a packet waiting in a neighbour's queue) from
+ *   network_header.
  * - mac_header/network_header are offsets from skb->head; 0xffff is "unset".
  * Each header is fetched with one bpf_probe_read_kernel into a fixed struct:
  * the source address may be anything, the verifier only sees fixed sizes.

@@ -21,6 +21,10 @@ use crate::output::Filter;
 use crate::topology::links::LinkInfo;
 use crate::topology::TopologyView;
 
+/// Namespace names, links and drop locations kept (beyond, new ones are
+/// shown by number).
+const MAX_TOPOLOGY_ENTRIES: usize = 65_536;
+
 /// Devices remembered as unknown between two lookups.
 const MAX_UNKNOWN: usize = 256;
 
@@ -331,6 +335,9 @@ impl Model {
 
     /// Records (or renames) a namespace's name.
     pub fn set_netns_name(&mut self, ns: NetnsId, name: &str) {
+        if self.netns_names.len() >= MAX_TOPOLOGY_ENTRIES && !self.netns_names.contains_key(&ns.0) {
+            return;
+        }
         if self.netns_names.get(&ns.0).map(String::as_str) != Some(name) {
             self.netns_names.insert(ns.0, name.to_owned());
             self.unknown
@@ -342,6 +349,9 @@ impl Model {
     /// Records (or updates) what the kernel says about a link.
     pub fn set_link(&mut self, l: LinkInfo) {
         let key = (l.netns, l.ifindex);
+        if self.links.len() >= MAX_TOPOLOGY_ENTRIES && !self.links.contains_key(&key) {
+            return;
+        }
         if self.links.get(&key) != Some(&l) {
             self.links.insert(key, l);
             self.unknown.retain(|d| (d.netns.0, d.ifindex.0) != key);
@@ -364,6 +374,9 @@ impl Model {
     }
 
     pub fn set_symbol(&mut self, addr: u64, name: &str) {
+        if self.symbols.len() >= MAX_TOPOLOGY_ENTRIES && !self.symbols.contains_key(&addr) {
+            return;
+        }
         self.symbols.insert(addr, name.to_owned());
         self.unresolved_locations.retain(|a| *a != addr);
         self.generation += 1;

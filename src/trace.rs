@@ -442,6 +442,13 @@ fn record_tick(
             r.symbol(addr, name)?;
         }
     }
+    // Bounded: beyond a cap, start over (frames are written again).
+    if written.links.len() > 65_536
+        || written.names.len() > 65_536
+        || written.symbols.len() > 65_536
+    {
+        *written = RecordedTopology::default();
+    }
     if let Some(t) = topo {
         for (ino, name) in t.names() {
             if written.names.get(&ino).map(String::as_str) != Some(name) {

@@ -64,6 +64,9 @@ pub struct ExplorerOptions {
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
+/// The thread that draws (the panic hook restores the terminal for it only).
+static UI_THREAD: std::sync::Mutex<Option<std::thread::ThreadId>> = std::sync::Mutex::new(None);
+
 /// Owns the terminal while the explorer runs; restores it when dropped.
 struct TerminalGuard {
     term: Term,
@@ -88,19 +91,31 @@ impl TerminalGuard {
             )
             .into());
         }
+        // A panic on the screen's thread restores the terminal before the
+        // message is printed (panics other threads survive do not).
         static HOOK: Once = Once::new();
+        if let Ok(mut t) = UI_THREAD.lock() {
+            *t = Some(std::thread::current().id());
+        }
         HOOK.call_once(|| {
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                restore_terminal();
+                let ui = UI_THREAD
+                    .lock()
+                    .map(|t| *t == Some(std::thread::current().id()))
+                    .unwrap_or(true);
+                if ui {
+                    restore_terminal();
+                }
                 previous(info);
             }));
         });
+        // Everything fallible before raw mode, so an error leaves the
+        // terminal as it was; from raw mode on, the guard restores it.
+        let term =
+            Terminal::new(CrosstermBackend::new(io::stdout())).context("opening the terminal")?;
         enable_raw_mode().context("switching the terminal to raw mode")?;
-        let guard = TerminalGuard {
-            term: Terminal::new(CrosstermBackend::new(io::stdout()))
-                .context("opening the terminal")?,
-        };
+        let guard = TerminalGuard { term };
         execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)
             .context("entering the alternate screen")?;
         Ok(guard)
@@ -113,28 +128,53 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Terminal input on its own thread (crossterm's read blocks).
-fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
-    let (tx, rx) = crossbeam_channel::bounded(256);
-    let _ = std::thread::Builder::new()
-        .name("hopscope-input".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match event::poll(Duration::from_millis(50)) {
-                    Ok(true) => match event::read() {
-                        Ok(ev) => {
-                            if tx.send(ev).is_err() {
-                                return;
+/// Terminal input on its own thread (crossterm's read blocks). Dropping it
+/// stops and joins the thread, on every exit path.
+struct InputThread {
+    rx: Receiver<Event>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InputThread {
+    fn spawn() -> Result<InputThread> {
+        let (tx, rx) = crossbeam_channel::bounded(256);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("hopscope-input".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match event::poll(Duration::from_millis(50)) {
+                        Ok(true) => match event::read() {
+                            Ok(ev) => {
+                                if tx.send(ev).is_err() {
+                                    return;
+                                }
                             }
-                        }
+                            Err(_) => return,
+                        },
+                        Ok(false) => {}
                         Err(_) => return,
-                    },
-                    Ok(false) => {}
-                    Err(_) => return,
+                    }
                 }
-            }
-        });
-    rx
+            })
+            .context("starting the input thread")?;
+        Ok(InputThread {
+            rx,
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for InputThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Redraw policy: only when something changed, at most once per frame
@@ -289,8 +329,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
 
     let result = (|| -> Result<()> {
         let mut guard = TerminalGuard::enter()?;
-        let input_stop = Arc::new(AtomicBool::new(false));
-        let input = spawn_input(input_stop.clone());
+        let input = InputThread::spawn()?;
         let ticker = tick(TICK_PERIOD);
         let mut painter = Painter::new();
         let mut stats = (KernelStats::default(), ReaderStats::default());
@@ -312,10 +351,10 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                     Ok(ReaderMsg::Done { .. } | ReaderMsg::Ready { .. } | ReaderMsg::Stacks(_)) => {}
                     Err(_) => break Err(anyhow::anyhow!("the BPF reader stopped")),
                 },
-                recv(input) -> ev => {
-                    if let Ok(ev) = ev {
-                        on_terminal_event(&mut app, &model, ev, &mut painter);
-                    }
+                recv(input.rx) -> ev => match ev {
+                    Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter),
+                    // Without input there is no way to quit: stop.
+                    Err(_) => break Err(anyhow::anyhow!("the terminal's input stopped")),
                 },
                 recv(ticker) -> _ => {
                     let now = monotonic_ns();
@@ -339,7 +378,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
             }
             painter.maybe_draw(&mut guard.term, &model, &mut app)?;
         };
-        input_stop.store(true, Ordering::Relaxed);
+        drop(input);
         drop(guard);
         res
     })();
@@ -460,18 +499,20 @@ pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfi
         ..App::default()
     };
     let mut guard = TerminalGuard::enter()?;
-    let input_stop = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(input_stop.clone());
+    let input = InputThread::spawn()?;
     let mut painter = Painter::new();
     loop {
         painter.maybe_draw(&mut guard.term, &model, &mut app)?;
-        if let Ok(ev) = input.recv_timeout(FRAME_PERIOD) {
-            on_terminal_event(&mut app, &model, ev, &mut painter);
+        match input.rx.recv_timeout(FRAME_PERIOD) {
+            Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the terminal's input stopped")
+            }
         }
         if app.quit || term_flag.load(Ordering::Relaxed) {
             break;
         }
     }
-    input_stop.store(true, Ordering::Relaxed);
     Ok(0)
 }

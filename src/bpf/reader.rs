@@ -238,7 +238,7 @@ fn quiet_reasons() -> [u64; 4] {
 
 /// Reads the kernel stacks the batch's drops refer to (and frees their
 /// slots), ahead of the batch, so they are there when the drops print.
-fn send_stacks(skel: &HopscopeSkel<'_>, b: &mut Batcher, tx: &Sender<ReaderMsg>) {
+fn send_stacks(skel: &HopscopeSkel<'_>, b: &mut Batcher, tx: &Sender<ReaderMsg>, block: bool) {
     if b.stacks.is_empty() {
         return;
     }
@@ -255,7 +255,13 @@ fn send_stacks(skel: &HopscopeSkel<'_>, b: &mut Batcher, tx: &Sender<ReaderMsg>)
             out.push((id, ips));
         }
     }
-    let _ = tx.send_timeout(ReaderMsg::Stacks(out), Duration::from_secs(2));
+    // Like the batches: never wait on the consumer while tracing.
+    let _ = if block {
+        tx.send_timeout(ReaderMsg::Stacks(out), Duration::from_secs(2))
+            .map_err(|_| ())
+    } else {
+        tx.try_send(ReaderMsg::Stacks(out)).map_err(|_| ())
+    };
 }
 
 fn send_batch(
@@ -477,7 +483,7 @@ fn run(
         let _ = ring.poll(DRAIN_PERIOD);
         loop {
             let n = ring.consume_raw_n(BATCH);
-            send_stacks(&skel, &mut state.borrow_mut(), tx);
+            send_stacks(&skel, &mut state.borrow_mut(), tx, false);
             send_batch(&mut state.borrow_mut(), tx, recycled, false);
             if n < BATCH as i32 {
                 break;
@@ -504,7 +510,7 @@ fn run(
         loop {
             let n = ring.consume_raw_n(BATCH);
             consumed += n.max(0);
-            send_stacks(&skel, &mut state.borrow_mut(), tx);
+            send_stacks(&skel, &mut state.borrow_mut(), tx, true);
             send_batch(&mut state.borrow_mut(), tx, recycled, true);
             if n < BATCH as i32 {
                 break;

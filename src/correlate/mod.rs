@@ -247,6 +247,11 @@ const MAX_CPUS: usize = 4096;
 pub struct Correlator {
     cfg: CorrelatorConfig,
     last_rx: Vec<Option<LastRx>>,
+    /// The newest flow to each address (neighbour events name an address).
+    addr_flows: HashMap<std::net::IpAddr, FlowId>,
+    /// When each address last started resolving (the kernel reports it for
+    /// every packet that waits).
+    resolving: HashMap<std::net::IpAddr, u64>,
     /// Packet ids grow with time, so the first entries are the oldest.
     packets: BTreeMap<PacketId, Packet>,
     flow_ids: HashMap<FlowKey, FlowId>,
@@ -263,6 +268,8 @@ impl Correlator {
         Correlator {
             cfg,
             last_rx: Vec::new(),
+            addr_flows: HashMap::new(),
+            resolving: HashMap::new(),
             packets: BTreeMap::new(),
             flow_ids: HashMap::new(),
             flows: HashMap::new(),
@@ -367,6 +374,17 @@ impl Correlator {
                         self.stats.flows += 1;
                         self.flow_ids.insert(view.key, id);
                         self.flows.insert(id, Flow::new(id, &view, ev.ts_ns));
+                        if self.addr_flows.len() >= 2 * self.cfg.max_flows {
+                            self.addr_flows.clear();
+                        }
+                        // ARP flows are the resolution itself, not what waits.
+                        if view.key.proto != FlowProto::Arp {
+                            for ep in [view.key.a, view.key.b] {
+                                if let Some(addr) = ep.0 {
+                                    self.addr_flows.insert(addr, id);
+                                }
+                            }
+                        }
                         id
                     }
                 };
@@ -452,6 +470,19 @@ impl Correlator {
     /// flow their headers name (a neighbour: the newest flow to that
     /// address).
     fn on_annotation(&mut self, ev: &HopEvent, sink: &mut impl Sink) {
+        if ev.hook == Hook::Neigh && ev.aux & 0xff == 0x01 {
+            // Resolution started: once per address and second, not once
+            // per packet waiting for it.
+            if let Some(addr) = ev.headers.and_then(|h| h.l3.dst()) {
+                if self.resolving.len() >= 1024 {
+                    self.resolving.clear();
+                }
+                let last = self.resolving.insert(addr, ev.ts_ns).unwrap_or(0);
+                if last != 0 && ev.ts_ns.saturating_sub(last) < 1_000_000_000 {
+                    return;
+                }
+            }
+        }
         let mut at = Annotation {
             packet: None,
             device: ev.device,
@@ -472,7 +503,10 @@ impl Correlator {
             flow = p.flow;
             match ev.hook {
                 Hook::IcmpSend => p.icmp_error = Some(((ev.aux >> 8) as u8, ev.aux as u8)),
-                Hook::FibLookup if ev.xmit_rc != 0 => p.route_error = Some((ev.aux, ev.xmit_rc)),
+                // A table without a match (-EAGAIN) only means the next one
+                // is tried; a route found later clears an earlier failure.
+                Hook::FibLookup if ev.xmit_rc == 0 => p.route_error = None,
+                Hook::FibLookup if ev.xmit_rc != -11 => p.route_error = Some((ev.aux, ev.xmit_rc)),
                 _ => {}
             }
         } else if id.0 != 0 {
@@ -480,13 +514,11 @@ impl Correlator {
         }
         if flow.is_none() {
             flow = match ev.hook {
-                Hook::Neigh => ev.headers.and_then(|h| h.l3.dst()).and_then(|addr| {
-                    self.flows
-                        .values()
-                        .filter(|f| f.key.a.0 == Some(addr) || f.key.b.0 == Some(addr))
-                        .max_by_key(|f| f.last_ts)
-                        .map(|f| f.id)
-                }),
+                Hook::Neigh => ev
+                    .headers
+                    .and_then(|h| h.l3.dst())
+                    .and_then(|addr| self.addr_flows.get(&addr).copied())
+                    .filter(|f| self.flows.contains_key(f)),
                 Hook::FibLookup => None,
                 _ => ev
                     .headers

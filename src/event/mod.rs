@@ -377,11 +377,13 @@ pub struct HopEvent {
     pub sk_cgroup: u64,
     /// kfree_skb only: enum skb_drop_reason value of the running kernel.
     pub drop_reason: u32,
-    /// kfree_skb only: code address of the free.
+    /// kfree_skb: code address of the free; fib_table_lookup: the IPv4
+    /// gateway found (network byte order in the low 32 bits), 0 if none.
     pub location: u64,
     /// net_dev_xmit only: driver return code.
     pub xmit_rc: i32,
     /// icmp_send: ICMP type << 8 | code; fib_table_lookup: the table id;
-    /// neigh: old NUD state << 8 | new state.
+    /// neigh: old NUD state << 8 | new state; kfree_skb: the kernel stack
+    /// id + 1 with `--drop-stack` (0: none).
     pub aux: u32,
 }

@@ -1,6 +1,8 @@
 //! Renderers of correlated packets for scripts and terminals: one text line
 //! per visit (or per hook), or JSON lines. They write into any `io::Write`
-//! and reuse their buffers, so printing does not allocate per event.
+//! and reuse their line buffer; the per-packet work (names, drop reasons
+//! and locations) allocates a few small strings per printed packet, never
+//! per event that is not printed.
 
 pub mod json;
 pub mod text;
@@ -279,7 +281,7 @@ pub fn icmp_error_name(v6: bool, kind: u8, code: u8) -> String {
 
 /// `ENETUNREACH` and friends for route lookup errors (negative errno).
 pub fn errno_name(err: i32) -> String {
-    match -err {
+    match err.checked_neg().unwrap_or(0) {
         101 => "ENETUNREACH".to_owned(),
         113 => "EHOSTUNREACH".to_owned(),
         13 => "EACCES".to_owned(),

@@ -150,11 +150,9 @@ impl<W: Write> Sink for TextSink<W> {
         if !self.filter.annotation(at.device, flow) {
             return;
         }
-        // Successful route lookups are every routed packet: JSON only; a
-        // table without a match is shown when it is about a packet.
-        if ev.hook == Hook::FibLookup
-            && (ev.xmit_rc == 0 || (ev.xmit_rc == -11 && at.packet.is_none()))
-        {
+        // Route lookups are every routed packet: JSON only, except real
+        // failures (not a table without a match, where the next is tried).
+        if ev.hook == Hook::FibLookup && (ev.xmit_rc == 0 || ev.xmit_rc == -11) {
             return;
         }
         let packet = at.packet;
@@ -208,8 +206,12 @@ impl<W: Write> Sink for TextSink<W> {
                     super::Addr(h.l3.dst())
                 );
             }
-            // From the socket: the connection, no segment.
-            (Hook::TcpReceiveReset | Hook::TcpRetransmit, Some(h)) => {
+            // From the socket: the connection, no segment (an active reset
+            // has no segment that caused it either).
+            (Hook::TcpReceiveReset | Hook::TcpRetransmit, Some(h))
+            | (Hook::TcpSendReset, Some(h))
+                if ev.hook != Hook::TcpSendReset || packet.is_none() =>
+            {
                 if let crate::event::L4::Tcp { sport, dport, .. } = h.l4 {
                     let _ = write!(
                         self.line,

@@ -122,6 +122,11 @@ impl Topology {
         self.last_refresh = Some(Instant::now());
         let entries = names::scan();
         let mut learned = Learned::default();
+        // Namespaces that are gone are forgotten (containers come and go).
+        self.names
+            .retain(|ino, _| entries.iter().any(|e| e.inode == *ino));
+        self.cookies
+            .retain(|ino, _| entries.iter().any(|e| e.inode == *ino));
         self.provisional = entries
             .iter()
             .filter(|e| matches!(e.source, names::NameSource::Process { .. }))
@@ -142,6 +147,13 @@ impl Topology {
             .collect();
         let (links, errors) = read_links(&handles);
         learned.errors = errors;
+        // A namespace read now replaces what was known of it (links
+        // deleted since are dropped); namespaces gone take theirs along.
+        let read: HashSet<u32> = links.iter().map(|l| l.netns).collect();
+        let fresh: HashSet<(u32, u32)> = links.iter().map(|l| (l.netns, l.ifindex)).collect();
+        self.links.retain(|k, _| {
+            (!read.contains(&k.0) || fresh.contains(k)) && self.names.contains_key(&k.0)
+        });
         for l in links {
             let key = (l.netns, l.ifindex);
             if self.links.get(&key) != Some(&l) {
@@ -149,6 +161,7 @@ impl Topology {
                 self.links.insert(key, l);
             }
         }
+        self.unresolved.retain(|_, t| t.elapsed() < RETRY_PERIOD);
         let now = Instant::now();
         for k in std::mem::take(&mut self.pending) {
             if !self.links.contains_key(&k) {
