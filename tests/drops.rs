@@ -439,3 +439,71 @@ fn drop_stack_names_the_kernel_path() {
         .iter()
         .all(|d| d.get("stack").is_none()));
 }
+
+/// Kills the listener when dropped, even if an assertion fails.
+struct Listener(std::process::Child);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn tcp_retransmissions_attach_to_their_flow() {
+    let _s = serial();
+    let g = lab("dx2");
+    let l = &g.lab;
+    let host = l.host();
+    // The router drops data segments to port 8009 for a moment: the client
+    // retransmits until the rule is gone.
+    sh(&format!(
+        "ip netns exec {host} nft add table inet hsrtx && \
+         ip netns exec {host} nft add chain inet hsrtx f '{{ type filter hook forward priority 0; }}' && \
+         ip netns exec {host} nft add rule inet hsrtx f tcp dport 8009 tcp flags '&' psh == psh drop"
+    ));
+    let _listener = Listener(
+        Command::new("ip")
+            .args(["netns", "exec", &l.r1(), "ncat", "-l", "8009"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let flush = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(800));
+            sh(&format!("ip netns exec {host} nft flush table inet hsrtx"));
+        })
+    };
+    let recs = trace_in(
+        &l.c1(),
+        &format!(
+            "bash -c 'exec 3<>/dev/tcp/{}/8009; echo hello >&3; sleep 2.5; exec 3>&-'",
+            addr::R1_V4
+        ),
+    );
+    flush.join().unwrap();
+    let dropped: Vec<_> = of_type(&recs, "drop")
+        .into_iter()
+        .filter(|d| d["dport"] == 8009)
+        .collect();
+    assert!(!dropped.is_empty(), "{recs:#?}");
+    assert!(dropped.iter().all(|d| d["reason"] == "NETFILTER_DROP"));
+    let rtx = of_type(&recs, "tcp_retransmit");
+    assert!(!rtx.is_empty(), "{recs:#?}");
+    for r in &rtx {
+        assert_eq!(r["flow"], dropped[0]["flow"], "the connection's flow: {r}");
+        assert_eq!(
+            r["netns_name"],
+            l.c1().as_str(),
+            "retransmitted by the client: {r}"
+        );
+        assert_eq!(
+            (r["sport"].as_u64().is_some(), r["dport"].as_u64()),
+            (true, Some(8009))
+        );
+    }
+}
