@@ -37,6 +37,11 @@
 #define HS_IPPROTO_UDP 17
 #define HS_IPPROTO_ICMPV6 58
 
+/* Kernels before 6.2 (vlan_present bitfield instead of vlan_all). */
+struct sk_buff___hs_old {
+	__u8 vlan_present: 1;
+} __attribute__((preserve_access_index));
+
 struct hs_vlan_hdr {
 	__be16 tci;
 	__be16 proto;
@@ -224,8 +229,15 @@ static __always_inline __u8 hs_parse_skb(struct sk_buff *skb, struct net_device 
 				/* A tag the driver stripped into the skb (hw accel). */
 				__u16 tci = BPF_CORE_READ(skb, vlan_tci);
 
-				if (BPF_CORE_READ(skb, vlan_all))
-					t->vlan_id = tci & 0x0fff;
+				if (bpf_core_field_exists(skb->vlan_all)) {
+					if (BPF_CORE_READ(skb, vlan_all))
+						t->vlan_id = tci & 0x0fff;
+				} else if (bpf_core_field_exists(
+						   ((struct sk_buff___hs_old *)skb)->vlan_present)) {
+					if (BPF_CORE_READ_BITFIELD_PROBED(
+						    (struct sk_buff___hs_old *)skb, vlan_present))
+						t->vlan_id = tci & 0x0fff;
+				}
 			}
 			if (!hs_parse_l3(p, proto, t))
 				return HS_F_TUPLE | HS_F_L2;

@@ -387,7 +387,7 @@ fn run(
             (libbpf_rs::ErrorKind::PermissionDenied, true) => {
                 " (the verifier rejected a program; HOPSCOPE_LOG=debug shows its log)"
             }
-            _ => "",
+            _ => " (HOPSCOPE_LOG=debug shows libbpf's log)",
         };
         anyhow::anyhow!("loading the BPF programs into the kernel failed{hint}: {e}")
     })?;
