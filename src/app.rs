@@ -194,10 +194,12 @@ impl Search {
     }
 }
 
-/// What freezing keeps still: the list of flows and the newest packet.
+/// What freezing keeps still: the list of flows, their rows as they were,
+/// and the newest packet (later packets are not listed).
 #[derive(Debug, Clone)]
 pub struct Frozen {
     pub flows: Vec<FlowId>,
+    pub entries: std::collections::HashMap<FlowId, FlowEntry>,
     pub last_packet: Option<PacketId>,
 }
 
@@ -313,6 +315,14 @@ impl App {
         &mut self.search[self.screen.index()]
     }
 
+    /// A flow's row: as it was when frozen, else as it is.
+    pub fn flow_entry<'a>(&'a self, model: &'a Model, id: FlowId) -> Option<&'a FlowEntry> {
+        match &self.frozen {
+            Some(fr) => fr.entries.get(&id).or_else(|| model.flow(id)),
+            None => model.flow(id),
+        }
+    }
+
     /// The flows listed, in order.
     pub fn flow_rows(&self, model: &Model) -> Vec<FlowId> {
         let search = &self.search[Screen::Flows.index()];
@@ -328,7 +338,7 @@ impl App {
             return fr
                 .flows
                 .iter()
-                .filter_map(|id| model.flow(*id))
+                .filter_map(|id| fr.entries.get(id))
                 .filter(|f| keep(f, &mut hay))
                 .map(|f| f.id)
                 .collect();
@@ -629,10 +639,18 @@ impl App {
             Action::Freeze => {
                 self.frozen = match self.frozen {
                     Some(_) => None,
-                    None => Some(Frozen {
-                        flows: self.flow_rows(model),
-                        last_packet: model.last_packet_id(),
-                    }),
+                    None => {
+                        let flows = self.flow_rows(model);
+                        let entries = flows
+                            .iter()
+                            .filter_map(|id| model.flow(*id).map(|f| (*id, f.clone())))
+                            .collect();
+                        Some(Frozen {
+                            flows,
+                            entries,
+                            last_packet: model.last_packet_id(),
+                        })
+                    }
                 }
             }
             Action::Drops => {

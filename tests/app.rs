@@ -314,11 +314,32 @@ fn freezing_keeps_the_lists_still() {
     let mut a = App::default();
     press(&mut a, &feed.model, KeyCode::Char(' '));
     let frozen_rows = a.flow_rows(&feed.model);
+    let counts = |a: &App, m: &Model| -> Vec<(u64, u64, u64)> {
+        frozen_rows
+            .iter()
+            .map(|id| {
+                let f = a.flow_entry(m, *id).unwrap();
+                (f.requests, f.replies, f.last_ts)
+            })
+            .collect()
+    };
+    let before = counts(&a, &feed.model);
     feed.all();
     assert_eq!(
         a.flow_rows(&feed.model),
         frozen_rows,
         "no flow added or moved"
+    );
+    assert_eq!(
+        counts(&a, &feed.model),
+        before,
+        "the rows show what they showed"
+    );
+    assert!(
+        frozen_rows.iter().any(|id| {
+            feed.model.flow(*id).unwrap().last_ts != a.flow_entry(&feed.model, *id).unwrap().last_ts
+        }),
+        "the model itself went on"
     );
     let last = a.frozen.as_ref().unwrap().last_packet;
     assert!(a

@@ -60,7 +60,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
         .iter()
         .skip(app.flows.offset)
         .take(height)
-        .filter_map(|id| model.flow(*id))
+        .filter_map(|id| app.flow_entry(model, *id))
         .collect();
     let ns = |n: Option<crate::event::NetnsId>| n.map_or("?".to_owned(), |n| netns_label(model, n));
     let cells: Vec<[String; 4]> = shown

@@ -117,7 +117,7 @@ fn title_line(model: &Model, app: &App, theme: Theme) -> Line<'static> {
         spans.push(Span::raw(" › drops"));
     }
     if !matches!(app.screen, Screen::Flows | Screen::Drops) {
-        if let Some(fl) = app.flows.selected.and_then(|id| model.flow(id)) {
+        if let Some(fl) = app.flows.selected.and_then(|id| app.flow_entry(model, id)) {
             spans.push(Span::raw(format!(
                 " › {} {} ⇄ {}",
                 fl.key.proto.name(),

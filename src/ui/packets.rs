@@ -78,9 +78,15 @@ pub fn path_summary(p: &crate::correlate::Packet) -> String {
 
 pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Theme) {
     let rows = app.packet_rows(model);
-    let flow = app.flows.selected.and_then(|id| model.flow(id));
+    // What the rows need from the flow, copied out of the (possibly frozen)
+    // entry so the view state can be updated below.
+    let flow = app
+        .flows
+        .selected
+        .and_then(|id| app.flow_entry(model, id))
+        .map(|fl| (fl.first_ts, fl.packets.len(), flow_events(Some(fl))));
     let [head, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
-    let kept = flow.map_or(0, |fl| fl.packets.len());
+    let kept = flow.as_ref().map_or(0, |fl| fl.1);
     f.render_widget(
         Line::from(vec![
             Span::styled(
@@ -91,11 +97,14 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
                 format!("  sort: {} · s cycles", app.packet_sort.name()),
                 theme.dim(),
             ),
-            Span::styled(flow_events(flow), theme.warn()),
+            Span::styled(
+                flow.as_ref().map(|fl| fl.2.clone()).unwrap_or_default(),
+                theme.warn(),
+            ),
         ]),
         head,
     );
-    let Some(flow) = flow else {
+    let Some((flow_first_ts, _, _)) = flow else {
         empty(f, list, "the flow is gone (evicted); Esc goes back", theme);
         return;
     };
@@ -138,7 +147,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
                 Line::from(carries(p)),
                 Line::from(format!(
                     "+{}",
-                    dur(p.first_ts.saturating_sub(flow.first_ts))
+                    dur(p.first_ts.saturating_sub(flow_first_ts))
                 )),
                 Line::from(visits),
                 Line::from(path_summary(p)),
