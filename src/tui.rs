@@ -383,11 +383,10 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         res
     })();
 
-    // Detach first, then record the final state the screen showed.
+    // Detach every program first, then flush the recording (it ends with
+    // the last tick the screen was drawn from, plus the events after it).
     reader.join();
     if let Some(mut r) = recorder.take() {
-        let now = monotonic_ns();
-        corr.gc(now, &mut model);
         r.flush().context("writing the recording")?;
     }
     result?;
