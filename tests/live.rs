@@ -10,7 +10,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hopscope::lab::{addr, in_netns, LabGuard, TrafficOpts};
@@ -603,11 +603,7 @@ fn sigterm_detaches_everything_and_prints_the_summary() {
         .spawn()
         .unwrap();
     // Wait until attached: the programs show up in bpftool.
-    let t0 = Instant::now();
-    while hopscope_progs_loaded().is_empty() && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if hopscope_progs_loaded().is_empty() {
+    if !wait_attached(Duration::from_secs(20)) {
         let mut child = child;
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();

@@ -7,7 +7,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hopscope::lab::{addr, LabGuard};
@@ -67,10 +67,7 @@ fn start_trace(secs: u32) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while hopscope_progs_loaded().is_empty() && t0.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_attached(Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(300));
     child
 }

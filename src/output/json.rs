@@ -273,6 +273,16 @@ impl<W: Write> JsonSink<W> {
     }
 }
 
+/// TCP/UDP source and destination ports, when the headers have them.
+fn ports(h: Option<crate::event::Headers>) -> (Option<u16>, Option<u16>) {
+    match h.map(|h| h.l4) {
+        Some(L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. }) => {
+            (Some(sport), Some(dport))
+        }
+        _ => (None, None),
+    }
+}
+
 /// One JSON line; the first error stops all later writes.
 fn write_line<W: Write, T: Serialize>(out: &mut W, error: &mut Option<io::Error>, rec: &T) {
     if error.is_some() {
@@ -293,12 +303,7 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         let h = ev.headers;
         let l4 = h.map(|h| h.l4).unwrap_or(L4::None);
-        let (sport, dport) = match l4 {
-            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => {
-                (Some(sport), Some(dport))
-            }
-            _ => (None, None),
-        };
+        let (sport, dport) = ports(h);
         let icmp = match l4 {
             L4::Icmp {
                 kind,
@@ -396,12 +401,7 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         let packet = at.packet;
         let h = ev.headers;
-        let (sport, dport) = match h.map(|h| h.l4) {
-            Some(L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. }) => {
-                (Some(sport), Some(dport))
-            }
-            _ => (None, None),
-        };
+        let (sport, dport) = ports(h);
         let (kind, direction) = match ev.hook {
             crate::event::Hook::IcmpSend => ("icmp_error", None),
             crate::event::Hook::TcpSendReset => ("tcp_reset", Some("sent")),
@@ -525,12 +525,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 t.refresh(false);
             }
             let h = p.headers;
-            let (sport, dport) = match h.map(|h| h.l4) {
-                Some(L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. }) => {
-                    (Some(sport), Some(dport))
-                }
-                _ => (None, None),
-            };
+            let (sport, dport) = ports(h);
             let netns_name = self.topo.as_ref().and_then(|t| t.netns_name(d.netns.0));
             let label = netns_name.map_or_else(|| d.netns.0.to_string(), str::to_owned);
             let rec = DropRecord {

@@ -592,6 +592,38 @@ impl RtSocket {
         )?;
         let mut links = Vec::new();
         let mut interrupted = false;
+        self.replies(seq, |kind, flags, payload| {
+            if flags & NLM_F_DUMP_INTR != 0 {
+                interrupted = true;
+            }
+            match kind {
+                NLMSG_DONE => {
+                    // DONE carries the dump's status: an i32, < 0 on failure.
+                    if let Some(code) = status_code(payload) {
+                        if code < 0 {
+                            return Err(errno_text(code));
+                        }
+                    }
+                    Ok(Some(()))
+                }
+                RTM_NEWLINK => {
+                    links.push(decode_link(payload)?);
+                    Ok(None)
+                }
+                _ => Ok(None),
+            }
+        })?;
+        Ok((!interrupted).then_some(links))
+    }
+
+    /// Reads the replies to request `seq` frame by frame until `on` returns
+    /// a result; NLMSG_ERROR ends with an error. Frames of other requests
+    /// are skipped.
+    fn replies<T>(
+        &mut self,
+        seq: u32,
+        mut on: impl FnMut(u16, u16, &[u8]) -> Result<Option<T>, String>,
+    ) -> Result<T, String> {
         loop {
             let n = self.recv()?;
             let mut off = 0;
@@ -606,25 +638,12 @@ impl RtSocket {
                 if frame.sequence_number() != seq {
                     continue;
                 }
-                if frame.flags() & NLM_F_DUMP_INTR != 0 {
-                    interrupted = true;
+                if frame.message_type() == NLMSG_ERROR {
+                    let code = status_code(frame.payload()).unwrap_or(-1);
+                    return Err(errno_text(code));
                 }
-                match frame.message_type() {
-                    NLMSG_DONE => {
-                        // DONE carries the dump's status: an i32, < 0 on failure.
-                        if let Some(code) = status_code(frame.payload()) {
-                            if code < 0 {
-                                return Err(errno_text(code));
-                            }
-                        }
-                        return Ok((!interrupted).then_some(links));
-                    }
-                    NLMSG_ERROR => {
-                        let code = status_code(frame.payload()).unwrap_or(-1);
-                        return Err(errno_text(code));
-                    }
-                    RTM_NEWLINK => links.push(decode_link(frame.payload())?),
-                    _ => {}
+                if let Some(done) = on(frame.message_type(), frame.flags(), frame.payload())? {
+                    return Ok(done);
                 }
             }
         }
@@ -639,38 +658,18 @@ impl RtSocket {
         let fd = u32::try_from(target.as_raw_fd()).map_err(|_| "negative fd".to_string())?;
         msg.attributes.push(NsidAttribute::Fd(fd));
         let seq = self.send(RouteNetlinkMessage::GetNsId(msg), NLM_F_REQUEST)?;
-        loop {
-            let n = self.recv()?;
-            let mut off = 0;
-            while off < n {
-                let frame = NetlinkBuffer::new_checked(&self.buf[off..n])
-                    .map_err(|e| format!("bad netlink frame: {e}"))?;
-                let len = frame.length() as usize;
-                if len == 0 {
-                    break;
-                }
-                off += (len + 3) & !3;
-                if frame.sequence_number() != seq {
-                    continue;
-                }
-                match frame.message_type() {
-                    NLMSG_ERROR => {
-                        let code = status_code(frame.payload()).unwrap_or(-1);
-                        return Err(errno_text(code));
-                    }
-                    RTM_NEWNSID => {
-                        let reply = NsidMessage::parse(frame.payload())
-                            .map_err(|e| format!("decoding RTM_NEWNSID: {e}"))?;
-                        let id = reply.attributes.iter().find_map(|a| match a {
-                            NsidAttribute::Id(id) => Some(*id),
-                            _ => None,
-                        });
-                        return Ok(id.filter(|&id| id >= 0));
-                    }
-                    _ => {}
-                }
+        self.replies(seq, |kind, _, payload| {
+            if kind != RTM_NEWNSID {
+                return Ok(None);
             }
-        }
+            let reply =
+                NsidMessage::parse(payload).map_err(|e| format!("decoding RTM_NEWNSID: {e}"))?;
+            let id = reply.attributes.iter().find_map(|a| match a {
+                NsidAttribute::Id(id) => Some(*id),
+                _ => None,
+            });
+            Ok(Some(id.filter(|&id| id >= 0)))
+        })
     }
 }
 

@@ -150,6 +150,16 @@ pub fn hopscope_progs_loaded() -> Vec<String> {
         .collect()
 }
 
+/// Waits until some hopscope program is loaded (a trace attached), up to
+/// `timeout`; whether one is.
+pub fn wait_attached(timeout: std::time::Duration) -> bool {
+    let t0 = std::time::Instant::now();
+    while hopscope_progs_loaded().is_empty() && t0.elapsed() < timeout {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    !hopscope_progs_loaded().is_empty()
+}
+
 /// The kernel frees detached programs asynchronously (RCU): allow it a
 /// moment, then insist that no hopscope program is loaded.
 pub fn assert_no_programs_left() {
