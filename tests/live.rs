@@ -603,7 +603,7 @@ fn sigterm_detaches_everything_and_prints_the_summary() {
         .spawn()
         .unwrap();
     // Wait until attached: the programs show up in bpftool.
-    if !wait_attached(Duration::from_secs(20)) {
+    if !wait_attached(child.id(), Duration::from_secs(20)) {
         let mut child = child;
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();

@@ -67,7 +67,7 @@ fn start_trace(secs: u32) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_attached(Duration::from_secs(30));
+    wait_attached(child.id(), Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(300));
     child
 }

@@ -150,14 +150,26 @@ pub fn hopscope_progs_loaded() -> Vec<String> {
         .collect()
 }
 
-/// Waits until some hopscope program is loaded (a trace attached), up to
-/// `timeout`; whether one is.
-pub fn wait_attached(timeout: std::time::Duration) -> bool {
+/// Waits until process `pid` holds BPF programs (its trace attached), up
+/// to `timeout`; whether it does. Read from its file descriptors, so other
+/// processes loading or unloading programs (which can make a `bpftool prog`
+/// listing stop early) do not matter.
+pub fn wait_attached(pid: u32, timeout: std::time::Duration) -> bool {
+    let holds_progs = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|t| t.to_string_lossy().contains("bpf-prog"))
+                })
+            })
+            .unwrap_or(false)
+    };
     let t0 = std::time::Instant::now();
-    while hopscope_progs_loaded().is_empty() && t0.elapsed() < timeout {
+    while !holds_progs() && t0.elapsed() < timeout {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    !hopscope_progs_loaded().is_empty()
+    holds_progs()
 }
 
 /// The kernel frees detached programs asynchronously (RCU): allow it a
