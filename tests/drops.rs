@@ -494,16 +494,15 @@ fn tcp_retransmissions_attach_to_their_flow() {
     assert!(dropped.iter().all(|d| d["reason"] == "NETFILTER_DROP"));
     let rtx = of_type(&recs, "tcp_retransmit");
     assert!(!rtx.is_empty(), "{recs:#?}");
+    // Every retransmission is the connection's (the server may retransmit
+    // too, e.g. its FIN while the client's data is still missing); the
+    // client's, from c1 to port 8009, are among them.
     for r in &rtx {
         assert_eq!(r["flow"], dropped[0]["flow"], "the connection's flow: {r}");
-        assert_eq!(
-            r["netns_name"],
-            l.c1().as_str(),
-            "retransmitted by the client: {r}"
-        );
-        assert_eq!(
-            (r["sport"].as_u64().is_some(), r["dport"].as_u64()),
-            (true, Some(8009))
-        );
     }
+    assert!(
+        rtx.iter()
+            .any(|r| r["netns_name"] == l.c1().as_str() && r["dport"] == 8009),
+        "retransmitted by the client: {rtx:#?}"
+    );
 }
