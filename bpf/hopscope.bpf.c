@@ -25,6 +25,7 @@
 
 #include "hopscope.h"
 #include "parse.h"
+#include "filter.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -109,42 +110,6 @@ static __always_inline __u32 hs_fingerprint(const struct hs_tuple *t)
 	f ^= (__u32)t->l4_len << 8;
 	f ^= (__u32)t->arp_op << 4;
 	return f | 1; /* 0 means "unknown" */
-}
-
-/*
- * Looks up or creates the packet identity of skb. fp is the fingerprint of
- * this sighting (0 if headers were not parsed). Sets *is_new. Returns the
- * packet id, or 0 on failure.
- */
-static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 now,
-					 __u8 *is_new)
-{
-	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &skb);
-	struct hs_pkt_state fresh = {};
-
-	if (st) {
-		int reused = (fp && st->fingerprint && fp != st->fingerprint) ||
-			     now - st->last_seen > hs_cfg_max_packet_age_ns;
-		if (!reused) {
-			st->last_seen = now;
-			/* pskb_expand_head() may have moved the data. */
-			st->head = head;
-			if (!st->fingerprint)
-				st->fingerprint = fp;
-			*is_new = 0;
-			return st->packet_id;
-		}
-		hs_count(HS_STAT_REUSED);
-	}
-	fresh.packet_id = __sync_fetch_and_add(&hs_next_packet_id, 1);
-	fresh.last_seen = now;
-	fresh.head = head;
-	fresh.fingerprint = fp;
-	if (bpf_map_update_elem(&hs_packets, &skb, &fresh, BPF_ANY))
-		return 0;
-	hs_count(HS_STAT_PACKETS);
-	*is_new = 1;
-	return fresh.packet_id;
 }
 
 /*
@@ -246,21 +211,112 @@ static __always_inline int hs_sent_by_current(struct sk_buff *skb, __u32 dev_net
 	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) == dev_netns;
 }
 
-/* A hook that sees a live skb with a device: identify, parse, emit. */
+/*
+ * Looks up or creates the packet identity of skb. fp is the fingerprint of
+ * this sighting (0 if headers were not parsed). Sets *is_new. Returns the
+ * packet id, or 0 on failure.
+ */
+static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 now,
+					 __u8 *is_new)
+{
+	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &skb);
+	struct hs_pkt_state fresh = {};
+
+	if (st) {
+		int reused = (fp && st->fingerprint && fp != st->fingerprint) ||
+			     now - st->last_seen > hs_cfg_max_packet_age_ns;
+		if (!reused) {
+			st->last_seen = now;
+			/* pskb_expand_head() may have moved the data. */
+			st->head = head;
+			if (!st->fingerprint)
+				st->fingerprint = fp;
+			*is_new = 0;
+			return st->packet_id;
+		}
+		hs_count(HS_STAT_REUSED);
+	}
+	fresh.packet_id = __sync_fetch_and_add(&hs_next_packet_id, 1);
+	fresh.last_seen = now;
+	fresh.head = head;
+	fresh.fingerprint = fp;
+	if (bpf_map_update_elem(&hs_packets, &skb, &fresh, BPF_ANY))
+		return 0;
+	hs_count(HS_STAT_PACKETS);
+	*is_new = 1;
+	return fresh.packet_id;
+}
+
+/*
+ * With a filter: whether this sighting of skb is of a packet to follow.
+ * Yes for a packet followed already (the same one: same data buffer or
+ * headers, not too old), for one the filter accepts, and with whole flows
+ * for one of a flow a matching packet started. A no is remembered in
+ * hs_rejected. Not inlined: its branches are verified once, not once per
+ * path of the caller.
+ */
+static __noinline int hs_follow(struct sk_buff *skb, unsigned short dev_type, __u32 epoch,
+				__u32 whole_flows, __u8 rx)
+{
+	__u64 key = (__u64)skb, head = (__u64)skb->head;
+	__u32 tag = hs_rejected_tag(skb);
+	struct hs_pkt_state *st;
+
+	if (hs_was_rejected(key, head, tag))
+		goto rejected;
+	st = bpf_map_lookup_elem(&hs_packets, &key);
+	if (st && bpf_ktime_get_ns() - st->last_seen <= hs_cfg_max_packet_age_ns &&
+	    hs_same_packet(skb, st))
+		goto followed;
+	if (hs_cbpf_match(skb, dev_type, epoch))
+		goto followed;
+	if (whole_flows) {
+		struct hs_tuple t = {};
+
+		if ((hs_parse_skb(skb, skb->dev, &t) & HS_F_TUPLE) && hs_flow_known(&t, epoch))
+			goto followed;
+	}
+	hs_remember_rejected(key, head, tag);
+	hs_count(HS_STAT_FILTERED);
+rejected:
+	if (rx)
+		hs_set_last_followed(0);
+	return 0;
+followed:
+	if (rx)
+		hs_set_last_followed(1);
+	return 1;
+}
+
+/* A hook that sees a live skb with a device: gate, identify, parse, emit. */
 static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 {
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = skb->dev;
+	const struct hs_filter_ctl *ctl;
 	struct hs_tuple t = {};
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now;
 	__u8 is_new = 0, flags;
 	struct hs_event *e;
 	__u64 id;
 
+	if (!hs_in_scope(dev))
+		return 0;
+	ctl = hs_filter_active();
+	if (ctl && !hs_follow(skb, dev ? dev->type : 0, ctl->epoch, ctl->whole_flows,
+			      hook != HS_HOOK_NET_DEV_QUEUE))
+		return 0;
+	now = bpf_ktime_get_ns();
 	flags = hs_parse_skb(skb, dev, &t);
 	id = hs_identify((__u64)skb, (__u64)BPF_CORE_READ(skb, head),
 			 (flags & HS_F_TUPLE) ? hs_fingerprint(&t) : 0, now, &is_new);
 	if (!id)
 		return 0;
+	/*
+	 * Every tuple a followed packet shows (NAT rewrites it) names its flow:
+	 * whole flows follow it, socket annotations are kept for it.
+	 */
+	if (ctl && (flags & HS_F_TUPLE))
+		hs_flow_learn(&t, ctl->epoch);
 	e = hs_reserve();
 	if (!e)
 		return 0;
@@ -320,7 +376,7 @@ int BPF_PROG(hs_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
 	struct hs_event *e;
 
-	if (!st)
+	if (!st || !hs_in_scope(dev))
 		return 0;
 	e = hs_reserve();
 	if (!e)
@@ -402,10 +458,15 @@ static __always_inline int hs_first_seen_dropped(void *ctx, struct sk_buff *skb,
 	struct net_device *dev;
 	struct hs_event *e;
 
+	const struct hs_filter_ctl *ctl;
+
 	if (hs_quiet_reason(reason))
 		return 0;
 	dev = BPF_CORE_READ(skb, dev);
-	if (!dev)
+	if (!dev || !hs_in_scope(dev))
+		return 0;
+	ctl = hs_filter_active();
+	if (ctl && !hs_cbpf_match(skb, BPF_CORE_READ(dev, type), ctl->epoch))
 		return 0;
 	e = hs_reserve();
 	if (!e)
@@ -434,8 +495,10 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 	struct hs_event *e;
 	__u64 id;
 
-	if (!st)
+	if (!st) {
+		hs_forget_rejected(key);
 		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(ctx, skb, location, reason) : 0;
+	}
 	id = st->packet_id;
 	if (!hs_same_packet(skb, st)) {
 		/* A stale entry: its packet ended unseen, this skb is another. */
@@ -486,6 +549,9 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 		st = bpf_map_lookup_elem(&hs_packets, &key);
 		if (st && !hs_same_packet((struct sk_buff *)skb, st))
 			st = NULL;
+		/* With a filter, only about packets it let through. */
+		if (!st && hs_filter_active())
+			return NULL;
 		dev = BPF_CORE_READ(skb, dev);
 	}
 	e = hs_reserve();
@@ -504,14 +570,13 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 	return e;
 }
 
-/* The connection of sk as a tuple, local side first. */
-static __always_inline void hs_sock_tuple(struct hs_event *e, const struct sock *sk)
+/* The connection of sk as a tuple, local side first. 0: not IP. */
+static __always_inline int hs_sock_tuple(struct hs_tuple *t, const struct sock *sk)
 {
-	struct net *net;
 	__u16 family;
 
 	if (!sk)
-		return;
+		return 0;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family == 10 /* AF_INET6 */) {
 		/* A dual-stack socket talking IPv4: its packets are IPv4. */
@@ -522,32 +587,56 @@ static __always_inline void hs_sock_tuple(struct hs_event *e, const struct sock 
 		    !d6[8] && !d6[9] && d6[10] == 0xff && d6[11] == 0xff)
 			family = 2;
 	}
-	e->tuple.l4_proto = HS_IPPROTO_TCP;
-	e->tuple.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->tuple.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->l4_proto = HS_IPPROTO_TCP;
+	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == 2 /* AF_INET */) {
 		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
 		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
 
-		e->tuple.l3 = HS_L3_IPV4;
-		e->tuple.ethertype = HS_ETH_P_IP;
-		__builtin_memcpy(e->tuple.saddr, &s, 4);
-		__builtin_memcpy(e->tuple.daddr, &d, 4);
+		t->l3 = HS_L3_IPV4;
+		t->ethertype = HS_ETH_P_IP;
+		__builtin_memcpy(t->saddr, &s, 4);
+		__builtin_memcpy(t->daddr, &d, 4);
 	} else if (family == 10 /* AF_INET6 */) {
-		e->tuple.l3 = HS_L3_IPV6;
-		e->tuple.ethertype = HS_ETH_P_IPV6;
-		BPF_CORE_READ_INTO(&e->tuple.saddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&e->tuple.daddr, sk, __sk_common.skc_v6_daddr);
+		t->l3 = HS_L3_IPV6;
+		t->ethertype = HS_ETH_P_IPV6;
+		BPF_CORE_READ_INTO(&t->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&t->daddr, sk, __sk_common.skc_v6_daddr);
 	} else {
-		return;
+		return 0;
 	}
+	return 1;
+}
+
+/*
+ * A socket annotation (reset received, retransmission): the connection's
+ * tuple and namespace. With a filter, only for flows it let through.
+ */
+static __always_inline struct hs_event *hs_sock_annotation(const struct sock *sk, __u8 hook)
+{
+	const struct hs_filter_ctl *ctl = hs_filter_active();
+	struct hs_tuple t = {};
+	struct hs_event *e;
+	struct net *net;
+	int ok = hs_sock_tuple(&t, sk);
+
+	if (ctl && !(ok && hs_flow_known(&t, ctl->epoch)))
+		return NULL;
+	e = hs_annotation(NULL, hook);
+	if (!e)
+		return NULL;
+	if (!ok)
+		return e;
+	e->tuple = t;
 	e->flags = HS_F_TUPLE | HS_F_SOCK;
 	net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
-	if (net && !e->netns_ino) {
+	if (net) {
 		e->netns_ino = BPF_CORE_READ(net, ns.inum);
 		if (bpf_core_field_exists(net->net_cookie))
 			e->netns_cookie = BPF_CORE_READ(net, net_cookie);
 	}
+	return e;
 }
 
 SEC("tp_btf/icmp_send")
@@ -567,11 +656,19 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(hs_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct hs_event *e = hs_annotation(skb, HS_HOOK_TCP_SEND_RESET);
+	struct net *net;
 
 	if (!e)
 		return 0;
-	if (!(e->flags & HS_F_TUPLE))
-		hs_sock_tuple(e, sk);
+	if (!(e->flags & HS_F_TUPLE) && hs_sock_tuple(&e->tuple, sk)) {
+		e->flags = HS_F_TUPLE | HS_F_SOCK;
+		net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+		if (net && !e->netns_ino) {
+			e->netns_ino = BPF_CORE_READ(net, ns.inum);
+			if (bpf_core_field_exists(net->net_cookie))
+				e->netns_cookie = BPF_CORE_READ(net, net_cookie);
+		}
+	}
 	hs_submit(e);
 	return 0;
 }
@@ -579,11 +676,10 @@ int BPF_PROG(hs_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(hs_tcp_receive_reset, struct sock *sk)
 {
-	struct hs_event *e = hs_annotation(NULL, HS_HOOK_TCP_RECEIVE_RESET);
+	struct hs_event *e = hs_sock_annotation(sk, HS_HOOK_TCP_RECEIVE_RESET);
 
 	if (!e)
 		return 0;
-	hs_sock_tuple(e, sk);
 	hs_submit(e);
 	return 0;
 }
@@ -591,11 +687,10 @@ int BPF_PROG(hs_tcp_receive_reset, struct sock *sk)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(hs_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
 {
-	struct hs_event *e = hs_annotation(NULL, HS_HOOK_TCP_RETRANSMIT);
+	struct hs_event *e = hs_sock_annotation(sk, HS_HOOK_TCP_RETRANSMIT);
 
 	if (!e)
 		return 0;
-	hs_sock_tuple(e, sk);
 	hs_submit(e);
 	return 0;
 }
@@ -609,9 +704,13 @@ SEC("tp_btf/fib_table_lookup")
 int BPF_PROG(hs_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 	     const struct fib_nh_common *nhc, int err)
 {
-	struct hs_event *e = hs_annotation(NULL, HS_HOOK_FIB_LOOKUP);
+	struct hs_event *e;
 	__u32 s, d;
 
+	/* With a filter: only right after a followed packet arrived on this CPU. */
+	if (hs_filter_active() && !hs_last_was_followed())
+		return 0;
+	e = hs_annotation(NULL, HS_HOOK_FIB_LOOKUP);
 	if (!e)
 		return 0;
 	e->aux = tb_id;
@@ -636,10 +735,13 @@ SEC("tp_btf/fib6_table_lookup")
 int BPF_PROG(hs_fib6_table_lookup, const struct net *net, const struct fib6_result *res,
 	     struct fib6_table *table, const struct flowi6 *flp)
 {
-	struct hs_event *e = hs_annotation(NULL, HS_HOOK_FIB_LOOKUP);
+	struct hs_event *e;
 	struct fib6_nh *nh;
 	__u8 type;
 
+	if (hs_filter_active() && !hs_last_was_followed())
+		return 0;
+	e = hs_annotation(NULL, HS_HOOK_FIB_LOOKUP);
 	if (!e)
 		return 0;
 	e->aux = table ? BPF_CORE_READ(table, tb6_id) : 0;

@@ -63,7 +63,8 @@ enum hs_stat {
 	HS_STAT_LOST = 1,    /* of those, ring buffer reservations that failed */
 	HS_STAT_PACKETS = 2, /* packet ids handed out */
 	HS_STAT_REUSED = 3,  /* skb addresses seen reused without a free event */
-	HS_STAT_MAX = 4,
+	HS_STAT_FILTERED = 4, /* first sightings the filter rejected */
+	HS_STAT_MAX = 5,
 };
 
 /* Parsed headers of one packet as seen at one hop. Numbers in host order. */
@@ -122,5 +123,59 @@ struct hs_event {
 	struct hs_tuple tuple;
 };
 _Static_assert(sizeof(struct hs_event) == 192, "hs_event layout");
+
+/*
+ * Filters (src/filter). A pcap-filter expression is compiled by libpcap
+ * twice, for Ethernet framing and for raw IP, into classic BPF that the
+ * programs interpret at a packet's first sighting. Userspace fills the
+ * programs of the next epoch, then publishes the epoch in hs_filter_ctl:
+ * no program is reloaded when the filter changes.
+ */
+#define HS_FILTER_MAX_INSNS 512
+#define HS_SCOPE_MAX 8
+
+/* One classic BPF instruction, as libpcap emits it (struct bpf_insn). */
+struct hs_cbpf_insn {
+	__u16 code;
+	__u8 jt;
+	__u8 jf;
+	__u32 k;
+};
+_Static_assert(sizeof(struct hs_cbpf_insn) == 8, "hs_cbpf_insn layout");
+
+/* A compiled filter for one framing. len 0 rejects every packet. */
+struct hs_cbpf_prog {
+	__u32 len;
+	__u32 _pad;
+	struct hs_cbpf_insn insns[HS_FILTER_MAX_INSNS];
+};
+_Static_assert(sizeof(struct hs_cbpf_prog) == 8 + 8 * HS_FILTER_MAX_INSNS, "hs_cbpf_prog layout");
+
+/* Index into hs_filter_progs: (epoch & 1) * 2 + framing. */
+enum hs_framing {
+	HS_FRAMING_ETHER = 0, /* DLT_EN10MB: Ethernet and loopback devices */
+	HS_FRAMING_RAW = 1,   /* DLT_RAW: tun, ipip, wireguard, frames not built yet */
+};
+
+/* hs_filter_ctl[0]: the filter in force. */
+struct hs_filter_ctl {
+	__u32 enabled;     /* 0: every packet is followed */
+	__u32 epoch;       /* bumped on every change; epoch & 1 picks the programs */
+	__u32 whole_flows; /* also follow packets of flows a matching packet started */
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct hs_filter_ctl) == 16, "hs_filter_ctl layout");
+
+/* Key of hs_flows: one direction of a flow (both are inserted). */
+struct hs_flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* ICMP echo: the identifier, in both ports */
+	__u16 dport;
+	__u8 l3;     /* enum hs_l3 */
+	__u8 proto;
+	__u16 _pad;
+};
+_Static_assert(sizeof(struct hs_flow_key) == 40, "hs_flow_key layout");
 
 #endif /* HOPSCOPE_H */

@@ -9,7 +9,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 PACKAGES=(
-    clang llvm libelf-dev zlib1g-dev pkg-config make gcc
+    clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc
     iproute2 iputils-ping bpftool util-linux procps
     iperf3 tcpdump tmux graphviz nftables iptables ca-certificates curl
 )

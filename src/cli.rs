@@ -21,7 +21,16 @@ Examples:
   sudo hopscope trace --all-hooks --packets 10
 
   # The path as a picture: namespaces, veth wires, bridges, request and reply edges
-  sudo hopscope trace --dot path.dot -- ip netns exec hs-c1 ping -c 3 198.18.0.3 && dot -Tsvg path.dot > path.svg";
+  sudo hopscope trace --dot path.dot -- ip netns exec hs-c1 ping -c 3 198.18.0.3 && dot -Tsvg path.dot > path.svg
+
+  # tcpdump's filter language, evaluated in the kernel: only TCP SYNs
+  sudo hopscope trace --filter 'tcp[tcpflags] & tcp-syn != 0'
+
+  # Packets to one host, and (--flow) their replies too
+  sudo hopscope trace --flow 'dst host 198.18.0.3'
+
+  # Only what crosses eth0 inside one namespace
+  sudo hopscope trace --netns hs-c1 --iface eth0";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
@@ -39,7 +48,9 @@ Examples:
   hopscope replay run.hsrec            # the explorer on a recording (no root needed)
   sudo hopscope demo                   # lab + traffic + explorer, lab removed on exit
   sudo hopscope trace -- ip netns exec hs-c1 ping -c 3 198.18.0.3
-  sudo hopscope trace --json --duration 5";
+  sudo hopscope trace --json --duration 5
+  sudo hopscope --filter 'udp and not port 53'   # the explorer, filtered in the kernel (f changes it)
+  sudo hopscope --netns hs-r1 --flow 'icmp'";
 
 #[derive(Debug, Parser)]
 #[command(name = "hopscope", version, about = "Where did my packet go? Hop by hop across namespaces, veth pairs and bridges, live.", after_help = MAIN_EXAMPLES)]
@@ -118,6 +129,28 @@ pub struct TracerArgs {
     /// Flows remembered before the least recently seen are forgotten.
     #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
     pub max_flows: u32,
+    /// Follow only packets matching EXPR, in tcpdump's pcap-filter syntax, tested in the
+    /// kernel where each packet is first seen (then followed on every hop, NAT or not).
+    #[arg(
+        long,
+        value_name = "EXPR",
+        conflicts_with = "flow",
+        help_heading = "Filtering"
+    )]
+    pub filter: Option<String>,
+    /// Like --filter, but follow both directions of every flow whose first packet matched.
+    #[arg(long, value_name = "EXPR", help_heading = "Filtering")]
+    pub flow: Option<String>,
+    /// Look only at hops in this network namespace: a name from `ip netns`, `host`, a path
+    /// (/proc/PID/ns/net, a bind mount) or an inode. Repeatable.
+    #[arg(long, value_name = "NAME|PATH|INODE", help_heading = "Filtering")]
+    pub netns: Vec<String>,
+    /// Look only at hops on interfaces with this name (in any namespace). Repeatable.
+    #[arg(long, value_name = "NAME", help_heading = "Filtering")]
+    pub iface: Vec<String>,
+    /// Look only at hops in the network namespace of process PID. Repeatable.
+    #[arg(long, value_name = "PID", help_heading = "Filtering")]
+    pub pid: Vec<u32>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod correlate;
 pub mod event;
+pub mod filter;
 pub mod input;
 pub mod lab;
 pub mod logging;

@@ -13,6 +13,7 @@ use clap::Parser;
 use hopscope::bpf::reader::TracerConfig;
 use hopscope::cli::{Cli, Cmd, DemoArgs, ExploreArgs, LabAction, LabTrafficArgs, TracerArgs};
 use hopscope::correlate::CorrelatorConfig;
+use hopscope::filter::{PacketFilter, Scope};
 use hopscope::lab::{Lab, TrafficKind, TrafficOpts};
 use hopscope::model::ModelConfig;
 use hopscope::output::Filter;
@@ -42,11 +43,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn tracer_options(t: &TracerArgs) -> (TracerConfig, CorrelatorConfig) {
+/// Tracer settings from the command line. A filter libpcap refuses, or a
+/// namespace that does not exist, is a usage error: nothing gets loaded.
+fn tracer_options(t: &TracerArgs) -> Result<(TracerConfig, CorrelatorConfig)> {
+    let filter = match (&t.filter, &t.flow) {
+        (Some(e), _) => PacketFilter::compile(e, false),
+        (None, Some(e)) => PacketFilter::compile(e, true),
+        (None, None) => Ok(None),
+    }
+    .map_err(|e| UsageError(e.to_string()))?;
+    let scope = Scope::resolve(&t.netns, &t.pid, &t.iface)?;
     let tracer = TracerConfig {
         ring_bytes: t.ring_size,
         wakeup_bytes: u64::from(t.ring_size / 16),
         max_packets: t.max_packets,
+        filter,
+        scope,
         ..TracerConfig::default()
     };
     let corr = CorrelatorConfig {
@@ -54,16 +66,16 @@ fn tracer_options(t: &TracerArgs) -> (TracerConfig, CorrelatorConfig) {
         max_flows: t.max_flows as usize,
         ..CorrelatorConfig::default()
     };
-    (tracer, corr)
+    Ok((tracer, corr))
 }
 
 fn explorer_options(
     t: &TracerArgs,
     record: Option<std::path::PathBuf>,
     duration: Option<Duration>,
-) -> ExplorerOptions {
-    let (tracer, correlator) = tracer_options(t);
-    ExplorerOptions {
+) -> Result<ExplorerOptions> {
+    let (tracer, correlator) = tracer_options(t)?;
+    Ok(ExplorerOptions {
         tracer,
         correlator,
         model: ModelConfig {
@@ -74,7 +86,7 @@ fn explorer_options(
         record,
         filter_label: "everything".to_owned(),
         duration: duration.filter(|d| !d.is_zero()),
-    }
+    })
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -84,7 +96,7 @@ fn run(cli: Cli) -> Result<i32> {
             duration,
             tracer,
         } = cli.explore;
-        return tui::run_live(explorer_options(&tracer, record, duration));
+        return tui::run_live(explorer_options(&tracer, record, duration)?);
     };
     match command {
         Cmd::Replay(r) => tui::run_replay(
@@ -101,7 +113,7 @@ fn run(cli: Cli) -> Result<i32> {
             },
         ),
         Cmd::Trace(a) => {
-            let (mut tracer, correlator) = tracer_options(&a.tracer);
+            let (mut tracer, correlator) = tracer_options(&a.tracer)?;
             tracer.drop_stack = a.drop_stack;
             trace::run(TraceOptions {
                 json: a.json,
@@ -205,6 +217,11 @@ fn demo(d: DemoArgs) -> Result<i32> {
         ring_size: 16 << 20,
         max_packets: 65_536,
         max_flows: 16_384,
+        filter: None,
+        flow: None,
+        netns: Vec::new(),
+        iface: Vec::new(),
+        pid: Vec::new(),
     };
     let inodes: Vec<u32> = lab
         .namespaces()
@@ -218,7 +235,7 @@ fn demo(d: DemoArgs) -> Result<i32> {
     }
     let res = if d.json || d.text || !terminal {
         eprintln!("hopscope demo: tracing lab traffic (Ctrl-C to stop) ...");
-        let (tracer, correlator) = tracer_options(&tracer_args);
+        let (tracer, correlator) = tracer_options(&tracer_args)?;
         let duration = d.duration.unwrap_or(Duration::from_secs(10));
         trace::run(TraceOptions {
             json: d.json,
@@ -235,10 +252,11 @@ fn demo(d: DemoArgs) -> Result<i32> {
             dot: None,
         })
     } else {
-        let mut opts = explorer_options(&tracer_args, d.record, d.duration);
+        let mut opts = explorer_options(&tracer_args, d.record, d.duration)?;
         opts.model.filter = Filter {
             only_owned: false,
             netns: inodes,
+            kernel_filtered: false,
         };
         opts.filter_label = format!("lab namespaces {}-*", lab.prefix());
         tui::run_live(opts)

@@ -79,6 +79,11 @@ pub struct Summary {
     pub copies: u64,
     pub packets_unfinished: u64,
     pub reused_skb_addresses: u64,
+    /// First sightings the kernel filter rejected (0 without a filter).
+    pub filtered: u64,
+    /// The filter and scope in force ("`icmp` · netns hs-c1"), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     pub degraded_hooks: Vec<String>,
     pub duration_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,6 +207,19 @@ fn exit_code(st: ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
+/// What the kernel was told to follow, for people: the filter and the
+/// scope ("`icmp` · netns hs-c1"), or None for everything.
+pub fn kernel_scope_label(tracer: &TracerConfig) -> Option<String> {
+    let parts: Vec<String> = tracer
+        .filter
+        .as_ref()
+        .map(crate::filter::PacketFilter::label)
+        .into_iter()
+        .chain(tracer.scope.label())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
 /// Runs the trace; returns the process exit code.
 pub fn run(opts: TraceOptions) -> Result<i32> {
     probe::check_can_trace()?;
@@ -217,6 +235,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let filter = Filter {
         only_owned: cgroup.is_some(),
         netns: opts.only_netns.clone(),
+        kernel_filtered: opts.tracer.filter.is_some(),
     };
 
     let mut recorder = match &opts.record {
@@ -230,7 +249,9 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                 (None, None) if !opts.only_netns.is_empty() => {
                     format!("{} namespaces", opts.only_netns.len())
                 }
-                (None, None) => "everything".to_owned(),
+                (None, None) => {
+                    kernel_scope_label(&opts.tracer).unwrap_or_else(|| "everything".to_owned())
+                }
             };
             r.scope(&opts.only_netns, ccfg.owner_cgroup, &label)
                 .context("writing the recording")?;
@@ -319,7 +340,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             }
             Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
             Ok(ReaderMsg::Stats { kernel, reader: r }) => live_stats = (kernel, r),
-            Ok(ReaderMsg::Ready { .. }) => {}
+            Ok(ReaderMsg::Ready { .. } | ReaderMsg::Filter(_)) => {}
             Ok(ReaderMsg::Stacks(stacks)) => sink.out.drops_mut().add_stacks(stacks),
             Err(RecvTimeoutError::Timeout) => sink.out.flush(),
             Err(RecvTimeoutError::Disconnected) => break,
@@ -400,6 +421,8 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         copies: cstats.copies,
         packets_unfinished: cstats.packets_flushed_unseen,
         reused_skb_addresses: kernel.reused,
+        filtered: kernel.filtered,
+        filter: kernel_scope_label(&opts.tracer),
         degraded_hooks: degraded.iter().map(|d| d.hook.name().to_owned()).collect(),
         duration_s: started.elapsed().as_secs_f64(),
         command_exit: child_done.map(|(_, c)| c),
@@ -474,6 +497,9 @@ pub fn text_summary(s: &Summary) -> String {
     );
     if s.lost > 0 {
         line.push_str(" (ring buffer full: raise --ring-size)");
+    }
+    if let Some(f) = &s.filter {
+        line.push_str(&format!("; filter {f}: {} rejected", s.filtered));
     }
     if s.channel_dropped > 0 {
         line.push_str(&format!(

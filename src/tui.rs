@@ -347,6 +347,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                         reader.recycle(batch);
                     }
                     Ok(ReaderMsg::Stats { kernel, reader: r }) => stats = (kernel, r),
+                    Ok(ReaderMsg::Filter(_)) => {}
                     Ok(ReaderMsg::Failed(e)) => break Err(anyhow::anyhow!("{e}")),
                     Ok(ReaderMsg::Done { .. } | ReaderMsg::Ready { .. } | ReaderMsg::Stacks(_)) => {}
                     Err(_) => break Err(anyhow::anyhow!("the BPF reader stopped")),
@@ -471,6 +472,7 @@ pub fn load_recording(
                 model_cfg.filter = Filter {
                     only_owned: *owner_cgroup != 0,
                     netns: netns.clone(),
+                    kernel_filtered: false,
                 };
                 corr_cfg.owner_cgroup = *owner_cgroup;
                 label = format!("as recorded: {l}");

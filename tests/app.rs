@@ -42,6 +42,7 @@ impl Feed {
                 filter: Filter {
                     only_owned: false,
                     netns,
+                    kernel_filtered: false,
                 },
             }),
         }

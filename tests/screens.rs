@@ -149,6 +149,7 @@ fn drops_view_and_an_example_packet() {
             filter: hopscope::output::Filter {
                 only_owned: false,
                 netns,
+                kernel_filtered: false,
             },
             ..Default::default()
         },

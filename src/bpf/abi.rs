@@ -6,7 +6,10 @@
 //! beyond 8 bytes, so events are copied out (`plain::copy_from_bytes`), never
 //! borrowed in place.
 
-pub use super::skel::types::{hs_event as RawEvent, hs_tuple as RawTuple};
+pub use super::skel::types::{
+    hs_cbpf_insn as RawInsn, hs_cbpf_prog as RawProgram, hs_event as RawEvent,
+    hs_filter_ctl as RawFilterCtl, hs_tuple as RawTuple,
+};
 
 /// Must match `HS_ABI_VERSION` in bpf/hopscope.h.
 pub const ABI_VERSION: u16 = 1;
@@ -15,6 +18,15 @@ pub const EVENT_SIZE: usize = std::mem::size_of::<RawEvent>();
 
 const _: () = assert!(std::mem::size_of::<RawEvent>() == 192);
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 72);
+const _: () = assert!(std::mem::size_of::<RawInsn>() == 8);
+const _: () = assert!(std::mem::size_of::<RawProgram>() == 8 + 8 * crate::filter::expr::MAX_INSNS);
+const _: () = assert!(std::mem::size_of::<RawFilterCtl>() == 16);
+
+// SAFETY: like RawEvent: #[repr(C)], integers only, explicit padding
+// (hopscope.h), sizes pinned above.
+unsafe impl plain::Plain for RawProgram {}
+// SAFETY: as above.
+unsafe impl plain::Plain for RawFilterCtl {}
 
 // SAFETY: RawEvent is #[repr(C)], made only of integers and integer arrays
 // (no references, no bool, no enums with invalid bit patterns), so every
@@ -34,4 +46,34 @@ pub fn event_bytes(ev: &RawEvent) -> &[u8] {
     // may leave uninitialised: hopscope.h pads explicitly and the asserts
     // above pin the size to the sum of its fields.
     unsafe { plain::as_bytes(ev) }
+}
+
+/// The value of one `hs_filter_progs` slot: a classic BPF program (empty:
+/// reject everything). Longer programs are refused before this point.
+pub fn program_bytes(insns: &[crate::filter::expr::Insn]) -> Vec<u8> {
+    let mut p = RawProgram::default();
+    let n = insns.len().min(p.insns.len());
+    p.len = n as u32;
+    for (dst, src) in p.insns.iter_mut().zip(&insns[..n]) {
+        *dst = RawInsn {
+            code: src.code,
+            jt: src.jt,
+            jf: src.jf,
+            k: src.k,
+        };
+    }
+    // SAFETY: RawProgram is Plain and fully initialised (see above).
+    unsafe { plain::as_bytes(&p) }.to_vec()
+}
+
+/// The value of `hs_filter_ctl[0]`.
+pub fn filter_ctl_bytes(enabled: bool, epoch: u32, whole_flows: bool) -> Vec<u8> {
+    let c = RawFilterCtl {
+        enabled: u32::from(enabled),
+        epoch,
+        whole_flows: u32::from(whole_flows),
+        _pad: 0,
+    };
+    // SAFETY: RawFilterCtl is Plain and fully initialised (see above).
+    unsafe { plain::as_bytes(&c) }.to_vec()
 }

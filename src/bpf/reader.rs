@@ -22,8 +22,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, RingBufferBuilder};
 
+use super::abi;
 use super::skel::{HopscopeSkel, HopscopeSkelBuilder};
 use crate::event::{decode::decode, Hook, HopEvent};
+use crate::filter::{scope, PacketFilter, Scope};
 
 /// Events per batch handed to the consumer.
 pub const BATCH: usize = 1024;
@@ -44,6 +46,10 @@ pub struct TracerConfig {
     pub channel_batches: usize,
     /// Record the kernel stack of every drop that is not routine.
     pub drop_stack: bool,
+    /// Follow only packets this pcap filter accepts at their first sighting.
+    pub filter: Option<PacketFilter>,
+    /// Look only at hops in these namespaces and interfaces.
+    pub scope: Scope,
 }
 
 impl Default for TracerConfig {
@@ -54,6 +60,8 @@ impl Default for TracerConfig {
             max_packets: 65_536,
             channel_batches: 256,
             drop_stack: false,
+            filter: None,
+            scope: Scope::default(),
         }
     }
 }
@@ -69,6 +77,8 @@ pub struct KernelStats {
     pub packets: u64,
     /// skb addresses found reused without a free event.
     pub reused: u64,
+    /// First sightings the filter rejected.
+    pub filtered: u64,
 }
 
 /// What the reader counted itself.
@@ -123,12 +133,22 @@ pub enum ReaderMsg {
     },
     /// Loading or attaching failed; nothing is left attached.
     Failed(String),
+    /// A filter sent with [`Reader::set_filter`] is in force (its label,
+    /// None for no filter), or could not be installed (Err).
+    Filter(Result<Option<String>, String>),
+}
+
+/// Changes asked of the running reader.
+#[derive(Debug)]
+enum Control {
+    SetFilter(Option<PacketFilter>),
 }
 
 /// Handle of a running reader thread.
 pub struct Reader {
     pub rx: Receiver<ReaderMsg>,
     recycle: Sender<Vec<HopEvent>>,
+    control: Sender<Control>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -141,16 +161,18 @@ impl Reader {
         let (recycle, recycled) = crossbeam_channel::bounded(cfg.channel_batches.max(2));
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let (control, control_rx) = crossbeam_channel::bounded(16);
         let thread = thread::Builder::new()
             .name("hopscope-reader".into())
             .spawn(move || {
-                if let Err(e) = run(&cfg, &tx, &recycled, &stop2) {
+                if let Err(e) = run(&cfg, &tx, &recycled, &control_rx, &stop2) {
                     let _ = tx.send(ReaderMsg::Failed(format!("{e:#}")));
                 }
             })?;
         Ok(Reader {
             rx,
             recycle,
+            control,
             stop,
             thread: Some(thread),
         })
@@ -160,6 +182,13 @@ impl Reader {
     pub fn recycle(&self, mut batch: Vec<HopEvent>) {
         batch.clear();
         let _ = self.recycle.try_send(batch);
+    }
+
+    /// Replaces the filter in the kernel without reloading anything; the
+    /// thread answers with [`ReaderMsg::Filter`]. Packets already followed
+    /// stay followed until they end.
+    pub fn set_filter(&self, filter: Option<PacketFilter>) {
+        let _ = self.control.try_send(Control::SetFilter(filter));
     }
 
     /// Asks the thread to detach, drain and send [`ReaderMsg::Done`].
@@ -196,7 +225,7 @@ struct Batcher {
 }
 
 fn read_kernel_stats(skel: &HopscopeSkel<'_>) -> KernelStats {
-    let mut v = [0u64; 4];
+    let mut v = [0u64; 5];
     for (slot, out) in v.iter_mut().enumerate() {
         let key = (slot as u32).to_ne_bytes();
         if let Ok(Some(per_cpu)) = skel.maps.hs_stats.lookup_percpu(&key, MapFlags::ANY) {
@@ -212,6 +241,7 @@ fn read_kernel_stats(skel: &HopscopeSkel<'_>) -> KernelStats {
         lost: v[1],
         packets: v[2],
         reused: v[3],
+        filtered: v[4],
     }
 }
 
@@ -291,10 +321,46 @@ fn send_batch(
     }
 }
 
+/// Installs `filter` as epoch `epoch`: the programs of the slots that epoch
+/// selects first, then the control word the programs read, so a program
+/// never sees a half-written filter.
+fn install_filter(
+    skel: &HopscopeSkel<'_>,
+    filter: Option<&PacketFilter>,
+    epoch: u32,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    if let Some(f) = filter {
+        let base = (epoch & 1) * 2;
+        for (slot, insns) in [(base, &f.ether), (base + 1, &f.raw)] {
+            skel.maps
+                .hs_filter_progs
+                .update(
+                    &slot.to_ne_bytes(),
+                    &abi::program_bytes(insns),
+                    MapFlags::ANY,
+                )
+                .context("writing the filter program")?;
+        }
+    }
+    let ctl = abi::filter_ctl_bytes(
+        filter.is_some(),
+        epoch,
+        filter.is_some_and(|f| f.whole_flows),
+    );
+    skel.maps
+        .hs_filter_ctl
+        .update(&0u32.to_ne_bytes(), &ctl, MapFlags::ANY)
+        .context("switching the filter")?;
+    Ok(())
+}
+
 fn run(
     cfg: &TracerConfig,
     tx: &Sender<ReaderMsg>,
     recycled: &Receiver<Vec<HopEvent>>,
+    control: &Receiver<Control>,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -307,6 +373,18 @@ fn run(
         ro.hs_cfg_wakeup_bytes = cfg.wakeup_bytes;
         ro.hs_cfg_quiet_reasons = quiet_reasons();
         ro.hs_cfg_drop_stack = u8::from(cfg.drop_stack);
+        for (dst, ino) in ro.hs_cfg_scope_netns.iter_mut().zip(cfg.scope.inodes()) {
+            *dst = ino;
+        }
+        ro.hs_cfg_scope_n_netns = cfg.scope.netns.len().min(scope::MAX) as u32;
+        for (dst, words) in ro
+            .hs_cfg_scope_ifnames
+            .iter_mut()
+            .zip(cfg.scope.ifname_words())
+        {
+            *dst = words;
+        }
+        ro.hs_cfg_scope_n_ifnames = cfg.scope.ifnames.len().min(scope::MAX) as u32;
     }
     if !cfg.drop_stack {
         open.maps
@@ -391,6 +469,10 @@ fn run(
         };
         anyhow::anyhow!("loading the BPF programs into the kernel failed{hint}: {e}")
     })?;
+
+    // The filter is in force before the first program runs.
+    let mut epoch = 0u32;
+    install_filter(&skel, cfg.filter.as_ref(), epoch)?;
 
     // Attach one by one: the core hooks are required, the rest optional.
     let progs = [
@@ -481,6 +563,13 @@ fn run(
     let mut last_stats = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let _ = ring.poll(DRAIN_PERIOD);
+        while let Ok(Control::SetFilter(f)) = control.try_recv() {
+            epoch = epoch.wrapping_add(1);
+            let res = install_filter(&skel, f.as_ref(), epoch)
+                .map(|()| f.as_ref().map(PacketFilter::label))
+                .map_err(|e| format!("{e:#}"));
+            let _ = tx.send_timeout(ReaderMsg::Filter(res), Duration::from_secs(2));
+        }
         loop {
             let n = ring.consume_raw_n(BATCH);
             send_stacks(&skel, &mut state.borrow_mut(), tx, false);

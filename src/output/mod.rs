@@ -20,6 +20,10 @@ pub struct Filter {
     pub only_owned: bool,
     /// Only hops in these netns inodes, and packets that visited one (empty: all).
     pub netns: Vec<u32>,
+    /// A filter in the kernel chose the packets: annotations must belong to
+    /// a flow of theirs (route lookups and neighbour events of other
+    /// traffic are not shown).
+    pub kernel_filtered: bool,
 }
 
 impl Filter {
@@ -38,6 +42,7 @@ impl Filter {
     /// passes with its flow).
     pub fn annotation(&self, device: Option<crate::event::Device>, flow: Option<&Flow>) -> bool {
         self.flow_ok(flow)
+            && (!self.kernel_filtered || flow.is_some())
             && (self.netns.is_empty() || device.is_none_or(|d| self.netns.contains(&d.netns.0)))
     }
 

@@ -48,6 +48,7 @@ pub fn lab_model(max_packets: usize, max_flows: usize) -> Model {
             filter: Filter {
                 only_owned: false,
                 netns,
+                kernel_filtered: false,
             },
         },
         CorrelatorConfig::default(),
