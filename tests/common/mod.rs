@@ -150,26 +150,45 @@ pub fn hopscope_progs_loaded() -> Vec<String> {
         .collect()
 }
 
-/// Waits until process `pid` holds BPF programs (its trace attached), up
-/// to `timeout`; whether it does. Read from its file descriptors, so other
-/// processes loading or unloading programs (which can make a `bpftool prog`
-/// listing stop early) do not matter.
+/// Waits until process `pid` has attached its BPF programs (its trace is
+/// live), up to `timeout`; whether it did. Read from its file descriptors
+/// (a link per attached program), so other processes loading or unloading
+/// programs (which can make a `bpftool prog` listing stop early) do not
+/// matter. Programs are loaded first and attached one by one: done when
+/// every program has its link, or (an optional hook failed to attach)
+/// when the links stopped growing.
 pub fn wait_attached(pid: u32, timeout: std::time::Duration) -> bool {
-    let holds_progs = || {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|fds| {
-                fds.flatten().any(|fd| {
-                    std::fs::read_link(fd.path())
-                        .is_ok_and(|t| t.to_string_lossy().contains("bpf-prog"))
-                })
-            })
-            .unwrap_or(false)
+    let count = || {
+        let (mut progs, mut links) = (0, 0);
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for fd in fds.flatten() {
+                if let Ok(t) = std::fs::read_link(fd.path()) {
+                    let t = t.to_string_lossy();
+                    progs += usize::from(t.contains("bpf-prog"));
+                    links += usize::from(t.contains("bpf_link"));
+                }
+            }
+        }
+        (progs, links)
     };
     let t0 = std::time::Instant::now();
-    while !holds_progs() && t0.elapsed() < timeout {
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut last = (0, 0);
+    let mut stable_since = t0;
+    while t0.elapsed() < timeout {
+        let now = count();
+        if now != last {
+            last = now;
+            stable_since = std::time::Instant::now();
+        }
+        let (progs, links) = now;
+        if links > 0
+            && (links == progs || stable_since.elapsed() >= std::time::Duration::from_millis(300))
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    holds_progs()
+    false
 }
 
 /// The kernel frees detached programs asynchronously (RCU): allow it a

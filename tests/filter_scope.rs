@@ -1,0 +1,348 @@
+//! Filters beyond tcpdump's own view, on real namespaces through the real
+//! binary: a packet matched before NAT is followed after masquerade
+//! rewrote its source (and, with `--flow`, its replies too); `--netns`,
+//! `--pid` and `--iface` select exactly their hops; bad expressions and
+//! flags exit 2 with libpcap's message and load nothing. Root only; never
+//! skipped. Traffic stays inside the test's lab (198.18.0.0/15).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use hopscope::lab::{addr, LabGuard};
+use serde_json::Value;
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn lab(tag: &str) -> LabGuard {
+    require_root();
+    LabGuard::up(&prefix(tag)).expect("building the lab")
+}
+
+/// A `hopscope trace --json` running in the background; killed if the
+/// test fails before it is stopped.
+struct Trace(Option<Child>);
+
+impl Trace {
+    fn start(args: &[&str]) -> Trace {
+        let child = Command::new(bin())
+            .args(["trace", "--json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting hopscope");
+        let pid = child.id();
+        let t = Trace(Some(child));
+        assert!(
+            wait_attached(pid, Duration::from_secs(30)),
+            "hopscope did not attach"
+        );
+        t
+    }
+
+    /// SIGINT, then every record it printed.
+    fn stop(mut self) -> Vec<Value> {
+        let child = self.0.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "hopscope failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let recs = json_lines(&out.stdout);
+        assert_eq!(summary(&recs)["lost"], 0, "no event may be lost");
+        recs
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn hops(recs: &[Value]) -> Vec<&Value> {
+    recs.iter().filter(|r| r["type"] == "hop").collect()
+}
+
+/// Hops of ICMP echo packets (type 8 or 0): the only ones the tests send
+/// in their namespaces. (NAT may rewrite the identifier.)
+fn echo_hops(recs: &[Value]) -> Vec<&Value> {
+    hops(recs)
+        .into_iter()
+        .filter(|h| h["proto"] == "icmp" && (h["icmp_type"] == 8 || h["icmp_type"] == 0))
+        .collect()
+}
+
+/// Masquerade in the host namespace for the lab's clients going to r1:
+/// r1 sees every request come from the host's address on vr1.
+fn masquerade(l: &hopscope::lab::Lab) {
+    let host = l.host();
+    sh(&format!(
+        "ip netns exec {host} nft add table ip hsnat && \
+         ip netns exec {host} nft add chain ip hsnat post '{{ type nat hook postrouting priority 100; }}' && \
+         ip netns exec {host} nft add rule ip hsnat post oifname vr1 ip saddr 198.18.0.0/24 masquerade"
+    ));
+}
+
+/// Three pings from c1 to r1.
+fn ping_r1(l: &hopscope::lab::Lab) {
+    sh(&format!(
+        "ip netns exec {} ping -q -c 3 -i 0.2 -W 1 {} >/dev/null",
+        l.c1(),
+        addr::R1_V4
+    ));
+}
+
+#[test]
+fn matched_before_nat_followed_after() {
+    let _s = serial();
+    let g = lab("fn");
+    let l = &g.lab;
+    masquerade(l);
+    let netns: Vec<String> = [l.host(), l.c1(), l.r1()].to_vec();
+    let mut args = vec!["--filter", "icmp and src host 198.18.0.2"];
+    for n in &netns {
+        args.extend(["--netns", n.as_str()]);
+    }
+    let t = Trace::start(&args);
+    ping_r1(l);
+    let recs = t.stop();
+    let echo = echo_hops(&recs);
+
+    // Each request is one packet from c1's eth0 to r1's eth0; on r1 its
+    // source is the host's address: the filter matched it before NAT.
+    let requests: BTreeSet<u64> = echo
+        .iter()
+        .filter(|h| h["icmp_type"] == 8)
+        .map(|h| h["packet"].as_u64().unwrap())
+        .collect();
+    assert_eq!(requests.len(), 3, "three echo requests: {echo:#?}");
+    for p in &requests {
+        let path: Vec<(String, String, String)> = echo
+            .iter()
+            .filter(|h| h["packet"].as_u64() == Some(*p) && h["hook"] != "net_dev_xmit")
+            .map(|h| {
+                (
+                    h["netns_name"].as_str().unwrap().to_owned(),
+                    h["ifname"].as_str().unwrap().to_owned(),
+                    h["src"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let first = path.first().expect("hops");
+        let last = path.last().expect("hops");
+        assert_eq!(
+            (first.0.as_str(), first.1.as_str(), first.2.as_str()),
+            (l.c1().as_str(), "eth0", addr::C1_V4),
+            "{path:?}"
+        );
+        assert_eq!(
+            (last.0.as_str(), last.1.as_str(), last.2.as_str()),
+            (l.r1().as_str(), "eth0", addr::HOST_R1_V4),
+            "followed after masquerade: {path:?}"
+        );
+    }
+    // Per packet, as tcpdump: the replies (from r1) do not match.
+    assert!(
+        echo.iter().all(|h| h["icmp_type"] == 8),
+        "no reply may be followed: {echo:#?}"
+    );
+    assert_no_programs_left();
+}
+
+#[test]
+fn whole_flows_follow_replies_through_nat() {
+    let _s = serial();
+    let g = lab("fw");
+    let l = &g.lab;
+    masquerade(l);
+    let netns: Vec<String> = [l.host(), l.c1(), l.r1()].to_vec();
+    let mut args = vec!["--flow", "icmp and src host 198.18.0.2"];
+    for n in &netns {
+        args.extend(["--netns", n.as_str()]);
+    }
+    let t = Trace::start(&args);
+    ping_r1(l);
+    let recs = t.stop();
+    let echo = echo_hops(&recs);
+    let replies: Vec<&&Value> = echo.iter().filter(|h| h["icmp_type"] == 0).collect();
+    let reply_packets: BTreeSet<u64> = replies
+        .iter()
+        .map(|h| h["packet"].as_u64().unwrap())
+        .collect();
+    assert_eq!(reply_packets.len(), 3, "three replies followed: {echo:#?}");
+    for p in &reply_packets {
+        let seen: Vec<(&str, &str, &str)> = replies
+            .iter()
+            .filter(|h| h["packet"].as_u64() == Some(*p) && h["hook"] != "net_dev_xmit")
+            .map(|h| {
+                (
+                    h["netns_name"].as_str().unwrap(),
+                    h["ifname"].as_str().unwrap(),
+                    h["dst"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        // Sent by r1 to the masquerading address, delivered to c1 after
+        // the reverse translation.
+        assert_eq!(
+            seen.first().copied(),
+            Some((l.r1().as_str(), "eth0", addr::HOST_R1_V4)),
+            "{seen:?}"
+        );
+        assert_eq!(
+            seen.last().copied(),
+            Some((l.c1().as_str(), "eth0", addr::C1_V4)),
+            "{seen:?}"
+        );
+    }
+    assert_no_programs_left();
+}
+
+/// (netns name, ifname) of every hop of ICMP echo packets of this run.
+fn echo_places(recs: &[Value]) -> BTreeSet<(String, String)> {
+    echo_hops(recs)
+        .iter()
+        .map(|h| {
+            (
+                h["netns_name"].as_str().unwrap().to_owned(),
+                h["ifname"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[test]
+fn netns_pid_and_iface_select_exactly_their_hops() {
+    let _s = serial();
+    let g = lab("fs");
+    let l = &g.lab;
+    let (host, c1, r1) = (l.host(), l.c1(), l.r1());
+
+    // The router's namespace by name: its two interfaces, nothing else.
+    let t = Trace::start(&["--filter", "icmp", "--netns", &host]);
+    ping_r1(l);
+    let recs = t.stop();
+    assert_eq!(
+        echo_places(&recs),
+        set(&[(&host, "vc1"), (&host, "br0"), (&host, "vr1"),]),
+    );
+    let host_ino = l.netns_inode(&host).unwrap();
+    assert!(
+        hops(&recs)
+            .iter()
+            .all(|h| h["netns"].as_u64() == Some(host_ino)),
+        "every hop in {host}"
+    );
+
+    // r1 by the pid of a process living there, and by its inode.
+    let mut sleeper = Command::new("ip")
+        .args(["netns", "exec", &r1, "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let sleeper_pid = sleeper.id().to_string();
+    let r1_ino = l.netns_inode(&r1).unwrap().to_string();
+    for scope in [
+        ["--pid", sleeper_pid.as_str()],
+        ["--netns", r1_ino.as_str()],
+    ] {
+        let t = Trace::start(&["--filter", "icmp", scope[0], scope[1]]);
+        ping_r1(l);
+        let recs = t.stop();
+        assert_eq!(echo_places(&recs), set(&[(&r1, "eth0")]), "{scope:?}");
+    }
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+
+    // eth0 everywhere: c1's and r1's, not the host's interfaces.
+    let t = Trace::start(&["--filter", "icmp", "--iface", "eth0"]);
+    ping_r1(l);
+    let recs = t.stop();
+    let lab_places: BTreeSet<(String, String)> = echo_places(&recs)
+        .into_iter()
+        .filter(|(ns, _)| ns.starts_with(&format!("{}-", l.prefix())))
+        .collect();
+    assert_eq!(lab_places, set(&[(&c1, "eth0"), (&r1, "eth0")]));
+    assert!(hops(&recs).iter().all(|h| h["ifname"] == "eth0"));
+
+    // Both: one interface of one namespace.
+    let t = Trace::start(&["--filter", "icmp", "--netns", &host, "--iface", "vr1"]);
+    ping_r1(l);
+    let recs = t.stop();
+    assert_eq!(echo_places(&recs), set(&[(&host, "vr1")]));
+    assert_no_programs_left();
+}
+
+#[test]
+fn bad_expressions_and_flags_exit_2_and_load_nothing() {
+    let _s = serial();
+    require_root();
+    for (args, wanted) in [
+        (
+            vec!["trace", "--filter", "tcp port"],
+            "invalid filter `tcp port`: can't parse filter expression: syntax error",
+        ),
+        (
+            vec!["trace", "--flow", "net 198.18.0.0/33"],
+            "mask length must be <= 32",
+        ),
+        (
+            vec!["--filter", "icmp and and"],
+            "invalid filter `icmp and and`",
+        ),
+        (
+            vec!["trace", "--netns", "no-such-namespace-hs"],
+            "no network namespace named no-such-namespace-hs",
+        ),
+        (
+            vec!["trace", "--netns", "/etc/hostname"],
+            "not a network namespace file",
+        ),
+        (vec!["trace", "--iface", "a-name-much-too-long"], "--iface"),
+        (vec!["trace", "--pid", "4000000000"], "--pid 4000000000"),
+        (
+            vec!["trace", "--filter", "icmp", "--flow", "udp"],
+            "cannot be used with",
+        ),
+    ] {
+        let out = hopscope(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(wanted), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
+        assert_eq!(
+            hopscope_progs_loaded(),
+            Vec::<String>::new(),
+            "{args:?} loaded programs"
+        );
+    }
+    assert_no_programs_left();
+}
