@@ -129,22 +129,6 @@ static __always_inline const struct hs_filter_ctl *hs_filter_active(void)
 	return ctl && ctl->enabled ? ctl : NULL;
 }
 
-/*
- * The slot of an skb address. The verifier forbids arithmetic on the
- * pointer, and reading part of a spilled pointer; a probe read of its copy
- * on the stack gives a plain number.
- */
-static __always_inline struct hs_rejected *hs_rejected_slot(__u64 skb)
-{
-	__u64 addr = skb, low = 0;
-	__u32 slot;
-
-	bpf_probe_read_kernel(&low, sizeof(low), &addr);
-	slot = (__u32)((low >> 8) ^ (low >> 18)) & (HS_REJECTED_SLOTS - 1);
-
-	return bpf_map_lookup_elem(&hs_rejected, &slot);
-}
-
 /* See 3. above; 0 when the network header is unset. */
 static __always_inline __u32 hs_rejected_tag(struct sk_buff *skb)
 {
@@ -157,16 +141,27 @@ static __always_inline __u32 hs_rejected_tag(struct sk_buff *skb)
 	return ((tail - net) << 16) ^ word;
 }
 
+/*
+ * The slot comes from the tag, not the address: the verifier forbids
+ * arithmetic on a pointer, and the tag changes from packet to packet.
+ */
+static __always_inline struct hs_rejected *hs_rejected_slot(__u32 tag)
+{
+	__u32 slot = (tag ^ (tag >> 16) ^ (tag >> 26)) & (HS_REJECTED_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&hs_rejected, &slot);
+}
+
 static __always_inline int hs_was_rejected(__u64 skb, __u64 head, __u32 tag)
 {
-	struct hs_rejected *r = hs_rejected_slot(skb);
+	struct hs_rejected *r = hs_rejected_slot(tag);
 
 	return r && r->skb == skb && r->head == head && r->tag == tag;
 }
 
 static __always_inline void hs_remember_rejected(__u64 skb, __u64 head, __u32 tag)
 {
-	struct hs_rejected *r = hs_rejected_slot(skb);
+	struct hs_rejected *r = hs_rejected_slot(tag);
 
 	if (r) {
 		r->skb = skb;
@@ -175,11 +170,12 @@ static __always_inline void hs_remember_rejected(__u64 skb, __u64 head, __u32 ta
 	}
 }
 
-static __always_inline void hs_forget_rejected(__u64 skb)
+/* At a free: the next skb at this address is another packet. */
+static __always_inline void hs_forget_rejected(struct sk_buff *skb)
 {
-	struct hs_rejected *r = hs_rejected_slot(skb);
+	struct hs_rejected *r = hs_rejected_slot(hs_rejected_tag(skb));
 
-	if (r && r->skb == skb)
+	if (r && r->skb == (__u64)skb)
 		r->skb = 0;
 }
 
@@ -207,9 +203,13 @@ static __always_inline int hs_last_was_followed(void)
 #define HS_BPF_OP(c) ((c) & 0xf0)
 #define HS_BPF_SRC_X(c) ((c) & 0x08)
 
+/* Bytes copied up front: Ethernet + IPv6 + the ports, in one read. */
+#define HS_CBPF_WINDOW 64
+
 struct hs_cbpf_run {
 	const unsigned char *pkt; /* first byte tcpdump would see */
 	__u32 caplen;             /* readable bytes from pkt */
+	__u32 window;             /* of them, copied into win */
 	__u32 wirelen;            /* the packet's length as tcpdump reports it */
 	__u32 slot;               /* index into hs_filter_progs */
 	__u32 pc;
@@ -217,6 +217,7 @@ struct hs_cbpf_run {
 	__u32 x;
 	__u32 ret;
 	__u32 mem[16];
+	__u8 win[HS_CBPF_WINDOW];
 };
 
 /* A load of 1, 2 or 4 bytes at off, in network order. -1: out of bounds. */
@@ -225,6 +226,19 @@ static __always_inline int hs_cbpf_load(const struct hs_cbpf_run *r, __u32 off, 
 {
 	if (off >= r->caplen || size > r->caplen - off)
 		return -1;
+	if (off < r->window && size <= r->window - off) {
+		/* Masks keep the verifier's bounds; the test above keeps the bytes. */
+		__u32 v = r->win[off & (HS_CBPF_WINDOW - 1)];
+
+		if (size >= 2)
+			v = v << 8 | r->win[(off + 1) & (HS_CBPF_WINDOW - 1)];
+		if (size == 4) {
+			v = v << 8 | r->win[(off + 2) & (HS_CBPF_WINDOW - 1)];
+			v = v << 8 | r->win[(off + 3) & (HS_CBPF_WINDOW - 1)];
+		}
+		*out = v;
+		return 0;
+	}
 	if (size == 4) {
 		__u32 v;
 
@@ -379,6 +393,16 @@ static __noinline int hs_cbpf_match(struct sk_buff *skb, unsigned short dev_type
 	r.caplen = tail - start;
 	r.wirelen = skb->len + (__u32)(data - r.pkt);
 	r.slot = (epoch & 1) * 2 + framing;
+	{
+		__u32 n = r.caplen < HS_CBPF_WINDOW ? r.caplen : HS_CBPF_WINDOW;
+
+		/* Hide the bound from the compiler so the mask the verifier needs stays. */
+		asm volatile("" : "+r"(n));
+		n &= HS_CBPF_WINDOW * 2 - 1;
+		if (n > HS_CBPF_WINDOW || bpf_probe_read_kernel(r.win, n, r.pkt))
+			n = 0;
+		r.window = n;
+	}
 	prog = bpf_map_lookup_elem(&hs_filter_progs, &r.slot);
 	if (!prog || !prog->len)
 		return 0;

@@ -496,7 +496,8 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 	__u64 id;
 
 	if (!st) {
-		hs_forget_rejected(key);
+		if (hs_filter_active())
+			hs_forget_rejected(skb);
 		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(ctx, skb, location, reason) : 0;
 	}
 	id = st->packet_id;

@@ -8,9 +8,12 @@
 # 2. kernel: ns per invocation of each hs_* program (kernel.bpf_stats_enabled)
 #    while `hopscope trace --json > /dev/null` runs, under lab ping traffic
 #    and then under iperf3 TCP;
-# 3. live overhead: iperf3 c1 -> c2 with the tracer off and on (tracing
-#    everything, JSON to a pipe), alternating, with the trace summary's
-#    emitted/received/lost for each traced run.
+#    and, with a filter nothing matches (--filter "$NOMATCH"), the cost of
+#    the hooks for packets the filter rejects;
+# 3. live overhead: iperf3 c1 -> c2 with the tracer off, on (tracing
+#    everything, JSON to a pipe) and on with the non-matching filter,
+#    alternating, with the trace summary's emitted/received/lost for each
+#    traced run.
 #
 # Traffic stays inside a lab of namespaces built for the run (198.18.0.0/24
 # on its own bridge) and removed at exit, whatever happens. Takes about one
@@ -31,6 +34,8 @@ RUNS=${BENCH_RUNS:-3}
 IPERF_SECS=${BENCH_IPERF_SECS:-5}
 PING_COUNT=2000
 C2_ADDR=198.18.0.3
+# A filter iperf3's TCP traffic never matches.
+NOMATCH='udp port 9'
 # Upper bound only: every trace is stopped with SIGINT once its traffic ends.
 TRACE_LIMIT_SECS=60
 
@@ -227,14 +232,39 @@ delta "$s1" "$s2" >"$OUT/kernel-iperf.tsv"
 echo "$((t1 - t0))" >"$OUT/kernel-ping.wall"
 echo "$((t2 - t1))" >"$OUT/kernel-iperf.wall"
 
+log "kernel cost with --filter '$NOMATCH' (nothing matches): iperf3"
+sysctl -qw kernel.bpf_stats_enabled=1
+"$BIN" trace --json --filter "$NOMATCH" --duration "$TRACE_LIMIT_SECS" >"$OUT/trace-filtered.json" 2>"$OUT/trace-filtered.err" &
+TRACE_PID=$!
+wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-filtered.err")"
+IDS=$(prog_ids "$TRACE_PID")
+s0=$(snapshot "$IDS")
+t0=$(now_ns)
+ip netns exec "$PREFIX-c1" iperf3 -c "$C2_ADDR" -t "$IPERF_SECS" -J >"$OUT/iperf-kernel-filtered.json" ||
+	die "iperf3 failed (filtered kernel phase)"
+s1=$(snapshot "$IDS")
+t1=$(now_ns)
+stop_trace
+sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
+delta "$s0" "$s1" >"$OUT/kernel-filtered.tsv"
+echo "$((t1 - t0))" >"$OUT/kernel-filtered.wall"
+
 # --- 3. live overhead ---------------------------------------------------------------
-log "live overhead: iperf3 ${IPERF_SECS}s x $RUNS, tracer off / on alternating"
+log "live overhead: iperf3 ${IPERF_SECS}s x $RUNS, tracer off / on / filtered alternating"
 OFF=()
 ON=()
+FILTERED=()
 SUMMARIES=()
 for i in $(seq 1 "$RUNS"); do
 	OFF+=("$(iperf_run "off-$i")")
 	log "  run $i off: ${OFF[-1]} Gbit/s"
+
+	"$BIN" trace --json --filter "$NOMATCH" --duration "$TRACE_LIMIT_SECS" >/dev/null 2>"$OUT/trace-filtered-$i.err" &
+	TRACE_PID=$!
+	wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-filtered-$i.err")"
+	FILTERED+=("$(iperf_run "filtered-$i")")
+	stop_trace
+	log "  run $i filtered: ${FILTERED[-1]} Gbit/s"
 
 	# JSON goes through a pipe to a consumer (tail keeps the summary line).
 	summary=$OUT/summary-on-$i.json
@@ -272,10 +302,11 @@ done
 		printf '  %s\n' "$(grep -m1 -o '^allocations per event (steady state): [0-9.]*' "$OUT/pipeline.txt")"
 		echo
 	fi
-	for phase in ping iperf; do
+	for phase in ping iperf filtered; do
 		case $phase in
 		ping) echo "kernel, ns per invocation: lab ping ($PING_COUNT x 2 ms)" ;;
 		iperf) echo "kernel, ns per invocation: iperf3 TCP c1 -> c2 (${IPERF_SECS}s)" ;;
+		filtered) echo "kernel, ns per invocation: iperf3 TCP c1 -> c2 (${IPERF_SECS}s), --filter '$NOMATCH' (every packet rejected)" ;;
 		esac
 		printf '  %-28s %-9s %10s %8s\n' program emits runs ns/run
 		sort "$OUT/kernel-$phase.tsv" | while IFS=$'\t' read -r name runs _ ns; do
@@ -288,15 +319,20 @@ done
 		awk -F'\t' -v wall="$(cat "$OUT/kernel-$phase.wall")" '{ t += $3 } END {
 			printf "  all programs: %.0f ms of CPU in %.1f s (%.1f%% of one CPU)\n",
 				t / 1e6, wall / 1e9, 100 * t / wall }' "$OUT/kernel-$phase.tsv"
+		awk -F'\t' '$1 ~ /^hs_(net_dev_queue|netif_rx|netif_receive_skb|napi_gro_receive_entry|net_dev_xmit|consume_skb|kfree_skb)$/ {
+			r += $2; t += $3 } END { if (r) printf "  device and free hooks together: %.0f ns per run\n", t / r }' "$OUT/kernel-$phase.tsv"
 		echo
 	done
 	off_med=$(printf '%s\n' "${OFF[@]}" | median)
 	on_med=$(printf '%s\n' "${ON[@]}" | median)
+	filt_med=$(printf '%s\n' "${FILTERED[@]}" | median)
 	echo "live overhead: iperf3 c1 -> c2, Gbit/s, $RUNS runs each, alternating"
 	printf '  %-10s %-24s %s\n' "tracer" "runs" "median"
 	printf '  %-10s %-24s %s\n' "off" "${OFF[*]}" "$off_med"
 	printf '  %-10s %-24s %s\n' "on" "${ON[*]}" "$on_med"
+	printf '  %-10s %-24s %s\n' "filtered" "${FILTERED[*]}" "$filt_med"
 	echo "  on/off ratio of medians: $(awk -v a="$on_med" -v b="$off_med" 'BEGIN { printf "%.2f", a / b }')"
+	echo "  filtered/off ratio of medians (--filter '$NOMATCH'): $(awk -v a="$filt_med" -v b="$off_med" 'BEGIN { printf "%.3f", a / b }')"
 	echo
 	echo "traced runs: summary counters, and CPU seconds of hopscope and of its JSON consumer during iperf3"
 	echo "  (emitted received lost channel_dropped hopscope-cpu-s tail-cpu-s)"
