@@ -87,6 +87,19 @@ struct {
 
 /* Next packet id; ids start at 1. */
 __u64 hs_next_packet_id = 1;
+/*
+ * Entries created in hs_packets minus entries deleted. LRU evictions and
+ * replaced entries are not subtracted, so it only ever overstates; at 0 no
+ * packet is followed and the hooks that only care about followed packets
+ * return without a lookup (the common case under a filter that matches
+ * little).
+ */
+__s64 hs_followed = 0;
+
+static __always_inline int hs_nothing_followed(void)
+{
+	return *(volatile __s64 *)&hs_followed <= 0;
+}
 
 /*
  * Per-CPU, yet atomic: a program running from softirq can interrupt another
@@ -242,6 +255,7 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 	fresh.fingerprint = fp;
 	if (bpf_map_update_elem(&hs_packets, &skb, &fresh, BPF_ANY))
 		return 0;
+	__sync_fetch_and_add(&hs_followed, 1);
 	hs_count(HS_STAT_PACKETS);
 	*is_new = 1;
 	return fresh.packet_id;
@@ -264,7 +278,7 @@ static __noinline int hs_follow(struct sk_buff *skb, unsigned short dev_type, __
 
 	if (hs_was_rejected(key, head, tag))
 		goto rejected;
-	st = bpf_map_lookup_elem(&hs_packets, &key);
+	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
 	if (st && bpf_ktime_get_ns() - st->last_seen <= hs_cfg_max_packet_age_ns &&
 	    hs_same_packet(skb, st))
 		goto followed;
@@ -373,9 +387,12 @@ int BPF_PROG(hs_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 	     unsigned int skb_len)
 {
 	__u64 key = (__u64)skb;
-	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
+	struct hs_pkt_state *st;
 	struct hs_event *e;
 
+	if (hs_nothing_followed())
+		return 0;
+	st = bpf_map_lookup_elem(&hs_packets, &key);
 	if (!st || !hs_in_scope(dev))
 		return 0;
 	e = hs_reserve();
@@ -397,9 +414,12 @@ SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 {
 	__u64 key = (__u64)skb;
-	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
+	struct hs_pkt_state *st;
 	struct hs_event *e;
 
+	if (hs_nothing_followed())
+		return 0;
+	st = bpf_map_lookup_elem(&hs_packets, &key);
 	if (!st || !hs_same_packet(skb, st))
 		return 0;
 	e = hs_reserve();
@@ -491,7 +511,7 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 				      __u32 reason)
 {
 	__u64 key = (__u64)skb;
-	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
+	struct hs_pkt_state *st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
 	struct hs_event *e;
 	__u64 id;
 
@@ -503,10 +523,12 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 	id = st->packet_id;
 	if (!hs_same_packet(skb, st)) {
 		/* A stale entry: its packet ended unseen, this skb is another. */
-		bpf_map_delete_elem(&hs_packets, &key);
+		if (!bpf_map_delete_elem(&hs_packets, &key))
+			__sync_fetch_and_add(&hs_followed, -1);
 		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(ctx, skb, location, reason) : 0;
 	}
-	bpf_map_delete_elem(&hs_packets, &key);
+	if (!bpf_map_delete_elem(&hs_packets, &key))
+		__sync_fetch_and_add(&hs_followed, -1);
 	e = hs_reserve();
 	if (!e)
 		return 0;

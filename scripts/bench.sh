@@ -22,7 +22,8 @@
 #
 # Knobs (environment): BENCH_PREFIX (lab name prefix), BENCH_RUNS (iperf3
 # runs per side, default 3), BENCH_IPERF_SECS (default 5), BENCH_SKIP_CARGO=1
-# (kernel and live parts only, with an already built binary).
+# (kernel and live parts only, with an already built binary), BENCH_SKIP_TUI=1
+# (without the explorer's part, scripts/bench-tui.sh).
 
 set -euo pipefail
 
@@ -342,4 +343,6 @@ done
 } | tee "$OUT/results.txt"
 
 # --- 4. the explorer under load (its own lab, tmux) ------------------------------
-BENCH_SKIP_BUILD=1 bash "$ROOT/scripts/bench-tui.sh"
+if [ "${BENCH_SKIP_TUI:-0}" != 1 ]; then
+	BENCH_SKIP_BUILD=1 bash "$ROOT/scripts/bench-tui.sh"
+fi
