@@ -14,8 +14,9 @@
  *    same sk_buff and data buffer to the next packet at once: the address
  *    and buffer are not enough to tell packets apart. The entry also keeps
  *    a tag of the packet: its linear length from the network header and
- *    the 16 bits at network header + 4 (IPv4 id, IPv6 payload length),
- *    which no hop rewrites. The free hooks clear the entry.
+ *    the first 7 bytes of that header (IPv4: lengths and id; IPv6: flow
+ *    label and payload length; not the TTL or hop limit, which forwarding
+ *    rewrites). The free hooks clear the entry.
  *
  * Kernel facts:
  * - What tcpdump sees on a device starts at the link-layer header on
@@ -132,13 +133,15 @@ static __always_inline const struct hs_filter_ctl *hs_filter_active(void)
 /* See 3. above; 0 when the network header is unset. */
 static __always_inline __u32 hs_rejected_tag(struct sk_buff *skb)
 {
-	__u16 net = skb->network_header, word = 0;
+	__u16 net = skb->network_header;
 	__u32 tail = skb->tail;
+	__u64 word = 0;
 
 	if (net == HS_MAC_UNSET || tail <= net)
 		return 0;
-	bpf_probe_read_kernel(&word, sizeof(word), skb->head + net + 4);
-	return ((tail - net) << 16) ^ word;
+	bpf_probe_read_kernel(&word, sizeof(word), skb->head + net);
+	word &= 0x00ffffffffffffffULL; /* little endian: byte 7 (hop limit) off */
+	return ((tail - net) << 16) ^ (__u32)word ^ (__u32)(word >> 32) * 2654435761u;
 }
 
 /*
