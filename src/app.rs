@@ -6,13 +6,21 @@
 //! number, so live inserts and re-sorting do not move the cursor to another
 //! item. When the selected item disappears (evicted, filtered out), the
 //! cursor stays at the same row number, clamped to the list.
+//!
+//! The kernel's packet filter is edited here too ([`KernelFilter`]): `f`
+//! opens a line, Enter compiles it with libpcap (no terminal, no clock:
+//! still pure) and leaves the compiled filter in an outbox the runner hands
+//! to the reader; the status bar shows a filter once the reader says it is
+//! in force ([`App::filter_applied`]).
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent};
 
 use crate::correlate::{End, FlowId, Packet, Role};
 use crate::event::PacketId;
+use crate::filter::PacketFilter;
 use crate::input::{self, Action};
 use crate::model::{DropKey, FlowEntry, Model};
 use crate::output::describe;
@@ -194,6 +202,53 @@ impl Search {
     }
 }
 
+/// An expression and its mode, as the user asked for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterSpec {
+    /// pcap-filter expression; empty: no filter, follow everything.
+    pub expr: String,
+    /// Follow whole flows (`--flow`), not only the matching packets.
+    pub whole_flows: bool,
+}
+
+/// The filter input line (`f`).
+#[derive(Debug, Clone, Default)]
+pub struct FilterEdit {
+    pub text: String,
+    /// libpcap's refusal of the last Enter; the filter in force stays.
+    pub error: Option<String>,
+}
+
+/// The packet filter in the kernel, as the explorer knows it.
+#[derive(Debug, Clone, Default)]
+pub struct KernelFilter {
+    /// A live reader can take a new filter (false in a replay).
+    pub editable: bool,
+    /// What is in force.
+    pub current: FilterSpec,
+    /// How the filter in force is described (`PacketFilter::label`); None:
+    /// no filter.
+    pub label: Option<String>,
+    /// Where hops are looked at (`--netns`, `--iface`, `--pid`); fixed
+    /// for the run.
+    pub scope: Option<String>,
+    /// The input line, while open.
+    pub editing: Option<FilterEdit>,
+    /// A compiled filter (None: no filter) for the runner to hand to the
+    /// reader (`Reader::set_filter`).
+    pub outbox: Option<Option<PacketFilter>>,
+    /// Sent to the reader, oldest first, not confirmed yet (the reader
+    /// answers each, in order).
+    pub pending: VecDeque<FilterSpec>,
+}
+
+impl KernelFilter {
+    /// What the next change starts from: the newest one asked for.
+    pub fn latest(&self) -> &FilterSpec {
+        self.pending.back().unwrap_or(&self.current)
+    }
+}
+
 /// What freezing keeps still: the list of flows, their rows as they were,
 /// and the newest packet (later packets are not listed).
 #[derive(Debug, Clone)]
@@ -231,8 +286,11 @@ pub struct App {
     pub page_rows: usize,
     /// One-line message for the status bar (e.g. why Enter did nothing).
     pub notice: Option<String>,
-    /// What the user is told is filtered (set by the runner).
+    /// What the user is told is filtered after correlation, such as the
+    /// demo's lab namespaces (set by the runner).
     pub filter_label: String,
+    /// The kernel's packet filter and scope.
+    pub filter: KernelFilter,
     /// Where the events come from ("live", "replay FILE").
     pub source_label: String,
     /// The user asked to export this flow's hop graph (the runner writes
@@ -259,12 +317,16 @@ impl Default for App {
             quit: false,
             page_rows: 10,
             notice: None,
-            filter_label: "everything".to_owned(),
+            filter_label: EVERYTHING.to_owned(),
+            filter: KernelFilter::default(),
             source_label: "live".to_owned(),
             export_dot: None,
         }
     }
 }
+
+/// `filter_label` when nothing is filtered after correlation.
+pub const EVERYTHING: &str = "everything";
 
 /// Text a flow is searched by: protocol, endpoints, namespace names.
 pub fn flow_haystack(f: &FlowEntry, model: &Model, out: &mut String) {
@@ -534,6 +596,10 @@ impl App {
             self.quit = true;
             return;
         }
+        if self.filter.editing.is_some() {
+            self.on_filter_key(key);
+            return;
+        }
         if self.search().editing {
             self.on_search_key(key);
             return;
@@ -569,6 +635,117 @@ impl App {
         }
         // The first match becomes the selection.
         self.cursor_reset();
+    }
+
+    /// Keys while the filter line is open: Enter compiles and applies, Esc
+    /// cancels, ^U clears the line.
+    fn on_filter_key(&mut self, key: KeyEvent) {
+        let Some(edit) = self.filter.editing.as_mut() else {
+            return;
+        };
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Enter => {
+                let spec = FilterSpec {
+                    expr: edit.text.trim().to_owned(),
+                    whole_flows: self.filter.latest().whole_flows,
+                };
+                if let Err(e) = self.request_filter(spec) {
+                    if let Some(edit) = self.filter.editing.as_mut() {
+                        edit.error = Some(e);
+                    }
+                    return;
+                }
+                self.filter.editing = None;
+            }
+            KeyCode::Esc => self.filter.editing = None,
+            KeyCode::Backspace => {
+                edit.text.pop();
+            }
+            KeyCode::Char('u') if ctrl => edit.text.clear(),
+            KeyCode::Char(c)
+                if !ctrl && !key.modifiers.contains(KeyModifiers::ALT) && !c.is_control() =>
+            {
+                edit.text.push(c)
+            }
+            _ => {}
+        }
+    }
+
+    /// Compiles `spec` (libpcap) and queues it for the reader; libpcap's
+    /// message when it refuses (nothing changes then).
+    fn request_filter(&mut self, spec: FilterSpec) -> Result<(), String> {
+        let compiled =
+            PacketFilter::compile(&spec.expr, spec.whole_flows).map_err(|e| e.to_string())?;
+        self.notice = Some(match &compiled {
+            Some(f) => format!("applying {} …", f.label()),
+            None => "removing the filter …".to_owned(),
+        });
+        // A newer change replaces one the runner has not sent yet.
+        if self.filter.outbox.replace(compiled).is_some() {
+            self.filter.pending.pop_back();
+        }
+        self.filter.pending.push_back(spec);
+        Ok(())
+    }
+
+    /// The reader's answer to the oldest change sent: in force (its label,
+    /// None for no filter), or refused by the kernel (the previous filter
+    /// stays).
+    pub fn filter_applied(&mut self, result: Result<Option<String>, String>) {
+        let spec = self.filter.pending.pop_front();
+        match result {
+            Ok(label) => {
+                if let Some(spec) = spec {
+                    self.filter.current = spec;
+                }
+                self.filter.label = label;
+                // The status bar shows it now; "applying …" is done unless
+                // a newer change is still on its way.
+                if self.filter.pending.is_empty() {
+                    self.notice = None;
+                }
+            }
+            Err(e) => self.notice = Some(format!("filter not changed: {e}")),
+        }
+    }
+
+    /// `F`: the same expression again, for whole flows or packets only.
+    fn toggle_whole_flows(&mut self) {
+        let mut spec = self.filter.latest().clone();
+        spec.whole_flows = !spec.whole_flows;
+        let mode = if spec.whole_flows {
+            "whole flows"
+        } else {
+            "matching packets only"
+        };
+        if spec.expr.is_empty() {
+            // Nothing to send: the mode waits for the next filter.
+            match self.filter.pending.back_mut() {
+                Some(p) => p.whole_flows = spec.whole_flows,
+                None => self.filter.current.whole_flows = spec.whole_flows,
+            }
+            self.notice = Some(format!("no filter yet (f sets one); it will follow {mode}"));
+        } else if let Err(e) = self.request_filter(spec) {
+            self.notice = Some(e);
+        }
+    }
+
+    /// What the status bar says is filtered: the kernel's filter, the
+    /// scope, and what is filtered after correlation.
+    pub fn filter_summary(&self) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        parts.extend(self.filter.label.as_deref());
+        parts.extend(self.filter.scope.as_deref());
+        if parts.is_empty() || self.filter_label != EVERYTHING {
+            parts.push(&self.filter_label);
+        }
+        parts.join(" · ")
+    }
+
+    /// Why `f` and `F` do nothing in a replay.
+    fn filter_not_editable(&mut self) {
+        self.notice = Some("filters apply to live tracing only, not to a replay".to_owned());
     }
 
     fn cursor_reset(&mut self) {
@@ -630,6 +807,15 @@ impl App {
                 s.editing = true;
                 s.query.clear();
             }
+            Action::Filter if !self.filter.editable => self.filter_not_editable(),
+            Action::Filter => {
+                self.filter.editing = Some(FilterEdit {
+                    text: self.filter.latest().expr.clone(),
+                    error: None,
+                });
+            }
+            Action::WholeFlows if !self.filter.editable => self.filter_not_editable(),
+            Action::WholeFlows => self.toggle_whole_flows(),
             Action::Sort => match self.screen {
                 Screen::Flows => self.flow_sort = self.flow_sort.next(),
                 Screen::Packets => self.packet_sort = self.packet_sort.next(),
@@ -761,5 +947,129 @@ impl App {
             Screen::Packets => Screen::Flows,
             Screen::Hops => Screen::Packets,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+
+    fn key(app: &mut App, model: &Model, code: KeyCode, m: KeyModifiers) {
+        app.update(model, Input::Key(KeyEvent::new(code, m)));
+    }
+
+    fn typed(app: &mut App, model: &Model, s: &str) {
+        for c in s.chars() {
+            key(app, model, KeyCode::Char(c), KeyModifiers::NONE);
+        }
+    }
+
+    fn live(expr: &str) -> App {
+        App {
+            filter: KernelFilter {
+                editable: true,
+                current: FilterSpec {
+                    expr: expr.to_owned(),
+                    whole_flows: false,
+                },
+                label: (!expr.is_empty()).then(|| format!("`{expr}`")),
+                scope: Some("netns hs-c1".to_owned()),
+                ..KernelFilter::default()
+            },
+            ..App::default()
+        }
+    }
+
+    #[test]
+    fn f_edits_and_applies_once_the_reader_confirms() {
+        let model = Model::new(ModelConfig::default());
+        let mut a = live("icmp");
+        assert_eq!(a.filter_summary(), "`icmp` · netns hs-c1");
+        key(&mut a, &model, KeyCode::Char('f'), KeyModifiers::NONE);
+        assert_eq!(a.filter.editing.as_ref().unwrap().text, "icmp", "prefilled");
+        key(&mut a, &model, KeyCode::Char('u'), KeyModifiers::CONTROL);
+        assert_eq!(a.filter.editing.as_ref().unwrap().text, "");
+        // Keys are text while the line is open.
+        typed(&mut a, &model, "udp q");
+        key(&mut a, &model, KeyCode::Backspace, KeyModifiers::NONE);
+        key(&mut a, &model, KeyCode::Backspace, KeyModifiers::NONE);
+        assert!(!a.quit);
+        key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        assert!(a.filter.editing.is_none());
+        let sent = a.filter.outbox.take().expect("a filter for the reader");
+        assert_eq!(sent.as_ref().map(|f| f.expr.as_str()), Some("udp"));
+        assert!(!sent.unwrap().whole_flows);
+        // Not in force until the reader says so.
+        assert_eq!(a.filter.label.as_deref(), Some("`icmp`"));
+        a.filter_applied(Ok(Some("`udp`".to_owned())));
+        assert_eq!(a.filter.current.expr, "udp");
+        assert_eq!(a.filter_summary(), "`udp` · netns hs-c1");
+        assert!(a.filter.pending.is_empty());
+    }
+
+    #[test]
+    fn a_refused_expression_shows_libpcap_and_changes_nothing() {
+        let model = Model::new(ModelConfig::default());
+        let mut a = live("udp");
+        key(&mut a, &model, KeyCode::Char('f'), KeyModifiers::NONE);
+        key(&mut a, &model, KeyCode::Char('u'), KeyModifiers::CONTROL);
+        typed(&mut a, &model, "tcp port");
+        key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        let err = a.filter.editing.as_ref().unwrap().error.clone().unwrap();
+        assert!(err.starts_with("invalid filter `tcp port`: "), "{err}");
+        assert!(a.filter.outbox.is_none() && a.filter.pending.is_empty());
+        assert_eq!(a.filter_summary(), "`udp` · netns hs-c1");
+        // Esc cancels; the old filter stays.
+        key(&mut a, &model, KeyCode::Esc, KeyModifiers::NONE);
+        assert!(a.filter.editing.is_none());
+        assert_eq!(a.filter.current.expr, "udp");
+        assert_eq!(a.screen, Screen::Flows);
+    }
+
+    #[test]
+    fn empty_removes_and_shift_f_toggles_whole_flows() {
+        let model = Model::new(ModelConfig::default());
+        let mut a = live("udp");
+        key(&mut a, &model, KeyCode::Char('F'), KeyModifiers::SHIFT);
+        let sent = a.filter.outbox.take().unwrap().unwrap();
+        assert!(sent.whole_flows && sent.expr == "udp");
+        a.filter_applied(Ok(Some(sent.label())));
+        assert_eq!(a.filter_summary(), "flows of `udp` · netns hs-c1");
+        // The line opens in whole-flows mode and keeps it.
+        key(&mut a, &model, KeyCode::Char('f'), KeyModifiers::NONE);
+        key(&mut a, &model, KeyCode::Char('u'), KeyModifiers::CONTROL);
+        typed(&mut a, &model, "icmp");
+        key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        let sent = a.filter.outbox.take().unwrap().unwrap();
+        assert!(sent.whole_flows);
+        a.filter_applied(Ok(Some(sent.label())));
+        // Empty: no filter.
+        key(&mut a, &model, KeyCode::Char('f'), KeyModifiers::NONE);
+        key(&mut a, &model, KeyCode::Char('u'), KeyModifiers::CONTROL);
+        key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        assert!(a.filter.outbox.take().unwrap().is_none());
+        a.filter_applied(Ok(None));
+        assert_eq!(a.filter_summary(), "netns hs-c1");
+        // A kernel refusal keeps what was in force.
+        key(&mut a, &model, KeyCode::Char('f'), KeyModifiers::NONE);
+        typed(&mut a, &model, "tcp");
+        key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        a.filter_applied(Err("writing the filter program".to_owned()));
+        assert_eq!(a.filter_summary(), "netns hs-c1");
+        assert_eq!(a.filter.current.expr, "");
+        assert!(a.notice.as_deref().unwrap().contains("not changed"));
+    }
+
+    #[test]
+    fn replays_explain_that_filters_are_live() {
+        let model = Model::new(ModelConfig::default());
+        let mut a = App::default();
+        for (c, m) in [('f', KeyModifiers::NONE), ('F', KeyModifiers::SHIFT)] {
+            key(&mut a, &model, KeyCode::Char(c), m);
+            assert!(a.filter.editing.is_none() && a.filter.outbox.is_none());
+            assert!(a.notice.as_deref().unwrap().contains("live tracing"));
+        }
+        assert_eq!(a.filter_summary(), "everything");
     }
 }

@@ -21,6 +21,10 @@ pub enum Action {
     ToggleRequests,
     ToggleReplies,
     Search,
+    /// Edit the kernel's packet filter (live runs only).
+    Filter,
+    /// Filter whole flows or single packets (live runs only).
+    WholeFlows,
     Sort,
     Freeze,
     Drops,
@@ -140,6 +144,18 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Search,
     },
     Binding {
+        keys: &[k('f')],
+        label: "f",
+        help: "edit the kernel filter (tcpdump syntax; live)",
+        action: Action::Filter,
+    },
+    Binding {
+        keys: &[Key(KeyCode::Char('F'), KeyModifiers::SHIFT), k('F')],
+        label: "F",
+        help: "filter whole flows (both directions) or packets",
+        action: Action::WholeFlows,
+    },
+    Binding {
         keys: &[k('s')],
         label: "s",
         help: "cycle the sort order",
@@ -250,6 +266,19 @@ mod tests {
         assert_eq!(
             action_for(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             Some(Action::Quit)
+        );
+        assert_eq!(
+            action_for(&press(KeyCode::Char('f'), KeyModifiers::NONE)),
+            Some(Action::Filter)
+        );
+        assert_eq!(
+            action_for(&press(KeyCode::Char('F'), KeyModifiers::SHIFT)),
+            Some(Action::WholeFlows)
+        );
+        // Ctrl-F pages down, it does not open the filter.
+        assert_eq!(
+            action_for(&press(KeyCode::Char('f'), KeyModifiers::CONTROL)),
+            Some(Action::PageDown)
         );
         let mut release = press(KeyCode::Char('q'), KeyModifiers::NONE);
         release.kind = KeyEventKind::Release;

@@ -11,6 +11,10 @@
 //!   to `HOPSCOPE_LOG_FILE` or nowhere, never to the terminal.
 //! - SIGINT, SIGTERM and SIGHUP quit like `q`: the reader detaches every
 //!   program before the process exits.
+//! - The kernel's filter changes while the programs stay attached: the app
+//!   compiles what was typed after `f` (libpcap), this loop hands it to the
+//!   reader, and the status bar shows it once the reader answers that it is
+//!   in force. What is already listed stays.
 
 use std::io::{self, IsTerminal, Stdout};
 use std::path::{Path, PathBuf};
@@ -28,7 +32,7 @@ use crossterm::terminal::{
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
-use crate::app::{App, Input};
+use crate::app::{App, FilterSpec, Input, KernelFilter};
 use crate::bpf::probe;
 use crate::bpf::reader::{self, KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
@@ -41,7 +45,7 @@ use crate::symbols::KernelSymbols;
 use crate::topology::dot::write_dot;
 use crate::topology::graph::HopGraph;
 use crate::topology::resolver::Topology;
-use crate::trace::{monotonic_ns, quit_signals};
+use crate::trace::{kernel_scope_label, monotonic_ns, quit_signals};
 use crate::ui::{self, Theme};
 use crate::UsageError;
 
@@ -56,7 +60,8 @@ pub struct ExplorerOptions {
     pub correlator: CorrelatorConfig,
     pub model: ModelConfig,
     pub record: Option<PathBuf>,
-    /// Shown in the status bar.
+    /// Shown in the status bar: what is filtered after correlation (the
+    /// kernel's filter and scope are in `tracer`).
     pub filter_label: String,
     /// Quit after this long (scripts and demos); `None`: until asked.
     pub duration: Option<Duration>,
@@ -288,7 +293,16 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         None => None,
     };
     if let Some(r) = recorder.as_mut() {
-        r.scope(&opts.model.filter.netns, 0, &opts.filter_label)
+        // The filter the run started with (changes made with `f` are not
+        // recorded: a replay shows the events, whichever filter chose them).
+        let label = match kernel_scope_label(&opts.tracer) {
+            Some(k) if opts.filter_label != crate::app::EVERYTHING => {
+                format!("{k} · {}", opts.filter_label)
+            }
+            Some(k) => k,
+            None => opts.filter_label.clone(),
+        };
+        r.scope(&opts.model.filter.netns, 0, &label)
             .context("writing the recording")?;
     }
     crate::logging::quiet_terminal();
@@ -318,8 +332,19 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     let mut topo = Topology::new();
     let mut symbols = None;
     learn_topology(&mut model, &mut topo, &mut recorder, true)?;
+    let initial = opts.tracer.filter.as_ref();
     let mut app = App {
         filter_label: opts.filter_label.clone(),
+        filter: KernelFilter {
+            editable: true,
+            current: FilterSpec {
+                expr: initial.map(|f| f.expr.clone()).unwrap_or_default(),
+                whole_flows: initial.is_some_and(|f| f.whole_flows),
+            },
+            label: initial.map(crate::filter::PacketFilter::label),
+            scope: opts.tracer.scope.label(),
+            ..KernelFilter::default()
+        },
         source_label: match &opts.record {
             Some(p) => format!("live, recording to {}", p.display()),
             None => "live".to_owned(),
@@ -347,13 +372,16 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                         reader.recycle(batch);
                     }
                     Ok(ReaderMsg::Stats { kernel, reader: r }) => stats = (kernel, r),
-                    Ok(ReaderMsg::Filter(_)) => {}
+                    Ok(ReaderMsg::Filter(res)) => {
+                        app.filter_applied(res);
+                        painter.view_changed = true;
+                    }
                     Ok(ReaderMsg::Failed(e)) => break Err(anyhow::anyhow!("{e}")),
                     Ok(ReaderMsg::Done { .. } | ReaderMsg::Ready { .. } | ReaderMsg::Stacks(_)) => {}
                     Err(_) => break Err(anyhow::anyhow!("the BPF reader stopped")),
                 },
                 recv(input.rx) -> ev => match ev {
-                    Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter),
+                    Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, Some(&reader)),
                     // Without input there is no way to quit: stop.
                     Err(_) => break Err(anyhow::anyhow!("the terminal's input stopped")),
                 },
@@ -403,12 +431,28 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     Ok(0)
 }
 
-fn on_terminal_event(app: &mut App, model: &Model, ev: Event, painter: &mut Painter) {
+/// One key, mouse or resize event; then what the app asked the runner
+/// for: a filter for the reader (live runs), a graph to write.
+fn on_terminal_event(
+    app: &mut App,
+    model: &Model,
+    ev: Event,
+    painter: &mut Painter,
+    reader: Option<&Reader>,
+) {
     match ev {
         Event::Key(k) => app.update(model, Input::Key(k)),
         Event::Mouse(m) => app.update(model, Input::Mouse(m)),
         Event::Resize(..) => {}
         _ => return,
+    }
+    if let Some(filter) = app.filter.outbox.take() {
+        match reader {
+            // The reader answers with ReaderMsg::Filter; the model keeps
+            // what it has.
+            Some(r) => r.set_filter(filter),
+            None => app.filter.pending.clear(),
+        }
     }
     if let Some(flow) = app.export_dot.take() {
         app.notice = Some(match export_dot(app, model, flow) {
@@ -505,7 +549,7 @@ pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfi
     loop {
         painter.maybe_draw(&mut guard.term, &model, &mut app)?;
         match input.rx.recv_timeout(FRAME_PERIOD) {
-            Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter),
+            Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, None),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 anyhow::bail!("the terminal's input stopped")

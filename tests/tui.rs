@@ -10,8 +10,9 @@
 //! graph and path statistics, a clean exit (status 0, cooked terminal, main
 //! screen, no lab, no BPF program left); that a replay shows the very
 //! screens the live run showed; that bad recordings and bad invocations are
-//! refused with status 2 before the terminal is touched; and that
-//! recordings are private (0600).
+//! refused with status 2 before the terminal is touched; that recordings
+//! are private (0600); and that `f` changes the kernel's filter while the
+//! explorer runs, with libpcap's message shown when it refuses one.
 
 mod common;
 
@@ -20,11 +21,13 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use hopscope::event::record::{Frame, Replay, MAGIC};
-use hopscope::lab::{addr, in_netns, Lab, LabGuard};
+use hopscope::lab::{addr, in_netns, Lab, LabGuard, TrafficOpts};
 
 const COLS: u16 = 160;
 const ROWS: u16 = 45;
@@ -302,6 +305,46 @@ fn descendants_and_self(pid: i32) -> Vec<i32> {
         i += 1;
     }
     out
+}
+
+/// After `q`: exit status 0, the terminal back in cooked mode on the main
+/// screen with the cursor shown and mouse reporting off (in tmux's state
+/// and in the bytes written), no error on stderr. Returns stderr.
+fn clean_exit(tmux: &Tmux) -> String {
+    let status = tmux.wait_exit(REACT);
+    let err = tmux.stderr();
+    assert_eq!(status, 0, "exit status\n{err}");
+    let stty = std::fs::read_to_string(tmux.file("stty")).unwrap();
+    let modes: Vec<&str> = stty
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .collect();
+    for m in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(
+            modes.contains(&m),
+            "terminal not back in cooked mode ({m}):\n{stty}"
+        );
+        assert!(!modes.contains(&format!("-{m}").as_str()), "{stty}");
+    }
+    assert_eq!(tmux.format("#{alternate_on}"), "0", "alternate screen left");
+    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor shown again");
+    assert_eq!(
+        tmux.format("#{mouse_any_flag}#{mouse_button_flag}#{mouse_standard_flag}#{mouse_sgr_flag}"),
+        "0000",
+        "mouse reporting off"
+    );
+    let after = tmux.capture();
+    assert!(!after.contains("hopscope │"), "main screen shown:\n{after}");
+    let raw = tmux.raw();
+    let on = raw.rfind(ALT_ON).expect("entered the alternate screen");
+    let tail = &raw[on..];
+    assert!(tail.contains(ALT_OFF), "left the alternate screen");
+    assert!(
+        tail.contains("\x1b[?1000l") && tail.contains("\x1b[?25h"),
+        "mouse capture off and cursor shown at exit"
+    );
+    assert!(err.contains("hopscope: "), "{err}");
+    assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+    err
 }
 
 /// Removes a lab when dropped (demo removes its own; this is for failures).
@@ -746,43 +789,11 @@ fn explorer_drill_down_in_a_real_terminal() {
 
     // q: a clean exit.
     tmux.keys(&["q"]);
-    let status = tmux.wait_exit(REACT);
-    let err = tmux.stderr();
-    assert_eq!(status, 0, "exit status\n{err}");
-    let stty = std::fs::read_to_string(tmux.file("stty")).unwrap();
-    let modes: Vec<&str> = stty
-        .split(|c: char| c.is_whitespace() || c == ';')
-        .collect();
-    for m in ["icanon", "echo", "isig", "icrnl", "opost"] {
-        assert!(
-            modes.contains(&m),
-            "terminal not back in cooked mode ({m}):\n{stty}"
-        );
-        assert!(!modes.contains(&format!("-{m}").as_str()), "{stty}");
-    }
-    assert_eq!(tmux.format("#{alternate_on}"), "0", "alternate screen left");
-    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor shown again");
-    assert_eq!(
-        tmux.format("#{mouse_any_flag}#{mouse_button_flag}#{mouse_standard_flag}#{mouse_sgr_flag}"),
-        "0000",
-        "mouse reporting off"
-    );
-    let after = tmux.capture();
-    assert!(!after.contains("hopscope │"), "main screen shown:\n{after}");
-    let raw = tmux.raw();
-    let on = raw.rfind(ALT_ON).expect("entered the alternate screen");
-    let tail = &raw[on..];
-    assert!(tail.contains(ALT_OFF), "left the alternate screen");
-    assert!(
-        tail.contains("\x1b[?1000l") && tail.contains("\x1b[?25h"),
-        "mouse capture off and cursor shown at exit"
-    );
-    assert!(err.contains("hopscope: "), "{err}");
+    let err = clean_exit(&tmux);
     assert!(
         err.contains(&format!("hopscope demo: lab {pfx} removed")),
         "{err}"
     );
-    assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
     assert_eq!(
         lab_namespaces_left(&pfx),
         Vec::<String>::new(),
@@ -1293,5 +1304,154 @@ fn recording_file_is_private() {
     );
     assert_eq!(mode(&traced), 0o600, "trace --record, new file");
     assert!(frames(&traced) > 0);
+    no_programs_left();
+}
+
+// ---------------------------------------------------------------------------
+// 5. The kernel filter, changed live
+
+/// Lab traffic of every kind (`lab traffic`) on a thread of its own while
+/// it lives; stopped and joined when dropped, also when an assertion fails.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(lab: &Lab) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (lab, flag) = (lab.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let opts = TrafficOpts {
+                interval: Duration::from_millis(300),
+                ..TrafficOpts::default()
+            };
+            if let Err(e) = lab.traffic(&opts, &flag) {
+                eprintln!("lab traffic: {e:#}");
+            }
+        });
+        Traffic {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The status bar: the last line that is not blank.
+fn status_bar(screen: &str) -> &str {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+/// The explorer starts with `--filter icmp` in the lab's c1 namespace
+/// (`--netns`, so other labs on the machine, which use the same addresses,
+/// stay out) while the lab sends ICMP, ICMPv6, UDP and TCP: only ICMP flows
+/// are listed. `f`, ^U, `udp`, Enter: UDP flows appear without a restart,
+/// the ICMP flows already listed stay, and TCP never shows. `f`, `tcp
+/// port`, Enter: libpcap's message under the line, and `udp` still in
+/// force. Esc, `q`: a clean exit and no program left.
+#[test]
+fn filter_changes_live_with_f() {
+    let _s = serial();
+    require_root();
+    let g = LabGuard::up(&prefix("fl")).expect("building the lab");
+    let c1 = g.lab.c1();
+    let _traffic = Traffic::start(&g.lab);
+    let mut tmux = Tmux::new(COLS, ROWS);
+    tmux.run(&format!("{} --filter icmp --netns {c1}", bin()));
+    let in_force = |expr: &str| format!("│ filter: `{expr}` · netns {c1} │");
+
+    // Only ICMP (not ICMPv6, UDP, TCP or ARP), from c1, and the status bar
+    // says which filter and scope.
+    let icmp = tmux.wait_for("ICMP flows", START, |s| {
+        line(s, 1).starts_with(" Flows (") && flow_rows(s).len() >= 2
+    });
+    assert!(status_bar(&icmp).contains(&in_force("icmp")), "{icmp}");
+    for r in flow_rows(&icmp) {
+        assert!(r.starts_with("icmp "), "only ICMP flows: {r}\n{icmp}");
+        assert!(r.contains(&format!(" {c1} ")), "{r}");
+    }
+    let (before, _) = flows_title(&icmp).expect("the flows title");
+
+    // f: the line holds the filter in force; ^U clears it; udp, Enter.
+    tmux.keys(&["f"]);
+    tmux.wait_for("the filter line", REACT, |s| {
+        s.contains(" kernel filter: icmp▏")
+    });
+    tmux.keys(&["C-u"]);
+    tmux.type_text("udp");
+    tmux.wait_for("udp typed", REACT, |s| s.contains(" kernel filter: udp▏"));
+    tmux.keys(&["Enter"]);
+    let udp = tmux.wait_for("UDP flows under the new filter", REACT, |s| {
+        status_bar(s).contains(&in_force("udp"))
+            && !s.contains(" kernel filter: ")
+            && flow_rows(s).iter().any(|r| r.starts_with("udp "))
+    });
+    let (after, _) = flows_title(&udp).expect("the flows title");
+    assert!(
+        after > before,
+        "the flows already listed stay: {before} then {after}\n{udp}"
+    );
+    for r in flow_rows(&udp) {
+        assert!(
+            r.starts_with("icmp ") || r.starts_with("udp "),
+            "ICMP (listed before) or UDP only: {r}\n{udp}"
+        );
+        assert!(r.contains(&format!(" {c1} ")), "{r}");
+    }
+    assert!(
+        flow_rows(&udp)
+            .iter()
+            .any(|r| r.starts_with("udp ") && r.contains(" 198.18.0.3:7007 ")),
+        "the lab's UDP echo: {udp}"
+    );
+
+    // f, tcp port, Enter: libpcap refuses it; its message is shown under
+    // the line, which stays open, and udp stays in force.
+    tmux.keys(&["f"]);
+    tmux.wait_for("the filter line", REACT, |s| {
+        s.contains(" kernel filter: udp▏")
+    });
+    tmux.keys(&["C-u"]);
+    tmux.type_text("tcp port");
+    tmux.keys(&["Enter"]);
+    let refused = tmux.wait_for("libpcap's message", REACT, |s| {
+        s.contains(" invalid filter `tcp port`: ")
+    });
+    let msg = refused
+        .lines()
+        .find(|l| l.starts_with(" invalid filter `tcp port`: "))
+        .unwrap();
+    assert!(msg.contains("syntax error"), "libpcap's own words: {msg}");
+    assert!(refused.contains(" kernel filter: tcp port▏"), "{refused}");
+    assert!(status_bar(&refused).contains(&in_force("udp")), "{refused}");
+    // And it still follows UDP: new flows keep coming, UDP or ICMP only.
+    let (n0, _) = flows_title(&refused).expect("the flows title");
+    let more = tmux.wait_for("more UDP flows", REACT, |s| {
+        flows_title(s).is_some_and(|(n, _)| n > n0)
+    });
+    for r in flow_rows(&more) {
+        assert!(r.starts_with("icmp ") || r.starts_with("udp "), "{r}");
+    }
+
+    // Esc closes the line; q quits cleanly.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the filter line closed", REACT, |s| {
+        !s.contains(" kernel filter: ") && !s.contains(" invalid filter ")
+    });
+    tmux.keys(&["q"]);
+    clean_exit(&tmux);
     no_programs_left();
 }

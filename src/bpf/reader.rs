@@ -564,9 +564,14 @@ fn run(
     while !stop.load(Ordering::Relaxed) {
         let _ = ring.poll(DRAIN_PERIOD);
         while let Ok(Control::SetFilter(f)) = control.try_recv() {
-            epoch = epoch.wrapping_add(1);
-            let res = install_filter(&skel, f.as_ref(), epoch)
-                .map(|()| f.as_ref().map(PacketFilter::label))
+            // The epoch moves only once the new one is complete: a failed
+            // install must not leave the next one writing the programs in force.
+            let next = epoch.wrapping_add(1);
+            let res = install_filter(&skel, f.as_ref(), next)
+                .map(|()| {
+                    epoch = next;
+                    f.as_ref().map(PacketFilter::label)
+                })
                 .map_err(|e| format!("{e:#}"));
             let _ = tx.send_timeout(ReaderMsg::Filter(res), Duration::from_secs(2));
         }

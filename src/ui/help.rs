@@ -26,8 +26,12 @@ pub fn render(f: &mut Frame, area: Rect, theme: Theme) {
         Span::raw(" reply"),
     ]));
     lines.push(Line::raw(" mouse wheel scrolls · any key closes this help"));
+    // As wide as the widest line, plus the borders and a blank column.
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0);
     let h = (lines.len() as u16 + 2).min(area.height);
-    let w = 64.min(area.width);
+    let w = u16::try_from(widest + 3)
+        .unwrap_or(u16::MAX)
+        .min(area.width);
     let [_, mid, _] = Layout::vertical([
         Constraint::Fill(1),
         Constraint::Length(h),

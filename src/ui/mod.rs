@@ -1,7 +1,8 @@
 //! Drawing the explorer: `render(frame, &Model, &mut App)` lays out the
-//! title, the screen's list, the detail area, the search prompt and the
-//! status bar. One module per region; nothing here changes the model, and
-//! the only state written back is scroll offsets and the page size.
+//! title, the screen's list, the detail area, the search prompt (or the
+//! filter line) and the status bar. One module per region; nothing here
+//! changes the model, and the only state written back is scroll offsets and
+//! the page size.
 
 pub mod drops;
 pub mod flows;
@@ -31,11 +32,18 @@ pub use theme::Theme;
 pub fn render(f: &mut Frame, model: &Model, app: &mut App, theme: Theme) {
     app.clamp(model);
     let area = f.area();
+    // The filter line, while open, takes the place of the search line.
+    let filter_rows = status::filter_prompt_rows(app);
     let search_line = app.search().editing || app.search().active();
-    let [title, body, search, status] = Layout::vertical([
+    let prompt_rows = if filter_rows > 0 {
+        filter_rows
+    } else {
+        u16::from(search_line)
+    };
+    let [title, body, prompt, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(u16::from(search_line)),
+        Constraint::Length(prompt_rows),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -67,8 +75,10 @@ pub fn render(f: &mut Frame, model: &Model, app: &mut App, theme: Theme) {
             hops::render(f, detail, model, app, theme, false);
         }
     }
-    if search_line {
-        status::render_search(f, search, app, theme);
+    if filter_rows > 0 {
+        status::render_filter_prompt(f, prompt, app, theme);
+    } else if search_line {
+        status::render_search(f, prompt, app, theme);
     }
     status::render(f, status, model, app, theme);
     if app.help {

@@ -1,5 +1,7 @@
 //! The status bar (events/s, lost events — never hidden —, packets tracked,
-//! degraded hooks, what is filtered) and the search prompt.
+//! degraded hooks, what is filtered: the kernel's filter, the scope, and
+//! what is filtered after correlation), the search prompt and the filter
+//! line (with libpcap's message when it refused the expression).
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -50,11 +52,13 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &App, theme: Theme)
             theme.warn(),
         ));
     }
-    spans.push(Span::raw(format!(" │ filter: {}", app.filter_label)));
+    // The notice before the filter: the filter's description can be long
+    // (scopes), and what is cut off at the right edge is the least urgent.
     if let Some(n) = &app.notice {
         spans.push(Span::raw(" │ "));
         spans.push(Span::styled(n.clone(), theme.warn()));
     }
+    spans.push(Span::raw(format!(" │ filter: {}", app.filter_summary())));
     spans.push(Span::raw(" │ ? help  q quit"));
     f.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar()), area);
 }
@@ -75,4 +79,100 @@ pub fn render_search(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         ])
     };
     f.render_widget(line, area);
+}
+
+/// Rows the filter line needs: the line, and libpcap's message under it.
+pub fn filter_prompt_rows(app: &App) -> u16 {
+    app.filter
+        .editing
+        .as_ref()
+        .map_or(0, |e| 1 + u16::from(e.error.is_some()))
+}
+
+pub fn render_filter_prompt(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    let Some(edit) = &app.filter.editing else {
+        return;
+    };
+    let mode = if app.filter.latest().whole_flows {
+        " kernel filter (whole flows): "
+    } else {
+        " kernel filter: "
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(mode, theme.title()),
+        Span::raw(edit.text.clone()),
+        Span::styled("▏", theme.title()),
+        Span::styled(
+            "  tcpdump syntax · Enter applies · Esc cancels · ^U clears · empty follows everything",
+            theme.dim(),
+        ),
+    ])];
+    if let Some(e) = &edit.error {
+        lines.push(Line::from(Span::styled(format!(" {e}"), theme.drop())));
+    }
+    f.render_widget(Paragraph::new(lines), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use crate::app::{App, FilterEdit, FilterSpec, KernelFilter};
+    use crate::model::{Model, ModelConfig};
+    use crate::ui::{self, Theme};
+
+    fn lines(app: &mut App, w: u16, h: u16) -> Vec<String> {
+        let model = Model::new(ModelConfig::default());
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| ui::render(f, &model, app, Theme { color: false }))
+            .unwrap();
+        let buf = term.backend().buffer();
+        (0..h)
+            .map(|y| {
+                let l: String = (0..w).map(|x| buf[(x, y)].symbol()).collect();
+                l.trim_end().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_filter_line_shows_libpcap_above_the_status_bar() {
+        let mut app = App {
+            filter: KernelFilter {
+                editable: true,
+                current: FilterSpec {
+                    expr: "udp".to_owned(),
+                    whole_flows: false,
+                },
+                label: Some("`udp`".to_owned()),
+                scope: Some("netns hs-c1".to_owned()),
+                editing: Some(FilterEdit {
+                    text: "tcp port".to_owned(),
+                    error: Some(
+                        "invalid filter `tcp port`: can't parse filter expression: syntax error"
+                            .to_owned(),
+                    ),
+                }),
+                ..KernelFilter::default()
+            },
+            ..App::default()
+        };
+        let l = lines(&mut app, 200, 12);
+        assert!(l[9].starts_with(" kernel filter: tcp port▏  "), "{l:#?}");
+        assert_eq!(
+            l[10],
+            " invalid filter `tcp port`: can't parse filter expression: syntax error"
+        );
+        assert!(
+            l[11].contains(" │ filter: `udp` · netns hs-c1 │ "),
+            "{l:#?}"
+        );
+        // Closed: the status bar alone, whole flows shown as such.
+        app.filter.editing = None;
+        app.filter.label = Some("flows of `udp`".to_owned());
+        let l = lines(&mut app, 200, 12);
+        assert!(!l.iter().any(|l| l.contains("kernel filter")), "{l:#?}");
+        assert!(l[11].contains(" │ filter: flows of `udp` · netns hs-c1 │ "));
+    }
 }
