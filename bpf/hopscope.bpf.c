@@ -279,9 +279,22 @@ static __noinline int hs_follow(struct sk_buff *skb, unsigned short dev_type, __
 	if (hs_was_rejected(key, head, tag))
 		goto rejected;
 	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
-	if (st && bpf_ktime_get_ns() - st->last_seen <= hs_cfg_max_packet_age_ns &&
-	    hs_same_packet(skb, st))
-		goto followed;
+	if (st) {
+		/*
+		 * The same packet only if its headers say so too: the slab hands
+		 * a silently freed packet's sk_buff and data buffer to the next
+		 * one, which must face the filter itself.
+		 */
+		struct hs_tuple t = {};
+		__u32 fp = (hs_parse_skb(skb, skb->dev, &t) & HS_F_TUPLE) ? hs_fingerprint(&t) : 0;
+
+		if (bpf_ktime_get_ns() - st->last_seen <= hs_cfg_max_packet_age_ns &&
+		    (!fp || !st->fingerprint || fp == st->fingerprint))
+			goto followed;
+		/* Stale: later hooks (net_dev_xmit) must not take it for this skb. */
+		if (!bpf_map_delete_elem(&hs_packets, &key))
+			__sync_fetch_and_add(&hs_followed, -1);
+	}
 	if (hs_cbpf_match(skb, dev_type, epoch))
 		goto followed;
 	if (whole_flows) {
