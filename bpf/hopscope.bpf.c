@@ -13,7 +13,7 @@
  *   non-free hook and deleted at consume_skb/kfree_skb. Some frees have no
  *   tracepoint (GRO merges, TCP coalescing), so a stale entry is detected by
  *   a fingerprint of fields NAT never rewrites (protocol, IP id, ICMP
- *   id/seq, TCP seq, UDP length) and by age.
+ *   id/seq, TCP seq, UDP length, IPv6 flow label) and by age.
  * - kfree_skb's arguments are (skb, location, reason[, rx_sk]): reason since
  *   5.17, rx_sk since 6.11; only the first three are read.
  */
@@ -122,6 +122,8 @@ static __always_inline __u32 hs_fingerprint(const struct hs_tuple *t)
 	f ^= ((__u32)t->icmp_id << 16 | t->icmp_seq) * 40503u;
 	f ^= (__u32)t->l4_len << 8;
 	f ^= (__u32)t->arp_op << 4;
+	/* IPv6 has no IP id: the flow label tells same-size datagrams of different flows apart. */
+	f ^= t->flow_label * 2246822519u;
 	return f | 1; /* 0 means "unknown" */
 }
 
