@@ -176,6 +176,16 @@ static __always_inline void hs_submit(struct hs_event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
+/* The event's namespace, unless it has one already. */
+static __always_inline void hs_fill_net(struct hs_event *e, struct net *net)
+{
+	if (!net || e->netns_ino)
+		return;
+	e->netns_ino = BPF_CORE_READ(net, ns.inum);
+	if (bpf_core_field_exists(net->net_cookie))
+		e->netns_cookie = BPF_CORE_READ(net, net_cookie);
+}
+
 static __always_inline void hs_fill_dev(struct hs_event *e, struct net_device *dev)
 {
 	struct net *net;
@@ -185,11 +195,7 @@ static __always_inline void hs_fill_dev(struct hs_event *e, struct net_device *d
 	e->ifindex = BPF_CORE_READ(dev, ifindex);
 	bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), dev->name);
 	net = BPF_CORE_READ(dev, nd_net.net);
-	if (!net)
-		return;
-	e->netns_ino = BPF_CORE_READ(net, ns.inum);
-	if (bpf_core_field_exists(net->net_cookie))
-		e->netns_cookie = BPF_CORE_READ(net, net_cookie);
+	hs_fill_net(e, net);
 }
 
 static __always_inline __u64 hs_sk_cgroup(struct sk_buff *skb)
@@ -656,7 +662,6 @@ static __always_inline struct hs_event *hs_sock_annotation(const struct sock *sk
 	const struct hs_filter_ctl *ctl = hs_filter_active();
 	struct hs_tuple t = {};
 	struct hs_event *e;
-	struct net *net;
 	int ok = hs_sock_tuple(&t, sk);
 
 	if (ctl && !(ok && hs_flow_known(&t, ctl->epoch)))
@@ -668,12 +673,7 @@ static __always_inline struct hs_event *hs_sock_annotation(const struct sock *sk
 		return e;
 	e->tuple = t;
 	e->flags = HS_F_TUPLE | HS_F_SOCK;
-	net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
-	if (net) {
-		e->netns_ino = BPF_CORE_READ(net, ns.inum);
-		if (bpf_core_field_exists(net->net_cookie))
-			e->netns_cookie = BPF_CORE_READ(net, net_cookie);
-	}
+	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
 	return e;
 }
 
@@ -694,18 +694,12 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(hs_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct hs_event *e = hs_annotation(skb, HS_HOOK_TCP_SEND_RESET);
-	struct net *net;
 
 	if (!e)
 		return 0;
 	if (!(e->flags & HS_F_TUPLE) && hs_sock_tuple(&e->tuple, sk)) {
 		e->flags = HS_F_TUPLE | HS_F_SOCK;
-		net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
-		if (net && !e->netns_ino) {
-			e->netns_ino = BPF_CORE_READ(net, ns.inum);
-			if (bpf_core_field_exists(net->net_cookie))
-				e->netns_cookie = BPF_CORE_READ(net, net_cookie);
-		}
+		hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
 	}
 	hs_submit(e);
 	return 0;
@@ -803,11 +797,7 @@ int BPF_PROG(hs_fib6_table_lookup, const struct net *net, const struct fib6_resu
 	nh = BPF_CORE_READ(res, nh);
 	if (nh && !e->xmit_rc)
 		hs_fill_dev(e, BPF_CORE_READ(nh, nh_common.nhc_dev));
-	if (net && !e->netns_ino) {
-		e->netns_ino = BPF_CORE_READ(net, ns.inum);
-		if (bpf_core_field_exists(net->net_cookie))
-			e->netns_cookie = BPF_CORE_READ(net, net_cookie);
-	}
+	hs_fill_net(e, (struct net *)net);
 	hs_submit(e);
 	return 0;
 }

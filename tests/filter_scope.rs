@@ -113,52 +113,66 @@ fn ping_r1(l: &hopscope::lab::Lab) {
     ));
 }
 
-#[test]
-fn matched_before_nat_followed_after() {
-    let _s = serial();
-    let g = lab("fn");
-    let l = &g.lab;
+/// `hopscope trace MODE "icmp and src host c1"` over host, c1 and r1 while
+/// c1 pings r1 through the host's masquerade; the records.
+fn ping_through_nat(l: &hopscope::lab::Lab, mode: &str) -> Vec<Value> {
     masquerade(l);
-    let netns: Vec<String> = [l.host(), l.c1(), l.r1()].to_vec();
-    let mut args = vec!["--filter", "icmp and src host 198.18.0.2"];
+    let netns = [l.host(), l.c1(), l.r1()];
+    let mut args = vec![mode, "icmp and src host 198.18.0.2"];
     for n in &netns {
         args.extend(["--netns", n.as_str()]);
     }
     let t = Trace::start(&args);
     ping_r1(l);
-    let recs = t.stop();
+    t.stop()
+}
+
+/// Where packet `p` was seen (net_dev_xmit repeats net_dev_queue), with
+/// its address `field` ("src" or "dst") there.
+fn path_of<'a>(hops: &[&'a Value], p: u64, field: &str) -> Vec<(&'a str, &'a str, &'a str)> {
+    hops.iter()
+        .filter(|h| h["packet"].as_u64() == Some(p) && h["hook"] != "net_dev_xmit")
+        .map(|h| {
+            (
+                h["netns_name"].as_str().unwrap(),
+                h["ifname"].as_str().unwrap(),
+                h[field].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn packets_of(hops: &[&Value]) -> BTreeSet<u64> {
+    hops.iter().map(|h| h["packet"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn matched_before_nat_followed_after() {
+    let _s = serial();
+    let g = lab("fn");
+    let l = &g.lab;
+    let recs = ping_through_nat(l, "--filter");
     let echo = echo_hops(&recs);
 
     // Each request is one packet from c1's eth0 to r1's eth0; on r1 its
     // source is the host's address: the filter matched it before NAT.
-    let requests: BTreeSet<u64> = echo
+    let requests: Vec<&Value> = echo
         .iter()
+        .copied()
         .filter(|h| h["icmp_type"] == 8)
-        .map(|h| h["packet"].as_u64().unwrap())
         .collect();
-    assert_eq!(requests.len(), 3, "three echo requests: {echo:#?}");
-    for p in &requests {
-        let path: Vec<(String, String, String)> = echo
-            .iter()
-            .filter(|h| h["packet"].as_u64() == Some(*p) && h["hook"] != "net_dev_xmit")
-            .map(|h| {
-                (
-                    h["netns_name"].as_str().unwrap().to_owned(),
-                    h["ifname"].as_str().unwrap().to_owned(),
-                    h["src"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        let first = path.first().expect("hops");
-        let last = path.last().expect("hops");
+    let request_packets = packets_of(&requests);
+    assert_eq!(request_packets.len(), 3, "three echo requests: {echo:#?}");
+    for p in &request_packets {
+        let path = path_of(&echo, *p, "src");
         assert_eq!(
-            (first.0.as_str(), first.1.as_str(), first.2.as_str()),
-            (l.c1().as_str(), "eth0", addr::C1_V4),
+            path.first().copied(),
+            Some((l.c1().as_str(), "eth0", addr::C1_V4)),
             "{path:?}"
         );
         assert_eq!(
-            (last.0.as_str(), last.1.as_str(), last.2.as_str()),
-            (l.r1().as_str(), "eth0", addr::HOST_R1_V4),
+            path.last().copied(),
+            Some((l.r1().as_str(), "eth0", addr::HOST_R1_V4)),
             "followed after masquerade: {path:?}"
         );
     }
@@ -175,34 +189,17 @@ fn whole_flows_follow_replies_through_nat() {
     let _s = serial();
     let g = lab("fw");
     let l = &g.lab;
-    masquerade(l);
-    let netns: Vec<String> = [l.host(), l.c1(), l.r1()].to_vec();
-    let mut args = vec!["--flow", "icmp and src host 198.18.0.2"];
-    for n in &netns {
-        args.extend(["--netns", n.as_str()]);
-    }
-    let t = Trace::start(&args);
-    ping_r1(l);
-    let recs = t.stop();
+    let recs = ping_through_nat(l, "--flow");
     let echo = echo_hops(&recs);
-    let replies: Vec<&&Value> = echo.iter().filter(|h| h["icmp_type"] == 0).collect();
-    let reply_packets: BTreeSet<u64> = replies
+    let replies: Vec<&Value> = echo
         .iter()
-        .map(|h| h["packet"].as_u64().unwrap())
+        .copied()
+        .filter(|h| h["icmp_type"] == 0)
         .collect();
+    let reply_packets = packets_of(&replies);
     assert_eq!(reply_packets.len(), 3, "three replies followed: {echo:#?}");
     for p in &reply_packets {
-        let seen: Vec<(&str, &str, &str)> = replies
-            .iter()
-            .filter(|h| h["packet"].as_u64() == Some(*p) && h["hook"] != "net_dev_xmit")
-            .map(|h| {
-                (
-                    h["netns_name"].as_str().unwrap(),
-                    h["ifname"].as_str().unwrap(),
-                    h["dst"].as_str().unwrap(),
-                )
-            })
-            .collect();
+        let seen = path_of(&replies, *p, "dst");
         // Sent by r1 to the masquerading address, delivered to c1 after
         // the reverse translation.
         assert_eq!(
