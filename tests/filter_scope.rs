@@ -302,6 +302,9 @@ fn netns_pid_and_iface_select_exactly_their_hops() {
 fn bad_expressions_and_flags_exit_2_and_load_nothing() {
     let _s = serial();
     require_root();
+    // The kernel frees the previous test's programs asynchronously: start
+    // from an empty listing, so any program seen below is one of these runs'.
+    assert_no_programs_left();
     for (args, wanted) in [
         (
             vec!["trace", "--filter", "tcp port"],
