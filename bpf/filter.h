@@ -130,16 +130,37 @@ static __always_inline const struct hs_filter_ctl *hs_filter_active(void)
 	return ctl && ctl->enabled ? ctl : NULL;
 }
 
+/*
+ * 8 bytes of skb's data buffer at head + off. Since Linux 6.17 a BTF pointer
+ * to bytes (skb->head) is read-only untrusted memory: a plain load, which
+ * the JIT guards against faults, is much cheaper than a helper call. Older
+ * kernels take the probe read; the test is a CO-RE constant, so each kernel
+ * verifies only its own branch.
+ */
+static __always_inline __u64 hs_head_u64(struct sk_buff *skb, __u32 off)
+{
+	__u64 word = 0;
+
+	if (bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID)) {
+		const unsigned char *head = skb->head;
+
+		word = *(const __u64 *)(head + off);
+	} else {
+		bpf_probe_read_kernel(&word, sizeof(word), skb->head + off);
+	}
+	return word;
+}
+
 /* See 3. above; 0 when the network header is unset. */
 static __always_inline __u32 hs_rejected_tag(struct sk_buff *skb)
 {
 	__u16 net = skb->network_header;
 	__u32 tail = skb->tail;
-	__u64 word = 0;
+	__u64 word;
 
 	if (net == HS_MAC_UNSET || tail <= net)
 		return 0;
-	bpf_probe_read_kernel(&word, sizeof(word), skb->head + net);
+	word = hs_head_u64(skb, net);
 	word &= 0x00ffffffffffffffULL; /* little endian: byte 7 (hop limit) off */
 	return ((tail - net) << 16) ^ (__u32)word ^ (__u32)(word >> 32) * 2654435761u;
 }
@@ -396,7 +417,19 @@ static __noinline int hs_cbpf_match(struct sk_buff *skb, unsigned short dev_type
 	r.caplen = tail - start;
 	r.wirelen = skb->len + (__u32)(data - r.pkt);
 	r.slot = (epoch & 1) * 2 + framing;
-	{
+	if (bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID)) {
+		/*
+		 * Plain loads (see hs_head_u64). Bytes past the linear part are
+		 * copied too but never used: loads check caplen first.
+		 */
+		const __u64 *src = (const __u64 *)(head + start);
+		__u64 *dst = (__u64 *)r.win;
+		int i;
+
+		for (i = 0; i < HS_CBPF_WINDOW / 8; i++)
+			dst[i] = src[i];
+		r.window = r.caplen < HS_CBPF_WINDOW ? r.caplen : HS_CBPF_WINDOW;
+	} else {
 		__u32 n = r.caplen < HS_CBPF_WINDOW ? r.caplen : HS_CBPF_WINDOW;
 
 		/* Hide the bound from the compiler so the mask the verifier needs stays. */

@@ -270,22 +270,21 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 }
 
 /*
- * With a filter: whether this sighting of skb is of a packet to follow.
- * Yes for a packet followed already (the same one: same data buffer or
- * headers, not too old), for one the filter accepts, and with whole flows
- * for one of a flow a matching packet started. A no is remembered in
- * hs_rejected. Not inlined: its branches are verified once, not once per
- * path of the caller.
+ * With a filter, for an skb not in hs_rejected (the caller looked, tag is
+ * its tag): whether this sighting is of a packet to follow. Yes for a
+ * packet followed already (the same one: same data buffer or headers, not
+ * too old), for one the filter accepts, and with whole flows for one of a
+ * flow a matching packet started. A no is remembered in hs_rejected. Not
+ * inlined: its branches are verified once, not once per path of the caller.
  */
-static __noinline int hs_follow(struct sk_buff *skb, unsigned short dev_type, __u32 epoch,
-				__u32 whole_flows, __u8 rx)
+static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl *ctl, __u32 tag,
+				__u8 rx)
 {
 	__u64 key = (__u64)skb, head = (__u64)skb->head;
-	__u32 tag = hs_rejected_tag(skb);
+	struct net_device *dev = skb->dev;
+	__u32 epoch = ctl->epoch;
 	struct hs_pkt_state *st;
 
-	if (hs_was_rejected(key, head, tag))
-		goto rejected;
 	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
 	if (st) {
 		/*
@@ -303,9 +302,9 @@ static __noinline int hs_follow(struct sk_buff *skb, unsigned short dev_type, __
 		if (!bpf_map_delete_elem(&hs_packets, &key))
 			__sync_fetch_and_add(&hs_followed, -1);
 	}
-	if (hs_cbpf_match(skb, dev_type, epoch))
+	if (hs_cbpf_match(skb, dev ? dev->type : 0, epoch))
 		goto followed;
-	if (whole_flows) {
+	if (ctl->whole_flows) {
 		struct hs_tuple t = {};
 
 		if ((hs_parse_skb(skb, skb->dev, &t) & HS_F_TUPLE) && hs_flow_known(&t, epoch))
@@ -313,7 +312,6 @@ static __noinline int hs_follow(struct sk_buff *skb, unsigned short dev_type, __
 	}
 	hs_remember_rejected(key, head, tag);
 	hs_count(HS_STAT_FILTERED);
-rejected:
 	if (rx)
 		hs_set_last_followed(0);
 	return 0;
@@ -337,9 +335,19 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	if (!hs_in_scope(dev))
 		return 0;
 	ctl = hs_filter_active();
-	if (ctl && !hs_follow(skb, dev ? dev->type : 0, ctl->epoch, ctl->whole_flows,
-			      hook != HS_HOOK_NET_DEV_QUEUE))
-		return 0;
+	if (ctl) {
+		__u8 rx = hook != HS_HOOK_NET_DEV_QUEUE;
+		__u32 tag = hs_rejected_tag(skb);
+
+		/* The common case under a filter, kept free of calls. */
+		if (hs_was_rejected((__u64)skb, (__u64)skb->head, tag)) {
+			if (rx)
+				hs_set_last_followed(0);
+			return 0;
+		}
+		if (!hs_follow(skb, ctl, tag, rx))
+			return 0;
+	}
 	now = bpf_ktime_get_ns();
 	flags = hs_parse_skb(skb, dev, &t);
 	id = hs_identify((__u64)skb, (__u64)BPF_CORE_READ(skb, head),
