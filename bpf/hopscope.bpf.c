@@ -29,8 +29,16 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Wake the reader only once this much data waits; it drains on a timer. */
+/*
+ * Wake the reader once this much data waits. Below it, the reader drains on
+ * a short timer while events flow, and sleeps long when idle: the first
+ * events into an empty ring wake it, at most once per HS_WAKEUP_GAP_NS.
+ */
 const volatile __u64 hs_cfg_wakeup_bytes = 256 * 1024;
+#define HS_WAKEUP_GAP_NS (5ULL * 1000 * 1000)
+/* A ring holding at most this much (records and headers) counts as empty. */
+#define HS_RING_NEARLY_EMPTY (4 * (sizeof(struct hs_event) + 8))
+__u64 hs_last_wakeup_ns = 0;
 /* An identity older than this is treated as a reused address. */
 const volatile __u64 hs_cfg_max_packet_age_ns = 5ULL * 1000 * 1000 * 1000;
 /*
@@ -169,10 +177,20 @@ static __always_inline struct hs_event *hs_reserve(void)
 
 static __always_inline void hs_submit(struct hs_event *e)
 {
+	__u64 avail = bpf_ringbuf_query(&hs_events, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (bpf_ringbuf_query(&hs_events, BPF_RB_AVAIL_DATA) >= hs_cfg_wakeup_bytes)
+	if (avail >= hs_cfg_wakeup_bytes) {
 		flags = BPF_RB_FORCE_WAKEUP;
+	} else if (avail <= HS_RING_NEARLY_EMPTY) {
+		/* The reader has caught up and may be in its long sleep. */
+		__u64 now = bpf_ktime_get_ns();
+
+		if (now - hs_last_wakeup_ns >= HS_WAKEUP_GAP_NS) {
+			hs_last_wakeup_ns = now;
+			flags = BPF_RB_FORCE_WAKEUP;
+		}
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 

@@ -1,6 +1,6 @@
 //! `hopscope trace`: load, attach, correlate and print until told to stop.
 //!
-//! The main thread waits on the reader's channel with a short timeout and
+//! The main thread waits on the reader's channel for at most `GC_PERIOD` and
 //! checks its stop conditions between batches: a signal (SIGINT, SIGTERM,
 //! SIGHUP), `--duration`, `--packets`, or the end of `-- COMMAND` plus a
 //! short grace period for replies still in flight. Stopping always goes
@@ -324,7 +324,8 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let mut written = RecordedTopology::default();
 
     loop {
-        match reader.rx.recv_timeout(Duration::from_millis(20)) {
+        // At most GC_PERIOD between rounds: few wakeups when idle.
+        match reader.rx.recv_timeout(GC_PERIOD) {
             Ok(ReaderMsg::Events(batch)) => {
                 for ev in &batch {
                     if let Some(r) = recorder.as_mut() {
@@ -349,6 +350,8 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             last_gc = Instant::now();
             let now = monotonic_ns();
             corr.gc(now, &mut sink);
+            // A steady trickle never lets the receive time out.
+            sink.out.flush();
             if let Some(r) = recorder.as_mut() {
                 record_tick(
                     r,

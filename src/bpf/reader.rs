@@ -6,7 +6,11 @@
 //!
 //! Ring buffer policy (see DESIGN §2.6): programs submit without waking us
 //! unless a threshold of data waits, and we drain on a short timer in
-//! bounded batches. At stop, links are destroyed *before* the final drain,
+//! bounded batches while events flow. With nothing to read the timer
+//! stretches to [`IDLE_PERIOD`], so an idle tracer (a filter that matches
+//! nothing yet) costs the machine almost no wakeups: the programs wake us
+//! for the first events into an empty ring, and [`Reader::stop`] and
+//! [`Reader::set_filter`] through an eventfd. At stop, links are destroyed *before* the final drain,
 //! so that the kernel counters are final and
 //! `emitted == received + lost` holds exactly.
 
@@ -18,9 +22,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsFd;
+
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, RingBufferBuilder};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::abi;
 use super::skel::{HopscopeSkel, HopscopeSkelBuilder};
@@ -29,8 +37,10 @@ use crate::filter::{scope, PacketFilter, Scope};
 
 /// Events per batch handed to the consumer.
 pub const BATCH: usize = 1024;
-/// Drain period when no wakeup comes.
+/// Drain period while events flow and no wakeup comes.
 const DRAIN_PERIOD: Duration = Duration::from_millis(10);
+/// Sleep when the last drain found nothing (the programs wake us sooner).
+const IDLE_PERIOD: Duration = Duration::from_millis(250);
 /// How often live kernel counters are sent.
 const STATS_PERIOD: Duration = Duration::from_millis(500);
 
@@ -150,6 +160,8 @@ pub struct Reader {
     recycle: Sender<Vec<HopEvent>>,
     control: Sender<Control>,
     stop: Arc<AtomicBool>,
+    /// Wakes the thread out of its sleep for a stop or a control message.
+    waker: Arc<EventFd>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -161,11 +173,17 @@ impl Reader {
         let (recycle, recycled) = crossbeam_channel::bounded(cfg.channel_batches.max(2));
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let (control, control_rx) = crossbeam_channel::bounded(16);
+        // Unbounded: a filter change is never dropped, and they come at
+        // typing speed.
+        let (control, control_rx) = crossbeam_channel::unbounded();
+        let waker = Arc::new(EventFd::from_flags(
+            EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
+        )?);
+        let waker2 = waker.clone();
         let thread = thread::Builder::new()
             .name("hopscope-reader".into())
             .spawn(move || {
-                if let Err(e) = run(&cfg, &tx, &recycled, &control_rx, &stop2) {
+                if let Err(e) = run(&cfg, &tx, &recycled, &control_rx, &stop2, &waker2) {
                     let _ = tx.send(ReaderMsg::Failed(format!("{e:#}")));
                 }
             })?;
@@ -174,6 +192,7 @@ impl Reader {
             recycle,
             control,
             stop,
+            waker,
             thread: Some(thread),
         })
     }
@@ -188,12 +207,20 @@ impl Reader {
     /// thread answers with [`ReaderMsg::Filter`]. Packets already followed
     /// stay followed until they end.
     pub fn set_filter(&self, filter: Option<PacketFilter>) {
-        let _ = self.control.try_send(Control::SetFilter(filter));
+        if self.control.send(Control::SetFilter(filter)).is_ok() {
+            self.wake();
+        }
     }
 
     /// Asks the thread to detach, drain and send [`ReaderMsg::Done`].
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        // Fails only when the counter is saturated: the thread is awake then.
+        let _ = self.waker.write(1);
     }
 
     /// Stops and waits for the thread (links are gone when this returns).
@@ -362,6 +389,7 @@ fn run(
     recycled: &Receiver<Vec<HopEvent>>,
     control: &Receiver<Control>,
     stop: &AtomicBool,
+    waker: &EventFd,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
 
@@ -560,9 +588,24 @@ fn run(
     let ring = rbb.build().context("setting up the ring buffer reader")?;
 
     let _ = tx.send(ReaderMsg::Ready { degraded });
+    // Our own epoll set: the ring buffer and the waker.
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("creating an epoll set")?;
+    epoll
+        .add(
+            skel.maps.hs_events.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, 0),
+        )
+        .and_then(|()| epoll.add(waker, EpollEvent::new(EpollFlags::EPOLLIN, 1)))
+        .context("watching the ring buffer")?;
+    let mut ready = [EpollEvent::empty(); 2];
+    let mut idle = false;
     let mut last_stats = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let _ = ring.poll(DRAIN_PERIOD);
+        let period = if idle { IDLE_PERIOD } else { DRAIN_PERIOD };
+        let timeout = EpollTimeout::try_from(period).unwrap_or(EpollTimeout::NONE);
+        // EINTR and the like: the loop drains and comes back.
+        let _ = epoll.wait(&mut ready, timeout);
+        let _ = waker.read();
         while let Ok(Control::SetFilter(f)) = control.try_recv() {
             // The epoch moves only once the new one is complete: a failed
             // install must not leave the next one writing the programs in force.
@@ -575,14 +618,17 @@ fn run(
                 .map_err(|e| format!("{e:#}"));
             let _ = tx.send_timeout(ReaderMsg::Filter(res), Duration::from_secs(2));
         }
+        let mut consumed = 0;
         loop {
             let n = ring.consume_raw_n(BATCH);
+            consumed += n.max(0);
             send_stacks(&skel, &mut state.borrow_mut(), tx, false);
             send_batch(&mut state.borrow_mut(), tx, recycled, false);
             if n < BATCH as i32 {
                 break;
             }
         }
+        idle = consumed == 0;
         if last_stats.elapsed() >= STATS_PERIOD {
             last_stats = Instant::now();
             let reader = state.borrow().stats;
