@@ -32,10 +32,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /*
  * Wake the reader once this much data waits. Below it, the reader drains on
  * a short timer while events flow, and sleeps long when idle: the first
- * events into an empty ring wake it, at most once per HS_WAKEUP_GAP_NS.
+ * events into an empty ring wake it, at most once per HS_WAKEUP_GAP_NS (a
+ * wakeup is an irq_work, a self-IPI: dear in a VM).
  */
 const volatile __u64 hs_cfg_wakeup_bytes = 256 * 1024;
-#define HS_WAKEUP_GAP_NS (5ULL * 1000 * 1000)
+#define HS_WAKEUP_GAP_NS (20ULL * 1000 * 1000) /* IDLE_AFTER in reader.rs is longer */
 /* A ring holding at most this much (records and headers) counts as empty. */
 #define HS_RING_NEARLY_EMPTY (4 * (sizeof(struct hs_event) + 8))
 __u64 hs_last_wakeup_ns = 0;

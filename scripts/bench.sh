@@ -13,15 +13,19 @@
 # 3. live overhead: iperf3 c1 -> c2 with the tracer off, on (tracing
 #    everything, JSON to a pipe) and on with the non-matching filter,
 #    alternating, with the trace summary's emitted/received/lost for each
-#    traced run.
+#    traced run;
+# 4. the non-matching filter in paired windows: one long iperf3 run while
+#    the filtered tracer is started and stopped in cycles, each window with
+#    the tracer attached compared with the window without it right after.
 #
 # Traffic stays inside a lab of namespaces built for the run (198.18.0.0/24
-# on its own bridge) and removed at exit, whatever happens. Takes about one
-# minute on 2 cores once built (a fresh build adds two or three). Logs and raw
+# on its own bridge) and removed at exit, whatever happens. Takes about six
+# minutes on 2 cores once built (a fresh build adds two or three). Logs and raw
 # numbers go to target/bench/.
 #
 # Knobs (environment): BENCH_PREFIX (lab name prefix), BENCH_RUNS (iperf3
-# runs per side, default 3), BENCH_IPERF_SECS (default 5), BENCH_SKIP_CARGO=1
+# runs per side, default 3), BENCH_IPERF_SECS (default 5), BENCH_PAIRED_SECS
+# (length of the paired-window run, default 120; 0 skips it), BENCH_SKIP_CARGO=1
 # (kernel and live parts only, with an already built binary), BENCH_SKIP_TUI=1
 # (without the explorer's part, scripts/bench-tui.sh).
 
@@ -51,6 +55,7 @@ die() {
 # --- state the cleanup trap undoes ------------------------------------------
 TRACE_PID=
 TAIL_PID=
+IPERF_CLIENT_PID=
 LAB_UP=0
 STATS_OLD=
 IPERF_PIDFILE=$OUT/iperf3-server.pid
@@ -78,6 +83,7 @@ stop_trace() {
 cleanup() {
 	set +e
 	stop_trace
+	[ -n "$IPERF_CLIENT_PID" ] && kill "$IPERF_CLIENT_PID" 2>/dev/null
 	if [ -s "$IPERF_PIDFILE" ]; then
 		kill "$(cat "$IPERF_PIDFILE")" 2>/dev/null
 		rm -f "$IPERF_PIDFILE"
@@ -158,7 +164,8 @@ wait_attached() {
 # Ids of the BPF programs the process holds, as a JSON array. Read from its
 # fdinfo, so programs of any other hopscope running meanwhile are not mixed in.
 prog_ids() {
-	grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un | jq -sc .
+	# grep exits 2 when an fd closes while it reads; the ids are there anyway.
+	{ grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null || true; } | awk '{print $2}' | sort -un | jq -sc .
 }
 
 # run_cnt and run_time_ns of those programs now.
@@ -291,6 +298,54 @@ for i in $(seq 1 "$RUNS"); do
 	log "  run $i on:  ${ON[-1]} Gbit/s; emitted received lost dropped hopscope-cpu-s tail-cpu-s: $s"
 done
 
+# --- 4. the filter in paired windows ------------------------------------------------
+# iperf3 on this kind of machine drifts by several percent from one minute to
+# the next, as much as the cost measured here. So: one long iperf3 run, and
+# the filtered tracer started and stopped in cycles. Each cycle gives a window
+# with the tracer attached (from 0.5 s after attaching to the stop) and one
+# without (from 0.5 s after it exited, 2.5 s long); iperf3 reports every
+# 0.5 s, and a report counts for a window if it lies inside it. A cycle's
+# ratio is the mean throughput of its "on" reports over that of its "off"
+# reports; the result is the median over cycles.
+PAIRED_SECS=${BENCH_PAIRED_SECS:-120}
+if [ "$PAIRED_SECS" -gt 0 ]; then
+	log "paired windows: iperf3 ${PAIRED_SECS}s, --filter '$NOMATCH' on 2.5 s / off 2.5 s"
+	: >"$OUT/paired-windows.txt"
+	now_s() { awk -v t="$(now_ns)" -v t0="$1" 'BEGIN { printf "%.3f", (t - t0) / 1e9 }'; }
+	t0=$(now_ns)
+	ip netns exec "$PREFIX-c1" iperf3 -c "$C2_ADDR" -t "$PAIRED_SECS" -i 0.5 -J >"$OUT/iperf-paired.json" &
+	IPERF_CLIENT_PID=$!
+	sleep 2
+	while [ "$(( ($(now_ns) - t0) / 1000000000 ))" -lt "$((PAIRED_SECS - 8))" ]; do
+		"$BIN" trace --json --filter "$NOMATCH" --duration "$TRACE_LIMIT_SECS" >/dev/null 2>"$OUT/trace-paired.err" &
+		TRACE_PID=$!
+		wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-paired.err")"
+		sleep 0.5
+		a=$(now_s "$t0")
+		sleep 2.5
+		b=$(now_s "$t0")
+		stop_trace
+		sleep 0.5
+		c=$(now_s "$t0")
+		sleep 2.5
+		d=$(now_s "$t0")
+		echo "$a $b $c $d" >>"$OUT/paired-windows.txt"
+	done
+	wait "$IPERF_CLIENT_PID" || die "iperf3 failed (paired windows)"
+	IPERF_CLIENT_PID=
+	# Reports are timed from the test's start, a few ms after t0.
+	jq -r '.intervals[].sum | "\(.start) \(.end) \(.bits_per_second / 1e9)"' "$OUT/iperf-paired.json" |
+		awk 'NR == FNR { a[FNR] = $1; b[FNR] = $2; c[FNR] = $3; d[FNR] = $4; n = FNR; next }
+			{ s = $1 + 0.02; e = $2 + 0.02
+			  for (i = 1; i <= n; i++) {
+				if (s >= a[i] && e <= b[i]) { on[i] += $3; non[i]++ }
+				if (s >= c[i] && e <= d[i]) { off[i] += $3; noff[i]++ }
+			  } }
+			END { for (i = 1; i <= n; i++) if (non[i] && noff[i])
+				printf "%.4f %.2f %.2f\n", (on[i] / non[i]) / (off[i] / noff[i]), on[i] / non[i], off[i] / noff[i] }' \
+			"$OUT/paired-windows.txt" - >"$OUT/paired-ratios.txt"
+fi
+
 # --- results ------------------------------------------------------------------------
 {
 	echo
@@ -335,6 +390,16 @@ done
 	echo "  on/off ratio of medians: $(awk -v a="$on_med" -v b="$off_med" 'BEGIN { printf "%.2f", a / b }')"
 	echo "  filtered/off ratio of medians (--filter '$NOMATCH'): $(awk -v a="$filt_med" -v b="$off_med" 'BEGIN { printf "%.3f", a / b }')"
 	echo
+	if [ -s "$OUT/paired-ratios.txt" ]; then
+		echo "paired windows: iperf3 c1 -> c2 for ${PAIRED_SECS}s, --filter '$NOMATCH' attached 2.5 s / detached 2.5 s"
+		awk '{ r[NR] = $1; s += $1; ss += $1 * $1; on += $2; off += $3 } END {
+			n = NR; m = s / n; sd = n > 1 ? sqrt((ss - n * m * m) / (n - 1)) : 0
+			printf "  cycles %d; mean Gbit/s attached %.2f, detached %.2f\n", n, on / n, off / n
+			printf "  filtered/off per cycle: mean %.3f, standard error %.3f\n", m, sd / sqrt(n) }' \
+			"$OUT/paired-ratios.txt"
+		echo "  filtered/off per cycle: median $(cut -d' ' -f1 "$OUT/paired-ratios.txt" | median)"
+		echo
+	fi
 	echo "traced runs: summary counters, and CPU seconds of hopscope and of its JSON consumer during iperf3"
 	echo "  (emitted received lost channel_dropped hopscope-cpu-s tail-cpu-s)"
 	for i in "${!SUMMARIES[@]}"; do

@@ -39,8 +39,12 @@ use crate::filter::{scope, PacketFilter, Scope};
 pub const BATCH: usize = 1024;
 /// Drain period while events flow and no wakeup comes.
 const DRAIN_PERIOD: Duration = Duration::from_millis(10);
-/// Sleep when the last drain found nothing (the programs wake us sooner).
+/// Sleep once nothing came for [`IDLE_AFTER`] (the programs wake us sooner).
 const IDLE_PERIOD: Duration = Duration::from_millis(250);
+/// Drains in a row that found nothing before the long sleep. Their total
+/// must exceed the programs' wakeup gap (`HS_WAKEUP_GAP_NS`, 20 ms): by then
+/// the next event into the empty ring is sure to wake us.
+const IDLE_AFTER: u32 = 3;
 /// How often live kernel counters are sent.
 const STATS_PERIOD: Duration = Duration::from_millis(500);
 
@@ -598,10 +602,14 @@ fn run(
         .and_then(|()| epoll.add(waker, EpollEvent::new(EpollFlags::EPOLLIN, 1)))
         .context("watching the ring buffer")?;
     let mut ready = [EpollEvent::empty(); 2];
-    let mut idle = false;
+    let mut empty_drains = 0u32;
     let mut last_stats = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let period = if idle { IDLE_PERIOD } else { DRAIN_PERIOD };
+        let period = if empty_drains >= IDLE_AFTER {
+            IDLE_PERIOD
+        } else {
+            DRAIN_PERIOD
+        };
         let timeout = EpollTimeout::try_from(period).unwrap_or(EpollTimeout::NONE);
         // EINTR and the like: the loop drains and comes back.
         let _ = epoll.wait(&mut ready, timeout);
@@ -628,7 +636,11 @@ fn run(
                 break;
             }
         }
-        idle = consumed == 0;
+        empty_drains = if consumed == 0 {
+            empty_drains.saturating_add(1)
+        } else {
+            0
+        };
         if last_stats.elapsed() >= STATS_PERIOD {
             last_stats = Instant::now();
             let reader = state.borrow().stats;
