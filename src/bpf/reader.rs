@@ -10,19 +10,18 @@
 //! stretches to [`IDLE_PERIOD`], so an idle tracer (a filter that matches
 //! nothing yet) costs the machine almost no wakeups: the programs wake us
 //! for the first events into an empty ring, and [`Reader::stop`] and
-//! [`Reader::set_filter`] through an eventfd. At stop, links are destroyed *before* the final drain,
-//! so that the kernel counters are final and
+//! [`Reader::set_filter`] through an eventfd. At stop, links are destroyed
+//! *before* the final drain, so that the kernel counters are final and
 //! `emitted == received + lost` holds exactly.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-use std::os::fd::AsFd;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
