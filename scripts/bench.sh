@@ -146,6 +146,16 @@ thrpt() {
 }
 
 # --- helpers ------------------------------------------------------------------------
+# Starts `hopscope trace --json ARGS...` in the background, stdout to OUT and
+# stderr to ERR, and waits until it is attached (TRACE_PID, for stop_trace).
+start_trace() {
+	local out=$1 err=$2
+	shift 2
+	"$BIN" trace --json "$@" --duration "$TRACE_LIMIT_SECS" >"$out" 2>"$err" &
+	TRACE_PID=$!
+	wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$err")"
+}
+
 # Waits until the trace process holds its BPF links (attached), 30 s at most.
 wait_attached() {
 	local pid=$1 n prev=-1 i
@@ -220,9 +230,7 @@ done
 log "kernel cost: bpf_stats_enabled=1, trace --json > /dev/null; ping then iperf3"
 STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -qw kernel.bpf_stats_enabled=1
-"$BIN" trace --json --duration "$TRACE_LIMIT_SECS" >/dev/null 2>"$OUT/trace-kernel.err" &
-TRACE_PID=$!
-wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-kernel.err")"
+start_trace /dev/null "$OUT/trace-kernel.err"
 IDS=$(prog_ids "$TRACE_PID")
 t0=$(now_ns)
 s0=$(snapshot "$IDS")
@@ -242,9 +250,7 @@ echo "$((t2 - t1))" >"$OUT/kernel-iperf.wall"
 
 log "kernel cost with --filter '$NOMATCH' (nothing matches): iperf3"
 sysctl -qw kernel.bpf_stats_enabled=1
-"$BIN" trace --json --filter "$NOMATCH" --duration "$TRACE_LIMIT_SECS" >"$OUT/trace-filtered.json" 2>"$OUT/trace-filtered.err" &
-TRACE_PID=$!
-wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-filtered.err")"
+start_trace "$OUT/trace-filtered.json" "$OUT/trace-filtered.err" --filter "$NOMATCH"
 IDS=$(prog_ids "$TRACE_PID")
 s0=$(snapshot "$IDS")
 t0=$(now_ns)
@@ -267,9 +273,7 @@ for i in $(seq 1 "$RUNS"); do
 	OFF+=("$(iperf_run "off-$i")")
 	log "  run $i off: ${OFF[-1]} Gbit/s"
 
-	"$BIN" trace --json --filter "$NOMATCH" --duration "$TRACE_LIMIT_SECS" >/dev/null 2>"$OUT/trace-filtered-$i.err" &
-	TRACE_PID=$!
-	wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-filtered-$i.err")"
+	start_trace /dev/null "$OUT/trace-filtered-$i.err" --filter "$NOMATCH"
 	FILTERED+=("$(iperf_run "filtered-$i")")
 	stop_trace
 	log "  run $i filtered: ${FILTERED[-1]} Gbit/s"
@@ -280,9 +284,7 @@ for i in $(seq 1 "$RUNS"); do
 	mkfifo "$OUT/trace.fifo"
 	tail -n 1 <"$OUT/trace.fifo" >"$summary" &
 	TAIL_PID=$!
-	"$BIN" trace --json --duration "$TRACE_LIMIT_SECS" >"$OUT/trace.fifo" 2>"$OUT/trace-on-$i.err" &
-	TRACE_PID=$!
-	wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-on-$i.err")"
+	start_trace "$OUT/trace.fifo" "$OUT/trace-on-$i.err"
 	cpu0=$(cpu_secs "$TRACE_PID")
 	tcpu0=$(cpu_secs "$TAIL_PID")
 	ON+=("$(iperf_run "on-$i")")
@@ -317,9 +319,7 @@ if [ "$PAIRED_SECS" -gt 0 ]; then
 	IPERF_CLIENT_PID=$!
 	sleep 2
 	while [ "$(( ($(now_ns) - t0) / 1000000000 ))" -lt "$((PAIRED_SECS - 8))" ]; do
-		"$BIN" trace --json --filter "$NOMATCH" --duration "$TRACE_LIMIT_SECS" >/dev/null 2>"$OUT/trace-paired.err" &
-		TRACE_PID=$!
-		wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$OUT/trace-paired.err")"
+		start_trace /dev/null "$OUT/trace-paired.err" --filter "$NOMATCH"
 		sleep 0.5
 		a=$(now_s "$t0")
 		sleep 2.5
