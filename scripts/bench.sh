@@ -16,16 +16,19 @@
 #    traced run;
 # 4. the non-matching filter in paired windows: one long iperf3 run while
 #    the filtered tracer is started and stopped in cycles, each window with
-#    the tracer attached compared with the window without it right after.
+#    the tracer attached compared with the window without it right after;
+#    in turn with it, the control: empty programs on the same tracepoints
+#    (examples/empty_hooks), the floor of any tracer on these hooks;
+# 5. the explorer under load (scripts/bench-tui.sh).
 #
 # Traffic stays inside a lab of namespaces built for the run (198.18.0.0/24
-# on its own bridge) and removed at exit, whatever happens. Takes about six
+# on its own bridge) and removed at exit, whatever happens. Takes about ten
 # minutes on 2 cores once built (a fresh build adds two or three). Logs and raw
 # numbers go to target/bench/.
 #
 # Knobs (environment): BENCH_PREFIX (lab name prefix), BENCH_RUNS (iperf3
 # runs per side, default 3), BENCH_IPERF_SECS (default 5), BENCH_PAIRED_SECS
-# (length of the paired-window run, default 120; 0 skips it), BENCH_SKIP_CARGO=1
+# (length of the paired-window run, default 300; 0 skips it), BENCH_SKIP_CARGO=1
 # (kernel and live parts only, with an already built binary), BENCH_SKIP_TUI=1
 # (without the explorer's part, scripts/bench-tui.sh).
 
@@ -33,6 +36,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release/hopscope
+EMPTY_HOOKS=$ROOT/target/release/examples/empty_hooks
 OUT=$ROOT/target/bench
 PREFIX=${BENCH_PREFIX:-bn$(($$ % 100000))}
 RUNS=${BENCH_RUNS:-3}
@@ -127,8 +131,8 @@ rm -f "$OUT"/*.json "$OUT"/*.err "$OUT"/*.txt "$OUT"/*.tsv "$OUT"/*.wall "$OUT/t
 
 # --- 1. userspace ---------------------------------------------------------------
 if [ "${BENCH_SKIP_CARGO:-0}" != 1 ]; then
-	log "cargo build --release"
-	run_cargo build --release 2>&1 | tail -n 1 >&2
+	log "cargo build --release (and the control, examples/empty_hooks)"
+	run_cargo build --release --bin hopscope --example empty_hooks 2>&1 | tail -n 1 >&2
 	log "cargo bench --bench pipeline (about a minute)"
 	run_cargo bench --bench pipeline 2>&1 | tee "$OUT/pipeline.txt" |
 		grep -E '^(synthetic|allocations|decode)|thrpt' >&2
@@ -154,6 +158,13 @@ start_trace() {
 	"$BIN" trace --json "$@" --duration "$TRACE_LIMIT_SECS" >"$out" 2>"$err" &
 	TRACE_PID=$!
 	wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$err")"
+}
+
+# Starts the control (empty programs on hopscope's tracepoints) like start_trace.
+start_empty_hooks() {
+	"$EMPTY_HOOKS" 2>"$OUT/empty-hooks.err" &
+	TRACE_PID=$!
+	wait_attached "$TRACE_PID" || die "empty_hooks did not attach: $(cat "$OUT/empty-hooks.err")"
 }
 
 # Waits until the trace process holds its BPF links (attached), 30 s at most.
@@ -303,46 +314,56 @@ done
 # --- 4. the filter in paired windows ------------------------------------------------
 # iperf3 on this kind of machine drifts by several percent from one minute to
 # the next, as much as the cost measured here. So: one long iperf3 run, and
-# the filtered tracer started and stopped in cycles. Each cycle gives a window
-# with the tracer attached (from 0.5 s after attaching to the stop) and one
-# without (from 0.5 s after it exited, 2.5 s long); iperf3 reports every
-# 0.5 s, and a report counts for a window if it lies inside it. A cycle's
-# ratio is the mean throughput of its "on" reports over that of its "off"
-# reports; the result is the median over cycles.
-PAIRED_SECS=${BENCH_PAIRED_SECS:-120}
+# two arms attached in turn, each for a window and then detached for one:
+# the filtered tracer, and the control (examples/empty_hooks: a program that
+# returns at once on each of the same tracepoints), which gives the floor any
+# tracer on these hooks pays before doing any work. A window with an arm
+# attached runs from 0.5 s after it attached to its stop; the window without
+# it from 0.5 s after it exited, 2.5 s long. iperf3 reports every 0.5 s, and
+# a report counts for a window if it lies inside it. A cycle's ratio is the
+# mean throughput of its "on" reports over that of its "off" reports; the
+# result is the median over cycles, per arm.
+PAIRED_SECS=${BENCH_PAIRED_SECS:-300}
 if [ "$PAIRED_SECS" -gt 0 ]; then
-	log "paired windows: iperf3 ${PAIRED_SECS}s, --filter '$NOMATCH' on 2.5 s / off 2.5 s"
+	[ -x "$EMPTY_HOOKS" ] || die "$EMPTY_HOOKS missing: cargo build --release --example empty_hooks"
+	log "paired windows: iperf3 ${PAIRED_SECS}s; --filter '$NOMATCH', then empty programs, each on 2.5 s / off 2.5 s"
 	: >"$OUT/paired-windows.txt"
 	now_s() { awk -v t="$(now_ns)" -v t0="$1" 'BEGIN { printf "%.3f", (t - t0) / 1e9 }'; }
 	t0=$(now_ns)
 	ip netns exec "$PREFIX-c1" iperf3 -c "$C2_ADDR" -t "$PAIRED_SECS" -i 0.5 -J >"$OUT/iperf-paired.json" &
 	IPERF_CLIENT_PID=$!
 	sleep 2
-	while [ "$(( ($(now_ns) - t0) / 1000000000 ))" -lt "$((PAIRED_SECS - 8))" ]; do
-		start_trace /dev/null "$OUT/trace-paired.err" --filter "$NOMATCH"
-		sleep 0.5
-		a=$(now_s "$t0")
-		sleep 2.5
-		b=$(now_s "$t0")
-		stop_trace
-		sleep 0.5
-		c=$(now_s "$t0")
-		sleep 2.5
-		d=$(now_s "$t0")
-		echo "$a $b $c $d" >>"$OUT/paired-windows.txt"
+	while [ "$(( ($(now_ns) - t0) / 1000000000 ))" -lt "$((PAIRED_SECS - 14))" ]; do
+		for arm in filtered empty; do
+			if [ "$arm" = filtered ]; then
+				start_trace /dev/null "$OUT/trace-paired.err" --filter "$NOMATCH"
+			else
+				start_empty_hooks
+			fi
+			sleep 0.5
+			a=$(now_s "$t0")
+			sleep 2.5
+			b=$(now_s "$t0")
+			stop_trace
+			sleep 0.5
+			c=$(now_s "$t0")
+			sleep 2.5
+			d=$(now_s "$t0")
+			echo "$arm $a $b $c $d" >>"$OUT/paired-windows.txt"
+		done
 	done
 	wait "$IPERF_CLIENT_PID" || die "iperf3 failed (paired windows)"
 	IPERF_CLIENT_PID=
 	# Reports are timed from the test's start, a few ms after t0.
 	jq -r '.intervals[].sum | "\(.start) \(.end) \(.bits_per_second / 1e9)"' "$OUT/iperf-paired.json" |
-		awk 'NR == FNR { a[FNR] = $1; b[FNR] = $2; c[FNR] = $3; d[FNR] = $4; n = FNR; next }
+		awk 'NR == FNR { arm[FNR] = $1; a[FNR] = $2; b[FNR] = $3; c[FNR] = $4; d[FNR] = $5; n = FNR; next }
 			{ s = $1 + 0.02; e = $2 + 0.02
 			  for (i = 1; i <= n; i++) {
 				if (s >= a[i] && e <= b[i]) { on[i] += $3; non[i]++ }
 				if (s >= c[i] && e <= d[i]) { off[i] += $3; noff[i]++ }
 			  } }
 			END { for (i = 1; i <= n; i++) if (non[i] && noff[i])
-				printf "%.4f %.2f %.2f\n", (on[i] / non[i]) / (off[i] / noff[i]), on[i] / non[i], off[i] / noff[i] }' \
+				printf "%s %.4f %.2f %.2f\n", arm[i], (on[i] / non[i]) / (off[i] / noff[i]), on[i] / non[i], off[i] / noff[i] }' \
 			"$OUT/paired-windows.txt" - >"$OUT/paired-ratios.txt"
 fi
 
@@ -391,13 +412,20 @@ fi
 	echo "  filtered/off ratio of medians (--filter '$NOMATCH'): $(awk -v a="$filt_med" -v b="$off_med" 'BEGIN { printf "%.3f", a / b }')"
 	echo
 	if [ -s "$OUT/paired-ratios.txt" ]; then
-		echo "paired windows: iperf3 c1 -> c2 for ${PAIRED_SECS}s, --filter '$NOMATCH' attached 2.5 s / detached 2.5 s"
-		awk '{ r[NR] = $1; s += $1; ss += $1 * $1; on += $2; off += $3 } END {
-			n = NR; m = s / n; sd = n > 1 ? sqrt((ss - n * m * m) / (n - 1)) : 0
-			printf "  cycles %d; mean Gbit/s attached %.2f, detached %.2f\n", n, on / n, off / n
-			printf "  filtered/off per cycle: mean %.3f, standard error %.3f\n", m, sd / sqrt(n) }' \
-			"$OUT/paired-ratios.txt"
-		echo "  filtered/off per cycle: median $(cut -d' ' -f1 "$OUT/paired-ratios.txt" | median)"
+		echo "paired windows: iperf3 c1 -> c2 for ${PAIRED_SECS}s, each arm attached 2.5 s / detached 2.5 s in turn"
+		for arm in filtered empty; do
+			case $arm in
+			filtered) echo "  --filter '$NOMATCH' (hopscope, every packet rejected)" ;;
+			empty) echo "  empty programs on the same tracepoints (examples/empty_hooks: the floor)" ;;
+			esac
+			awk -v arm="$arm" '$1 == arm { n++; r = $2; s += r; ss += r * r; on += $3; off += $4 } END {
+				if (!n) { print "    no cycles"; exit }
+				m = s / n; sd = n > 1 ? sqrt((ss - n * m * m) / (n - 1)) : 0
+				printf "    cycles %d; mean Gbit/s attached %.2f, detached %.2f\n", n, on / n, off / n
+				printf "    attached/detached per cycle: mean %.3f, standard error %.3f\n", m, sd / sqrt(n) }' \
+				"$OUT/paired-ratios.txt"
+			echo "    attached/detached per cycle: median $(awk -v arm="$arm" '$1 == arm { print $2 }' "$OUT/paired-ratios.txt" | median | awk '{ printf "%.3f", $1 }')"
+		done
 		echo
 	fi
 	echo "traced runs: summary counters, and CPU seconds of hopscope and of its JSON consumer during iperf3"
@@ -407,7 +435,7 @@ fi
 	done
 } | tee "$OUT/results.txt"
 
-# --- 4. the explorer under load (its own lab, tmux) ------------------------------
+# --- 5. the explorer under load (its own lab, tmux) ------------------------------
 if [ "${BENCH_SKIP_TUI:-0}" != 1 ]; then
 	BENCH_SKIP_BUILD=1 bash "$ROOT/scripts/bench-tui.sh"
 fi
