@@ -130,24 +130,6 @@ fn label(role: &str, dev: &str) -> String {
     format!("{role}/{dev}")
 }
 
-fn run(program: &str, args: &[&str]) -> std::process::Output {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"))
-}
-
-fn ip(args: &[&str]) {
-    let out = run("ip", args);
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn signal(child: &Child, sig: Signal) {
     // The child may have exited already; that is checked by its caller.
     let _ = kill(Pid::from_raw(child.id() as i32), sig);

@@ -7,10 +7,12 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{ip, run};
 use hopscope::topology::links::{read_links, LinkInfo, LinkKind, LinkRef, NetnsHandle};
 
 /// `ip netns add` racing with itself can trip over the first mount of
@@ -26,24 +28,6 @@ fn require_root() {
         nix::unistd::geteuid().is_root(),
         "tests/links.rs creates network namespaces and must run as root \
          (they do not skip); run `sudo -E cargo test --test links`"
-    );
-}
-
-fn run(program: &str, args: &[&str]) -> std::process::Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program} {args:?}: {e}"))
-}
-
-/// Runs `ip ARGS`, panicking with its stderr on failure.
-fn ip(args: &[&str]) {
-    let out = run("ip", args);
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 
