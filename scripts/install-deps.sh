@@ -11,7 +11,7 @@ fi
 PACKAGES=(
     clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc
     iproute2 iputils-ping bpftool util-linux procps
-    iperf3 tcpdump tmux graphviz nftables iptables ca-certificates curl
+    iperf3 tcpdump tmux graphviz nftables iptables ncat ca-certificates curl
 )
 
 missing=()

@@ -13,8 +13,35 @@ use serde_json::Value;
 /// so that counts and `bpftool prog` checks are not disturbed by each other.
 static LIVE: Mutex<()> = Mutex::new(());
 
-pub fn serial() -> MutexGuard<'static, ()> {
-    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+/// Held while a live test runs: this process's lock, and a machine-wide
+/// `flock` so that test runs of other checkouts (or CI beside a developer)
+/// wait for each other too.
+pub struct Serial {
+    _file: nix::fcntl::Flock<std::fs::File>,
+    _guard: MutexGuard<'static, ()>,
+}
+
+pub fn serial() -> Serial {
+    let guard = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/lock/hopscope-live-tests.lock")
+        .or_else(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(std::env::temp_dir().join("hopscope-live-tests.lock"))
+        })
+        .expect("opening the live-test lock file");
+    let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("locking the live-test lock file: {e}"));
+    Serial {
+        _file: file,
+        _guard: guard,
+    }
 }
 
 /// Fails loudly when not root: these tests must never skip silently.
