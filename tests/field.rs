@@ -545,8 +545,8 @@ fn busy_neighbours_send_exactly_what_they_count() {
     let n = b.stop();
     let cap = cap.stop();
     assert_eq!(cap.dropped_by_kernel, Some(0), "{}", cap.stderr);
-    assert!(n.udp_sent >= 150, "{n:?}");
-    assert!(n.ping_tx >= 20, "{n:?}");
+    assert!(n.udp_sent >= 100, "{n:?}");
+    assert!(n.ping_tx >= 10, "{n:?}");
     let udp = cap.select(|f| {
         f.proto() == "udp"
             && f.dst() == Some(ip(N2))

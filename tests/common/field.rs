@@ -928,6 +928,21 @@ impl Captured {
         self.frames.iter().filter(|f| pred(f)).collect()
     }
 
+    /// The identity of each frame (the inner one of a VXLAN frame with
+    /// `inner`), in capture order.
+    pub fn idents(&self, inner: bool) -> Vec<Ident> {
+        self.frames
+            .iter()
+            .map(|f| {
+                if inner {
+                    f.innermost().ident()
+                } else {
+                    f.ident()
+                }
+            })
+            .collect()
+    }
+
     /// One line per frame, for assertion messages.
     pub fn listing(&self) -> String {
         let mut s = format!("capture on {} in {}:\n", self.iface, self.ns);
@@ -1107,6 +1122,23 @@ impl Ident {
             ip_id: u16f("ip_id"),
         }
     }
+}
+
+/// The identities hopscope reported on `ifname` in namespace `netns` (hop
+/// records that carry headers), to set against [`Captured::idents`].
+pub fn hop_idents(lines: &[serde_json::Value], netns: u64, ifname: &str) -> Vec<Ident> {
+    let mut seen = std::collections::BTreeSet::new();
+    lines
+        .iter()
+        .filter(|v| {
+            v["type"] == "hop"
+                && v["netns"].as_u64() == Some(netns)
+                && v["ifname"] == ifname
+                && v["proto"].is_string()
+        })
+        .filter(|v| seen.insert((v["packet"].as_u64(), v["visit"].as_u64())))
+        .map(Ident::of_hop)
+        .collect()
 }
 
 fn mac_str(m: &[u8; 6]) -> String {
