@@ -214,7 +214,7 @@ fn overlay_ping_and_tcp(opts: VxlanOpts, tag: &str) {
 
     assert_eq!(ping(&t.pod1, &["-c", "3", POD2_V4]), (3, 3));
     assert_eq!(ping(&t.pod1, &["-c", "3", POD2_V6]), (3, 3));
-    let line = ncat_line("over-the-overlay", POD2_V4, TCP_PORT, false);
+    let line = client_line("over-the-overlay", POD2_V4, TCP_PORT, false);
     let done = sh_in(&t.pod1, &line, T).ok();
     assert_eq!(done.stdout, "over-the-overlay\n");
 
@@ -411,7 +411,7 @@ fn tcpdump_on_a_bridge_sees_pings_and_tcp_crossing_it() {
         "tcpdump makes the bridge promiscuous"
     );
     assert_eq!(ping(&t.a, &["-c", "3", B]), (3, 3));
-    let line = ncat_line("across-the-bridge", B, PORT, false);
+    let line = client_line("across-the-bridge", B, PORT, false);
     assert_eq!(sh_in(&t.a, &line, T).ok().stdout, "across-the-bridge\n");
     let cap = cap.stop();
     assert_eq!(t.bridge_promiscuity(), 0, "promiscuity is given back");

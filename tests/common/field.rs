@@ -803,13 +803,28 @@ fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse().expect("an address"), port)
 }
 
-/// A shell line that sends `msg` to `ip:port` with ncat and prints the
-/// answer (TCP, or UDP with `udp`), bounded by ncat's own timeouts.
-pub fn ncat_line(msg: &str, ip: &str, port: u16, udp: bool) -> String {
-    // TCP: ncat half-closes on EOF and exits when the server closes (`-i`
-    // would keep it waiting); UDP: it waits for the answer, `-i` bounds it.
-    let opts = if udp { "-u -w 2 -i 2" } else { "-w 2" };
-    format!("printf '%s\\n' '{msg}' | ncat {opts} {ip} {port}")
+/// A shell line that sends `msg` (a newline added) to `ip:port` and prints
+/// the answer: TCP with ncat (it half-closes on EOF and exits when the
+/// server closes; `-i` would keep it waiting), UDP with a python3 client
+/// that waits up to 2 s for the answer (ncat -u races its stdin's EOF
+/// against the answer and sometimes exits before it, status 0).
+pub fn client_line(msg: &str, ip: &str, port: u16, udp: bool) -> String {
+    if udp {
+        let fam = if ip.contains(':') {
+            "AF_INET6"
+        } else {
+            "AF_INET"
+        };
+        format!(
+            "/usr/bin/python3 -c 'import socket,sys\n\
+             s=socket.socket(socket.{fam},socket.SOCK_DGRAM)\n\
+             s.settimeout(2)\n\
+             s.sendto(sys.argv[1].encode()+b\"\\n\",(sys.argv[2],int(sys.argv[3])))\n\
+             sys.stdout.write(s.recvfrom(65536)[0].decode())' '{msg}' {ip} {port}"
+        )
+    } else {
+        format!("printf '%s\\n' '{msg}' | ncat -w 2 {ip} {port}")
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1776,13 +1791,13 @@ impl PublishedPort {
 
     /// The client's command: `msg` to the published port, the answer printed.
     pub fn client_argv(&self, msg: &str, udp: bool) -> Vec<String> {
-        let line = ncat_line(msg, published::PUBLISHED, published::PORT, udp);
+        let line = client_line(msg, published::PUBLISHED, published::PORT, udp);
         exec_argv(&self.client, &["sh", "-c", &line])
     }
 
     /// The container's command: `msg` to the outside server (MASQUERADE).
     pub fn egress_argv(&self, msg: &str, udp: bool) -> Vec<String> {
-        let line = ncat_line(msg, published::OUTSIDE, published::OUTSIDE_PORT, udp);
+        let line = client_line(msg, published::OUTSIDE, published::OUTSIDE_PORT, udp);
         exec_argv(&self.container, &["sh", "-c", &line])
     }
 
