@@ -535,6 +535,46 @@ fn ipv6_router_mld_on_flap_and_vlan_priority_tags() {
 }
 
 #[test]
+fn ipv4_fragments_cross_the_router_as_three_frames() {
+    use v6::*;
+    let _s = serial();
+    let t = V6Router::build(&field_prefix("fr"));
+    let cap = Tcpdump::on(&t.right, "eth0")
+        .inbound()
+        .filter("icmp")
+        .start();
+    // 3008 bytes of ICMP: 1480 + 1480 + 48 behind three IPv4 headers.
+    assert_eq!(ping(&t.left, &["-c", "1", "-s", "3000", RIGHT_V4]), (1, 1));
+    let cap = cap.stop();
+    let frags: Vec<(Option<(u16, bool)>, bool, u32)> = cap
+        .select(|f| f.src() == Some(ip(LEFT_V4)))
+        .iter()
+        .map(|f| {
+            let i = f.ip().unwrap();
+            (i.fragment, matches!(i.l4, L4::Fragment), i.total_len)
+        })
+        .collect();
+    assert_eq!(
+        frags,
+        vec![
+            (Some((0, true)), false, 1500),
+            (Some((1480, true)), true, 1500),
+            (Some((2960, false)), true, 68),
+        ],
+        "{}",
+        cap.listing()
+    );
+    let first = cap.select(|f| f.src() == Some(ip(LEFT_V4)))[0].clone();
+    assert_eq!(first.icmp().map(|i| i.0), Some(8));
+    let ids: BTreeSet<Option<u16>> = cap
+        .select(|f| f.src() == Some(ip(LEFT_V4)))
+        .iter()
+        .map(|f| f.ip().unwrap().ip_id)
+        .collect();
+    assert_eq!(ids.len(), 1, "one datagram");
+}
+
+#[test]
 fn busy_neighbours_send_exactly_what_they_count() {
     use busy::*;
     let _s = serial();
