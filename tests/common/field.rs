@@ -771,6 +771,7 @@ fn serve_tcp(
     };
     let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
     let mut buf = vec![0u8; 256 * 1024];
     while !stop.load(Ordering::SeqCst) {
         match s.read(&mut buf) {
