@@ -546,7 +546,8 @@ fn ipv4_fragments_cross_the_router_as_three_frames() {
     // 3008 bytes of ICMP: 1480 + 1480 + 48 behind three IPv4 headers.
     assert_eq!(ping(&t.left, &["-c", "1", "-s", "3000", RIGHT_V4]), (1, 1));
     let cap = cap.stop();
-    let frags: Vec<(Option<(u16, bool)>, bool, u32)> = cap
+    type Frag = (Option<(u16, bool)>, bool, u32);
+    let frags: Vec<Frag> = cap
         .select(|f| f.src() == Some(ip(LEFT_V4)))
         .iter()
         .map(|f| {
