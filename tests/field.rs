@@ -463,6 +463,9 @@ fn ipv6_router_mld_on_flap_and_vlan_priority_tags() {
         link.frames()
     );
     let link = link.stop();
+    // The routes are back: the left side still reaches the right.
+    assert_eq!(ping(&t.left, &["-c", "1", RIGHT_V6]), (1, 1));
+    assert_eq!(ping(&t.left, &["-c", "1", RIGHT_V4]), (1, 1));
     let mld = link.select(is_mld);
     assert!(mld.iter().all(|f| matches!(f.src(), Some(IpAddr::V6(a)) if a.segments()[0] == 0xfe80 || a.is_unspecified())));
 

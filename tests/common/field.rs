@@ -2248,12 +2248,32 @@ impl V6Router {
         }
     }
 
-    /// Takes `left`'s eth0 down and up again (MLD reports follow).
+    /// Takes `left`'s eth0 down and up again (MLD reports follow), then
+    /// puts back what going down removed: the global IPv6 address
+    /// (`keep_addr_on_down` is 0) and the routes through the router.
     pub fn flap(&self) {
         let l = self.field.get(&self.left);
         l.ip(&["link", "set", "eth0", "down"]);
         l.ip(&["link", "set", "eth0", "up"]);
         l.wait_up(&["eth0"], SETUP);
+        let a6 = format!("{}/64", v6::LEFT_V6);
+        l.ip(&["-6", "addr", "replace", &a6, "dev", "eth0", "nodad"]);
+        l.ip(&[
+            "-6",
+            "route",
+            "replace",
+            "2001:2::/48",
+            "via",
+            v6::ROUTER_L_V6,
+        ]);
+        l.ip(&[
+            "-4",
+            "route",
+            "replace",
+            "198.18.0.0/15",
+            "via",
+            v6::ROUTER_L_V4,
+        ]);
     }
 
     /// An echo request from `left` to the router's 198.18.70.1, tagged
