@@ -679,3 +679,39 @@ fn frame_reader_reads_tags_ids_and_vxlan() {
     assert_eq!(frames[1].vxlan().unwrap().vni, 42);
     assert_eq!(parse_pcap(&pcap[..pcap.len() - 1]).len(), 1);
 }
+
+/// Recordings of hopscope on the field topologies (made with `examples/field`
+/// and `hopscope trace --record`, scoped to the topology's namespaces) for
+/// correlator tests: each reads back whole, with its namespaces named.
+#[test]
+fn recorded_field_fixtures_read_back() {
+    use hopscope::event::record::{Frame as Rec, Replay};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let cases: [(&str, &[&str], u64); 5] = [
+        ("field-published.hsrec", &["cli", "ctr", "host", "out"], 317),
+        (
+            "field-vxlan.hsrec",
+            &["node1", "node2", "pod1", "pod2"],
+            432,
+        ),
+        ("field-macvlan.hsrec", &["far", "host", "m1", "m2"], 111),
+        ("field-gso-off.hsrec", &["rcv", "snd"], 232),
+        ("field-bridge-tcpdump.hsrec", &["a", "b", "sw"], 199),
+    ];
+    for (file, roles, want_events) in cases {
+        let mut r = Replay::open(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let (mut events, mut names) = (0u64, BTreeSet::new());
+        while let Some(f) = r.next_frame().unwrap_or_else(|e| panic!("{file}: {e}")) {
+            match f {
+                Rec::Event(_) => events += 1,
+                Rec::NetnsName { name, .. } if name.starts_with("hfx-") => {
+                    names.insert(name);
+                }
+                _ => {}
+            }
+        }
+        let want: BTreeSet<String> = roles.iter().map(|r| format!("hfx-{r}")).collect();
+        assert_eq!(names, want, "{file}");
+        assert_eq!(events, want_events, "{file}");
+    }
+}
