@@ -95,6 +95,19 @@ struct {
 	__type(value, __u32);
 } hs_last_followed SEC(".maps");
 
+/* Whether a namespace (by inode) is inside the --netns scope (if any). */
+static __always_inline int hs_netns_in_scope(__u32 ino)
+{
+	int i, found = 0;
+
+	if (!hs_cfg_scope_n_netns)
+		return 1;
+	for (i = 0; i < HS_SCOPE_MAX; i++)
+		if (i < hs_cfg_scope_n_netns && ino == hs_cfg_scope_netns[i])
+			found = 1;
+	return found;
+}
+
 static __always_inline int hs_in_scope(struct net_device *dev)
 {
 	if (hs_cfg_scope_n_netns) {
@@ -175,6 +188,15 @@ static __always_inline __u32 hs_rejected_tag(struct sk_buff *skb)
 		return 0;
 	word = hs_head_u64(skb, net);
 	word &= 0x00ffffffffffffffULL; /* little endian: byte 7 (hop limit) off */
+	/*
+	 * And bytes 12..19: IPv4's addresses (part of IPv6's source): a packet
+	 * NAT rewrote faces the filter again with its new headers.
+	 */
+	if (tail >= net + 20) {
+		__u64 addrs = hs_head_u64(skb, net + 12);
+
+		word ^= addrs * 0x9e3779b97f4a7c15ULL;
+	}
 	return ((tail - net) << 16) ^ (__u32)word ^ (__u32)(word >> 32) * 2654435761u;
 }
 
@@ -520,10 +542,25 @@ static __always_inline void hs_flow_key_of(const struct hs_tuple *t, struct hs_f
 }
 
 /*
- * Whether t belongs to a flow a matching packet started in this epoch. k:
- * room for the key (a scratch slot in a subprogram).
+ * hs_flows values: the epoch, with this bit when the key is a tuple of a
+ * NAT'd connection a matching packet belongs to (learned from conntrack):
+ * every packet of that connection is followed from its first hop, also
+ * under a per-packet filter (its tuple before the rewrite may not match).
  */
-static __always_inline int hs_flow_known_in(const struct hs_tuple *t, __u32 epoch,
+#define HS_FLOW_CONN 0x80000000u
+
+/*
+ * Keys learned with HS_FLOW_CONN; until the first, a rejected packet's
+ * tuple is not worth parsing. Only ever overstates.
+ */
+__u64 hs_conns_learned = 0;
+
+/*
+ * Whether t belongs to a flow a matching packet started in this epoch
+ * (whole: any; else only a NAT'd connection's). k: room for the key (a
+ * scratch slot in a subprogram).
+ */
+static __always_inline int hs_flow_known_in(const struct hs_tuple *t, __u32 epoch, int whole,
 					   struct hs_flow_key *k)
 {
 	__u32 *v;
@@ -531,29 +568,105 @@ static __always_inline int hs_flow_known_in(const struct hs_tuple *t, __u32 epoc
 	__builtin_memset(k, 0, sizeof(*k));
 	hs_flow_key_of(t, k, 0);
 	v = bpf_map_lookup_elem(&hs_flows, k);
-	return v && *v == epoch;
+	if (!v)
+		return 0;
+	return whole ? (*v & ~HS_FLOW_CONN) == epoch : *v == (epoch | HS_FLOW_CONN);
 }
 
 static __always_inline int hs_flow_known(const struct hs_tuple *t, __u32 epoch)
 {
 	struct hs_flow_key k;
 
-	return hs_flow_known_in(t, epoch, &k);
+	return hs_flow_known_in(t, epoch, 1, &k);
 }
 
-/* Remembers both directions of t's flow (once per epoch). */
-static __always_inline void hs_flow_learn(const struct hs_tuple *t, __u32 epoch)
+/*
+ * Remembers both directions of t's flow (once per epoch); whether it was
+ * new.
+ */
+static __always_inline int hs_flow_learn(const struct hs_tuple *t, __u32 epoch)
 {
 	struct hs_flow_key k = {};
 	__u32 *v;
 
 	hs_flow_key_of(t, &k, 0);
 	v = bpf_map_lookup_elem(&hs_flows, &k);
-	if (v && *v == epoch)
-		return;
+	if (v && (*v & ~HS_FLOW_CONN) == epoch)
+		return 0;
 	bpf_map_update_elem(&hs_flows, &k, &epoch, BPF_ANY);
 	hs_flow_key_of(t, &k, 1);
 	bpf_map_update_elem(&hs_flows, &k, &epoch, BPF_ANY);
+	return 1;
+}
+
+/* Kernels whose conntrack is a module that is not loaded have no nf_conn. */
+struct nf_conn___hs {
+	unsigned long status;
+	struct nf_conntrack_tuple_hash tuplehash[2];
+} __attribute__((preserve_access_index));
+
+#define HS_IPS_NAT_MASK ((1 << 4) | (1 << 5)) /* IPS_SRC_NAT | IPS_DST_NAT */
+#define HS_NFCT_PTRMASK (~7UL)
+
+/* Both directions of one conntrack tuple, with the connection mark. */
+static __always_inline void hs_conn_learn_tuple(const struct nf_conntrack_tuple *ct_t, __u32 val)
+{
+	struct hs_flow_key k = {}, r = {};
+	__u16 l3num = BPF_CORE_READ(ct_t, src.l3num);
+	__u8 proto = BPF_CORE_READ(ct_t, dst.protonum);
+	__u16 sp, dp;
+
+	if (l3num == 2 /* AF_INET */) {
+		__be32 a = BPF_CORE_READ(ct_t, src.u3.ip), b = BPF_CORE_READ(ct_t, dst.u3.ip);
+
+		k.l3 = HS_L3_IPV4;
+		__builtin_memcpy(k.saddr, &a, 4);
+		__builtin_memcpy(k.daddr, &b, 4);
+	} else if (l3num == 10 /* AF_INET6 */) {
+		k.l3 = HS_L3_IPV6;
+		BPF_CORE_READ_INTO(&k.saddr, ct_t, src.u3.ip6);
+		BPF_CORE_READ_INTO(&k.daddr, ct_t, dst.u3.ip6);
+	} else {
+		return;
+	}
+	k.proto = proto;
+	sp = bpf_ntohs(BPF_CORE_READ(ct_t, src.u.all));
+	dp = bpf_ntohs(BPF_CORE_READ(ct_t, dst.u.all));
+	/* ICMP: the echo id names the conversation on both sides. */
+	if (proto == HS_IPPROTO_ICMP || proto == HS_IPPROTO_ICMPV6)
+		dp = sp;
+	else if (proto != HS_IPPROTO_TCP && proto != HS_IPPROTO_UDP)
+		sp = dp = 0;
+	k.sport = sp;
+	k.dport = dp;
+	__builtin_memcpy(r.saddr, k.daddr, 16);
+	__builtin_memcpy(r.daddr, k.saddr, 16);
+	r.sport = dp;
+	r.dport = sp;
+	r.l3 = k.l3;
+	r.proto = k.proto;
+	bpf_map_update_elem(&hs_flows, &k, &val, BPF_ANY);
+	bpf_map_update_elem(&hs_flows, &r, &val, BPF_ANY);
+}
+
+/*
+ * A followed packet of a connection NAT rewrote: both of conntrack's
+ * tuples (before and after the rewrite) name the connection from now on,
+ * so its packets are followed from their first hop, before any rewrite.
+ */
+static __noinline void hs_conn_learn(struct sk_buff *skb, __u32 epoch)
+{
+	struct nf_conn___hs *ct;
+	__u32 val = epoch | HS_FLOW_CONN;
+
+	if (!bpf_core_type_exists(struct nf_conn) || !bpf_core_field_exists(skb->_nfct))
+		return;
+	ct = (void *)(BPF_CORE_READ(skb, _nfct) & HS_NFCT_PTRMASK);
+	if (!ct || !(BPF_CORE_READ(ct, status) & HS_IPS_NAT_MASK))
+		return;
+	hs_conn_learn_tuple(&ct->tuplehash[0].tuple, val);
+	hs_conn_learn_tuple(&ct->tuplehash[1].tuple, val);
+	__sync_fetch_and_add(&hs_conns_learned, 1);
 }
 
 #endif /* HOPSCOPE_FILTER_H */

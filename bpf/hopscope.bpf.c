@@ -72,7 +72,8 @@ struct hs_pkt_state {
 	 */
 	__u64 head;
 	__u32 fingerprint;
-	__u32 _pad;
+	__u8 tx;      /* the last device sighting was a transmit */
+	__u8 _pad[3];
 };
 
 struct {
@@ -323,7 +324,7 @@ static __always_inline void hs_head_owner(__u64 head, __u64 skb, __u64 id, __u64
  * this sighting (0 if headers were not parsed). Sets *is_new. Returns the
  * packet id, or 0 on failure.
  */
-static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 now,
+static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 now, __u8 tx,
 					 __u8 *is_new)
 {
 	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &skb);
@@ -334,6 +335,7 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 			     now - st->last_seen > hs_cfg_max_packet_age_ns;
 		if (!reused) {
 			st->last_seen = now;
+			st->tx = tx;
 			/* pskb_expand_head() may have moved the data. */
 			if (st->head != head)
 				hs_head_owner(head, skb, st->packet_id, now, st->fingerprint);
@@ -349,6 +351,7 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 	fresh.last_seen = now;
 	fresh.head = head;
 	fresh.fingerprint = fp;
+	fresh.tx = tx;
 	if (bpf_map_update_elem(&hs_packets, &skb, &fresh, BPF_ANY))
 		return 0;
 	__sync_fetch_and_add(&hs_followed, 1);
@@ -435,8 +438,11 @@ static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl 
 	if (!s)
 		return 0;
 	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
-	/* Headers, parsed once: for a packet followed already, and for whole flows. */
-	if (st || ctl->whole_flows)
+	/*
+	 * Headers, parsed once: for a packet followed already, for whole
+	 * flows, and once a NAT'd connection was learned (its other tuple).
+	 */
+	if (st || ctl->whole_flows || *(volatile __u64 *)&hs_conns_learned)
 		parsed = hs_parse_scratch(skb, skb->dev, s);
 	if (st) {
 		/*
@@ -455,7 +461,7 @@ static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl 
 	}
 	if (hs_cbpf_match(skb, skb->dev ? skb->dev->type : 0, ctl->epoch, &s->run))
 		goto followed;
-	if (ctl->whole_flows && parsed && hs_flow_known_in(&s->t, ctl->epoch, &s->k))
+	if (parsed && hs_flow_known_in(&s->t, ctl->epoch, ctl->whole_flows, &s->k))
 		goto followed;
 	hs_remember_rejected(key, (__u64)skb->head, tag);
 	hs_count(HS_STAT_FILTERED);
@@ -514,7 +520,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	if (!ctl && hook != HS_HOOK_NET_DEV_QUEUE && hs_scoped())
 		hs_set_last_followed(1);
 	head = (__u64)BPF_CORE_READ(skb, head);
-	id = hs_identify((__u64)skb, head, fp, now, &is_new);
+	id = hs_identify((__u64)skb, head, fp, now, hook == HS_HOOK_NET_DEV_QUEUE, &is_new);
 	if (!e)
 		return 0;
 	if (!id) {
@@ -537,8 +543,8 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	 * Every tuple a followed packet shows (NAT rewrites it) names its flow:
 	 * whole flows follow it, socket annotations are kept for it.
 	 */
-	if (ctl && (flags & HS_F_TUPLE))
-		hs_flow_learn(&e->tuple, ctl->epoch);
+	if (ctl && (flags & HS_F_TUPLE) && hs_flow_learn(&e->tuple, ctl->epoch))
+		hs_conn_learn(skb, ctl->epoch);
 	e->ts_ns = now;
 	e->hook = hook;
 	e->packet_id = id;
@@ -800,7 +806,7 @@ int BPF_PROG(hs_net_dev_start_xmit, const struct sk_buff *skb, const struct net_
 	if (flags & HS_F_TUPLE)
 		fp = hs_fingerprint(&e->tuple);
 	head = (__u64)BPF_CORE_READ(skb, head);
-	id = hs_identify(key, head, fp, now, &is_new);
+	id = hs_identify(key, head, fp, now, 1, &is_new);
 	if (!id) {
 		bpf_ringbuf_discard(e, 0);
 		hs_count(HS_STAT_LOST);
@@ -898,6 +904,7 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 	__u64 key = (__u64)skb;
 	struct hs_pkt_state *st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
 	struct hs_event *e;
+	__u8 tx;
 	__u64 id;
 
 	if (!st) {
@@ -906,6 +913,7 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(ctx, skb, location, reason) : 0;
 	}
 	id = st->packet_id;
+	tx = st->tx;
 	if (!hs_same_packet(skb, st, hook)) {
 		/* A stale entry: its packet ended unseen, this skb is another. */
 		if (!bpf_map_delete_elem(&hs_packets, &key))
@@ -935,8 +943,11 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 
 		if (BPF_CORE_READ_BITFIELD_PROBED(skb, cloned) && (dataref & 0xffff) > 1)
 			e->flags |= HS_F_SHARED;
-		/* Consumed right after skb_gso_segment cut it: its segments come next. */
-		if (hook == HS_HOOK_CONSUME_SKB && gso_size) {
+		/*
+		 * Consumed on its way out right after skb_gso_segment cut it: its
+		 * segments come next (a GRO packet consumed on receipt is no such).
+		 */
+		if (hook == HS_HOOK_CONSUME_SKB && gso_size && tx) {
 			__u32 zero = 0;
 			struct hs_gso_state *g = bpf_map_lookup_elem(&hs_gso, &zero);
 			struct net_device *dev = BPF_CORE_READ(skb, dev);
@@ -981,13 +992,16 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 	__u64 key = (__u64)skb;
 
 	if (skb) {
+		dev = BPF_CORE_READ(skb, dev);
+		/* With a scope, only what happens inside it. */
+		if (hs_scoped() && !hs_in_scope(dev))
+			return NULL;
 		st = bpf_map_lookup_elem(&hs_packets, &key);
 		if (st && !hs_same_packet((struct sk_buff *)skb, st, hook))
 			st = NULL;
 		/* With a filter, only about packets it let through. */
 		if (!st && hs_filter_active())
 			return NULL;
-		dev = BPF_CORE_READ(skb, dev);
 	}
 	e = hs_reserve();
 	if (!e)
@@ -1056,6 +1070,9 @@ static __always_inline struct hs_event *hs_sock_annotation(const struct sock *sk
 	int ok = hs_sock_tuple(&t, sk);
 
 	if (ctl && !(ok && hs_flow_known(&t, ctl->epoch)))
+		return NULL;
+	if (hs_scoped() &&
+	    !hs_netns_in_scope(BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum)))
 		return NULL;
 	e = hs_annotation(NULL, hook);
 	if (!e)
@@ -1130,8 +1147,14 @@ int BPF_PROG(hs_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 	struct hs_event *e;
 	__u32 s, d;
 
-	/* With a filter: only right after a followed packet arrived on this CPU. */
-	if (hs_filter_active() && !hs_last_was_followed())
+	/*
+	 * With a filter or a scope: only right after a followed packet arrived
+	 * on this CPU (the lookup names no namespace when it fails), and only
+	 * an output device inside the scope.
+	 */
+	if ((hs_filter_active() || hs_scoped()) && !hs_last_was_followed())
+		return 0;
+	if (hs_scoped() && nhc && !err && !hs_in_scope(BPF_CORE_READ(nhc, nhc_dev)))
 		return 0;
 	e = hs_annotation(NULL, HS_HOOK_FIB_LOOKUP);
 	if (!e)
@@ -1147,8 +1170,11 @@ int BPF_PROG(hs_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 	e->flags = HS_F_TUPLE;
 	if (nhc && !err) {
 		hs_fill_dev(e, BPF_CORE_READ(nhc, nhc_dev));
-		if (BPF_CORE_READ(nhc, nhc_gw_family) == 2 /* AF_INET */)
-			e->location = BPF_CORE_READ(nhc, nhc_gw.ipv4);
+		if (BPF_CORE_READ(nhc, nhc_gw_family) == 2 /* AF_INET */) {
+			__be32 gw = BPF_CORE_READ(nhc, nhc_gw.ipv4);
+
+			__builtin_memcpy(e->gw, &gw, 4);
+		}
 	}
 	hs_submit(e);
 	return 0;
@@ -1162,7 +1188,9 @@ int BPF_PROG(hs_fib6_table_lookup, const struct net *net, const struct fib6_resu
 	struct fib6_nh *nh;
 	__u8 type;
 
-	if (hs_filter_active() && !hs_last_was_followed())
+	if ((hs_filter_active() || hs_scoped()) && !hs_last_was_followed())
+		return 0;
+	if (hs_scoped() && !hs_netns_in_scope(BPF_CORE_READ(net, ns.inum)))
 		return 0;
 	e = hs_annotation(NULL, HS_HOOK_FIB_LOOKUP);
 	if (!e)
@@ -1186,8 +1214,11 @@ int BPF_PROG(hs_fib6_table_lookup, const struct net *net, const struct fib6_resu
 	BPF_CORE_READ_INTO(&e->tuple.daddr, flp, daddr);
 	e->flags = HS_F_TUPLE;
 	nh = BPF_CORE_READ(res, nh);
-	if (nh && !e->xmit_rc)
+	if (nh && !e->xmit_rc) {
 		hs_fill_dev(e, BPF_CORE_READ(nh, nh_common.nhc_dev));
+		if (BPF_CORE_READ(nh, nh_common.nhc_gw_family) == 10 /* AF_INET6 */)
+			BPF_CORE_READ_INTO(&e->gw, nh, nh_common.nhc_gw.ipv6);
+	}
 	hs_fill_net(e, (struct net *)net);
 	hs_submit(e);
 	return 0;
@@ -1204,6 +1235,8 @@ static __always_inline int hs_neigh(struct neighbour *n, __u8 old, __u8 new)
 	struct hs_event *e;
 	int family = tbl ? BPF_CORE_READ(tbl, family) : 0;
 
+	if (hs_scoped() && !hs_in_scope(BPF_CORE_READ(n, dev)))
+		return 0;
 	e = hs_annotation(NULL, HS_HOOK_NEIGH);
 	if (!e)
 		return 0;

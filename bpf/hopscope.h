@@ -159,8 +159,7 @@ struct hs_event {
 	__u64 packet_id;    /* stable for the skb's life, never 0 */
 	__u64 skb_addr;
 	__u64 netns_cookie; /* 0 where the kernel has no net cookie */
-	__u64 location;     /* kfree_skb: code address of the free;
-	                     * fib (IPv4): the gateway, 0 if none */
+	__u64 location;     /* kfree_skb: code address of the free */
 	__u64 sk_cgroup;    /* cgroup v2 id of the owning socket, 0 if none */
 	__u64 related;      /* HS_F_CLONE, HS_F_BRANCH, HS_F_SEGMENT: the other packet */
 	__u32 netns_ino;    /* 0 when the skb has no device (end events) */
@@ -179,8 +178,9 @@ struct hs_event {
 	struct hs_tuple tuple;
 	struct hs_outer outer;
 	__u32 _pad2;
+	__u8 gw[16];        /* fib: the gateway found (IPv4 in the first 4 bytes; 0: none) */
 };
-_Static_assert(sizeof(struct hs_event) == 256, "hs_event layout");
+_Static_assert(sizeof(struct hs_event) == 272, "hs_event layout");
 
 /*
  * Filters (src/filter). A pcap-filter expression is compiled by libpcap

@@ -108,6 +108,7 @@ fn ev(ts: u64, pkt: u64, hook: Hook, d: Option<Device>, h: Option<Headers>) -> H
         outer: None,
         link: None,
         shared: false,
+        gw: None,
     }
 }
 
@@ -654,5 +655,54 @@ fn a_late_transmit_completion_is_no_hop() {
         sink.hops.iter().map(|h| h.visit).collect::<Vec<_>>(),
         vec![0, 1, 2, 1, 2, 0, 2],
         "the stray completion reaches no sink; the end is on the last visit"
+    );
+}
+
+#[test]
+fn segments_tcp_merged_reach_the_socket_with_the_one_they_joined() {
+    // Two pure ACKs, then one data segment carrying two more's payload
+    // (coalesced in the socket backlog: the others are freed without a
+    // tracepoint), arrive in c2; tcp_probe names only the survivors.
+    let (tx, rx) = (dev(C1, 2, "eth0"), dev(C2, 2, "eth0"));
+    let ack = |seq| Some(tcp(2, 40000, 3, 80, TcpFlags::ACK, seq));
+    let mut events = Vec::new();
+    let mut arrive = |t: u64, id: u64, h: Option<Headers>| {
+        events.push(ev(t, id, Hook::NetDevQueue, Some(tx), h));
+        events.push(ev(t + 1, id, Hook::NetifReceiveSkb, Some(rx), h));
+    };
+    arrive(10, 1, ack(500));
+    arrive(20, 2, ack(500));
+    arrive(30, 3, ack(1000));
+    arrive(40, 4, ack(2000));
+    arrive(50, 5, ack(3000));
+    let mut probe = |t: u64, id: u64, payload: u32| {
+        let mut e = ev(t, id, Hook::TcpRcv, None, None);
+        e.aux = payload;
+        events.push(e);
+    };
+    probe(60, 1, 0);
+    probe(70, 3, 3000);
+    let cfg = CorrelatorConfig::default();
+    let mut c = Correlator::new(cfg);
+    let mut sink = Collect::default();
+    for e in &events {
+        c.on_event(e, &mut sink);
+    }
+    c.gc(70 + cfg.settle_ns + 1, &mut sink);
+    let mut got: Vec<(u64, &str, Option<u64>)> = sink
+        .done
+        .iter()
+        .map(|p| (p.id.0, p.outcome.word(), p.coalesced_into.map(|c| c.0)))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (1, "consumed", None),
+            (2, "consumed", Some(1)),
+            (3, "delivered", None),
+            (4, "delivered", Some(3)),
+            (5, "delivered", Some(3)),
+        ]
     );
 }

@@ -1,6 +1,7 @@
 //! Filters beyond tcpdump's own view, on real namespaces through the real
 //! binary: a packet matched before NAT is followed after masquerade
-//! rewrote its source (and, with `--flow`, its replies too); `--netns`,
+//! rewrote its source, and so is the rest of its NAT'd connection, replies
+//! included (`--flow`: any flow whose packet matched); `--netns`,
 //! `--pid` and `--iface` select exactly their hops; bad expressions and
 //! flags exit 2 with libpcap's message and load nothing. Root only; never
 //! skipped. Traffic stays inside the test's lab (198.18.0.0/15).
@@ -176,11 +177,29 @@ fn matched_before_nat_followed_after() {
             "followed after masquerade: {path:?}"
         );
     }
-    // Per packet, as tcpdump: the replies (from r1) do not match.
-    assert!(
-        echo.iter().all(|h| h["icmp_type"] == 8),
-        "no reply may be followed: {echo:#?}"
-    );
+    // A connection NAT rewrote is followed whole once a packet of it
+    // matched (conntrack's tuples before and after the rewrite are learned):
+    // the replies too, from r1 to c1, though their own headers do not match.
+    let replies: Vec<&Value> = echo
+        .iter()
+        .copied()
+        .filter(|h| h["icmp_type"] == 0)
+        .collect();
+    let reply_packets = packets_of(&replies);
+    assert_eq!(reply_packets.len(), 3, "three replies: {echo:#?}");
+    for p in &reply_packets {
+        let path = path_of(&replies, *p, "dst");
+        assert_eq!(
+            path.first().copied(),
+            Some((l.r1().as_str(), "eth0", addr::HOST_R1_V4)),
+            "{path:?}"
+        );
+        assert_eq!(
+            path.last().copied(),
+            Some((l.c1().as_str(), "eth0", addr::C1_V4)),
+            "{path:?}"
+        );
+    }
     assert_no_programs_left();
 }
 

@@ -40,6 +40,7 @@ fn ev(ts: u64, pkt: u64, hook: Hook, ns: u32, name: &str, h: Option<Headers>) ->
         outer: None,
         link: None,
         shared: false,
+        gw: None,
     }
 }
 

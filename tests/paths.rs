@@ -57,6 +57,7 @@ fn packet(id: u64, role: Role, hops: &[(Device, u64)], end: Option<End>) -> Pack
         segmented: None,
         end_device: None,
         end_outside: false,
+        coalesced_into: None,
         outcome: Default::default(),
     }
 }

@@ -80,6 +80,7 @@ fn event(hook: Hook, packet: u64) -> HopEvent {
         outer: None,
         link: None,
         shared: false,
+        gw: None,
     }
 }
 
@@ -474,7 +475,7 @@ fn layout_is_as_documented() {
     assert_eq!(&bytes[..16], &MAGIC);
     assert_eq!(&bytes[16..18], &1u16.to_le_bytes());
     assert_eq!(&bytes[18..20], &2u16.to_le_bytes());
-    assert_eq!(&bytes[20..24], &256u32.to_le_bytes());
+    assert_eq!(&bytes[20..24], &272u32.to_le_bytes());
     assert_eq!(&bytes[24..32], &info().started_realtime_ns.to_le_bytes());
     assert_eq!(&bytes[32..40], &info().started_monotonic_ns.to_le_bytes());
     assert_eq!(&bytes[40..44], &2u32.to_le_bytes());
@@ -693,10 +694,10 @@ fn another_event_abi_is_refused() {
     let mut bytes = recording(&info(), &[]);
     bytes[18..20].copy_from_slice(&9u16.to_le_bytes());
     match Replay::new(&bytes[..]) {
-        Err(e @ RecordError::AbiMismatch { abi: 9, size: 256 }) => assert_eq!(
+        Err(e @ RecordError::AbiMismatch { abi: 9, size: 272 }) => assert_eq!(
             e.to_string(),
-            "recording holds ABI version 9 events of 256 bytes, this hopscope reads ABI version \
-             2 events of 256 bytes"
+            "recording holds ABI version 9 events of 272 bytes, this hopscope reads ABI version \
+             2 events of 272 bytes"
         ),
         other => panic!("{:?}", other.map(|r| r.info().clone())),
     }
@@ -795,8 +796,8 @@ fn huge_frame_lengths_are_corrupt_before_any_read() {
 #[test]
 fn wrong_sized_known_frames_and_kind_zero_are_corrupt() {
     let cases: [(u8, u32, &str); 4] = [
-        (1, 191, "frame of kind 1 is 191 bytes, expected 256"),
-        (1, 0, "frame of kind 1 is 0 bytes, expected 256"),
+        (1, 191, "frame of kind 1 is 191 bytes, expected 272"),
+        (1, 0, "frame of kind 1 is 0 bytes, expected 272"),
         (2, 64, "frame of kind 2 is 64 bytes, expected 56"),
         (0, 0, "frame kind 0 is reserved (zero-filled data?)"),
     ];

@@ -19,7 +19,7 @@ pub const EVENT_SIZE_1: usize = 192;
 /// Size of one ring buffer record.
 pub const EVENT_SIZE: usize = std::mem::size_of::<RawEvent>();
 
-const _: () = assert!(std::mem::size_of::<RawEvent>() == 256);
+const _: () = assert!(std::mem::size_of::<RawEvent>() == 272);
 const _: () = assert!(std::mem::size_of::<RawOuter>() == 44);
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 72);
 const _: () = assert!(std::mem::size_of::<RawInsn>() == 8);

@@ -19,7 +19,7 @@ pub mod outcome;
 pub mod path;
 pub mod rewrite;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use flow::{Flow, FlowAlias, FlowId, FlowKey, FlowProto, FlowView, Role};
 pub use outcome::Outcome;
@@ -163,6 +163,9 @@ pub struct Packet {
     pub end_device: Option<Device>,
     /// It ended (or reached a socket) outside the kernel's scope.
     pub end_outside: bool,
+    /// TCP merged its payload into that packet's before the socket took it
+    /// (delivered with it).
+    pub coalesced_into: Option<PacketId>,
     /// How it ended, decided once when it finished ([`Outcome::decide`]).
     pub outcome: Outcome,
 }
@@ -287,6 +290,7 @@ struct LastRx {
     packet: PacketId,
     device: Device,
     ts: u64,
+    src: Option<std::net::IpAddr>,
     dst: std::net::IpAddr,
 }
 
@@ -318,6 +322,10 @@ pub struct Correlator {
     /// Branches announced (a clone took the packet over; the original skb
     /// goes on under the new id): branch id -> the packet it branched from.
     branches: HashMap<PacketId, PacketId>,
+    /// In-flight TCP packets by (flow, reply direction, sequence number):
+    /// a segment TCP merged into another (backlog or receive queue
+    /// coalescing frees it without a tracepoint) is found by its sequence.
+    tcp_seqs: BTreeSet<(FlowId, bool, u32, PacketId)>,
     /// The kernel's scope (`--netns`, `--iface`, `--pid`): namespaces and
     /// device names hops are seen in (empty: everywhere).
     scope_netns: Vec<u32>,
@@ -344,6 +352,7 @@ impl Correlator {
             stats: CorrelatorStats::default(),
             reasons: DropReasons::default(),
             branches: HashMap::new(),
+            tcp_seqs: BTreeSet::new(),
             scope_netns: Vec::new(),
             scope_ifnames: Vec::new(),
         }
@@ -437,6 +446,7 @@ impl Correlator {
                     segmented: None,
                     end_device: None,
                     end_outside: false,
+                    coalesced_into: None,
                     outcome: Outcome::Unseen,
                 },
             );
@@ -560,6 +570,12 @@ impl Correlator {
                         pkt.role = Some(role);
                     }
                     pkt.flow = Some(fid);
+                    if let L4::Tcp { seq, .. } = h.l4 {
+                        let dir = pkt.role == Some(Role::Reply);
+                        if self.tcp_seqs.len() < self.cfg.max_packets {
+                            self.tcp_seqs.insert((fid, dir, seq, pkt.id));
+                        }
+                    }
                 }
                 Some(prev) => {
                     rewrite = Rewrite::between(&prev, &h);
@@ -604,6 +620,7 @@ impl Correlator {
                         packet: ev.packet,
                         device,
                         ts: ev.ts_ns,
+                        src: ev.headers.and_then(|h| h.l3.src()),
                         dst,
                     });
                 }
@@ -635,9 +652,86 @@ impl Correlator {
             inferred,
             segment_of: pkt.segment_of,
         };
+        // A segment that reached the socket: TCP may have merged the next
+        // ones into it (their payload, or for pure ACKs their ACK).
+        let merged = match (
+            ev.hook,
+            pkt.flow,
+            pkt.headers.map(|h| h.l4),
+            pkt.visits.last(),
+        ) {
+            (Hook::TcpRcv, Some(fid), Some(L4::Tcp { seq, .. }), Some(v)) => Some((
+                fid,
+                pkt.role == Some(Role::Reply),
+                seq,
+                ev.aux,
+                pkt.id,
+                v.device.netns,
+            )),
+            _ => None,
+        };
         let flow = pkt.flow.and_then(|f| self.flows.get(&f));
         if !ev.hook.is_end() {
             sink.hop(ev, &ctx, flow);
+        }
+        if let Some((fid, dir, seq, len, into, netns)) = merged {
+            self.tcp_seqs.remove(&(fid, dir, seq, into));
+            self.coalesced(fid, dir, seq, len, into, netns, ev.ts_ns);
+        }
+    }
+
+    /// Segments of `fid` (direction `dir`) that arrived where `into` reached
+    /// its socket (`netns`) and whose sequence number falls in `into`'s
+    /// payload (`seq`, `len` bytes; a pure ACK: its own `seq`) were merged
+    /// into it before the socket saw them: they reached the socket with it.
+    #[allow(clippy::too_many_arguments)]
+    fn coalesced(
+        &mut self,
+        fid: FlowId,
+        dir: bool,
+        seq: u32,
+        len: u32,
+        into: PacketId,
+        netns: crate::event::NetnsId,
+        ts: u64,
+    ) {
+        let last = seq.wrapping_add(len.max(1) - 1);
+        let mut ids = [PacketId(0); 64];
+        let mut n = 0;
+        let lo = PacketId(0);
+        let hi = PacketId(u64::MAX);
+        let packets = &self.packets;
+        let mut take = |range: std::ops::RangeInclusive<(FlowId, bool, u32, PacketId)>| {
+            for &(_, _, _, id) in self.tcp_seqs.range(range) {
+                let arrived = packets.get(&id).is_some_and(|p| {
+                    p.socket.is_none()
+                        && p.end.is_none()
+                        && p.visits.last().is_some_and(|v| v.device.netns == netns)
+                });
+                if n < ids.len() && id != into && arrived {
+                    ids[n] = id;
+                    n += 1;
+                }
+            }
+        };
+        if seq <= last {
+            take((fid, dir, seq, lo)..=(fid, dir, last, hi));
+        } else {
+            take((fid, dir, seq, lo)..=(fid, dir, u32::MAX, hi));
+            take((fid, dir, 0, lo)..=(fid, dir, last, hi));
+        }
+        for id in &ids[..n] {
+            if let Some(p) = self.packets.get_mut(id) {
+                p.socket = Some(SocketSeen {
+                    hook: Hook::TcpRcv,
+                    data: len > 0,
+                });
+                p.coalesced_into = Some(into);
+                p.last_ts = p.last_ts.max(ts);
+                if let Some(L4::Tcp { seq, .. }) = p.headers.map(|h| h.l4) {
+                    self.tcp_seqs.remove(&(fid, dir, seq, *id));
+                }
+            }
         }
     }
 
@@ -667,9 +761,17 @@ impl Correlator {
         let mut flow = None;
         let mut id = ev.packet;
         if ev.hook == Hook::FibLookup {
-            let dst = ev.headers.and_then(|h| h.l3.dst());
+            // The packet received just before on this CPU, in the namespace
+            // of the lookup (when it names one), with the destination looked
+            // up; after DNAT the destination changed, the source did not.
+            let (src, dst) = (
+                ev.headers.and_then(|h| h.l3.src()),
+                ev.headers.and_then(|h| h.l3.dst()),
+            );
             if let Some(Some(last)) = self.last_rx.get(ev.cpu as usize) {
-                if Some(last.dst) == dst && ev.ts_ns.saturating_sub(last.ts) <= ROUTE_MATCH_NS {
+                let same_ns = ev.device.is_none_or(|d| d.netns == last.device.netns);
+                let same_packet = Some(last.dst) == dst || (src.is_some() && last.src == src);
+                if same_ns && same_packet && ev.ts_ns.saturating_sub(last.ts) <= ROUTE_MATCH_NS {
                     id = last.packet;
                     at.device = Some(last.device);
                 }
@@ -796,6 +898,10 @@ impl Correlator {
     }
 
     fn finish(&mut self, mut pkt: Packet, sink: &mut impl Sink) {
+        if let (Some(fid), Some(L4::Tcp { seq, .. })) = (pkt.flow, pkt.headers.map(|h| h.l4)) {
+            self.tcp_seqs
+                .remove(&(fid, pkt.role == Some(Role::Reply), seq, pkt.id));
+        }
         pkt.outcome = Outcome::decide(&pkt, &self.reasons);
         if pkt.outcome.is_drop() {
             if let Some(f) = pkt.flow.and_then(|f| self.flows.get_mut(&f)) {

@@ -103,9 +103,15 @@ pub fn decode_v1(bytes: &[u8]) -> Result<HopEvent, DecodeError> {
         tflags: if vlan != 0 { T_VLAN } else { 0 },
         ..RawTuple::default()
     };
+    // fib lookups kept the IPv4 gateway in `location`.
+    let mut gw = [0u8; 16];
+    if b[2] == Hook::FibLookup.code() {
+        gw[..4].copy_from_slice(&(u64_at(40) as u32).to_ne_bytes());
+    }
     let raw = RawEvent {
         abi_version: abi::ABI_VERSION,
         hook: b[2],
+        gw,
         flags: u16::from(b[3]),
         cpu: u32_at(4),
         ts_ns: u64_at(8),
@@ -213,7 +219,19 @@ pub fn decode_raw(raw: &RawEvent) -> Result<HopEvent, DecodeError> {
         outer,
         link,
         shared: raw.flags & F_SHARED != 0,
+        gw: gateway(hook, &raw.tuple, &raw.gw),
     })
+}
+
+/// A route lookup's gateway, of the family of the lookup (none: zero).
+fn gateway(hook: Hook, t: &RawTuple, gw: &[u8; 16]) -> Option<std::net::IpAddr> {
+    if hook != Hook::FibLookup || gw.iter().all(|b| *b == 0) {
+        return None;
+    }
+    match t.l3 {
+        L3_IPV6 => Some(Ipv6Addr::from(*gw).into()),
+        _ => Some(v4(gw).into()),
+    }
 }
 
 fn ip_of(l3: u8, b: &[u8; 16]) -> Result<std::net::IpAddr, DecodeError> {

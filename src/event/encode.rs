@@ -110,6 +110,9 @@ pub fn encode_raw(ev: &HopEvent) -> RawEvent {
     if ev.shared {
         raw.flags |= F_SHARED;
     }
+    if let Some(gw) = ev.gw {
+        raw.gw = ip_bytes(gw).1;
+    }
     raw
 }
 

@@ -487,8 +487,7 @@ pub struct HopEvent {
     pub sk_cgroup: u64,
     /// kfree_skb only: enum skb_drop_reason value of the running kernel.
     pub drop_reason: u32,
-    /// kfree_skb: code address of the free; fib_table_lookup: the IPv4
-    /// gateway found (network byte order in the low 32 bits), 0 if none.
+    /// kfree_skb: code address of the free.
     pub location: u64,
     /// net_dev_xmit only: driver return code.
     pub xmit_rc: i32,
@@ -502,4 +501,6 @@ pub struct HopEvent {
     pub link: Option<Link>,
     /// An end while a clone still holds the packet's data.
     pub shared: bool,
+    /// fib lookups: the gateway found.
+    pub gw: Option<IpAddr>,
 }

@@ -199,6 +199,9 @@ struct EndRecord<'a> {
     copy_of: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     segment_of: Option<u64>,
+    /// delivered: TCP merged its payload into that packet's first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coalesced_into: Option<u64>,
     /// delivered: the task that read it from its socket, when seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pid: Option<u32>,
@@ -552,8 +555,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 .map(|d| d.ifname.as_str())
                 .filter(|n| !n.is_empty() && !route),
             table: route.then_some(ev.aux),
-            gw: (route && ev.location != 0)
-                .then(|| IpAddr::from(std::net::Ipv4Addr::from(u32::from_be(ev.location as u32)))),
+            gw: ev.gw.filter(|_| route),
             oif: oif
                 .as_ref()
                 .map(|d| d.ifname.as_str())
@@ -626,6 +628,7 @@ impl<W: Write> Sink for JsonSink<W> {
             segments: p.segmented,
             copy_of: p.copy_of.map(|c| c.0),
             segment_of: p.segment_of.map(|s| s.0 .0),
+            coalesced_into: p.coalesced_into.map(|c| c.0),
             pid: task.map(|t| t.pid),
             comm: task.as_ref().map(|t| t.comm.as_str()),
             ts_ns: ts,

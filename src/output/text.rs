@@ -341,7 +341,16 @@ impl<W: Write> Sink for TextSink<W> {
                     Outcome::Delivered { task: Some(t) } => {
                         let _ = write!(self.line, "delivered to {}[{}]", t.comm, t.pid);
                     }
-                    Outcome::Delivered { task: None } => self.line.push_str("delivered"),
+                    Outcome::Delivered { task: None } => match p.coalesced_into {
+                        Some(into) => {
+                            let _ = write!(
+                                self.line,
+                                "delivered with packet {} (TCP merged it)",
+                                into.0
+                            );
+                        }
+                        None => self.line.push_str("delivered"),
+                    },
                     Outcome::Consumed => match p.segmented {
                         Some(n) => {
                             let _ = write!(self.line, "consumed: cut into {n} segments (GSO)");

@@ -253,3 +253,115 @@ pub fn ip(args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One packet as the JSON records tell it, visit by visit: what the field
+/// tests assert on. Visits are (namespace name, device, what changed
+/// there: `DNAT a → b`, `SNAT a → b`, `vxlan 42 198.19.0.1 -> 198.19.0.2`,
+/// `inferred`, or empty).
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub flow: u64,
+    pub role: String,
+    pub proto: String,
+    pub tcp_flags: String,
+    pub icmp_type: Option<u64>,
+    pub icmp_seq: Option<u64>,
+    pub visits: Vec<(String, String, String)>,
+    pub hooks: Vec<String>,
+    /// The end record's `how`, and `comm` when delivered to a task.
+    pub how: String,
+    pub comm: String,
+    pub copy_of: Option<u64>,
+    pub segment_of: Option<u64>,
+}
+
+/// A visit as [`Seen`] holds it.
+pub fn at(ns: &str, dev: &str, what: &str) -> (String, String, String) {
+    (ns.to_owned(), dev.to_owned(), what.to_owned())
+}
+
+/// Packets that visited a namespace named with `prefix`, by packet id
+/// (visits outside it are left out).
+pub fn seen_packets(recs: &[Value], prefix: &str) -> BTreeMap<u64, Seen> {
+    let mut map: BTreeMap<u64, Seen> = BTreeMap::new();
+    for r in recs {
+        let id = r["packet"].as_u64().unwrap_or(0);
+        match r["type"].as_str() {
+            Some("hop") => {
+                let ns = r["netns_name"].as_str().unwrap_or("");
+                if ns.is_empty() {
+                    // A socket hook on the packet's last visit.
+                    if let Some(p) = map.get_mut(&id) {
+                        p.hooks.push(r["hook"].as_str().unwrap_or("").to_owned());
+                    }
+                    continue;
+                }
+                if !ns.starts_with(prefix) {
+                    continue;
+                }
+                let p = map.entry(id).or_default();
+                p.flow = r["flow"].as_u64().unwrap_or(p.flow);
+                p.role = r["role"].as_str().unwrap_or(&p.role).to_owned();
+                p.copy_of = p.copy_of.or(r["copy_of"].as_u64());
+                p.segment_of = p.segment_of.or(r["segment_of"].as_u64());
+                if p.proto.is_empty() && r["proto"].is_string() {
+                    p.proto = r["proto"].as_str().unwrap_or("").to_owned();
+                    p.tcp_flags = r["tcp_flags"].as_str().unwrap_or("").to_owned();
+                    p.icmp_type = r["icmp_type"].as_u64();
+                    p.icmp_seq = r["icmp_seq"].as_u64();
+                }
+                p.hooks.push(r["hook"].as_str().unwrap_or("").to_owned());
+                if r["hook"] == "net_dev_xmit" {
+                    continue;
+                }
+                let what = match (&r["dnat"], &r["snat"], &r["outer"]) {
+                    (Value::Object(d), _, _) => format!("DNAT {} → {}", d["from"], d["to"]),
+                    (_, Value::Object(s), _) => format!("SNAT {} → {}", s["from"], s["to"]),
+                    (_, _, Value::Object(o)) => {
+                        format!("{} {} {} -> {}", o["kind"], o["vni"], o["src"], o["dst"])
+                    }
+                    _ if r["inferred"] == true => "inferred".to_owned(),
+                    _ => String::new(),
+                }
+                .replace('"', "");
+                let dev = r["ifname"].as_str().unwrap_or("").to_owned();
+                match p.visits.last_mut() {
+                    Some(last) if last.0 == ns && last.1 == dev => {
+                        if last.2.is_empty() {
+                            last.2 = what;
+                        }
+                    }
+                    _ => p.visits.push((ns.to_owned(), dev, what)),
+                }
+            }
+            Some("end") => {
+                if let Some(p) = map.get_mut(&id) {
+                    p.how = r["how"].as_str().unwrap_or("").to_owned();
+                    p.comm = r["comm"].as_str().unwrap_or("").to_owned();
+                }
+            }
+            _ => {}
+        }
+    }
+    map
+}
+
+/// `hopscope trace --json [EXTRA] -- ARGV`: the records; the trace and the
+/// command must succeed and lose nothing.
+pub fn trace_argv(extra: &[&str], argv: &[String]) -> Vec<Value> {
+    let mut args = vec!["trace", "--json"];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend(argv.iter().map(String::as_str));
+    let out = hopscope(&args);
+    assert!(
+        out.status.success(),
+        "hopscope or the command failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = json_lines(&out.stdout);
+    let s = summary(&recs);
+    assert_eq!(s["lost"], 0, "no event may be lost: {s}");
+    recs
+}
