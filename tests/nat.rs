@@ -129,7 +129,7 @@ fn a_published_udp_port_answers_in_the_same_flow() {
     let pkts = seen_packets(&recs, &prefix_of(&p));
     let udp: Vec<&Seen> = pkts.values().filter(|s| s.proto == "udp").collect();
     let (host, cli, ctr) = (&p.host, &p.client, &p.container);
-    let got: Vec<(&str, &Vec<(String, String, String)>, &str)> = udp
+    let got: Vec<(&str, &Vec<SeenVisit>, &str)> = udp
         .iter()
         .map(|s| (s.role.as_str(), &s.visits, s.how.as_str()))
         .collect();

@@ -266,7 +266,7 @@ pub struct Seen {
     pub tcp_flags: String,
     pub icmp_type: Option<u64>,
     pub icmp_seq: Option<u64>,
-    pub visits: Vec<(String, String, String)>,
+    pub visits: Vec<SeenVisit>,
     pub hooks: Vec<String>,
     /// The end record's `how`, and `comm` when delivered to a task.
     pub how: String,
@@ -275,8 +275,11 @@ pub struct Seen {
     pub segment_of: Option<u64>,
 }
 
+/// A visit as [`Seen`] holds it: (namespace, device, what changed there).
+pub type SeenVisit = (String, String, String);
+
 /// A visit as [`Seen`] holds it.
-pub fn at(ns: &str, dev: &str, what: &str) -> (String, String, String) {
+pub fn at(ns: &str, dev: &str, what: &str) -> SeenVisit {
     (ns.to_owned(), dev.to_owned(), what.to_owned())
 }
 
