@@ -297,13 +297,17 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
  * inlined: its branches are verified once, not once per path of the caller.
  */
 static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl *ctl, __u32 tag,
-				__u8 rx)
+				__u32 hook)
 {
 	__u64 key = (__u64)skb, head = (__u64)skb->head;
+	struct hs_scratch *s = hs_scratch_of(hook);
 	struct net_device *dev = skb->dev;
+	__u8 rx = hook != HS_HOOK_NET_DEV_QUEUE;
 	__u32 epoch = ctl->epoch;
 	struct hs_pkt_state *st;
 
+	if (!s)
+		return 0;
 	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
 	if (st) {
 		/*
@@ -321,7 +325,7 @@ static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl 
 		if (!bpf_map_delete_elem(&hs_packets, &key))
 			__sync_fetch_and_add(&hs_followed, -1);
 	}
-	if (hs_cbpf_match(skb, dev ? dev->type : 0, epoch))
+	if (hs_cbpf_match(skb, dev ? dev->type : 0, epoch, &s->run))
 		goto followed;
 	if (ctl->whole_flows) {
 		struct hs_tuple t = {};
@@ -364,7 +368,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 				hs_set_last_followed(0);
 			return 0;
 		}
-		if (!hs_follow(skb, ctl, tag, rx))
+		if (!hs_follow(skb, ctl, tag, hook))
 			return 0;
 	}
 	now = bpf_ktime_get_ns();
@@ -534,8 +538,12 @@ static __always_inline int hs_first_seen_dropped(void *ctx, struct sk_buff *skb,
 	if (!dev || !hs_in_scope(dev))
 		return 0;
 	ctl = hs_filter_active();
-	if (ctl && !hs_cbpf_match(skb, BPF_CORE_READ(dev, type), ctl->epoch))
-		return 0;
+	if (ctl) {
+		struct hs_scratch *s = hs_scratch_of(HS_HOOK_KFREE_SKB);
+
+		if (!s || !hs_cbpf_match(skb, BPF_CORE_READ(dev, type), ctl->epoch, &s->run))
+			return 0;
+	}
 	e = hs_reserve();
 	if (!e)
 		return 0;
