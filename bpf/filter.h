@@ -34,10 +34,11 @@
  *   but not itself: a raw tracepoint program (tp_btf included) that fires
  *   on a CPU where it is running already is skipped (kernel commit "bpf:
  *   Prevent bpf program recursion for raw tracepoint probes", in 6.1 and
- *   stable backports). So the interpreter state lives in a per-CPU scratch
- *   slot of the program's own (hs_scratch, indexed by hook), not on the
- *   stack: the verifier allows 512 bytes of stack to a whole call chain
- *   (6.1 counts each frame rounded up to 32 bytes).
+ *   stable backports). So the interpreter state, and the headers and flow
+ *   key hs_follow decides on, live in a per-CPU scratch slot of the
+ *   program's own (hs_scratch, indexed by hook), not on the stack: the
+ *   verifier allows 512 bytes of stack to a whole call chain (6.1 counts
+ *   each frame rounded up to 32 bytes).
  */
 #ifndef HOPSCOPE_FILTER_H
 #define HOPSCOPE_FILTER_H
@@ -258,6 +259,8 @@ struct hs_cbpf_loop {
 /* One program's scratch (see Kernel facts above). */
 struct hs_scratch {
 	struct hs_cbpf_run run;
+	struct hs_tuple t;     /* headers of the packet hs_follow decides on */
+	struct hs_flow_key k;  /* its flow, looked up with whole flows */
 };
 
 struct {
@@ -509,15 +512,26 @@ static __always_inline void hs_flow_key_of(const struct hs_tuple *t, struct hs_f
 	k->proto = t->l3 == HS_L3_ARP ? 0 : t->l4_proto;
 }
 
-/* Whether t belongs to a flow a matching packet started in this epoch. */
-static __always_inline int hs_flow_known(const struct hs_tuple *t, __u32 epoch)
+/*
+ * Whether t belongs to a flow a matching packet started in this epoch. k:
+ * room for the key (a scratch slot in a subprogram).
+ */
+static __always_inline int hs_flow_known_in(const struct hs_tuple *t, __u32 epoch,
+					   struct hs_flow_key *k)
 {
-	struct hs_flow_key k = {};
 	__u32 *v;
 
-	hs_flow_key_of(t, &k, 0);
-	v = bpf_map_lookup_elem(&hs_flows, &k);
+	__builtin_memset(k, 0, sizeof(*k));
+	hs_flow_key_of(t, k, 0);
+	v = bpf_map_lookup_elem(&hs_flows, k);
 	return v && *v == epoch;
+}
+
+static __always_inline int hs_flow_known(const struct hs_tuple *t, __u32 epoch)
+{
+	struct hs_flow_key k;
+
+	return hs_flow_known_in(t, epoch, &k);
 }
 
 /* Remembers both directions of t's flow (once per epoch). */

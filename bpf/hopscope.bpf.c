@@ -289,34 +289,48 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 }
 
 /*
+ * skb's headers into t (a scratch slot), whether there were any. Not
+ * inlined: the parser's header buffers and spills get a frame of their own
+ * beside the filter's, not under it (see Kernel facts in filter.h).
+ */
+static __noinline int hs_parse_scratch(struct sk_buff *skb, struct net_device *dev,
+				       struct hs_tuple *t)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	return !!(hs_parse_skb(skb, dev, t) & HS_F_TUPLE);
+}
+
+/*
  * With a filter, for an skb not in hs_rejected (the caller looked, tag is
  * its tag): whether this sighting is of a packet to follow. Yes for a
  * packet followed already (the same one: same data buffer or headers, not
  * too old), for one the filter accepts, and with whole flows for one of a
  * flow a matching packet started. A no is remembered in hs_rejected. Not
  * inlined: its branches are verified once, not once per path of the caller.
+ * Its frame sits under the device hook's in the filter's call chain: it
+ * keeps few values live (skb and ctl fields are loaded again where used).
  */
 static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl *ctl, __u32 tag,
 				__u32 hook)
 {
-	__u64 key = (__u64)skb, head = (__u64)skb->head;
 	struct hs_scratch *s = hs_scratch_of(hook);
-	struct net_device *dev = skb->dev;
-	__u8 rx = hook != HS_HOOK_NET_DEV_QUEUE;
-	__u32 epoch = ctl->epoch;
+	__u64 key = (__u64)skb;
 	struct hs_pkt_state *st;
+	int parsed = 0;
 
 	if (!s)
 		return 0;
 	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
+	/* Headers, parsed once: for a packet followed already, and for whole flows. */
+	if (st || ctl->whole_flows)
+		parsed = hs_parse_scratch(skb, skb->dev, &s->t);
 	if (st) {
 		/*
 		 * The same packet only if its headers say so too: the slab hands
 		 * a silently freed packet's sk_buff and data buffer to the next
 		 * one, which must face the filter itself.
 		 */
-		struct hs_tuple t = {};
-		__u32 fp = (hs_parse_skb(skb, skb->dev, &t) & HS_F_TUPLE) ? hs_fingerprint(&t) : 0;
+		__u32 fp = parsed ? hs_fingerprint(&s->t) : 0;
 
 		if (bpf_ktime_get_ns() - st->last_seen <= hs_cfg_max_packet_age_ns &&
 		    (!fp || !st->fingerprint || fp == st->fingerprint))
@@ -325,21 +339,17 @@ static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl 
 		if (!bpf_map_delete_elem(&hs_packets, &key))
 			__sync_fetch_and_add(&hs_followed, -1);
 	}
-	if (hs_cbpf_match(skb, dev ? dev->type : 0, epoch, &s->run))
+	if (hs_cbpf_match(skb, skb->dev ? skb->dev->type : 0, ctl->epoch, &s->run))
 		goto followed;
-	if (ctl->whole_flows) {
-		struct hs_tuple t = {};
-
-		if ((hs_parse_skb(skb, skb->dev, &t) & HS_F_TUPLE) && hs_flow_known(&t, epoch))
-			goto followed;
-	}
-	hs_remember_rejected(key, head, tag);
+	if (ctl->whole_flows && parsed && hs_flow_known_in(&s->t, ctl->epoch, &s->k))
+		goto followed;
+	hs_remember_rejected(key, (__u64)skb->head, tag);
 	hs_count(HS_STAT_FILTERED);
-	if (rx)
+	if (hook != HS_HOOK_NET_DEV_QUEUE)
 		hs_set_last_followed(0);
 	return 0;
 followed:
-	if (rx)
+	if (hook != HS_HOOK_NET_DEV_QUEUE)
 		hs_set_last_followed(1);
 	return 1;
 }
