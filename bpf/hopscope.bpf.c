@@ -359,10 +359,10 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 {
 	struct net_device *dev = skb->dev;
 	const struct hs_filter_ctl *ctl;
-	struct hs_tuple t = {};
 	__u64 now;
-	__u8 is_new = 0, flags;
+	__u8 is_new = 0, flags = 0;
 	struct hs_event *e;
+	__u32 fp = 0;
 	__u64 id;
 
 	if (!hs_in_scope(dev))
@@ -382,27 +382,38 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 			return 0;
 	}
 	now = bpf_ktime_get_ns();
-	flags = hs_parse_skb(skb, dev, &t);
-	id = hs_identify((__u64)skb, (__u64)BPF_CORE_READ(skb, head),
-			 (flags & HS_F_TUPLE) ? hs_fingerprint(&t) : 0, now, &is_new);
-	if (!id)
+	/*
+	 * The headers go straight into the record, not through the stack (a
+	 * tuple there, and the registers it kept busy, doubled this frame).
+	 * Without a record the packet still gets its identity.
+	 */
+	e = hs_reserve();
+	if (e) {
+		flags = hs_parse_skb(skb, dev, &e->tuple);
+		if (flags & HS_F_TUPLE)
+			fp = hs_fingerprint(&e->tuple);
+	}
+	id = hs_identify((__u64)skb, (__u64)BPF_CORE_READ(skb, head), fp, now, &is_new);
+	if (!e)
 		return 0;
+	if (!id) {
+		/* Emitted, never received: counted as lost. */
+		bpf_ringbuf_discard(e, 0);
+		hs_count(HS_STAT_LOST);
+		return 0;
+	}
 	/*
 	 * Every tuple a followed packet shows (NAT rewrites it) names its flow:
 	 * whole flows follow it, socket annotations are kept for it.
 	 */
 	if (ctl && (flags & HS_F_TUPLE))
-		hs_flow_learn(&t, ctl->epoch);
-	e = hs_reserve();
-	if (!e)
-		return 0;
+		hs_flow_learn(&e->tuple, ctl->epoch);
 	e->ts_ns = now;
 	e->hook = hook;
 	e->packet_id = id;
 	e->skb_addr = (__u64)skb;
 	e->len = BPF_CORE_READ(skb, len);
 	e->flags = flags | (is_new ? HS_F_NEW : 0);
-	e->tuple = t;
 	hs_fill_dev(e, dev);
 	if (hook == HS_HOOK_NET_DEV_QUEUE) {
 		e->sk_cgroup = hs_sk_cgroup(skb);
