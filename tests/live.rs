@@ -194,11 +194,11 @@ fn tcp_connect_and_data_roles_from_the_syn() {
     let listener = in_netns(&g.lab.r1(), || TcpListener::bind((addr::R1_V4, 9009)))
         .unwrap()
         .unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut s = accept_within(&listener, Duration::from_secs(30))?;
         let mut buf = [0u8; 5];
-        s.read_exact(&mut buf).unwrap();
-        s.write_all(b"world").unwrap();
+        s.read_exact(&mut buf)?;
+        s.write_all(b"world")
     });
     let c1 = g.lab.c1();
     let script = format!(
@@ -206,12 +206,12 @@ fn tcp_connect_and_data_roles_from_the_syn() {
         addr::R1_V4
     );
     let (out, lines) = trace_json(&[], &["ip", "netns", "exec", &c1, "bash", "-c", &script]);
-    server.join().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    server.join().unwrap().expect("the server's one exchange");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout)
             .lines()
