@@ -500,21 +500,13 @@ fn overload_is_counted_exactly() {
     let _s = serial();
     let (g, _ns) = lab("ov");
     let c1 = g.lab.c1();
-    // A 4 KiB ring holds about 20 events: a ping flood overflows it.
+    // A 4 KiB ring holds about 20 events: a ping flood overflows it. The
+    // command shares hopscope's stdout: ping's summary must not land in the
+    // middle of a JSON line.
+    let flood = format!("exec ping -q -f -c 3000 {} >/dev/null", addr::C2_V4);
     let (_out, lines) = trace_json(
         &["--ring-size", "4096"],
-        &[
-            "ip",
-            "netns",
-            "exec",
-            &c1,
-            "ping",
-            "-q",
-            "-f",
-            "-c",
-            "3000",
-            addr::C2_V4,
-        ],
+        &["ip", "netns", "exec", &c1, "sh", "-c", &flood],
     );
     let s = summary(&lines);
     let (e, r, l) = (
