@@ -12,10 +12,13 @@ DEADLINE=${TEST_DEADLINE:-420}
 uname -r >"$OUT/booted"
 : >"$OUT/results"
 
-# /tmp of the guest is an overlay on the host's (9p): sockets (tmux) and
-# temporary files belong on a tmpfs of its own.
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mkdir -p /run/lock
+# /tmp of the guest is an overlay on the host's (9p), and may hold the
+# checkout itself: temporary files and sockets (tmux) go to a tmpfs of
+# their own under /run (a tmpfs in the guest), nothing is mounted on /tmp.
+SCRATCH=/run/hs-guest
+mkdir -p "$SCRATCH/tmp" "$SCRATCH/bin" /run/lock
+mount -t tmpfs -o mode=1777 tmpfs "$SCRATCH/tmp"
+export TMPDIR=$SCRATCH/tmp TMUX_TMPDIR=$SCRATCH/tmp
 # Modules the lab and the tests use (autoloading works too; this is earlier).
 for m in veth bridge vxlan macvlan tun nf_tables nft_chain_nat nf_nat nf_conntrack \
 	iptable_filter iptable_nat ip6_tables; do
@@ -25,13 +28,13 @@ sysctl -qw net.ipv4.ip_forward=0 >/dev/null 2>&1 || true
 
 # The stripped executables (OUT/bin) run from the tmpfs; hopscope also
 # where the tests look for it (its path is compiled into them).
-mkdir -p /tmp/bin && cp "$OUT"/bin/* /tmp/bin/
-hopscope=$(sed -n '1s/ .*//p' "$OUT/plan" | xargs dirname)/../hopscope
-mount --bind /tmp/bin/hopscope "$hopscope" || { echo "cannot bind hopscope" >"$OUT/degraded"; }
+cp "$OUT"/bin/* "$SCRATCH/bin/"
+hopscope=$(realpath -m "$(sed -n '1s/ .*//p' "$OUT/plan" | xargs dirname)/../hopscope")
+mount --bind "$SCRATCH/bin/hopscope" "$hopscope"
 
 # The hooks this kernel lacks, as hopscope reports them.
-if timeout 300 "$hopscope" trace --json -- true >/tmp/probe.json 2>"$OUT/probe.err"; then
-	python3 - /tmp/probe.json >"$OUT/degraded" <<'PY'
+if timeout 300 "$hopscope" trace --json -- true >"$SCRATCH/probe.json" 2>"$OUT/probe.err"; then
+	python3 - "$SCRATCH/probe.json" >"$OUT/degraded" <<'PY'
 import json, sys
 summary = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"type":"summary"')]
 hooks = summary[-1].get("degraded_hooks", []) if summary else ["(no summary)"]
@@ -46,7 +49,7 @@ while read -r bin name; do
 	label="$(basename "$bin" | sed 's/-[0-9a-f]*$//')::$name"
 	log="$OUT/logs/$label.log"
 	t0=$(date +%s)
-	timeout --kill-after=10 "$DEADLINE" "/tmp/bin/${bin##*/}" --exact "$name" --test-threads=1 </dev/null >"$log" 2>&1
+	timeout --kill-after=10 "$DEADLINE" "$SCRATCH/bin/${bin##*/}" --exact "$name" --test-threads=1 </dev/null >"$log" 2>&1
 	rc=$?
 	secs=$(($(date +%s) - t0))
 	if ((rc == 0)) && grep -q '^test result: ok. 1 passed' "$log"; then
