@@ -201,8 +201,10 @@ fn tcp_connect_and_data_roles_from_the_syn() {
         s.write_all(b"world")
     });
     let c1 = g.lab.c1();
+    // The answer goes out in one write: the command shares hopscope's
+    // stdout, and a JSON line could land between "world" and its newline.
     let script = format!(
-        "exec 3<>/dev/tcp/{}/9009; printf hello >&3; head -c 5 <&3; echo",
+        "exec 3<>/dev/tcp/{}/9009; printf hello >&3; answer=$(head -c 5 <&3); echo \"$answer\"",
         addr::R1_V4
     );
     let (out, lines) = trace_json(&[], &["ip", "netns", "exec", &c1, "bash", "-c", &script]);
