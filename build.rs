@@ -1,12 +1,21 @@
 //! Compiles bpf/hopscope.bpf.c with clang and generates its libbpf-rs
 //! skeleton (including the Rust mirror of bpf/hopscope.h) into OUT_DIR;
 //! likewise bpf/empty_hooks.bpf.c, the benchmark's control
-//! (examples/empty_hooks.rs).
+//! (examples/empty_hooks.rs). Fails when a program's call chain needs more
+//! stack than the budget (build/stack_check.rs), whatever the host kernel
+//! accepts.
 
 use std::env;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
+
+#[path = "build/stack_check.rs"]
+mod stack_check;
+
+/// Stack bytes a program's whole call chain may use, as the verifier counts
+/// them (its limit is 512): room for other compilers' spills.
+const STACK_BUDGET: u32 = 400;
 
 /// Each BPF source and the skeleton generated from it.
 const OBJECTS: [(&str, &str); 2] = [
@@ -23,13 +32,23 @@ fn main() {
     };
 
     for (src, skel) in OBJECTS {
+        let obj = out_dir.join(skel.replace(".skel.rs", ".bpf.o"));
         SkeletonBuilder::new()
             .source(src)
+            .obj(&obj)
             .clang_args(["-I", vmlinux_dir, "-I", "bpf", "-O2", "-g", "-Wall"])
             .build_and_generate(out_dir.join(skel))
             .unwrap_or_else(|e| {
                 panic!("building {src} failed (is clang installed? see README): {e}")
             });
+        let elf = std::fs::read(&obj).unwrap_or_else(|e| panic!("reading {obj:?}: {e}"));
+        match stack_check::check(&elf, STACK_BUDGET) {
+            Ok(report) => {
+                let path = out_dir.join(skel.replace(".skel.rs", ".stack.txt"));
+                std::fs::write(&path, report).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
+            }
+            Err(e) => panic!("{src}: {e}"),
+        }
     }
 
     println!("cargo:rerun-if-changed=bpf");

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything hopscope needs to build, demo and test, on Debian or
 # Ubuntu, as root. Idempotent: installed packages are skipped quickly.
+# --vm adds what the tests on other kernels need (scripts/check-kernel.sh):
+# QEMU, busybox-static and kmod for the guest, virtme-ng (pip) to boot it.
 set -euo pipefail
+
+vm=0
+[[ ${1:-} == --vm ]] && vm=1
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-deps: run as root (sudo $0)" >&2
@@ -14,6 +19,7 @@ PACKAGES=(
     iperf3 tcpdump tmux graphviz nftables iptables ncat ca-certificates curl
     ethtool python3-minimal
 )
+((vm)) && PACKAGES+=(qemu-system-x86 busybox-static kmod python3-pip)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -40,3 +46,9 @@ if command -v rustup >/dev/null; then
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 cargo --version >/dev/null
+
+if ((vm)) && ! command -v vng >/dev/null; then
+    echo "install-deps: installing virtme-ng (pip)"
+    pip3 install -q virtme-ng 2>/dev/null || pip3 install -q --break-system-packages virtme-ng
+    command -v vng >/dev/null || { echo "install-deps: vng not on PATH after pip" >&2; exit 1; }
+fi

@@ -11,4 +11,5 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
-cargo test
+# A deadline for the whole run: a test that hangs fails the job, not stalls it.
+timeout --kill-after=30 1500 cargo test

@@ -196,13 +196,23 @@ fn tcp_to_a_closed_port_the_reset_on_the_flow() {
         .iter()
         .filter(|r| r["direction"] == "received")
         .collect();
-    assert_eq!(sent.len(), 1, "{resets:#?}");
-    assert_eq!(
-        sent[0]["packet"], syn["packet"],
-        "the reset answers the SYN"
-    );
-    assert_eq!(sent[0]["flow"], syn["flow"]);
-    assert_eq!(sent[0]["netns_name"], l.c2().as_str());
+    // Kernels whose tcp_send_reset needs a socket (6.1) never report the
+    // reset a closed port sends; hopscope says so among the degraded hooks.
+    let degraded = summary(&recs)["degraded_hooks"].clone();
+    if degraded
+        .as_array()
+        .is_some_and(|d| d.iter().any(|h| h == "tcp_send_reset"))
+    {
+        assert_eq!(sent.len(), 0, "{resets:#?}");
+    } else {
+        assert_eq!(sent.len(), 1, "{resets:#?} (degraded: {degraded})");
+        assert_eq!(
+            sent[0]["packet"], syn["packet"],
+            "the reset answers the SYN"
+        );
+        assert_eq!(sent[0]["flow"], syn["flow"]);
+        assert_eq!(sent[0]["netns_name"], l.c2().as_str());
+    }
     assert_eq!(received.len(), 1, "{resets:#?}");
     assert_eq!(
         received[0]["flow"], syn["flow"],

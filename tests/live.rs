@@ -194,24 +194,26 @@ fn tcp_connect_and_data_roles_from_the_syn() {
     let listener = in_netns(&g.lab.r1(), || TcpListener::bind((addr::R1_V4, 9009)))
         .unwrap()
         .unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut s = accept_within(&listener, Duration::from_secs(30))?;
         let mut buf = [0u8; 5];
-        s.read_exact(&mut buf).unwrap();
-        s.write_all(b"world").unwrap();
+        s.read_exact(&mut buf)?;
+        s.write_all(b"world")
     });
     let c1 = g.lab.c1();
+    // The answer goes out in one write: the command shares hopscope's
+    // stdout, and a JSON line could land between "world" and its newline.
     let script = format!(
-        "exec 3<>/dev/tcp/{}/9009; printf hello >&3; head -c 5 <&3; echo",
+        "exec 3<>/dev/tcp/{}/9009; printf hello >&3; answer=$(head -c 5 <&3); echo \"$answer\"",
         addr::R1_V4
     );
     let (out, lines) = trace_json(&[], &["ip", "netns", "exec", &c1, "bash", "-c", &script]);
-    server.join().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    server.join().unwrap().expect("the server's one exchange");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -500,21 +502,13 @@ fn overload_is_counted_exactly() {
     let _s = serial();
     let (g, _ns) = lab("ov");
     let c1 = g.lab.c1();
-    // A 4 KiB ring holds about 20 events: a ping flood overflows it.
+    // A 4 KiB ring holds about 20 events: a ping flood overflows it. The
+    // command shares hopscope's stdout: ping's summary must not land in the
+    // middle of a JSON line.
+    let flood = format!("exec ping -q -f -c 3000 {} >/dev/null", addr::C2_V4);
     let (_out, lines) = trace_json(
         &["--ring-size", "4096"],
-        &[
-            "ip",
-            "netns",
-            "exec",
-            &c1,
-            "ping",
-            "-q",
-            "-f",
-            "-c",
-            "3000",
-            addr::C2_V4,
-        ],
+        &["ip", "netns", "exec", &c1, "sh", "-c", &flood],
     );
     let s = summary(&lines);
     let (e, r, l) = (

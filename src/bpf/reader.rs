@@ -499,6 +499,23 @@ fn run(
             });
         }
     }
+    // tcp_send_reset fires for resets sent without a full socket (to a
+    // closed port, from a time-wait socket) only since the kernel gave it an
+    // event class of its own (trace_event_raw_tcp_send_reset in BTF; before
+    // that it shared tcp_event_sk_skb and needed a socket).
+    if has_tp("tcp_send_reset")
+        && !vmlinux.as_ref().is_some_and(|b| {
+            b.type_by_name::<libbpf_rs::btf::types::Struct<'_>>("trace_event_raw_tcp_send_reset")
+                .is_some()
+        })
+    {
+        missing.push(Degraded {
+            hook: Hook::TcpSendReset,
+            error: "this kernel's tcp_send_reset needs a socket: resets to closed ports \
+                    are not seen"
+                .into(),
+        });
+    }
     let skel = open.load().map_err(|e| {
         let hint = match (e.kind(), nix::unistd::geteuid().is_root()) {
             (libbpf_rs::ErrorKind::PermissionDenied, false) => {

@@ -46,6 +46,23 @@ pub fn serial() -> Serial {
     }
 }
 
+/// How many times slower than the development VM this machine runs the
+/// tests: the guest suites (scripts/check-kernel.sh) run on an emulated CPU
+/// and set HOPSCOPE_TEST_SLOWDOWN; 1 everywhere else.
+pub fn slowdown() -> u32 {
+    std::env::var("HOPSCOPE_TEST_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
+/// A window or deadline `d` that waits for the machine (a program to load,
+/// a name to be learnt), stretched by `slowdown()`.
+pub fn window(d: std::time::Duration) -> std::time::Duration {
+    d * slowdown()
+}
+
 /// Fails loudly when not root: these tests must never skip silently.
 pub fn require_root() {
     assert!(
@@ -180,7 +197,7 @@ pub fn hopscope_progs_loaded() -> Vec<String> {
 }
 
 /// Waits until process `pid` has attached its BPF programs (its trace is
-/// live), up to `timeout`; whether it did. Read from its file descriptors
+/// live), up to `timeout` (stretched by `window`); whether it did. Read from its file descriptors
 /// (a link per attached program), so other processes loading or unloading
 /// programs (which can make a `bpftool prog` listing stop early) do not
 /// matter. Programs are loaded first and attached one by one: done when
@@ -200,6 +217,10 @@ pub fn wait_attached(pid: u32, timeout: std::time::Duration) -> bool {
         }
         (progs, links)
     };
+    let (timeout, settled) = (
+        window(timeout),
+        window(std::time::Duration::from_millis(300)),
+    );
     let t0 = std::time::Instant::now();
     let mut last = (0, 0);
     let mut stable_since = t0;
@@ -210,9 +231,7 @@ pub fn wait_attached(pid: u32, timeout: std::time::Duration) -> bool {
             stable_since = std::time::Instant::now();
         }
         let (progs, links) = now;
-        if links > 0
-            && (links == progs || stable_since.elapsed() >= std::time::Duration::from_millis(300))
-        {
+        if links > 0 && (links == progs || stable_since.elapsed() >= settled) {
             return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -224,7 +243,9 @@ pub fn wait_attached(pid: u32, timeout: std::time::Duration) -> bool {
 /// moment, then insist that no hopscope program is loaded.
 pub fn assert_no_programs_left() {
     let t0 = std::time::Instant::now();
-    while !hopscope_progs_loaded().is_empty() && t0.elapsed() < std::time::Duration::from_secs(5) {
+    while !hopscope_progs_loaded().is_empty()
+        && t0.elapsed() < window(std::time::Duration::from_secs(5))
+    {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(
@@ -232,6 +253,33 @@ pub fn assert_no_programs_left() {
         Vec::<String>::new(),
         "no hopscope program may stay loaded"
     );
+}
+
+/// Accepts one connection on `listener` within `deadline` (stretched by
+/// `window`): a client that never comes (the trace failed to start its
+/// command) fails the test instead of hanging it.
+pub fn accept_within(
+    listener: &std::net::TcpListener,
+    deadline: std::time::Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    let deadline = std::time::Instant::now() + window(deadline);
+    listener.set_nonblocking(true)?;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false)?;
+                s.set_read_timeout(Some(window(std::time::Duration::from_secs(5))))?;
+                return Ok(s);
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Runs a program with no stdin and collects its output.
