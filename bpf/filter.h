@@ -290,6 +290,7 @@ struct hs_scratch {
 	struct hs_tuple t;     /* headers of the packet hs_follow decides on */
 	struct hs_outer o;     /* the tunnel around them (unused there) */
 	struct hs_flow_key k;  /* its flow, looked up with whole flows */
+	union hs_hdr h;        /* the parser's header buffer */
 };
 
 struct {
@@ -303,6 +304,14 @@ struct {
 static __always_inline struct hs_scratch *hs_scratch_of(__u32 hook)
 {
 	return bpf_map_lookup_elem(&hs_scratch, &hook);
+}
+
+/* The parser's header buffer in the scratch slot of hook's program. */
+static __always_inline union hs_hdr *hs_hdr_buf(__u32 hook)
+{
+	struct hs_scratch *s = hs_scratch_of(hook);
+
+	return s ? &s->h : NULL;
 }
 
 /* A load of 1, 2 or 4 bytes at off, in network order. -1: out of bounds. */
@@ -582,20 +591,23 @@ static __always_inline int hs_flow_known(const struct hs_tuple *t, __u32 epoch)
 
 /*
  * Remembers both directions of t's flow (once per epoch); whether it was
- * new.
+ * new. The key is built in hook's scratch slot.
  */
-static __always_inline int hs_flow_learn(const struct hs_tuple *t, __u32 epoch)
+static __always_inline int hs_flow_learn(const struct hs_tuple *t, __u32 epoch, __u32 hook)
 {
-	struct hs_flow_key k = {};
+	struct hs_scratch *s = hs_scratch_of(hook);
 	__u32 *v;
 
-	hs_flow_key_of(t, &k, 0);
-	v = bpf_map_lookup_elem(&hs_flows, &k);
+	if (!s)
+		return 0;
+	__builtin_memset(&s->k, 0, sizeof(s->k));
+	hs_flow_key_of(t, &s->k, 0);
+	v = bpf_map_lookup_elem(&hs_flows, &s->k);
 	if (v && (*v & ~HS_FLOW_CONN) == epoch)
 		return 0;
-	bpf_map_update_elem(&hs_flows, &k, &epoch, BPF_ANY);
-	hs_flow_key_of(t, &k, 1);
-	bpf_map_update_elem(&hs_flows, &k, &epoch, BPF_ANY);
+	bpf_map_update_elem(&hs_flows, &s->k, &epoch, BPF_ANY);
+	hs_flow_key_of(t, &s->k, 1);
+	bpf_map_update_elem(&hs_flows, &s->k, &epoch, BPF_ANY);
 	return 1;
 }
 

@@ -202,7 +202,7 @@ static __always_inline int hs_same_packet(struct sk_buff *skb, struct hs_pkt_sta
 	if (!s)
 		return 0;
 	__builtin_memset(&s->t, 0, sizeof(s->t));
-	if (hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &s->t, &s->o) & HS_F_TUPLE)
+	if (hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &s->t, &s->o, &s->h) & HS_F_TUPLE)
 		fp = hs_fingerprint(&s->t);
 	if (fp && st->fingerprint && fp != st->fingerprint)
 		return 0;
@@ -369,9 +369,9 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
  * *related = the branch. A later clone is a copy: HS_F_CLONE, *related =
  * the packet it copies. 0 flags: no clone of anything followed.
  */
-static __always_inline __u16 hs_adopt_clone(struct sk_buff *skb, __u64 head, __u32 fp,
-					    __u64 *id, __u64 now, __u64 *related)
+static __noinline __u16 hs_adopt_clone(struct sk_buff *skb, __u32 fp, __u64 *id, __u64 *related)
 {
+	__u64 head = (__u64)BPF_CORE_READ(skb, head), now = bpf_ktime_get_ns();
 	struct hs_head_state *h;
 	struct hs_pkt_state *mine, *orig;
 	__u64 key = (__u64)skb, branch;
@@ -405,17 +405,6 @@ static __always_inline __u16 hs_adopt_clone(struct sk_buff *skb, __u64 head, __u
 	return HS_F_BRANCH;
 }
 
-/*
- * skb's headers into t (a scratch slot), whether there were any. Not
- * inlined: the parser's header buffers and spills get a frame of their own
- * beside the filter's, not under it (see Kernel facts in filter.h).
- */
-static __noinline int hs_parse_scratch(struct sk_buff *skb, struct net_device *dev,
-				       struct hs_scratch *s)
-{
-	__builtin_memset(&s->t, 0, sizeof(s->t));
-	return !!(hs_parse_skb(skb, dev, &s->t, &s->o) & HS_F_TUPLE);
-}
 
 /*
  * With a filter, for an skb not in hs_rejected (the caller looked, tag is
@@ -442,8 +431,10 @@ static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl 
 	 * Headers, parsed once: for a packet followed already, for whole
 	 * flows, and once a NAT'd connection was learned (its other tuple).
 	 */
-	if (st || ctl->whole_flows || *(volatile __u64 *)&hs_conns_learned)
-		parsed = hs_parse_scratch(skb, skb->dev, s);
+	if (st || ctl->whole_flows || *(volatile __u64 *)&hs_conns_learned) {
+		__builtin_memset(&s->t, 0, sizeof(s->t));
+		parsed = !!(hs_parse_skb(skb, skb->dev, &s->t, &s->o, &s->h) & HS_F_TUPLE);
+	}
 	if (st) {
 		/*
 		 * The same packet only if its headers say so too: the slab hands
@@ -472,6 +463,24 @@ followed:
 	if (hook != HS_HOOK_NET_DEV_QUEUE)
 		hs_set_last_followed(1);
 	return 1;
+}
+
+/*
+ * A transmit: the owning socket's cgroup, and at a packet's first sighting
+ * the task sending it when it is plausibly that task. Not inlined: its
+ * reads get a frame of their own, off the filter's call chain.
+ */
+static __noinline void hs_fill_sender(struct hs_event *e, struct sk_buff *skb, __u8 is_new)
+{
+	e->sk_cgroup = hs_sk_cgroup(skb);
+	if (is_new && hs_sent_by_current(skb, e->netns_ino)) {
+		__u64 pt = bpf_get_current_pid_tgid();
+
+		e->pid = pt >> 32;
+		e->tid = (__u32)pt;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		e->flags |= HS_F_TASK;
+	}
 }
 
 /* A hook that sees a live skb with a device: gate, identify, parse, emit. */
@@ -513,7 +522,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	 */
 	e = hs_reserve();
 	if (e) {
-		flags = hs_parse_skb(skb, dev, &e->tuple, &e->outer);
+		flags = hs_parse_skb(skb, dev, &e->tuple, &e->outer, hs_hdr_buf(hook));
 		if (flags & HS_F_TUPLE)
 			fp = hs_fingerprint(&e->tuple);
 	}
@@ -530,7 +539,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		return 0;
 	}
 	if (is_new) {
-		__u16 clone = hs_adopt_clone(skb, head, fp, &id, now, &e->related);
+		__u16 clone = hs_adopt_clone(skb, fp, &id, &e->related);
 
 		flags |= clone;
 		/* A packet taken over is no new one. */
@@ -543,7 +552,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	 * Every tuple a followed packet shows (NAT rewrites it) names its flow:
 	 * whole flows follow it, socket annotations are kept for it.
 	 */
-	if (ctl && (flags & HS_F_TUPLE) && hs_flow_learn(&e->tuple, ctl->epoch))
+	if (ctl && (flags & HS_F_TUPLE) && hs_flow_learn(&e->tuple, ctl->epoch, hook))
 		hs_conn_learn(skb, ctl->epoch);
 	e->ts_ns = now;
 	e->hook = hook;
@@ -552,17 +561,8 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	e->len = BPF_CORE_READ(skb, len);
 	e->flags = flags | (is_new ? HS_F_NEW : 0);
 	hs_fill_dev(e, dev);
-	if (hook == HS_HOOK_NET_DEV_QUEUE) {
-		e->sk_cgroup = hs_sk_cgroup(skb);
-		if (is_new && hs_sent_by_current(skb, e->netns_ino)) {
-			__u64 pt = bpf_get_current_pid_tgid();
-
-			e->pid = pt >> 32;
-			e->tid = (__u32)pt;
-			bpf_get_current_comm(e->comm, sizeof(e->comm));
-			e->flags |= HS_F_TASK;
-		}
-	}
+	if (hook == HS_HOOK_NET_DEV_QUEUE)
+		hs_fill_sender(e, skb, is_new);
 	hs_submit(e);
 	return 0;
 }
@@ -639,7 +639,7 @@ static __always_inline struct hs_event *hs_clone_delivery(struct sk_buff *skb, _
 	if (!h || bpf_ktime_get_ns() - h->ts > hs_cfg_max_packet_age_ns)
 		return NULL;
 	__builtin_memset(&s->t, 0, sizeof(s->t));
-	if (!(hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &s->t, &s->o) & HS_F_TUPLE) ||
+	if (!(hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &s->t, &s->o, &s->h) & HS_F_TUPLE) ||
 	    hs_fingerprint(&s->t) != h->fingerprint)
 		return NULL;
 	e = hs_reserve();
@@ -802,7 +802,8 @@ int BPF_PROG(hs_net_dev_start_xmit, const struct sk_buff *skb, const struct net_
 	e = hs_reserve();
 	if (!e)
 		return 0;
-	flags = hs_parse_skb((struct sk_buff *)skb, (struct net_device *)dev, &e->tuple, &e->outer);
+	flags = hs_parse_skb((struct sk_buff *)skb, (struct net_device *)dev, &e->tuple, &e->outer,
+			     hs_hdr_buf(HS_HOOK_NET_DEV_START_XMIT));
 	if (flags & HS_F_TUPLE)
 		fp = hs_fingerprint(&e->tuple);
 	head = (__u64)BPF_CORE_READ(skb, head);
@@ -888,7 +889,8 @@ static __always_inline int hs_first_seen_dropped(void *ctx, struct sk_buff *skb,
 	hs_count(HS_STAT_PACKETS);
 	e->skb_addr = (__u64)skb;
 	e->len = BPF_CORE_READ(skb, len);
-	e->flags = hs_parse_skb(skb, dev, &e->tuple, &e->outer) | HS_F_NEW;
+	e->flags = hs_parse_skb(skb, dev, &e->tuple, &e->outer, hs_hdr_buf(HS_HOOK_KFREE_SKB)) |
+		   HS_F_NEW;
 	e->sk_cgroup = hs_sk_cgroup(skb);
 	e->location = location;
 	e->drop_reason = reason;
@@ -1011,7 +1013,8 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 	if (skb) {
 		e->skb_addr = key;
 		e->len = BPF_CORE_READ(skb, len);
-		e->flags = hs_parse_skb((struct sk_buff *)skb, dev, &e->tuple, &e->outer);
+		e->flags = hs_parse_skb((struct sk_buff *)skb, dev, &e->tuple, &e->outer,
+					hs_hdr_buf(hook));
 		hs_fill_dev(e, dev);
 	}
 	if (st)

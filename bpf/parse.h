@@ -114,64 +114,7 @@ struct hs_l4_hdr {
 	};
 };
 
-static __always_inline void hs_parse_l4(const void *p, __u8 proto, struct hs_tuple *t)
-{
-	struct hs_l4_hdr h = {};
-
-	t->l4_proto = proto;
-	if (proto == HS_IPPROTO_TCP) {
-		if (bpf_probe_read_kernel(&h, sizeof(h.tcp), p))
-			return;
-		t->sport = bpf_ntohs(h.tcp.source);
-		t->dport = bpf_ntohs(h.tcp.dest);
-		t->tcp_seq = bpf_ntohl(h.tcp.seq);
-		t->tcp_ack = bpf_ntohl(h.tcp.ack_seq);
-		t->tcp_flags = h.tcp.flags;
-	} else if (proto == HS_IPPROTO_UDP) {
-		if (bpf_probe_read_kernel(&h, sizeof(h.udp), p))
-			return;
-		t->sport = bpf_ntohs(h.udp.source);
-		t->dport = bpf_ntohs(h.udp.dest);
-		t->l4_len = bpf_ntohs(h.udp.len);
-	} else if (proto == HS_IPPROTO_ICMP || proto == HS_IPPROTO_ICMPV6) {
-		if (bpf_probe_read_kernel(&h, sizeof(h.icmp), p))
-			return;
-		t->icmp_type = h.icmp.type;
-		t->icmp_code = h.icmp.code;
-		t->icmp_id = bpf_ntohs(h.icmp.id);
-		t->icmp_seq = bpf_ntohs(h.icmp.seq);
-	}
-}
-
-/* *l4: where the transport header starts (NULL: a non-first fragment). */
-static __always_inline int hs_parse_ipv4(const void *p, struct hs_tuple *t, const void **l4)
-{
-	struct iphdr ip;
-
-	*l4 = NULL;
-	if (bpf_probe_read_kernel(&ip, sizeof(ip), p))
-		return -1;
-	if (ip.version != 4)
-		return -1;
-	t->l3 = HS_L3_IPV4;
-	t->ethertype = HS_ETH_P_IP;
-	__builtin_memcpy(t->saddr, &ip.saddr, 4);
-	__builtin_memcpy(t->daddr, &ip.daddr, 4);
-	t->ttl = ip.ttl;
-	t->ip_id = bpf_ntohs(ip.id);
-	t->ip_len = bpf_ntohs(ip.tot_len);
-	t->l4_proto = ip.protocol;
-	/* Only the first fragment carries the transport header. */
-	if (ip.frag_off & bpf_htons(0x1fff)) {
-		t->tflags |= HS_T_FRAG;
-		return 0;
-	}
-	*l4 = p + ip.ihl * 4;
-	hs_parse_l4(*l4, ip.protocol, t);
-	return 0;
-}
-
-/* The 8 bytes every IPv6 extension header we walk starts with. */
+/* The first 8 bytes of every IPv6 extension header we walk. */
 struct hs_ipv6_ext {
 	__u8 nexthdr;
 	__u8 hdrlen;
@@ -179,99 +122,188 @@ struct hs_ipv6_ext {
 	__be32 _rest;
 };
 
-static __always_inline int hs_parse_ipv6(const void *p, struct hs_tuple *t, const void **l4)
-{
+/* The first 8 bytes of a VXLAN or GENEVE header. */
+struct hs_tun_hdr {
+	__u8 b0;       /* VXLAN: flags (0x08: VNI valid); GENEVE: version << 6 | options length */
+	__u8 b1;
+	__be16 proto;  /* GENEVE: protocol of the payload */
+	__u8 vni[3];
+	__u8 _rsvd;
+};
+
+/* The fixed part of a GRE header, and its key. */
+struct hs_gre_hdr {
+	__be16 flags;  /* C 0x8000, K 0x2000, S 0x1000; version in the low 3 bits */
+	__be16 proto;
+};
+
+/*
+ * One header at a time is read into this buffer, which bounds the parser's
+ * stack whatever the headers (see Kernel facts in filter.h).
+ */
+union hs_hdr {
+	struct ethhdr eth;
+	struct hs_vlan_hdr vlan;
+	struct iphdr ip;
 	struct ipv6hdr ip6;
-	__u8 first[4], next;
+	struct hs_ipv6_ext ext;
+	struct hs_arp_ipv4 arp;
+	struct hs_l4_hdr l4;
+	struct hs_tun_hdr tun;
+	struct hs_gre_hdr gre;
+	__be32 word;
+	__u8 byte;
+};
+
+static __always_inline void hs_parse_l4(const void *p, __u8 proto, struct hs_tuple *t,
+					union hs_hdr *h)
+{
+	t->l4_proto = proto;
+	if (proto == HS_IPPROTO_TCP) {
+		if (bpf_probe_read_kernel(&h->l4, sizeof(h->l4.tcp), p))
+			return;
+		t->sport = bpf_ntohs(h->l4.tcp.source);
+		t->dport = bpf_ntohs(h->l4.tcp.dest);
+		t->tcp_seq = bpf_ntohl(h->l4.tcp.seq);
+		t->tcp_ack = bpf_ntohl(h->l4.tcp.ack_seq);
+		t->tcp_flags = h->l4.tcp.flags;
+	} else if (proto == HS_IPPROTO_UDP) {
+		if (bpf_probe_read_kernel(&h->l4, sizeof(h->l4.udp), p))
+			return;
+		t->sport = bpf_ntohs(h->l4.udp.source);
+		t->dport = bpf_ntohs(h->l4.udp.dest);
+		t->l4_len = bpf_ntohs(h->l4.udp.len);
+	} else if (proto == HS_IPPROTO_ICMP || proto == HS_IPPROTO_ICMPV6) {
+		if (bpf_probe_read_kernel(&h->l4, sizeof(h->l4.icmp), p))
+			return;
+		t->icmp_type = h->l4.icmp.type;
+		t->icmp_code = h->l4.icmp.code;
+		t->icmp_id = bpf_ntohs(h->l4.icmp.id);
+		t->icmp_seq = bpf_ntohs(h->l4.icmp.seq);
+	}
+}
+
+/* *l4: where the transport header starts (NULL: a non-first fragment). */
+static __always_inline int hs_parse_ipv4(const void *p, struct hs_tuple *t, const void **l4,
+					 union hs_hdr *h)
+{
+	__u8 proto, ihl;
+
+	*l4 = NULL;
+	if (bpf_probe_read_kernel(&h->ip, sizeof(h->ip), p))
+		return -1;
+	if (h->ip.version != 4)
+		return -1;
+	t->l3 = HS_L3_IPV4;
+	t->ethertype = HS_ETH_P_IP;
+	__builtin_memcpy(t->saddr, &h->ip.saddr, 4);
+	__builtin_memcpy(t->daddr, &h->ip.daddr, 4);
+	t->ttl = h->ip.ttl;
+	t->ip_id = bpf_ntohs(h->ip.id);
+	t->ip_len = bpf_ntohs(h->ip.tot_len);
+	proto = h->ip.protocol;
+	ihl = h->ip.ihl;
+	t->l4_proto = proto;
+	/* Only the first fragment carries the transport header. */
+	if (h->ip.frag_off & bpf_htons(0x1fff)) {
+		t->tflags |= HS_T_FRAG;
+		return 0;
+	}
+	*l4 = p + ihl * 4;
+	hs_parse_l4(*l4, proto, t, h);
+	return 0;
+}
+
+static __always_inline int hs_parse_ipv6(const void *p, struct hs_tuple *t, const void **l4,
+					 union hs_hdr *h)
+{
+	__u8 next;
 	int i;
 
 	*l4 = NULL;
-	if (bpf_probe_read_kernel(&ip6, sizeof(ip6), p))
+	if (bpf_probe_read_kernel(&h->ip6, sizeof(h->ip6), p))
 		return -1;
-	if (ip6.version != 6)
+	if (h->ip6.version != 6)
 		return -1;
 	t->l3 = HS_L3_IPV6;
 	t->ethertype = HS_ETH_P_IPV6;
-	__builtin_memcpy(t->saddr, &ip6.saddr, 16);
-	__builtin_memcpy(t->daddr, &ip6.daddr, 16);
-	t->ttl = ip6.hop_limit;
-	t->ip_len = bpf_ntohs(ip6.payload_len);
-	__builtin_memcpy(first, &ip6, 4);
-	t->flow_label = ((__u32)(first[1] & 0x0f) << 16) | ((__u32)first[2] << 8) | first[3];
-	next = ip6.nexthdr;
-	p += sizeof(ip6);
+	__builtin_memcpy(t->saddr, &h->ip6.saddr, 16);
+	__builtin_memcpy(t->daddr, &h->ip6.daddr, 16);
+	t->ttl = h->ip6.hop_limit;
+	t->ip_len = bpf_ntohs(h->ip6.payload_len);
+	t->flow_label = ((__u32)(h->ip6.flow_lbl[0] & 0x0f) << 16) |
+			((__u32)h->ip6.flow_lbl[1] << 8) | h->ip6.flow_lbl[2];
+	next = h->ip6.nexthdr;
+	p += sizeof(struct ipv6hdr);
 #pragma unroll
 	for (i = 0; i < HS_IPV6_MAX_EXT; i++) {
-		struct hs_ipv6_ext x;
-
 		if (next != HS_IPPROTO_HOPOPTS && next != HS_IPPROTO_ROUTING &&
 		    next != HS_IPPROTO_DSTOPTS && next != HS_IPPROTO_FRAGMENT && next != HS_IPPROTO_AH)
 			break;
-		if (bpf_probe_read_kernel(&x, sizeof(x), p))
+		if (bpf_probe_read_kernel(&h->ext, sizeof(h->ext), p))
 			return 0;
 		if (next == HS_IPPROTO_FRAGMENT) {
-			if (x.frag_off & bpf_htons(0xfff8)) {
-				t->l4_proto = x.nexthdr;
+			if (h->ext.frag_off & bpf_htons(0xfff8)) {
+				t->l4_proto = h->ext.nexthdr;
 				t->tflags |= HS_T_FRAG;
 				return 0;
 			}
 			p += 8;
 		} else if (next == HS_IPPROTO_AH) {
-			p += ((__u32)x.hdrlen + 2) * 4;
+			p += ((__u32)h->ext.hdrlen + 2) * 4;
 		} else {
-			p += ((__u32)x.hdrlen + 1) * 8;
+			p += ((__u32)h->ext.hdrlen + 1) * 8;
 		}
-		next = x.nexthdr;
+		next = h->ext.nexthdr;
 	}
 	*l4 = p;
-	hs_parse_l4(p, next, t);
+	hs_parse_l4(p, next, t, h);
 	return 0;
 }
 
-static __always_inline int hs_parse_arp(const void *p, struct hs_tuple *t)
+static __always_inline int hs_parse_arp(const void *p, struct hs_tuple *t, union hs_hdr *h)
 {
-	struct hs_arp_ipv4 a;
-
-	if (bpf_probe_read_kernel(&a, sizeof(a), p))
+	if (bpf_probe_read_kernel(&h->arp, sizeof(h->arp), p))
 		return -1;
 	t->l3 = HS_L3_ARP;
 	t->ethertype = HS_ETH_P_ARP;
-	t->arp_op = bpf_ntohs(a.op);
-	if (a.ptype == bpf_htons(HS_ETH_P_IP) && a.plen == 4) {
-		__builtin_memcpy(t->saddr, a.sip, 4);
-		__builtin_memcpy(t->daddr, a.tip, 4);
+	t->arp_op = bpf_ntohs(h->arp.op);
+	if (h->arp.ptype == bpf_htons(HS_ETH_P_IP) && h->arp.plen == 4) {
+		__builtin_memcpy(t->saddr, h->arp.sip, 4);
+		__builtin_memcpy(t->daddr, h->arp.tip, 4);
 	}
 	return 0;
 }
 
 static __always_inline int hs_parse_l3(const void *p, __u16 ethertype, struct hs_tuple *t,
-				       const void **l4)
+				       const void **l4, union hs_hdr *h)
 {
 	*l4 = NULL;
 	if (ethertype == HS_ETH_P_IP)
-		return hs_parse_ipv4(p, t, l4);
+		return hs_parse_ipv4(p, t, l4, h);
 	if (ethertype == HS_ETH_P_IPV6)
-		return hs_parse_ipv6(p, t, l4);
+		return hs_parse_ipv6(p, t, l4, h);
 	if (ethertype == HS_ETH_P_ARP)
-		return hs_parse_arp(p, t);
+		return hs_parse_arp(p, t, h);
 	t->l3 = HS_L3_OTHER;
 	t->ethertype = ethertype;
 	return 0;
 }
 
 /* Raw IP at p (the version nibble says which). */
-static __always_inline int hs_parse_ip(const void *p, struct hs_tuple *t, const void **l4)
+static __always_inline int hs_parse_ip(const void *p, struct hs_tuple *t, const void **l4,
+				       union hs_hdr *h)
 {
 	__u8 ver;
 
 	*l4 = NULL;
-	if (bpf_probe_read_kernel(&ver, 1, p))
+	if (bpf_probe_read_kernel(&h->byte, 1, p))
 		return -1;
-	ver >>= 4;
+	ver = h->byte >> 4;
 	if (ver == 4)
-		return hs_parse_ipv4(p, t, l4);
+		return hs_parse_ipv4(p, t, l4, h);
 	if (ver == 6)
-		return hs_parse_ipv6(p, t, l4);
+		return hs_parse_ipv6(p, t, l4, h);
 	return -1;
 }
 
@@ -280,30 +312,27 @@ static __always_inline int hs_parse_ip(const void *p, struct hs_tuple *t, const 
  * skb, when given, may hold a tag the driver stripped (hw acceleration).
  */
 static __always_inline int hs_parse_eth(const void *p, struct sk_buff *skb, struct hs_tuple *t,
-					const void **l4)
+					const void **l4, union hs_hdr *h)
 {
-	struct ethhdr eth;
 	__u16 proto;
 	int i;
 
 	*l4 = NULL;
-	if (bpf_probe_read_kernel(&eth, sizeof(eth), p))
+	if (bpf_probe_read_kernel(&h->eth, sizeof(h->eth), p))
 		return -1;
-	p += sizeof(eth);
-	proto = bpf_ntohs(eth.h_proto);
+	p += sizeof(struct ethhdr);
+	proto = bpf_ntohs(h->eth.h_proto);
 #pragma unroll
 	for (i = 0; i < 2; i++) {
-		struct hs_vlan_hdr vh;
-
 		if (proto != HS_ETH_P_8021Q && proto != HS_ETH_P_8021AD)
 			break;
-		if (bpf_probe_read_kernel(&vh, sizeof(vh), p))
+		if (bpf_probe_read_kernel(&h->vlan, sizeof(h->vlan), p))
 			return -1;
 		/* The innermost tag is the one that names the VLAN. */
-		t->vlan_tci = bpf_ntohs(vh.tci);
+		t->vlan_tci = bpf_ntohs(h->vlan.tci);
 		t->tflags |= HS_T_VLAN;
-		proto = bpf_ntohs(vh.proto);
-		p += sizeof(vh);
+		proto = bpf_ntohs(h->vlan.proto);
+		p += sizeof(struct hs_vlan_hdr);
 	}
 	if (skb && !(t->tflags & HS_T_VLAN)) {
 		/* A tag the driver stripped into the skb (hw accel). */
@@ -320,23 +349,8 @@ static __always_inline int hs_parse_eth(const void *p, struct sk_buff *skb, stru
 			t->tflags |= HS_T_VLAN;
 		}
 	}
-	return hs_parse_l3(p, proto, t, l4);
+	return hs_parse_l3(p, proto, t, l4, h);
 }
-
-/* The first 8 bytes of a VXLAN or GENEVE header. */
-struct hs_tun_hdr {
-	__u8 b0;       /* VXLAN: flags (0x08: VNI valid); GENEVE: version << 6 | options length */
-	__u8 b1;
-	__be16 proto;  /* GENEVE: protocol of the payload */
-	__u8 vni[3];
-	__u8 _rsvd;
-};
-
-/* The fixed part of a GRE header. */
-struct hs_gre_hdr {
-	__be16 flags;  /* C 0x8000, K 0x2000, S 0x1000; version in the low 3 bits */
-	__be16 proto;
-};
 
 /*
  * Whether t (just parsed, its transport header at l4) is a tunnel whose
@@ -344,7 +358,8 @@ struct hs_gre_hdr {
  * at the inner packet and *inner_eth says whether it is an Ethernet frame.
  */
 static __always_inline int hs_tunnel(const struct hs_tuple *t, const void *l4,
-				     struct hs_outer *o, const void **inner, __u8 *inner_eth)
+				     struct hs_outer *o, const void **inner, __u8 *inner_eth,
+				     union hs_hdr *h)
 {
 	__u8 kind = HS_TUNNEL_NONE;
 	__u32 vni = 0;
@@ -352,60 +367,59 @@ static __always_inline int hs_tunnel(const struct hs_tuple *t, const void *l4,
 	if (!l4 || (t->l3 != HS_L3_IPV4 && t->l3 != HS_L3_IPV6))
 		return 0;
 	if (t->l4_proto == HS_IPPROTO_UDP) {
-		struct hs_tun_hdr h;
+		__be16 proto;
 
 		if (t->dport != HS_PORT_VXLAN && t->dport != HS_PORT_VXLAN_LINUX &&
 		    t->dport != HS_PORT_GENEVE)
 			return 0;
-		if (bpf_probe_read_kernel(&h, sizeof(h), l4 + 8))
+		if (bpf_probe_read_kernel(&h->tun, sizeof(h->tun), l4 + 8))
 			return 0;
-		vni = ((__u32)h.vni[0] << 16) | ((__u32)h.vni[1] << 8) | h.vni[2];
+		vni = ((__u32)h->tun.vni[0] << 16) | ((__u32)h->tun.vni[1] << 8) | h->tun.vni[2];
+		proto = h->tun.proto;
 		if (t->dport == HS_PORT_GENEVE) {
 			/* Version 0 only; options are 4-byte words. */
-			if (h.b0 >> 6)
+			if (h->tun.b0 >> 6)
 				return 0;
-			*inner = l4 + 16 + (h.b0 & 0x3f) * 4;
-			if (h.proto == bpf_htons(HS_ETH_P_TEB))
+			*inner = l4 + 16 + (h->tun.b0 & 0x3f) * 4;
+			if (proto == bpf_htons(HS_ETH_P_TEB))
 				*inner_eth = 1;
-			else if (h.proto == bpf_htons(HS_ETH_P_IP) ||
-				 h.proto == bpf_htons(HS_ETH_P_IPV6))
+			else if (proto == bpf_htons(HS_ETH_P_IP) || proto == bpf_htons(HS_ETH_P_IPV6))
 				*inner_eth = 0;
 			else
 				return 0;
 			kind = HS_TUNNEL_GENEVE;
 		} else {
-			if (!(h.b0 & 0x08))
+			if (!(h->tun.b0 & 0x08))
 				return 0;
 			*inner = l4 + 16;
 			*inner_eth = 1;
 			kind = HS_TUNNEL_VXLAN;
 		}
 	} else if (t->l4_proto == HS_IPPROTO_GRE) {
-		struct hs_gre_hdr g;
 		__u16 flags;
-		__u32 off = sizeof(g);
+		__be16 proto;
+		__u32 off = sizeof(struct hs_gre_hdr);
 
-		if (bpf_probe_read_kernel(&g, sizeof(g), l4))
+		if (bpf_probe_read_kernel(&h->gre, sizeof(h->gre), l4))
 			return 0;
-		flags = bpf_ntohs(g.flags);
+		flags = bpf_ntohs(h->gre.flags);
+		proto = h->gre.proto;
 		if (flags & 0x7)
 			return 0; /* PPTP's enhanced GRE (version 1) and others */
 		if (flags & 0x8000)
 			off += 4;
 		if (flags & 0x2000) {
-			__be32 key;
-
-			if (bpf_probe_read_kernel(&key, sizeof(key), l4 + off))
+			if (bpf_probe_read_kernel(&h->word, sizeof(h->word), l4 + off))
 				return 0;
-			vni = bpf_ntohl(key);
+			vni = bpf_ntohl(h->word);
 			off += 4;
 		}
 		if (flags & 0x1000)
 			off += 4;
 		*inner = l4 + off;
-		if (g.proto == bpf_htons(HS_ETH_P_TEB))
+		if (proto == bpf_htons(HS_ETH_P_TEB))
 			*inner_eth = 1;
-		else if (g.proto == bpf_htons(HS_ETH_P_IP) || g.proto == bpf_htons(HS_ETH_P_IPV6))
+		else if (proto == bpf_htons(HS_ETH_P_IP) || proto == bpf_htons(HS_ETH_P_IPV6))
 			*inner_eth = 0;
 		else
 			return 0;
@@ -434,47 +448,48 @@ static __always_inline int hs_tunnel(const struct hs_tuple *t, const void *l4,
  * parsed, 0 otherwise (t is then zero).
  */
 static __always_inline __u16 hs_parse_at(const void *p, __u8 eth, struct sk_buff *skb,
-					 struct hs_tuple *t, struct hs_outer *o)
+					 struct hs_tuple *t, struct hs_outer *o, union hs_hdr *h)
 {
 	const void *l4, *inner = NULL;
-	__u8 inner_eth = 0;
+	__u8 inner_eth = 0, vlan;
+	__u16 tci;
 	int err;
 
-	err = eth ? hs_parse_eth(p, skb, t, &l4) : hs_parse_ip(p, t, &l4);
+	err = eth ? hs_parse_eth(p, skb, t, &l4, h) : hs_parse_ip(p, t, &l4, h);
 	if (err) {
 		__builtin_memset(t, 0, sizeof(*t));
 		return 0;
 	}
-	if (!hs_tunnel(t, l4, o, &inner, &inner_eth))
+	if (!hs_tunnel(t, l4, o, &inner, &inner_eth, h))
 		return HS_F_TUPLE;
 	/* The inner packet is the packet; a tag on the underlay stays with it. */
-	{
-		__u16 tci = t->vlan_tci;
-		__u8 vlan = t->tflags & HS_T_VLAN;
-
-		__builtin_memset(t, 0, sizeof(*t));
-		err = inner_eth ? hs_parse_eth(inner, NULL, t, &l4) : hs_parse_ip(inner, t, &l4);
-		if (!err) {
-			if (vlan && !(t->tflags & HS_T_VLAN)) {
-				t->vlan_tci = tci;
-				t->tflags |= HS_T_VLAN;
-			}
-			return HS_F_TUPLE | HS_F_OUTER;
+	tci = t->vlan_tci;
+	vlan = t->tflags & HS_T_VLAN;
+	__builtin_memset(t, 0, sizeof(*t));
+	err = inner_eth ? hs_parse_eth(inner, NULL, t, &l4, h) : hs_parse_ip(inner, t, &l4, h);
+	if (!err) {
+		if (vlan && !(t->tflags & HS_T_VLAN)) {
+			t->vlan_tci = tci;
+			t->tflags |= HS_T_VLAN;
 		}
+		return HS_F_TUPLE | HS_F_OUTER;
 	}
 	/* An inner packet we cannot read: the outer one is all there is. */
 	__builtin_memset(o, 0, sizeof(*o));
 	__builtin_memset(t, 0, sizeof(*t));
-	return eth ? (hs_parse_eth(p, skb, t, &l4) ? 0 : HS_F_TUPLE)
-		   : (hs_parse_ip(p, t, &l4) ? 0 : HS_F_TUPLE);
+	err = eth ? hs_parse_eth(p, skb, t, &l4, h) : hs_parse_ip(p, t, &l4, h);
+	return err ? 0 : HS_F_TUPLE;
 }
 
 /*
  * Returns HS_F_TUPLE (| HS_F_L2 | HS_F_OUTER) when headers were parsed, 0
- * otherwise. o receives the tunnel around the packet, if any.
+ * otherwise. o receives the tunnel around the packet, if any. h: the
+ * header buffer, a per-CPU scratch slot's (NULL: nothing is parsed). Not
+ * inlined: one copy for every caller, and a frame of its own (see Kernel
+ * facts in filter.h).
  */
-static __always_inline __u16 hs_parse_skb(struct sk_buff *skb, struct net_device *dev,
-					  struct hs_tuple *t, struct hs_outer *o)
+static __noinline __u16 hs_parse_skb(struct sk_buff *skb, struct net_device *dev,
+				     struct hs_tuple *t, struct hs_outer *o, union hs_hdr *h)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 mac = BPF_CORE_READ(skb, mac_header);
@@ -482,7 +497,7 @@ static __always_inline __u16 hs_parse_skb(struct sk_buff *skb, struct net_device
 	unsigned short type = dev ? BPF_CORE_READ(dev, type) : 0;
 	__u16 f, off;
 
-	if (!head)
+	if (!head || !h)
 		return 0;
 	/*
 	 * Ethernet framing where the device has it and the frame is built;
@@ -491,7 +506,7 @@ static __always_inline __u16 hs_parse_skb(struct sk_buff *skb, struct net_device
 	 */
 	if ((type == HS_ARPHRD_ETHER || type == HS_ARPHRD_LOOPBACK) && mac != HS_MAC_UNSET &&
 	    mac != net) {
-		f = hs_parse_at(head + mac, 1, skb, t, o);
+		f = hs_parse_at(head + mac, 1, skb, t, o, h);
 		if (f)
 			return f | HS_F_L2;
 	}
@@ -499,7 +514,7 @@ static __always_inline __u16 hs_parse_skb(struct sk_buff *skb, struct net_device
 	off = net != HS_MAC_UNSET && net != 0 ? net : mac;
 	if (off == HS_MAC_UNSET)
 		return 0;
-	return hs_parse_at(head + off, 0, NULL, t, o);
+	return hs_parse_at(head + off, 0, NULL, t, o, h);
 }
 
 #endif /* HOPSCOPE_PARSE_H */
