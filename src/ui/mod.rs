@@ -26,6 +26,7 @@ use crate::correlate::{End, FlowProto, Packet, Role};
 use crate::event::{Hook, NetnsId};
 use crate::model::Model;
 use crate::output::fmt_duration;
+use crate::safe_text::{shown, Shown};
 pub use theme::Theme;
 
 /// Draws one frame.
@@ -121,7 +122,7 @@ fn render_detail(
 
 fn title_line(model: &Model, app: &App, theme: Theme) -> Line<'static> {
     let mut spans = vec![Span::styled(" hopscope ", theme.title().patch(theme.bar()))];
-    spans.push(Span::raw(format!("│ {} │ ", app.source_label)));
+    spans.push(Span::raw(format!("│ {} │ ", Shown(&app.source_label))));
     spans.push(Span::raw("flows"));
     if app.screen == Screen::Drops {
         spans.push(Span::raw(" › drops"));
@@ -155,7 +156,7 @@ fn title_line(model: &Model, app: &App, theme: Theme) -> Line<'static> {
 /// A namespace as people read it: its name when known, else the inode.
 pub fn netns_label(model: &Model, ns: NetnsId) -> String {
     match model.netns_name(ns) {
-        Some(n) => n.to_owned(),
+        Some(n) => shown(n).into_owned(),
         None => ns.0.to_string(),
     }
 }
@@ -220,8 +221,8 @@ pub fn outcome(p: &Packet, model: &Model, theme: Theme) -> (String, Style) {
         }) => {
             let at = model
                 .symbol(location)
-                .map_or_else(|| format!("0x{location:x}"), str::to_owned);
-            match reasons.name(reason) {
+                .map_or_else(|| format!("0x{location:x}"), |s| shown(s).into_owned());
+            match reasons.name(reason).map(Shown) {
                 Some(name) if reasons.is_benign_for(reason, p.headers.as_ref()) => {
                     (format!("freed ({name}) at {at}"), Style::new())
                 }
@@ -261,7 +262,7 @@ pub fn drop_hint(p: &Packet, model: &Model) -> Option<String> {
     crate::event::drop_reason::hint(
         reasons.name(reason)?,
         &netns_label(model, last.device.netns),
-        last.device.ifname.as_str(),
+        &last.device.ifname.to_string(),
     )
 }
 
