@@ -70,6 +70,9 @@ pub struct ExploreArgs {
     /// Quit after this many seconds.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<Duration>,
+    /// Overwrite an existing --record file (never through a symbolic link).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub tracer: TracerArgs,
 }
@@ -179,6 +182,12 @@ pub struct TraceArgs {
     /// At exit, write the hop graph of what was printed to FILE (Graphviz DOT).
     #[arg(long, value_name = "FILE")]
     pub dot: Option<PathBuf>,
+    /// Write the trace (text or JSON lines) to FILE, mode 0600, instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite existing output files (-o, --record, --dot); a symbolic link is never followed.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub tracer: TracerArgs,
     /// Run COMMAND, follow only the flows its process tree starts, and exit with its status.
@@ -243,6 +252,9 @@ pub struct DemoArgs {
     /// Keep the lab after the demo ends.
     #[arg(long)]
     pub keep: bool,
+    /// Overwrite an existing --record file (never through a symbolic link).
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
