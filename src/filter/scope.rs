@@ -167,14 +167,35 @@ fn nsfs_inode(path: &Path) -> Result<u32, String> {
         return Err("not a namespace file".to_owned());
     }
     let ino = file.metadata().map_err(|e| io_desc(&e))?.ino();
+    // `/proc/PID/ns/*` reads back as `kind:[inode]`; a bind mount reads
+    // back as its path, and its mount's root says `kind:[inode]`.
     let link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map_err(|e| io_desc(&e))?;
-    let link = link.to_string_lossy();
-    if !link.starts_with("net:[") {
-        let kind = link.split(':').next().unwrap_or("another");
-        return Err(format!("a {kind} namespace, not a network namespace"));
+    let link = link.to_string_lossy().into_owned();
+    let kind = if link.contains(":[") {
+        Some(link)
+    } else {
+        mount_root(&link)
+    };
+    match kind {
+        Some(k) if !k.starts_with("net:[") => {
+            let kind = k.split(':').next().unwrap_or("another");
+            Err(format!("a {kind} namespace, not a network namespace"))
+        }
+        // Net, or a kind nothing tells (nsfs all the same).
+        _ => u32::try_from(ino).map_err(|_| "inode out of range".to_owned()),
     }
-    u32::try_from(ino).map_err(|_| "inode out of range".to_owned())
+}
+
+/// The root of the mount at `mount_point` (`net:[4026532182]` for a bind
+/// mount of a network namespace), from /proc/self/mountinfo.
+fn mount_root(mount_point: &str) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|l| {
+        let mut f = l.split(' ');
+        let root = f.nth(3)?;
+        (f.next()? == mount_point).then(|| root.to_owned())
+    })
 }
 
 /// An I/O error's reason without the "(os error N)" suffix.
