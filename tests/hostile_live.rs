@@ -20,6 +20,8 @@
 //!   session being killed, with no program left.
 
 mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tmux::Tmux;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -286,61 +289,6 @@ fn bad_scopes_exit_2_with_the_cause() {
 
 // ---------------------------------------------------------------------------
 // Terminal loss
-
-/// A tmux server of its own running one command; killed on drop.
-struct Tmux {
-    dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        let t = Tmux {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let out = t.tmux(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "45", cmd]);
-        assert!(out.status.success(), "tmux: {}", stderr(&out));
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-u", "-f", "/dev/null", "-S"])
-            .arg(self.dir.path().join("sock"))
-            .args(args)
-            .env("LC_ALL", "C.UTF-8")
-            .env_remove("TMUX")
-            .output()
-            .expect("tmux")
-    }
-
-    fn display(&self, f: &str) -> String {
-        String::from_utf8_lossy(&self.tmux(&["display-message", "-p", "-t", "t", f]).stdout)
-            .trim()
-            .to_owned()
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let t0 = Instant::now();
-        loop {
-            let s = self.capture();
-            if pred(&s) {
-                return s;
-            }
-            assert!(t0.elapsed() < Duration::from_secs(60), "no {what}:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
-}
 
 /// Kills the session and returns how long the pane's process took to go.
 fn kill_session_and_time(t: &Tmux, pid: u32) -> Duration {
