@@ -16,6 +16,8 @@
 #
 # Targets: decode, recording, filter (bodies in src/fuzzing.rs). Every file
 # in fuzz/corpus and fuzz/crashes is replayed by tests/fuzz_corpus.rs.
+# FUZZ_PROFILE=ci builds with less optimisation (a fresh build in minutes,
+# for CI's short run); FUZZ_TARGET_DIR moves the build (default fuzz/target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -23,7 +25,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 AFL_LIB=/usr/lib/afl
 TARGETS=(decode recording filter)
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
-BIN_DIR=fuzz/target/$TRIPLE/release
+PROFILE=${FUZZ_PROFILE:-release}
+TARGET_DIR=${FUZZ_TARGET_DIR:-fuzz/target}
+BIN_DIR=$TARGET_DIR/$TRIPLE/$PROFILE
 
 export AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1
 export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CRASHES=1
@@ -39,8 +43,8 @@ build() {
 -C llvm-args=-sanitizer-coverage-prune-blocks=0 \
 -C codegen-units=1 --cfg fuzzing \
 -C link-arg=$AFL_LIB/libAFLDriver.a -C link-arg=$AFL_LIB/afl-compiler-rt.o" \
-        cargo build --quiet --release --manifest-path fuzz/Cargo.toml \
-        --target "$TRIPLE" --target-dir fuzz/target
+        cargo build --quiet --profile "$PROFILE" --manifest-path fuzz/Cargo.toml \
+        --target "$TRIPLE" --target-dir "$TARGET_DIR"
 }
 
 # Input directory for a target: the kept corpus, else the seeds.

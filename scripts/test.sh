@@ -12,3 +12,5 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test
+echo "== fuzz: each target for 20 s from its kept corpus (scripts/fuzz.sh)"
+FUZZ_PROFILE=ci bash scripts/fuzz.sh ci 20

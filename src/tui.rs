@@ -190,17 +190,22 @@ impl InputThread {
                             return;
                         }
                     }
-                    match event::poll(Duration::from_millis(0)) {
-                        Ok(true) => match event::read() {
-                            Ok(ev) => {
-                                if tx.send(ev).is_err() {
-                                    return;
+                    // Everything crossterm has now, parsed or buffered (a
+                    // paste is many events from one read of the terminal).
+                    // Its poll(2) source reads nothing with a zero timeout.
+                    loop {
+                        match event::poll(Duration::from_millis(1)) {
+                            Ok(true) => match event::read() {
+                                Ok(ev) => {
+                                    if tx.send(ev).is_err() {
+                                        return;
+                                    }
                                 }
-                            }
+                                Err(_) => return,
+                            },
+                            Ok(false) => break,
                             Err(_) => return,
-                        },
-                        Ok(false) => {}
-                        Err(_) => return,
+                        }
                     }
                 }
             })
@@ -438,7 +443,9 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                 },
                 recv(input.rx) -> ev => match ev {
                     Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, Some(&reader)),
-                    // Without input there is no way to quit: stop.
+                    // Without input there is no way to quit: stop. A hangup
+                    // usually comes with SIGHUP: then it is a quit.
+                    Err(_) if term_flag.received().is_some() => break Ok(()),
                     Err(_) => break Err(terminal_gone()),
                 },
                 recv(ticker) -> _ => {
@@ -647,6 +654,9 @@ pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfi
             Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, None),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                if term_flag.received().is_some() {
+                    break;
+                }
                 return Err(terminal_gone());
             }
         }

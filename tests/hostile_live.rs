@@ -482,3 +482,57 @@ fn escape_sequences_in_names_reach_no_terminal() {
     drop(pair);
     assert_no_programs_left();
 }
+
+// ---------------------------------------------------------------------------
+// Filter compilation in the explorer
+
+/// `n` terms of `port N or ...`: libpcap takes about a second over 170.
+fn ors(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("port {i}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+#[test]
+fn the_explorer_draws_while_a_filter_compiles_and_refuses_long_ones() {
+    require_root();
+    let _s = serial();
+    let t = Tmux::start(&format!("exec {} --filter icmp", bin()));
+    let pid: u32 = t.display("#{pane_pid}").parse().expect("pane pid");
+    assert!(wait_attached(pid, Duration::from_secs(60)));
+    t.wait_for("the explorer", |s| s.contains("│ filter: `icmp`"));
+
+    // 600 terms: refused at once, by size, under the line.
+    t.tmux(&["send-keys", "-t", "t", "f", "C-u"]);
+    t.tmux(&["send-keys", "-t", "t", "-l", &ors(600)]);
+    let t0 = Instant::now();
+    t.tmux(&["send-keys", "-t", "t", "Enter"]);
+    let s = t.wait_for("the refusal", |s| {
+        s.contains("hopscope compiles at most 2048")
+    });
+    eprintln!("600 terms refused after {:?}", t0.elapsed());
+    assert!(s.contains("│ filter: `icmp`"), "the old filter stays:\n{s}");
+
+    // 170 terms: libpcap works for a while; the screen says so meanwhile,
+    // and SIGTERM ends the explorer at once all the same.
+    t.tmux(&["send-keys", "-t", "t", "C-u"]);
+    t.tmux(&["send-keys", "-t", "t", "-l", &ors(170)]);
+    t.tmux(&["send-keys", "-t", "t", "Enter"]);
+    t.wait_for("the screen drawn while compiling", |s| {
+        s.contains("compiling …")
+    });
+    let t0 = Instant::now();
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    while alive(pid) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "SIGTERM while compiling"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("SIGTERM while compiling: gone after {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    drop(t);
+    assert_no_programs_left();
+}

@@ -114,9 +114,19 @@ pub fn render_filter_prompt(f: &mut Frame, area: Rect, app: &App, theme: Theme) 
     } else {
         " kernel filter: "
     };
+    // A long expression shows its end, where the cursor is, and the hint.
+    let text = shown(&edit.text);
+    let room = usize::from(area.width).saturating_sub(mode.chars().count() + 30);
+    let count = text.chars().count();
+    let text = if count > room && room > 1 {
+        let tail: String = text.chars().skip(count - (room - 1)).collect();
+        format!("…{tail}")
+    } else {
+        text.into_owned()
+    };
     let mut lines = vec![Line::from(vec![
         Span::styled(mode, theme.title()),
-        Span::raw(shown(&edit.text).into_owned()),
+        Span::raw(text),
         Span::styled("▏", theme.title()),
         if app.filter.compiling.is_some() {
             Span::styled("  compiling … (Esc cancels)", theme.warn())
