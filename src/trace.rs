@@ -229,13 +229,17 @@ pub fn quit_signals() -> Result<QuitSignal> {
 
 /// Ends `-- COMMAND` after hopscope was told to quit: SIGTERM to every
 /// process of its cgroup, SIGKILL to what is left after
-/// [`COMMAND_TERM_GRACE`]. Returns its exit status.
+/// [`COMMAND_TERM_GRACE`] (also to descendants that outlive the command
+/// itself). Returns its exit status.
 fn end_command(child: &mut std::process::Child, cgroup: &CommandCgroup) -> Option<i32> {
     cgroup.signal_all(nix::sys::signal::Signal::SIGTERM);
     let deadline = Instant::now() + COMMAND_TERM_GRACE;
     loop {
         match child.try_wait() {
-            Ok(Some(st)) => return Some(exit_code(st)),
+            Ok(Some(st)) => {
+                cgroup.signal_all(nix::sys::signal::Signal::SIGKILL);
+                return Some(exit_code(st));
+            }
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Ok(None) => break,
             Err(_) => return None,

@@ -417,7 +417,10 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
             select! {
                 recv(compiled) -> r => {
                     if let Some((spec, _)) = compiling.take() {
-                        let r = r.unwrap_or_else(|_| Ok(None)).map_err(|e| e.to_string());
+                        let r = match r {
+                            Ok(r) => r.map_err(|e| e.to_string()),
+                            Err(_) => Err("the filter compiler stopped".to_owned()),
+                        };
                         app.filter_compiled(spec, r);
                         painter.view_changed = true;
                     }

@@ -204,7 +204,7 @@ fn arbitrary_bytes_decode_to_events_that_encode_back_or_to_errors() {
     // decodes must encode back to itself and print without a control
     // character; an error must say why.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut buf = vec![0u8; EVENT_SIZE + 8];
+    let mut buf = [0u8; EVENT_SIZE + 8];
     let (mut events, mut short, mut other) = (0, 0, 0);
     for i in 0..20_000 {
         for b in buf.iter_mut() {

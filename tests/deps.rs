@@ -86,9 +86,7 @@ fn rust_literals(text: &str, file: &str, out: &mut BTreeMap<String, BTreeSet<Str
                 // command line (`"ncat -l 8008"`, `"sh -c ..."`); other
                 // literals are messages, not commands.
                 let t = cur.trim();
-                if is_word(t) {
-                    split_words(t, out, file);
-                } else if t.contains(" -") || t.contains(" | ") || t.contains("; ") {
+                if is_word(t) || t.contains(" -") || t.contains(" | ") || t.contains("; ") {
                     split_words(t, out, file);
                 }
                 cur.clear();

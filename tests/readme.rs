@@ -217,7 +217,7 @@ fn every_shell_example_in_readme_runs_as_written() {
                 }
             }
             How::UntilStopped => {
-                let mut child = shell(&format!("exec {cmd}"))
+                let child = shell(&format!("exec {cmd}"))
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
                     .spawn()
