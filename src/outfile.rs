@@ -28,8 +28,12 @@ use crate::UsageError;
 pub enum OutputError {
     #[error("{0}")]
     Refused(String),
-    #[error("cannot create {path}: {source}")]
-    Io { path: String, source: io::Error },
+    #[error("cannot create the {what} {path}: {source}")]
+    Io {
+        what: String,
+        path: String,
+        source: io::Error,
+    },
 }
 
 /// A path that cannot be written is bad input (exit status 2), as documented.
@@ -55,12 +59,14 @@ pub fn create(path: &Path, force: bool, what: &str) -> Result<File, OutputError>
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(source) => {
             return Err(OutputError::Io {
+                what: what.to_owned(),
                 path: shown,
                 source,
             })
         }
     }
     let meta = std::fs::symlink_metadata(path).map_err(|source| OutputError::Io {
+        what: what.to_owned(),
         path: shown.clone(),
         source,
     })?;
@@ -87,12 +93,14 @@ pub fn create(path: &Path, force: bool, what: &str) -> Result<File, OutputError>
                 "{shown} became a symbolic link; hopscope does not write through one"
             )),
             _ => OutputError::Io {
+                what: what.to_owned(),
                 path: shown.clone(),
                 source,
             },
         })?;
     // What was opened, not what the path named a moment ago.
     let meta = file.metadata().map_err(|source| OutputError::Io {
+        what: what.to_owned(),
         path: shown.clone(),
         source,
     })?;
@@ -106,6 +114,7 @@ pub fn create(path: &Path, force: bool, what: &str) -> Result<File, OutputError>
         file.set_len(0)
             .and_then(|()| file.set_permissions(Permissions::from_mode(0o600)))
             .map_err(|source| OutputError::Io {
+                what: what.to_owned(),
                 path: shown.clone(),
                 source,
             })?;
