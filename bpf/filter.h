@@ -30,8 +30,15 @@
  *   as in the kernel's own classic BPF (payload of GSO packets, mostly).
  * - In tp_btf programs, skb and dev fields are direct loads, much cheaper
  *   than bpf_probe_read_kernel: the gates use them.
- * - A program run from softirq can interrupt one on the same CPU, so the
- *   interpreter state lives on the stack, not in a per-CPU map.
+ * - A program run from softirq can interrupt another one on the same CPU,
+ *   but not itself: a raw tracepoint program (tp_btf included) that fires
+ *   on a CPU where it is running already is skipped (kernel commit "bpf:
+ *   Prevent bpf program recursion for raw tracepoint probes", in 6.1 and
+ *   stable backports). So the interpreter state, and the headers and flow
+ *   key hs_follow decides on, live in a per-CPU scratch slot of the
+ *   program's own (hs_scratch, indexed by hook), not on the stack: the
+ *   verifier allows 512 bytes of stack to a whole call chain (6.1 counts
+ *   each frame rounded up to 32 bytes).
  */
 #ifndef HOPSCOPE_FILTER_H
 #define HOPSCOPE_FILTER_H
@@ -244,6 +251,31 @@ struct hs_cbpf_run {
 	__u8 win[HS_CBPF_WINDOW];
 };
 
+/* bpf_loop() wants its context on the stack: a pointer to the run. */
+struct hs_cbpf_loop {
+	struct hs_cbpf_run *r;
+};
+
+/* One program's scratch (see Kernel facts above). */
+struct hs_scratch {
+	struct hs_cbpf_run run;
+	struct hs_tuple t;     /* headers of the packet hs_follow decides on */
+	struct hs_flow_key k;  /* its flow, looked up with whole flows */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HS_HOOK_MAX);
+	__type(key, __u32);
+	__type(value, struct hs_scratch);
+} hs_scratch SEC(".maps");
+
+/* The scratch slot of the program of hook. */
+static __always_inline struct hs_scratch *hs_scratch_of(__u32 hook)
+{
+	return bpf_map_lookup_elem(&hs_scratch, &hook);
+}
+
 /* A load of 1, 2 or 4 bytes at off, in network order. -1: out of bounds. */
 static __always_inline int hs_cbpf_load(const struct hs_cbpf_run *r, __u32 off, __u32 size,
 					__u32 *out)
@@ -297,7 +329,7 @@ static __always_inline __u32 hs_cbpf_size(__u16 code)
 /* One instruction. Returns 1 to stop (r->ret holds the verdict). */
 static long hs_cbpf_step(__u32 i, void *ctx)
 {
-	struct hs_cbpf_run *r = ctx;
+	struct hs_cbpf_run *r = ((struct hs_cbpf_loop *)ctx)->r;
 	const struct hs_cbpf_prog *prog = bpf_map_lookup_elem(&hs_filter_progs, &r->slot);
 	const struct hs_cbpf_insn *in;
 	__u32 pc = r->pc, k, v, src;
@@ -390,9 +422,10 @@ static long hs_cbpf_step(__u32 i, void *ctx)
  * Whether the pcap filter of this epoch accepts skb as tcpdump on its
  * device (of ARPHRD type dev_type) would see it.
  */
-static __noinline int hs_cbpf_match(struct sk_buff *skb, unsigned short dev_type, __u32 epoch)
+static __noinline int hs_cbpf_match(struct sk_buff *skb, unsigned short dev_type, __u32 epoch,
+				    struct hs_cbpf_run *r)
 {
-	struct hs_cbpf_run r = {};
+	struct hs_cbpf_loop loop = { .r = r };
 	unsigned char *head = skb->head;
 	unsigned char *data = skb->data;
 	__u16 mac = skb->mac_header;
@@ -413,33 +446,35 @@ static __noinline int hs_cbpf_match(struct sk_buff *skb, unsigned short dev_type
 	}
 	if (!head || tail <= start)
 		return 0;
-	r.pkt = head + start;
-	r.caplen = tail - start;
-	r.wirelen = skb->len + (__u32)(data - r.pkt);
-	r.slot = (epoch & 1) * 2 + framing;
+	r->pkt = head + start;
+	r->caplen = tail - start;
+	r->wirelen = skb->len + (__u32)(data - r->pkt);
+	r->slot = (epoch & 1) * 2 + framing;
+	r->a = r->x = r->ret = 0;
+	__builtin_memset(r->mem, 0, sizeof(r->mem));
 	if (bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID)) {
 		/*
 		 * Plain loads (see hs_head_u64). Bytes past the linear part are
 		 * copied too but never used: loads check caplen first.
 		 */
 		const __u64 *src = (const __u64 *)(head + start);
-		__u64 *dst = (__u64 *)r.win;
+		__u64 *dst = (__u64 *)r->win;
 		int i;
 
 		for (i = 0; i < HS_CBPF_WINDOW / 8; i++)
 			dst[i] = src[i];
-		r.window = r.caplen < HS_CBPF_WINDOW ? r.caplen : HS_CBPF_WINDOW;
+		r->window = r->caplen < HS_CBPF_WINDOW ? r->caplen : HS_CBPF_WINDOW;
 	} else {
-		__u32 n = r.caplen < HS_CBPF_WINDOW ? r.caplen : HS_CBPF_WINDOW;
+		__u32 n = r->caplen < HS_CBPF_WINDOW ? r->caplen : HS_CBPF_WINDOW;
 
 		/* Hide the bound from the compiler so the mask the verifier needs stays. */
 		asm volatile("" : "+r"(n));
 		n &= HS_CBPF_WINDOW * 2 - 1;
-		if (n > HS_CBPF_WINDOW || bpf_probe_read_kernel(r.win, n, r.pkt))
+		if (n > HS_CBPF_WINDOW || bpf_probe_read_kernel(r->win, n, r->pkt))
 			n = 0;
-		r.window = n;
+		r->window = n;
 	}
-	prog = bpf_map_lookup_elem(&hs_filter_progs, &r.slot);
+	prog = bpf_map_lookup_elem(&hs_filter_progs, &r->slot);
 	if (!prog || !prog->len)
 		return 0;
 	/*
@@ -447,9 +482,9 @@ static __noinline int hs_cbpf_match(struct sk_buff *skb, unsigned short dev_type
 	 * an unknown number, and the callback is verified once, not once per
 	 * possible instruction index (seconds of load time).
 	 */
-	r.pc = prog->_pad;
-	bpf_loop(HS_FILTER_MAX_INSNS, hs_cbpf_step, &r, 0);
-	return r.ret != 0;
+	r->pc = prog->_pad;
+	bpf_loop(HS_FILTER_MAX_INSNS, hs_cbpf_step, &loop, 0);
+	return r->ret != 0;
 }
 
 /* One direction of t's flow. */
@@ -477,15 +512,26 @@ static __always_inline void hs_flow_key_of(const struct hs_tuple *t, struct hs_f
 	k->proto = t->l3 == HS_L3_ARP ? 0 : t->l4_proto;
 }
 
-/* Whether t belongs to a flow a matching packet started in this epoch. */
-static __always_inline int hs_flow_known(const struct hs_tuple *t, __u32 epoch)
+/*
+ * Whether t belongs to a flow a matching packet started in this epoch. k:
+ * room for the key (a scratch slot in a subprogram).
+ */
+static __always_inline int hs_flow_known_in(const struct hs_tuple *t, __u32 epoch,
+					   struct hs_flow_key *k)
 {
-	struct hs_flow_key k = {};
 	__u32 *v;
 
-	hs_flow_key_of(t, &k, 0);
-	v = bpf_map_lookup_elem(&hs_flows, &k);
+	__builtin_memset(k, 0, sizeof(*k));
+	hs_flow_key_of(t, k, 0);
+	v = bpf_map_lookup_elem(&hs_flows, k);
 	return v && *v == epoch;
+}
+
+static __always_inline int hs_flow_known(const struct hs_tuple *t, __u32 epoch)
+{
+	struct hs_flow_key k;
+
+	return hs_flow_known_in(t, epoch, &k);
 }
 
 /* Remembers both directions of t's flow (once per epoch). */

@@ -289,30 +289,48 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 }
 
 /*
+ * skb's headers into t (a scratch slot), whether there were any. Not
+ * inlined: the parser's header buffers and spills get a frame of their own
+ * beside the filter's, not under it (see Kernel facts in filter.h).
+ */
+static __noinline int hs_parse_scratch(struct sk_buff *skb, struct net_device *dev,
+				       struct hs_tuple *t)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	return !!(hs_parse_skb(skb, dev, t) & HS_F_TUPLE);
+}
+
+/*
  * With a filter, for an skb not in hs_rejected (the caller looked, tag is
  * its tag): whether this sighting is of a packet to follow. Yes for a
  * packet followed already (the same one: same data buffer or headers, not
  * too old), for one the filter accepts, and with whole flows for one of a
  * flow a matching packet started. A no is remembered in hs_rejected. Not
  * inlined: its branches are verified once, not once per path of the caller.
+ * Its frame sits under the device hook's in the filter's call chain: it
+ * keeps few values live (skb and ctl fields are loaded again where used).
  */
 static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl *ctl, __u32 tag,
-				__u8 rx)
+				__u32 hook)
 {
-	__u64 key = (__u64)skb, head = (__u64)skb->head;
-	struct net_device *dev = skb->dev;
-	__u32 epoch = ctl->epoch;
+	struct hs_scratch *s = hs_scratch_of(hook);
+	__u64 key = (__u64)skb;
 	struct hs_pkt_state *st;
+	int parsed = 0;
 
+	if (!s)
+		return 0;
 	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
+	/* Headers, parsed once: for a packet followed already, and for whole flows. */
+	if (st || ctl->whole_flows)
+		parsed = hs_parse_scratch(skb, skb->dev, &s->t);
 	if (st) {
 		/*
 		 * The same packet only if its headers say so too: the slab hands
 		 * a silently freed packet's sk_buff and data buffer to the next
 		 * one, which must face the filter itself.
 		 */
-		struct hs_tuple t = {};
-		__u32 fp = (hs_parse_skb(skb, skb->dev, &t) & HS_F_TUPLE) ? hs_fingerprint(&t) : 0;
+		__u32 fp = parsed ? hs_fingerprint(&s->t) : 0;
 
 		if (bpf_ktime_get_ns() - st->last_seen <= hs_cfg_max_packet_age_ns &&
 		    (!fp || !st->fingerprint || fp == st->fingerprint))
@@ -321,21 +339,17 @@ static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl 
 		if (!bpf_map_delete_elem(&hs_packets, &key))
 			__sync_fetch_and_add(&hs_followed, -1);
 	}
-	if (hs_cbpf_match(skb, dev ? dev->type : 0, epoch))
+	if (hs_cbpf_match(skb, skb->dev ? skb->dev->type : 0, ctl->epoch, &s->run))
 		goto followed;
-	if (ctl->whole_flows) {
-		struct hs_tuple t = {};
-
-		if ((hs_parse_skb(skb, skb->dev, &t) & HS_F_TUPLE) && hs_flow_known(&t, epoch))
-			goto followed;
-	}
-	hs_remember_rejected(key, head, tag);
+	if (ctl->whole_flows && parsed && hs_flow_known_in(&s->t, ctl->epoch, &s->k))
+		goto followed;
+	hs_remember_rejected(key, (__u64)skb->head, tag);
 	hs_count(HS_STAT_FILTERED);
-	if (rx)
+	if (hook != HS_HOOK_NET_DEV_QUEUE)
 		hs_set_last_followed(0);
 	return 0;
 followed:
-	if (rx)
+	if (hook != HS_HOOK_NET_DEV_QUEUE)
 		hs_set_last_followed(1);
 	return 1;
 }
@@ -345,10 +359,10 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 {
 	struct net_device *dev = skb->dev;
 	const struct hs_filter_ctl *ctl;
-	struct hs_tuple t = {};
 	__u64 now;
-	__u8 is_new = 0, flags;
+	__u8 is_new = 0, flags = 0;
 	struct hs_event *e;
+	__u32 fp = 0;
 	__u64 id;
 
 	if (!hs_in_scope(dev))
@@ -364,31 +378,42 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 				hs_set_last_followed(0);
 			return 0;
 		}
-		if (!hs_follow(skb, ctl, tag, rx))
+		if (!hs_follow(skb, ctl, tag, hook))
 			return 0;
 	}
 	now = bpf_ktime_get_ns();
-	flags = hs_parse_skb(skb, dev, &t);
-	id = hs_identify((__u64)skb, (__u64)BPF_CORE_READ(skb, head),
-			 (flags & HS_F_TUPLE) ? hs_fingerprint(&t) : 0, now, &is_new);
-	if (!id)
+	/*
+	 * The headers go straight into the record, not through the stack (a
+	 * tuple there, and the registers it kept busy, doubled this frame).
+	 * Without a record the packet still gets its identity.
+	 */
+	e = hs_reserve();
+	if (e) {
+		flags = hs_parse_skb(skb, dev, &e->tuple);
+		if (flags & HS_F_TUPLE)
+			fp = hs_fingerprint(&e->tuple);
+	}
+	id = hs_identify((__u64)skb, (__u64)BPF_CORE_READ(skb, head), fp, now, &is_new);
+	if (!e)
 		return 0;
+	if (!id) {
+		/* Emitted, never received: counted as lost. */
+		bpf_ringbuf_discard(e, 0);
+		hs_count(HS_STAT_LOST);
+		return 0;
+	}
 	/*
 	 * Every tuple a followed packet shows (NAT rewrites it) names its flow:
 	 * whole flows follow it, socket annotations are kept for it.
 	 */
 	if (ctl && (flags & HS_F_TUPLE))
-		hs_flow_learn(&t, ctl->epoch);
-	e = hs_reserve();
-	if (!e)
-		return 0;
+		hs_flow_learn(&e->tuple, ctl->epoch);
 	e->ts_ns = now;
 	e->hook = hook;
 	e->packet_id = id;
 	e->skb_addr = (__u64)skb;
 	e->len = BPF_CORE_READ(skb, len);
 	e->flags = flags | (is_new ? HS_F_NEW : 0);
-	e->tuple = t;
 	hs_fill_dev(e, dev);
 	if (hook == HS_HOOK_NET_DEV_QUEUE) {
 		e->sk_cgroup = hs_sk_cgroup(skb);
@@ -534,8 +559,12 @@ static __always_inline int hs_first_seen_dropped(void *ctx, struct sk_buff *skb,
 	if (!dev || !hs_in_scope(dev))
 		return 0;
 	ctl = hs_filter_active();
-	if (ctl && !hs_cbpf_match(skb, BPF_CORE_READ(dev, type), ctl->epoch))
-		return 0;
+	if (ctl) {
+		struct hs_scratch *s = hs_scratch_of(HS_HOOK_KFREE_SKB);
+
+		if (!s || !hs_cbpf_match(skb, BPF_CORE_READ(dev, type), ctl->epoch, &s->run))
+			return 0;
+	}
 	e = hs_reserve();
 	if (!e)
 		return 0;

@@ -60,7 +60,7 @@ enum hs_event_flags {
 /* Counter slots of the per-CPU hs_stats array. */
 enum hs_stat {
 	HS_STAT_EMITTED = 0, /* events the programs tried to emit */
-	HS_STAT_LOST = 1,    /* of those, ring buffer reservations that failed */
+	HS_STAT_LOST = 1,    /* of those, failed reservations (or records discarded) */
 	HS_STAT_PACKETS = 2, /* packet ids handed out */
 	HS_STAT_REUSED = 3,  /* skb addresses seen reused without a free event */
 	HS_STAT_FILTERED = 4, /* first sightings the filter rejected */

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent};
 
-use crate::correlate::{End, FlowId, Packet, Role};
+use crate::correlate::{FlowId, Packet, Role};
 use crate::event::PacketId;
 use crate::filter::PacketFilter;
 use crate::input::{self, Action};
@@ -368,11 +368,13 @@ pub fn packet_haystack(p: &Packet, model: &Model, out: &mut String) {
             let _ = write!(out, " {n}");
         }
     }
-    out.push_str(match p.end {
-        Some(End::Consumed { .. }) => " consumed delivered",
-        Some(End::Dropped { .. }) => " dropped freed",
-        Some(End::Unseen) | None => " unseen",
-    });
+    out.push(' ');
+    out.push_str(p.outcome.word());
+    for v in &p.visits {
+        if let Some(rw) = v.rewrite {
+            let _ = write!(out, " {rw}");
+        }
+    }
 }
 
 impl App {

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::correlate::flow::Endpoint;
-use crate::correlate::{End, Flow, FlowId, FlowKey, HopContext, Packet, Role, Sink};
+use crate::correlate::{Flow, FlowId, FlowKey, HopContext, Outcome, Packet, Role, Sink};
 use crate::event::drop_reason::DropReasons;
 use crate::event::record::Tick;
 use crate::event::{HopEvent, NetnsId};
@@ -524,7 +524,7 @@ impl Sink for Model {
                 self.unknown.push(d);
             }
         }
-        if let Some(End::Dropped { location, .. }) = p.end {
+        if let Some((_, location)) = p.outcome.reason() {
             if !self.symbols.contains_key(&location)
                 && !self.unresolved_locations.contains(&location)
                 && self.unresolved_locations.len() < MAX_UNKNOWN
@@ -532,15 +532,10 @@ impl Sink for Model {
                 self.unresolved_locations.push(location);
             }
         }
-        // Routine frees (socket close, ...) are not drops; without the
-        // kernel's names every free counts.
-        let dropped = match p.end {
-            Some(End::Dropped { reason, .. })
-                if self.drop_reasons.is_empty()
-                    || !self.drop_reasons.is_benign_for(reason, p.headers.as_ref()) =>
-            {
-                Some(reason)
-            }
+        // Routine frees (socket close, ...) are not drops (the correlator
+        // decided, with the kernel's reason names).
+        let dropped = match p.outcome {
+            Outcome::Dropped { reason, .. } => Some(reason),
             _ => None,
         };
         if let (Some(reason), Some(last)) = (dropped, p.visits.last()) {

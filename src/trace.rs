@@ -377,6 +377,8 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let stdout: OutWriter = io::BufWriter::with_capacity(64 * 1024, dest);
     let topology = (!opts.inodes).then(Topology::new);
     let drops = DropContext::from_kernel();
+    let mut corr = Correlator::new(ccfg);
+    corr.set_drop_reasons(drops.reasons().clone());
     let out = match (opts.json, topology) {
         (true, Some(t)) => Out::Json(
             JsonSink::new(stdout, filter.clone())
@@ -398,7 +400,6 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         filter,
         graph: opts.dot.as_ref().map(|_| HopGraph::default()),
     };
-    let mut corr = Correlator::new(ccfg);
     let mut last_gc = Instant::now();
     let mut child_done: Option<(Instant, i32)> = None;
     let mut final_stats: Option<(KernelStats, ReaderStats)> = None;

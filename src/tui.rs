@@ -362,6 +362,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         Ok(_) | Err(_) => anyhow::bail!("the BPF reader did not start"),
     };
     let mut model = Model::new(opts.model.clone());
+    let mut corr = Correlator::new(opts.correlator);
     let mut unavailable: Vec<String> = degraded.iter().map(|d| d.hook.name().to_owned()).collect();
     match DropReasons::from_kernel() {
         Ok(reasons) => {
@@ -369,6 +370,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                 r.drop_reasons(&reasons.pairs())
                     .context("writing the recording")?;
             }
+            corr.set_drop_reasons(reasons.clone());
             model.set_drop_reasons(reasons);
         }
         Err(e) => {
@@ -377,7 +379,6 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         }
     }
     model.set_degraded(unavailable);
-    let mut corr = Correlator::new(opts.correlator);
     let mut topo = Topology::new();
     let mut symbols = None;
     learn_topology(&mut model, &mut topo, &mut recorder, true)?;
@@ -591,7 +592,11 @@ pub fn apply_frame(frame: Frame, corr: &mut Correlator, model: &mut Model) {
         Frame::NetnsName { inode, name } => model.set_netns_name(NetnsId(inode), &name),
         Frame::Link(l) => model.set_link(l),
         Frame::Symbol { addr, name } => model.set_symbol(addr, &name),
-        Frame::DropReasons(pairs) => model.set_drop_reasons(DropReasons::from_pairs(pairs)),
+        Frame::DropReasons(pairs) => {
+            let reasons = DropReasons::from_pairs(pairs);
+            corr.set_drop_reasons(reasons.clone());
+            model.set_drop_reasons(reasons);
+        }
         // Read by load_recording before the model exists.
         Frame::Scope { .. } => {}
     }

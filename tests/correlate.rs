@@ -508,3 +508,148 @@ fn owned_flows_follow_the_watched_cgroup() {
         "the reply belongs to the owned flow; another ping does not"
     );
 }
+
+/// One packet's crossing of client → host (where `rewritten` takes over,
+/// NAT between the host's two devices) → server, hook order as on veth.
+fn nat_crossing(
+    t0: u64,
+    pkt: u64,
+    before: Headers,
+    after: Headers,
+    forward: bool,
+) -> Vec<HopEvent> {
+    let mut evs = crossing(t0, pkt, before, forward);
+    // The host's egress (queue, xmit) and the far side carry the rewrite.
+    for e in &mut evs[4..8] {
+        if e.headers.is_some() {
+            e.headers = Some(after);
+        }
+    }
+    evs
+}
+
+#[test]
+fn a_published_port_is_one_flow_through_dnat_with_roles() {
+    // Client .2:40000 connects to the published .9:8080; DNAT sends it to
+    // the container .20:80, whose reply is rewritten back on the way out.
+    let (c, s, p, srv) = (2, 40000, 9, 20);
+    let mut events = nat_crossing(
+        1000,
+        1,
+        tcp(c, s, p, 8080, TcpFlags::SYN, 100),
+        tcp(c, s, srv, 80, TcpFlags::SYN, 100),
+        true,
+    );
+    let syn_ack = TcpFlags::SYN | TcpFlags::ACK;
+    events.extend(nat_crossing(
+        2000,
+        2,
+        tcp(srv, 80, c, s, syn_ack, 900),
+        tcp(p, 8080, c, s, syn_ack, 900),
+        false,
+    ));
+    events.extend(nat_crossing(
+        3000,
+        3,
+        tcp(c, s, p, 8080, TcpFlags::ACK, 101),
+        tcp(c, s, srv, 80, TcpFlags::ACK, 101),
+        true,
+    ));
+    let (corr, sink) = run(&events, CorrelatorConfig::default());
+    let flows: Vec<&Flow> = corr.flows().collect();
+    assert_eq!(flows.len(), 1, "one connection, one flow: {flows:#?}");
+    assert_eq!((flows[0].requests, flows[0].replies), (2, 1));
+    assert_eq!(flows[0].initiator, (Some(ip(c).into()), s));
+    let roles: Vec<_> = sink.done.iter().map(|p| (p.id.0, p.role)).collect();
+    assert_eq!(
+        roles,
+        vec![
+            (1, Some(Role::Request)),
+            (2, Some(Role::Reply)),
+            (3, Some(Role::Request))
+        ]
+    );
+    // The rewrite shows on the first visit after it, once per packet.
+    let rw: Vec<Vec<String>> = sink
+        .done
+        .iter()
+        .map(|p| {
+            p.visits
+                .iter()
+                .map(|v| v.rewrite.map(|r| r.to_string()).unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    let dnat = "DNAT 198.18.0.9:8080 → 198.18.0.20:80".to_owned();
+    let undo = "SNAT 198.18.0.20:80 → 198.18.0.9:8080".to_owned();
+    let e = String::new;
+    assert_eq!(rw[0], vec![e(), e(), dnat.clone(), e()]);
+    assert_eq!(rw[1], vec![e(), e(), undo, e()]);
+    assert_eq!(rw[2], vec![e(), e(), dnat, e()]);
+    let hop_rewrites = sink.hops.iter().filter(|h| h.rewrite.is_some()).count();
+    assert_eq!(hop_rewrites, 3, "one event per packet carries the rewrite");
+}
+
+#[test]
+fn masqueraded_udp_replies_are_replies_of_the_same_flow() {
+    // Container .2:5000 asks .30:53; MASQUERADE makes it .1:61000. The
+    // answer comes back to .1:61000 and is rewritten to .2:5000.
+    let mut events = nat_crossing(1000, 1, udp(2, 5000, 30, 53), udp(1, 61000, 30, 53), true);
+    events.extend(nat_crossing(
+        2000,
+        2,
+        udp(30, 53, 1, 61000),
+        udp(30, 53, 2, 5000),
+        false,
+    ));
+    let (corr, sink) = run(&events, CorrelatorConfig::default());
+    assert_eq!(corr.flows().count(), 1);
+    let f = corr.flows().next().unwrap();
+    assert_eq!((f.requests, f.replies), (1, 1));
+    assert_eq!(sink.done[0].flow, sink.done[1].flow);
+    assert_eq!(sink.done[1].role, Some(Role::Reply));
+    assert_eq!(
+        sink.done[0].visits[2].rewrite.unwrap().to_string(),
+        "SNAT 198.18.0.2:5000 → 198.18.0.1:61000"
+    );
+    assert_eq!(
+        sink.done[1].visits[2].rewrite.unwrap().to_string(),
+        "DNAT 198.18.0.1:61000 → 198.18.0.2:5000"
+    );
+}
+
+#[test]
+fn a_late_transmit_completion_is_no_hop() {
+    // A tunnel device returns from its transmit only after the underlay
+    // carried the packet and the far side received it (same CPU).
+    let h = Some(icmp(2, 3, 8, 7, 1));
+    let (vx, u1, u2) = (dev(C1, 5, "vxlan0"), dev(C1, 2, "eth0"), dev(C2, 2, "eth0"));
+    let events = [
+        ev(100, 1, Hook::NetDevQueue, Some(vx), h),
+        ev(101, 1, Hook::NetDevQueue, Some(u1), h),
+        ev(102, 1, Hook::NetifRx, Some(u2), h),
+        ev(103, 1, Hook::NetDevXmit, Some(u1), h),
+        ev(104, 1, Hook::NetifReceiveSkb, Some(u2), h),
+        ev(105, 1, Hook::NetDevXmit, Some(vx), h),
+        // A completion on a device the packet never queued on: no hop.
+        ev(106, 1, Hook::NetDevXmit, Some(dev(HOST, 9, "other")), h),
+        ev(107, 1, Hook::ConsumeSkb, None, None),
+    ];
+    let (_, sink) = run(&events, CorrelatorConfig::default());
+    let p = &sink.done[0];
+    assert_eq!(
+        names(p),
+        vec![
+            (C1, "vxlan0".to_owned()),
+            (C1, "eth0".to_owned()),
+            (C2, "eth0".to_owned())
+        ]
+    );
+    assert!(p.visits[0].hooks.contains(Hook::NetDevXmit));
+    assert_eq!(p.visits[0].last_ts, 105);
+    assert_eq!(
+        sink.hops.iter().map(|h| h.visit).collect::<Vec<_>>(),
+        vec![0, 1, 2, 1, 2, 0, 2],
+        "the stray completion reaches no sink; the end is on the last visit"
+    );
+}

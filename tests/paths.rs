@@ -38,6 +38,7 @@ fn packet(id: u64, role: Role, hops: &[(Device, u64)], end: Option<End>) -> Pack
                 headers: None,
                 xmit_rc: None,
                 task: None,
+                rewrite: None,
             })
             .collect(),
         visits_dropped: 0,
@@ -48,6 +49,8 @@ fn packet(id: u64, role: Role, hops: &[(Device, u64)], end: Option<End>) -> Pack
         end,
         icmp_error: None,
         route_error: None,
+        current: None,
+        outcome: Default::default(),
     }
 }
 

@@ -200,7 +200,13 @@ pub struct Flow {
     pub icmp_errors: u64,
     /// A packet of this flow was sent by a socket of the watched cgroup.
     pub owned: bool,
+    /// Other keys the flow is known under: the tuples NAT rewrote it to,
+    /// oldest first (at most [`MAX_ALIASES`]).
+    pub aliases: Vec<FlowKey>,
 }
+
+/// Rewritten keys remembered per flow (DNAT and SNAT on one path make two).
+pub const MAX_ALIASES: usize = 4;
 
 impl Flow {
     pub fn new(id: FlowId, view: &FlowView, ts: u64) -> Flow {
@@ -233,11 +239,34 @@ impl Flow {
             retransmits: 0,
             icmp_errors: 0,
             owned: false,
+            aliases: Vec::new(),
         }
     }
 
-    /// The role of a packet in this flow. A TCP SYN re-anchors the initiator
-    /// (a new connection on a reused 4-tuple).
+    /// The role of a packet seen under the flow's own key. A TCP SYN
+    /// re-anchors the initiator (a new connection on a reused 4-tuple).
+    pub fn role_of(&mut self, view: &FlowView) -> Role {
+        let mut alias = FlowAlias {
+            id: self.id,
+            initiator: self.initiator,
+        };
+        let role = alias.role_of(view);
+        self.initiator = alias.initiator;
+        role
+    }
+}
+
+/// A key under which a flow is known: its own, or one NAT rewrote it to
+/// (the same connection as conntrack sees it). `initiator` is the side that
+/// started the conversation, as this key names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowAlias {
+    pub id: FlowId,
+    pub initiator: Endpoint,
+}
+
+impl FlowAlias {
+    /// The role of a packet seen under this key (see [`Flow::role_of`]).
     pub fn role_of(&mut self, view: &FlowView) -> Role {
         if view.opener == Some(Role::Request) {
             self.initiator = view.src;

@@ -15,12 +15,17 @@
 //!   linked to the origin by identity within a short window.
 
 pub mod flow;
+pub mod outcome;
 pub mod path;
+pub mod rewrite;
 
 use std::collections::{BTreeMap, HashMap};
 
-pub use flow::{Flow, FlowId, FlowKey, FlowProto, FlowView, Role};
+pub use flow::{Flow, FlowAlias, FlowId, FlowKey, FlowProto, FlowView, Role};
+pub use outcome::Outcome;
+pub use rewrite::Rewrite;
 
+use crate::event::drop_reason::DropReasons;
 use crate::event::{Device, Headers, Hook, HopEvent, PacketId, Task, L3, L4};
 
 /// Limits that bound the correlator's memory.
@@ -81,6 +86,9 @@ pub struct Visit {
     pub headers: Option<Headers>,
     pub xmit_rc: Option<i32>,
     pub task: Option<Task>,
+    /// The packet's addresses or ports changed since its previous visit
+    /// (NAT between the two).
+    pub rewrite: Option<Rewrite>,
 }
 
 /// How a packet's life ended.
@@ -124,6 +132,10 @@ pub struct Packet {
     pub icmp_error: Option<(u8, u8)>,
     /// A failed route lookup for it: (table, error).
     pub route_error: Option<(u32, i32)>,
+    /// Its newest headers (NAT may have rewritten the first ones).
+    pub current: Option<Headers>,
+    /// How it ended, decided once when it finished ([`Outcome::decide`]).
+    pub outcome: Outcome,
 }
 
 /// Where an annotation belongs: the packet it names (or was matched to),
@@ -162,6 +174,9 @@ pub struct HopContext {
     pub copy_of: Option<PacketId>,
     /// The flow is marked owned (see [`CorrelatorConfig::owner_cgroup`]).
     pub owned: bool,
+    /// This event showed the packet's addresses or ports rewritten (NAT)
+    /// since the event before that had headers.
+    pub rewrite: Option<Rewrite>,
 }
 
 /// Receives the correlator's output.
@@ -254,13 +269,16 @@ pub struct Correlator {
     resolving: HashMap<std::net::IpAddr, u64>,
     /// Packet ids grow with time, so the first entries are the oldest.
     packets: BTreeMap<PacketId, Packet>,
-    flow_ids: HashMap<FlowKey, FlowId>,
+    /// Every key a flow is known under: its own and the NAT-rewritten ones.
+    flow_ids: HashMap<FlowKey, FlowAlias>,
     flows: HashMap<FlowId, Flow>,
     copies: HashMap<CopyKey, (PacketId, u64)>,
     visit_pool: Vec<Vec<Visit>>,
     next_flow: u64,
     now: u64,
     stats: CorrelatorStats,
+    /// The traced kernel's drop reason names: which frees are routine.
+    reasons: DropReasons,
 }
 
 impl Correlator {
@@ -278,7 +296,14 @@ impl Correlator {
             next_flow: 1,
             now: 0,
             stats: CorrelatorStats::default(),
+            reasons: DropReasons::default(),
         }
+    }
+
+    /// The traced kernel's drop reason names (live: from its BTF; replay:
+    /// from the recording). Without them every `kfree_skb` is a drop.
+    pub fn set_drop_reasons(&mut self, reasons: DropReasons) {
+        self.reasons = reasons;
     }
 
     pub fn stats(&self) -> CorrelatorStats {
@@ -344,6 +369,8 @@ impl Correlator {
                     end: None,
                     icmp_error: None,
                     route_error: None,
+                    current: None,
+                    outcome: Outcome::Unseen,
                 },
             );
         }
@@ -354,65 +381,93 @@ impl Correlator {
         pkt.last_ts = pkt.last_ts.max(ev.ts_ns);
 
         // Classify at the first event that has headers.
-        if pkt.headers.is_none() {
-            if let Some(h) = ev.headers {
-                pkt.headers = Some(h);
-                let view = flow::flow_view(&h);
-                let fid = match self.flow_ids.get(&view.key) {
-                    Some(&id) => id,
-                    None => {
-                        if self.flows.len() >= self.cfg.max_flows {
-                            evict_flows(
-                                &mut self.flows,
-                                &mut self.flow_ids,
-                                self.cfg.max_flows,
-                                &mut self.stats,
+        let mut rewrite = None;
+        if let Some(h) = ev.headers {
+            match pkt.current {
+                None => {
+                    pkt.headers = Some(h);
+                    let view = flow::flow_view(&h);
+                    let fid = match self.flow_ids.get(&view.key) {
+                        Some(a) => a.id,
+                        None => {
+                            if self.flows.len() >= self.cfg.max_flows {
+                                evict_flows(
+                                    &mut self.flows,
+                                    &mut self.flow_ids,
+                                    self.cfg.max_flows,
+                                    &mut self.stats,
+                                );
+                            }
+                            let id = FlowId(self.next_flow);
+                            self.next_flow += 1;
+                            self.stats.flows += 1;
+                            let flow = Flow::new(id, &view, ev.ts_ns);
+                            self.flow_ids.insert(
+                                view.key,
+                                FlowAlias {
+                                    id,
+                                    initiator: flow.initiator,
+                                },
                             );
-                        }
-                        let id = FlowId(self.next_flow);
-                        self.next_flow += 1;
-                        self.stats.flows += 1;
-                        self.flow_ids.insert(view.key, id);
-                        self.flows.insert(id, Flow::new(id, &view, ev.ts_ns));
-                        if self.addr_flows.len() >= 2 * self.cfg.max_flows {
-                            self.addr_flows.clear();
-                        }
-                        // ARP flows are the resolution itself, not what waits.
-                        if view.key.proto != FlowProto::Arp {
-                            for ep in [view.key.a, view.key.b] {
-                                if let Some(addr) = ep.0 {
-                                    self.addr_flows.insert(addr, id);
+                            self.flows.insert(id, flow);
+                            if self.addr_flows.len() >= 2 * self.cfg.max_flows {
+                                self.addr_flows.clear();
+                            }
+                            // ARP flows are the resolution itself, not what waits.
+                            if view.key.proto != FlowProto::Arp {
+                                for ep in [view.key.a, view.key.b] {
+                                    if let Some(addr) = ep.0 {
+                                        self.addr_flows.insert(addr, id);
+                                    }
                                 }
                             }
+                            id
                         }
-                        id
-                    }
-                };
-                if let Some(flow) = self.flows.get_mut(&fid) {
-                    let role = flow.role_of(&view);
-                    match role {
-                        Role::Request => flow.requests += 1,
-                        Role::Reply => flow.replies += 1,
-                    }
-                    flow.bytes += u64::from(ev.len);
-                    pkt.role = Some(role);
-                }
-                pkt.flow = Some(fid);
-                // Copies: same identity seen recently in another skb.
-                let ck = copy_key(&h);
-                match self.copies.get(&ck) {
-                    Some(&(orig, ts))
-                        if orig != pkt.id
-                            && ev.ts_ns.saturating_sub(ts) <= self.cfg.copy_window_ns =>
+                    };
+                    if let (Some(flow), Some(alias)) =
+                        (self.flows.get_mut(&fid), self.flow_ids.get_mut(&view.key))
                     {
-                        pkt.copy_of = Some(orig);
-                        self.stats.copies += 1;
+                        let role = alias.role_of(&view);
+                        if flow.key == view.key {
+                            flow.initiator = alias.initiator;
+                        }
+                        match role {
+                            Role::Request => flow.requests += 1,
+                            Role::Reply => flow.replies += 1,
+                        }
+                        flow.bytes += u64::from(ev.len);
+                        pkt.role = Some(role);
                     }
-                    _ => {
-                        self.copies.insert(ck, (pkt.id, ev.ts_ns));
+                    pkt.flow = Some(fid);
+                    // Copies: same identity seen recently in another skb.
+                    let ck = copy_key(&h);
+                    match self.copies.get(&ck) {
+                        Some(&(orig, ts))
+                            if orig != pkt.id
+                                && ev.ts_ns.saturating_sub(ts) <= self.cfg.copy_window_ns =>
+                        {
+                            pkt.copy_of = Some(orig);
+                            self.stats.copies += 1;
+                        }
+                        _ => {
+                            self.copies.insert(ck, (pkt.id, ev.ts_ns));
+                        }
+                    }
+                }
+                Some(prev) => {
+                    rewrite = Rewrite::between(&prev, &h);
+                    if let (Some(_), Some(fid)) = (rewrite, pkt.flow) {
+                        learn_alias(
+                            &mut self.flows,
+                            &mut self.flow_ids,
+                            fid,
+                            pkt.role,
+                            &flow::flow_view(&h),
+                        );
                     }
                 }
             }
+            pkt.current = Some(h);
         }
         if let Some(fid) = pkt.flow {
             if let Some(flow) = self.flows.get_mut(&fid) {
@@ -447,7 +502,10 @@ impl Correlator {
                 }
             }
         }
-        let visit = fold_visit(pkt, ev, self.cfg.max_visits);
+        // A transmit completion with no transmit to complete is no hop.
+        let Some(visit) = fold_visit(pkt, ev, rewrite, self.cfg.max_visits) else {
+            return;
+        };
         let ctx = HopContext {
             flow: pkt.flow,
             role: pkt.role,
@@ -457,6 +515,7 @@ impl Correlator {
                 .flow
                 .and_then(|f| self.flows.get(&f))
                 .is_some_and(|f| f.owned),
+            rewrite,
         };
         let flow = pkt.flow.and_then(|f| self.flows.get(&f));
         if !ev.hook.is_end() {
@@ -522,7 +581,8 @@ impl Correlator {
                 Hook::FibLookup => None,
                 _ => ev
                     .headers
-                    .and_then(|h| self.flow_ids.get(&flow::flow_view(&h).key).copied()),
+                    .and_then(|h| self.flow_ids.get(&flow::flow_view(&h).key))
+                    .map(|a| a.id),
             };
         }
         if let Some(f) = flow.and_then(|f| self.flows.get_mut(&f)) {
@@ -552,11 +612,6 @@ impl Correlator {
             },
             _ => End::Consumed { ts: ev.ts_ns },
         });
-        if let (Some(End::Dropped { .. }), Some(fid)) = (pkt.end, pkt.flow) {
-            if let Some(f) = self.flows.get_mut(&fid) {
-                f.drops += 1;
-            }
-        }
         let ctx = HopContext {
             flow: pkt.flow,
             role: pkt.role,
@@ -566,6 +621,7 @@ impl Correlator {
                 .flow
                 .and_then(|f| self.flows.get(&f))
                 .is_some_and(|f| f.owned),
+            rewrite: None,
         };
         let flow = pkt.flow.and_then(|f| self.flows.get(&f));
         sink.hop(ev, &ctx, flow);
@@ -573,6 +629,12 @@ impl Correlator {
     }
 
     fn finish(&mut self, mut pkt: Packet, sink: &mut impl Sink) {
+        pkt.outcome = Outcome::decide(&pkt, &self.reasons);
+        if pkt.outcome.is_drop() {
+            if let Some(f) = pkt.flow.and_then(|f| self.flows.get_mut(&f)) {
+                f.drops += 1;
+            }
+        }
         let flow = pkt.flow.and_then(|f| self.flows.get(&f));
         sink.packet_done(&pkt, flow);
         let mut visits = std::mem::take(&mut pkt.visits);
@@ -644,7 +706,7 @@ impl Correlator {
 /// flight keep their role; their flow id simply no longer resolves.
 fn evict_flows(
     flows: &mut HashMap<FlowId, Flow>,
-    flow_ids: &mut HashMap<FlowKey, FlowId>,
+    flow_ids: &mut HashMap<FlowKey, FlowAlias>,
     max_flows: usize,
     stats: &mut CorrelatorStats,
 ) {
@@ -656,34 +718,82 @@ fn evict_flows(
     ages.select_nth_unstable(n - 1);
     for &(_, id) in &ages[..n] {
         if let Some(f) = flows.remove(&id) {
-            flow_ids.remove(&f.key);
+            for key in std::iter::once(&f.key).chain(&f.aliases) {
+                // A key NAT handed on to a newer flow is that flow's now.
+                if flow_ids.get(key).is_some_and(|a| a.id == id) {
+                    flow_ids.remove(key);
+                }
+            }
             stats.flows_evicted += 1;
         }
     }
 }
 
-/// Adds `ev` to the packet's visits; returns the visit index it went to.
-fn fold_visit(pkt: &mut Packet, ev: &HopEvent, max_visits: usize) -> usize {
+/// A packet of flow `fid` showed rewritten headers (`view`): the flow is
+/// also known under their key from now on, its initiator being the
+/// rewritten source of a request (the rewritten destination of a reply).
+/// The newest rewrite wins a key another flow had (a reused tuple).
+fn learn_alias(
+    flows: &mut HashMap<FlowId, Flow>,
+    flow_ids: &mut HashMap<FlowKey, FlowAlias>,
+    fid: FlowId,
+    role: Option<Role>,
+    view: &FlowView,
+) {
+    if flow_ids.get(&view.key).is_some_and(|a| a.id == fid) {
+        return;
+    }
+    let Some(flow) = flows.get_mut(&fid) else {
+        return;
+    };
+    if flow.aliases.len() >= flow::MAX_ALIASES {
+        let old = flow.aliases.remove(0);
+        if flow_ids.get(&old).is_some_and(|a| a.id == fid) {
+            flow_ids.remove(&old);
+        }
+    }
+    flow.aliases.push(view.key);
+    let initiator = match role {
+        Some(Role::Reply) => view.dst,
+        _ => view.src,
+    };
+    flow_ids.insert(view.key, FlowAlias { id: fid, initiator });
+}
+
+/// Adds `ev` to the packet's visits; returns the visit index it went to,
+/// or `None` for a transmit completion that completes no transmit.
+fn fold_visit(
+    pkt: &mut Packet,
+    ev: &HopEvent,
+    rewrite: Option<Rewrite>,
+    max_visits: usize,
+) -> Option<usize> {
     let Some(dev) = ev.device else {
-        return pkt.visits.len().saturating_sub(1);
+        return Some(pkt.visits.len().saturating_sub(1));
     };
     let same_dev = |v: &Visit| v.device.netns == dev.netns && v.device.ifindex == dev.ifindex;
-    // net_dev_xmit completes the transmit visit it belongs to, which may no
-    // longer be the last one (veth delivers to the peer before returning).
+    // net_dev_xmit completes the transmit visit it belongs to, which may be
+    // long past: veth delivers to the peer before returning, and a tunnel
+    // device returns only after the underlay carried the packet (and the
+    // far side, on the same CPU, may have received it already). It never
+    // starts a visit of its own.
     if ev.hook == Hook::NetDevXmit {
-        let n = pkt.visits.len();
-        for i in (n.saturating_sub(4)..n).rev() {
-            let v = &mut pkt.visits[i];
-            if same_dev(v)
+        let open = pkt.visits.iter().rposition(|v| {
+            same_dev(v)
                 && v.hooks.contains(Hook::NetDevQueue)
                 && !v.hooks.contains(Hook::NetDevXmit)
-            {
-                v.hooks.insert(Hook::NetDevXmit);
-                v.xmit_rc = Some(ev.xmit_rc);
-                v.last_ts = v.last_ts.max(ev.ts_ns);
-                return i;
-            }
-        }
+        });
+        let i = open.or_else(|| {
+            pkt.visits
+                .last()
+                .filter(|v| same_dev(v))
+                .map(|_| pkt.visits.len() - 1)
+        })?;
+        let v = &mut pkt.visits[i];
+        v.hooks.insert(Hook::NetDevXmit);
+        v.xmit_rc = Some(ev.xmit_rc);
+        v.last_ts = v.last_ts.max(ev.ts_ns);
+        return Some(i);
     }
     if let Some(last) = pkt.visits.last_mut() {
         // A new queue on the same device after an rx there is a new visit
@@ -701,12 +811,15 @@ fn fold_visit(pkt: &mut Packet, ev: &HopEvent, max_visits: usize) -> usize {
             if ev.task.is_some() {
                 last.task = ev.task;
             }
-            return pkt.visits.len() - 1;
+            if last.rewrite.is_none() {
+                last.rewrite = rewrite;
+            }
+            return Some(pkt.visits.len() - 1);
         }
     }
     if pkt.visits.len() >= max_visits {
         pkt.visits_dropped += 1;
-        return pkt.visits.len() - 1;
+        return Some(pkt.visits.len() - 1);
     }
     let mut hooks = HookSet::default();
     hooks.insert(ev.hook);
@@ -719,6 +832,7 @@ fn fold_visit(pkt: &mut Packet, ev: &HopEvent, max_visits: usize) -> usize {
         headers: ev.headers,
         xmit_rc: (ev.hook == Hook::NetDevXmit).then_some(ev.xmit_rc),
         task: ev.task,
+        rewrite,
     });
-    pkt.visits.len() - 1
+    Some(pkt.visits.len() - 1)
 }

@@ -345,6 +345,31 @@ pub struct Headers {
     pub from_l2: bool,
 }
 
+/// An optional address for people: the address, or `?`.
+pub struct Addr(pub Option<std::net::IpAddr>);
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("?"),
+        }
+    }
+}
+
+/// `addr:port`, with IPv6 in brackets.
+pub struct Sock(pub Option<std::net::IpAddr>, pub u16);
+
+impl std::fmt::Display for Sock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(std::net::IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.1),
+            Some(a) => write!(f, "{a}:{}", self.1),
+            None => write!(f, "?:{}", self.1),
+        }
+    }
+}
+
 /// The task in whose context an event happened (sender or receiver).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Task {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{proto_name, DropContext, Filter};
 use crate::correlate::Annotation;
-use crate::correlate::{End, Flow, FlowId, HopContext, Packet, Role, Sink};
+use crate::correlate::{Flow, FlowId, HopContext, Outcome, Packet, Rewrite, Role, Sink};
 use crate::event::{HopEvent, TcpFlags, L4};
 use crate::topology::resolver::Topology;
 
@@ -89,10 +89,38 @@ struct HopRecord<'a> {
     comm: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     copy_of: Option<u64>,
+    /// The destination (DNAT) or the source (SNAT) was rewritten since the
+    /// packet's previous hop with headers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dnat: Option<NatChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snat: Option<NatChange>,
+}
+
+/// One rewritten side of a packet: `addr:port` (ICMP: the address and echo id).
+#[derive(Serialize)]
+struct NatChange {
+    from: String,
+    to: String,
+}
+
+impl NatChange {
+    fn dst(rw: &Rewrite) -> Option<NatChange> {
+        rw.dst_changed().then(|| NatChange {
+            from: rw.endpoint(rw.from.1),
+            to: rw.endpoint(rw.to.1),
+        })
+    }
+    fn src(rw: &Rewrite) -> Option<NatChange> {
+        rw.src_changed().then(|| NatChange {
+            from: rw.endpoint(rw.from.0),
+            to: rw.endpoint(rw.to.0),
+        })
+    }
 }
 
 #[derive(Serialize)]
-struct EndRecord {
+struct EndRecord<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     packet: u64,
@@ -101,6 +129,11 @@ struct EndRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<Role>,
     how: &'static str,
+    /// delivered: the task that read it from its socket, when seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comm: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ts_ns: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -391,6 +424,8 @@ impl<W: Write> Sink for JsonSink<W> {
             pid: ev.task.map(|t| t.pid),
             comm: ev.task.as_ref().map(|t| t.comm.as_str()),
             copy_of: ctx.copy_of.map(|c| c.0),
+            dnat: ctx.rewrite.as_ref().and_then(NatChange::dst),
+            snat: ctx.rewrite.as_ref().and_then(NatChange::src),
         };
         write_line(&mut self.out, &mut self.error, &rec);
     }
@@ -482,40 +517,39 @@ impl<W: Write> Sink for JsonSink<W> {
             return;
         }
         self.printed += 1;
-        let mut dropped = None;
-        let (how, ts, reason, location) = match p.end {
-            Some(End::Consumed { ts }) => ("consumed", Some(ts), None, None),
-            Some(End::Dropped {
-                ts,
-                reason,
-                location,
-                stack,
-            }) => {
-                let benign = self.drops.benign(reason, p.headers.as_ref());
-                if !benign {
-                    dropped = Some((ts, reason, location, stack));
-                }
-                (
-                    if benign { "freed" } else { "dropped" },
-                    Some(ts),
-                    Some(reason),
-                    Some(self.drops.location(location)),
-                )
+        let ts = p.end.and_then(|e| match e {
+            crate::correlate::End::Consumed { ts } | crate::correlate::End::Dropped { ts, .. } => {
+                Some(ts)
             }
-            Some(End::Unseen) | None => ("unseen", None, None, None),
+            crate::correlate::End::Unseen => None,
+        });
+        let task = match p.outcome {
+            Outcome::Delivered { task } => task,
+            _ => None,
         };
+        let reason = p.outcome.reason();
         let rec = EndRecord {
             kind: "end",
             packet: p.id.0,
             flow: p.flow,
             role: p.role,
-            how,
+            how: p.outcome.word(),
+            pid: task.map(|t| t.pid),
+            comm: task.as_ref().map(|t| t.comm.as_str()),
             ts_ns: ts,
-            reason,
-            reason_name: reason.map(|r| self.drops.name(r)),
-            location,
+            reason: reason.map(|r| r.0),
+            reason_name: reason.map(|r| self.drops.name(r.0)),
+            location: reason.map(|r| self.drops.location(r.1)),
             visits: p.visits.len(),
             duration_ns: p.last_ts.saturating_sub(p.first_ts),
+        };
+        let dropped = match p.outcome {
+            Outcome::Dropped {
+                reason,
+                location,
+                stack,
+            } => ts.map(|ts| (ts, reason, location, stack)),
+            _ => None,
         };
         self.record(&rec);
         if let (Some((ts, reason, location, stack)), Some(last)) = (dropped, p.visits.last()) {

@@ -10,6 +10,7 @@ pub mod text;
 use std::fmt::Write as _;
 
 use crate::correlate::{Flow, Packet};
+pub(crate) use crate::event::{Addr, Sock};
 use crate::event::{Headers, HopEvent, L3, L4};
 
 /// Which packets the sinks print. Applied after correlation (kernel-side
@@ -140,30 +141,6 @@ pub fn describe(h: &Headers, out: &mut String) {
     };
 }
 
-pub(crate) struct Addr(pub Option<std::net::IpAddr>);
-
-impl std::fmt::Display for Addr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(a) => write!(f, "{a}"),
-            None => f.write_str("?"),
-        }
-    }
-}
-
-/// `addr:port`, with IPv6 in brackets.
-pub(crate) struct Sock(pub Option<std::net::IpAddr>, pub u16);
-
-impl std::fmt::Display for Sock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(std::net::IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.1),
-            Some(a) => write!(f, "{a}:{}", self.1),
-            None => write!(f, "?:{}", self.1),
-        }
-    }
-}
-
 /// Human duration: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
 pub fn fmt_duration(ns: u64, out: &mut String) {
     let _ = if ns < 1_000 {
@@ -199,6 +176,11 @@ impl DropContext {
             symbols: None,
             stacks: std::collections::HashMap::new(),
         }
+    }
+
+    /// The kernel's reason names this context knows.
+    pub fn reasons(&self) -> &crate::event::drop_reason::DropReasons {
+        &self.reasons
     }
 
     /// `NETFILTER_DROP`, or `reason 77` when unknown.

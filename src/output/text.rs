@@ -12,7 +12,7 @@
 use std::io::{self, Write};
 
 use super::{describe, fmt_duration, DropContext, Filter};
-use crate::correlate::{Annotation, End, Flow, HopContext, Packet, Role, Sink};
+use crate::correlate::{Annotation, Flow, HopContext, Outcome, Packet, Role, Sink};
 use crate::event::{Device, Hook, HopEvent};
 use crate::safe_text::{shown, Shown};
 use crate::topology::resolver::Topology;
@@ -250,6 +250,9 @@ impl<W: Write> Sink for TextSink<W> {
                 Some(h) => describe(&h, &mut self.line),
                 None => self.line.push_str("..."),
             }
+            if let Some(rw) = v.rewrite {
+                let _ = write!(self.line, " ({rw})");
+            }
             if i > 0 {
                 self.line.push_str(" +");
                 fmt_duration(v.first_ts.saturating_sub(prev_ts), &mut self.line);
@@ -258,35 +261,34 @@ impl<W: Write> Sink for TextSink<W> {
             }
             prev_ts = v.first_ts;
             if i + 1 == n {
-                match p.end {
-                    Some(End::Consumed { .. }) => match p.receiver {
-                        Some(t) => {
-                            let _ = write!(self.line, " → delivered to {}[{}]", t.comm, t.pid);
-                        }
-                        None => self.line.push_str(" → consumed"),
-                    },
-                    Some(End::Dropped {
+                self.line.push_str(" → ");
+                match p.outcome {
+                    Outcome::Delivered { task: Some(t) } => {
+                        let _ = write!(self.line, "delivered to {}[{}]", t.comm, t.pid);
+                    }
+                    Outcome::Delivered { task: None } => self.line.push_str("delivered"),
+                    Outcome::Consumed => self.line.push_str("consumed"),
+                    Outcome::Freed { reason, location } => {
+                        let name = self.drops.name(reason);
+                        let at = self.drops.location(location);
+                        let _ = write!(self.line, "freed ({}) at {}", Shown(&name), Shown(&at));
+                    }
+                    Outcome::Dropped {
                         reason,
                         location,
                         stack,
-                        ..
-                    }) => {
+                    } => {
                         stack_id = stack;
                         let raw_name = self.drops.name(reason);
-                        let (name, at) = (Shown(&raw_name), self.drops.location(location));
-                        let at = Shown(&at);
-                        if self.drops.benign(reason, p.headers.as_ref()) {
-                            let _ = write!(self.line, " → freed ({name}) at {at}");
-                        } else {
-                            let _ = write!(self.line, " → dropped: {name} at {at}");
-                            if let Some(h) =
-                                self.drops.hint(reason, &ns, &v.device.ifname.to_string())
-                            {
-                                let _ = write!(self.line, "; {h}");
-                            }
+                        let at = self.drops.location(location);
+                        let _ =
+                            write!(self.line, "dropped: {} at {}", Shown(&raw_name), Shown(&at));
+                        if let Some(h) = self.drops.hint(reason, &ns, &v.device.ifname.to_string())
+                        {
+                            let _ = write!(self.line, "; {h}");
                         }
                     }
-                    Some(End::Unseen) | None => self.line.push_str(" → end not seen"),
+                    Outcome::Unseen => self.line.push_str("unseen: no end event"),
                 }
             }
             self.emit_line();

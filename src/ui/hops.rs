@@ -111,6 +111,9 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             if let Some(t) = v.task {
                 hooks.push_str(&format!(" · {}[{}]", t.comm, t.pid));
             }
+            if let Some(rw) = v.rewrite {
+                hooks.push_str(&format!(" · {rw}"));
+            }
             Row::new(vec![
                 Line::from((i + 1).to_string()),
                 Line::from(if i == 0 {

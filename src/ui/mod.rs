@@ -22,7 +22,7 @@ use ratatui::Frame;
 
 use crate::app::{App, Detail, Screen};
 use crate::correlate::flow::Endpoint;
-use crate::correlate::{End, FlowProto, Packet, Role};
+use crate::correlate::{FlowProto, Outcome, Packet, Role};
 use crate::event::{Hook, NetnsId};
 use crate::model::Model;
 use crate::output::fmt_duration;
@@ -211,26 +211,33 @@ pub fn role_mark(r: Option<Role>) -> &'static str {
 /// (`function+0xoff` once resolved).
 pub fn outcome(p: &Packet, model: &Model, theme: Theme) -> (String, Style) {
     let reasons = model.drop_reasons();
-    let mut out = match p.end {
-        Some(End::Consumed { .. }) => match p.receiver {
-            Some(t) => (format!("delivered to {}[{}]", t.comm, t.pid), Style::new()),
-            None => ("consumed".to_owned(), Style::new()),
-        },
-        Some(End::Dropped {
-            reason, location, ..
-        }) => {
-            let at = model
-                .symbol(location)
-                .map_or_else(|| format!("0x{location:x}"), |s| shown(s).into_owned());
-            match reasons.name(reason).map(Shown) {
-                Some(name) if reasons.is_benign_for(reason, p.headers.as_ref()) => {
-                    (format!("freed ({name}) at {at}"), Style::new())
-                }
-                Some(name) => (format!("dropped: {name} at {at}"), theme.drop()),
-                None => (format!("freed, reason {reason} at {at}"), theme.drop()),
-            }
+    let at = |location: u64| {
+        model
+            .symbol(location)
+            .map_or_else(|| format!("0x{location:x}"), |s| shown(s).into_owned())
+    };
+    let name = |reason: u32| {
+        reasons
+            .name(reason)
+            .map_or_else(|| format!("reason {reason}"), |n| shown(n).into_owned())
+    };
+    let mut out = match p.outcome {
+        Outcome::Delivered { task: Some(t) } => {
+            (format!("delivered to {}[{}]", t.comm, t.pid), Style::new())
         }
-        Some(End::Unseen) | None => ("end not seen".to_owned(), theme.dim()),
+        Outcome::Delivered { task: None } => ("delivered".to_owned(), Style::new()),
+        Outcome::Consumed => ("consumed".to_owned(), Style::new()),
+        Outcome::Freed { reason, location } => (
+            format!("freed ({}) at {}", name(reason), at(location)),
+            Style::new(),
+        ),
+        Outcome::Dropped {
+            reason, location, ..
+        } => (
+            format!("dropped: {} at {}", name(reason), at(location)),
+            theme.drop(),
+        ),
+        Outcome::Unseen => ("unseen: no end event".to_owned(), theme.dim()),
     };
     if let Some((table, err)) = p.route_error {
         out.0.push_str(&format!(
@@ -251,13 +258,10 @@ pub fn outcome(p: &Packet, model: &Model, theme: Theme) -> (String, Style) {
 /// What to check when `p` was dropped (a reason with advice), naming the
 /// namespace and device where it was last seen.
 pub fn drop_hint(p: &Packet, model: &Model) -> Option<String> {
-    let Some(End::Dropped { reason, .. }) = p.end else {
+    let Outcome::Dropped { reason, .. } = p.outcome else {
         return None;
     };
     let reasons = model.drop_reasons();
-    if reasons.is_benign_for(reason, p.headers.as_ref()) {
-        return None;
-    }
     let last = p.visits.last()?;
     crate::event::drop_reason::hint(
         reasons.name(reason)?,
