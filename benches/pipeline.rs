@@ -94,9 +94,9 @@ const HOOK_RX: u8 = 3;
 const HOOK_RECEIVE: u8 = 4;
 const HOOK_CONSUME: u8 = 7;
 
-const F_TUPLE: u8 = 1;
-const F_NEW: u8 = 2;
-const F_TASK: u8 = 4;
+const F_TUPLE: u16 = 1;
+const F_NEW: u16 = 2;
+const F_TASK: u16 = 4;
 
 const L3_IPV4: u8 = 1;
 const ICMP: u8 = 1;
@@ -261,7 +261,7 @@ fn packet_events(
         len,
         ..RawEvent::default()
     };
-    let on_dev = |hook: u8, dev: Dev, flags: u8| {
+    let on_dev = |hook: u8, dev: Dev, flags: u16| {
         let mut e = base;
         e.hook = hook;
         e.flags = flags;

@@ -128,6 +128,12 @@ static __always_inline int hs_in_scope(struct net_device *dev)
 	return 1;
 }
 
+/* A scope narrows what is seen (--netns, --iface, --pid). */
+static __always_inline int hs_scoped(void)
+{
+	return hs_cfg_scope_n_netns || hs_cfg_scope_n_ifnames;
+}
+
 /* The filter in force, or NULL when every packet is followed. */
 static __always_inline const struct hs_filter_ctl *hs_filter_active(void)
 {
@@ -260,6 +266,7 @@ struct hs_cbpf_loop {
 struct hs_scratch {
 	struct hs_cbpf_run run;
 	struct hs_tuple t;     /* headers of the packet hs_follow decides on */
+	struct hs_outer o;     /* the tunnel around them (unused there) */
 	struct hs_flow_key k;  /* its flow, looked up with whole flows */
 };
 

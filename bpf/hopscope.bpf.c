@@ -87,6 +87,51 @@ struct {
 	__type(value, struct hs_pkt_state);
 } hs_packets SEC(".maps");
 
+/*
+ * Data buffers of followed packets: skb->head -> the packet whose data it
+ * is. A clone (skb_clone) shares its original's data buffer, and there is
+ * no tracepoint in skb_clone: a clone's first sighting finds its original
+ * here. Entries stay after the packet's end (a raw socket's clone is read
+ * after the original was freed); the LRU forgets them.
+ */
+struct hs_head_state {
+	__u64 packet_id;  /* whose data it is */
+	__u64 skb;        /* the skb that carries that packet now */
+	__u64 ts;
+	__u32 taken;      /* a clone took the packet over already */
+	__u32 fingerprint; /* of its headers: a buffer reused for another packet differs */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct hs_head_state);
+} hs_heads SEC(".maps");
+
+/*
+ * A followed GSO packet just cut into segments in software on this CPU
+ * (validate_xmit_skb consumes it right after skb_gso_segment): the next
+ * skbs entering the same device's driver are its segments.
+ */
+struct hs_gso_state {
+	__u64 parent; /* packet id, 0: none pending */
+	__u64 ts;
+	__u32 ifindex;
+	__u16 segs;   /* gso_segs of the parent */
+	__u16 next;   /* segments seen so far */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hs_gso_state);
+} hs_gso SEC(".maps");
+
+/* Segments follow their parent within this long, or not at all. */
+#define HS_GSO_WINDOW_NS (1000ULL * 1000)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, HS_STAT_MAX);
@@ -128,7 +173,8 @@ static __always_inline __u32 hs_fingerprint(const struct hs_tuple *t)
 	__u32 f = ((__u32)t->l3 << 24) ^ ((__u32)t->l4_proto << 16) ^ t->ip_id;
 
 	f ^= t->tcp_seq * 2654435761u;
-	f ^= ((__u32)t->icmp_id << 16 | t->icmp_seq) * 40503u;
+	/* Not the echo id: masquerade may rewrite it. */
+	f ^= (__u32)t->icmp_seq * 40503u;
 	f ^= (__u32)t->l4_len << 8;
 	f ^= (__u32)t->arp_op << 4;
 	/* IPv6 has no IP id: the flow label tells same-size datagrams of different flows apart. */
@@ -137,23 +183,31 @@ static __always_inline __u32 hs_fingerprint(const struct hs_tuple *t)
 }
 
 /*
- * Whether st still describes skb at a hook without a device: the same data
- * buffer, or (pskb_expand_head() moved it: skb_cow() in forwarding, NAT
- * making the header writable) the same headers. A different skb that got a
- * dead packet's sk_buff (freed without a tracepoint) fails both.
+ * Whether st still describes skb at a hook that does not identify packets
+ * itself (frees, sockets, annotations): the headers agree wherever they can
+ * be read, and the data buffer is the same or (pskb_expand_head() moved it:
+ * skb_cow() in forwarding, NAT making the header writable) the headers
+ * alone say so. The slab hands a packet freed without a tracepoint (TCP's
+ * pure ACKs) to the next skb, sk_buff and data buffer alike: only the
+ * headers tell them apart. hook picks the program's scratch slot.
  */
-static __always_inline int hs_same_packet(struct sk_buff *skb, struct hs_pkt_state *st)
+static __always_inline int hs_same_packet(struct sk_buff *skb, struct hs_pkt_state *st,
+					  __u32 hook)
 {
-	struct hs_tuple t = {};
+	struct hs_scratch *s = hs_scratch_of(hook);
 	__u64 head = (__u64)BPF_CORE_READ(skb, head);
-	__u32 fp;
+	__u32 fp = 0;
 
+	if (!s)
+		return 0;
+	__builtin_memset(&s->t, 0, sizeof(s->t));
+	if (hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &s->t, &s->o) & HS_F_TUPLE)
+		fp = hs_fingerprint(&s->t);
+	if (fp && st->fingerprint && fp != st->fingerprint)
+		return 0;
 	if (st->head == head)
 		return 1;
-	if (!(hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &t) & HS_F_TUPLE))
-		return 0;
-	fp = hs_fingerprint(&t);
-	if (!st->fingerprint || fp != st->fingerprint)
+	if (!fp || !st->fingerprint)
 		return 0;
 	st->head = head;
 	return 1;
@@ -251,6 +305,19 @@ static __always_inline int hs_sent_by_current(struct sk_buff *skb, __u32 dev_net
 	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) == dev_netns;
 }
 
+/* Whose data skb's buffer holds from now on (see hs_heads). */
+static __always_inline void hs_head_owner(__u64 head, __u64 skb, __u64 id, __u64 now, __u32 fp)
+{
+	struct hs_head_state h = {
+		.packet_id = id,
+		.skb = skb,
+		.ts = now,
+		.fingerprint = fp,
+	};
+
+	bpf_map_update_elem(&hs_heads, &head, &h, BPF_ANY);
+}
+
 /*
  * Looks up or creates the packet identity of skb. fp is the fingerprint of
  * this sighting (0 if headers were not parsed). Sets *is_new. Returns the
@@ -268,6 +335,8 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 		if (!reused) {
 			st->last_seen = now;
 			/* pskb_expand_head() may have moved the data. */
+			if (st->head != head)
+				hs_head_owner(head, skb, st->packet_id, now, st->fingerprint);
 			st->head = head;
 			if (!st->fingerprint)
 				st->fingerprint = fp;
@@ -289,15 +358,60 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 }
 
 /*
+ * A packet first seen now (id) whose skb is a clone: whose data does it
+ * share? The first clone of a followed packet seen on a device takes the
+ * packet over (it is what goes on: a bridge forwards a clone and hands the
+ * original to its own stack), and the original skb goes on as a branch
+ * with the fresh id: returns the packet id to report, with HS_F_BRANCH and
+ * *related = the branch. A later clone is a copy: HS_F_CLONE, *related =
+ * the packet it copies. 0 flags: no clone of anything followed.
+ */
+static __always_inline __u16 hs_adopt_clone(struct sk_buff *skb, __u64 head, __u32 fp,
+					    __u64 *id, __u64 now, __u64 *related)
+{
+	struct hs_head_state *h;
+	struct hs_pkt_state *mine, *orig;
+	__u64 key = (__u64)skb, branch;
+
+	if (!BPF_CORE_READ_BITFIELD_PROBED(skb, cloned))
+		return 0;
+	h = bpf_map_lookup_elem(&hs_heads, &head);
+	/*
+	 * The same headers, or it is a buffer freed (TCP frees without a
+	 * tracepoint) and handed to another packet, not a clone.
+	 */
+	if (!h || h->skb == key || !fp || fp != h->fingerprint ||
+	    now - h->ts > hs_cfg_max_packet_age_ns)
+		return 0;
+	orig = h->taken ? NULL : bpf_map_lookup_elem(&hs_packets, &h->skb);
+	if (!orig || orig->packet_id != h->packet_id) {
+		*related = h->packet_id;
+		return HS_F_CLONE;
+	}
+	mine = bpf_map_lookup_elem(&hs_packets, &key);
+	if (!mine)
+		return 0;
+	branch = *id;
+	mine->packet_id = h->packet_id;
+	orig->packet_id = branch;
+	*id = h->packet_id;
+	*related = branch;
+	h->skb = key;
+	h->taken = 1;
+	h->ts = now;
+	return HS_F_BRANCH;
+}
+
+/*
  * skb's headers into t (a scratch slot), whether there were any. Not
  * inlined: the parser's header buffers and spills get a frame of their own
  * beside the filter's, not under it (see Kernel facts in filter.h).
  */
 static __noinline int hs_parse_scratch(struct sk_buff *skb, struct net_device *dev,
-				       struct hs_tuple *t)
+				       struct hs_scratch *s)
 {
-	__builtin_memset(t, 0, sizeof(*t));
-	return !!(hs_parse_skb(skb, dev, t) & HS_F_TUPLE);
+	__builtin_memset(&s->t, 0, sizeof(s->t));
+	return !!(hs_parse_skb(skb, dev, &s->t, &s->o) & HS_F_TUPLE);
 }
 
 /*
@@ -323,7 +437,7 @@ static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl 
 	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
 	/* Headers, parsed once: for a packet followed already, and for whole flows. */
 	if (st || ctl->whole_flows)
-		parsed = hs_parse_scratch(skb, skb->dev, &s->t);
+		parsed = hs_parse_scratch(skb, skb->dev, s);
 	if (st) {
 		/*
 		 * The same packet only if its headers say so too: the slab hands
@@ -359,14 +473,18 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 {
 	struct net_device *dev = skb->dev;
 	const struct hs_filter_ctl *ctl;
-	__u64 now;
-	__u8 is_new = 0, flags = 0;
+	__u64 now, head;
+	__u8 is_new = 0;
+	__u16 flags = 0;
 	struct hs_event *e;
 	__u32 fp = 0;
 	__u64 id;
 
-	if (!hs_in_scope(dev))
+	if (!hs_in_scope(dev)) {
+		if (hook != HS_HOOK_NET_DEV_QUEUE && hs_scoped())
+			hs_set_last_followed(0);
 		return 0;
+	}
 	ctl = hs_filter_active();
 	if (ctl) {
 		__u8 rx = hook != HS_HOOK_NET_DEV_QUEUE;
@@ -389,11 +507,14 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	 */
 	e = hs_reserve();
 	if (e) {
-		flags = hs_parse_skb(skb, dev, &e->tuple);
+		flags = hs_parse_skb(skb, dev, &e->tuple, &e->outer);
 		if (flags & HS_F_TUPLE)
 			fp = hs_fingerprint(&e->tuple);
 	}
-	id = hs_identify((__u64)skb, (__u64)BPF_CORE_READ(skb, head), fp, now, &is_new);
+	if (!ctl && hook != HS_HOOK_NET_DEV_QUEUE && hs_scoped())
+		hs_set_last_followed(1);
+	head = (__u64)BPF_CORE_READ(skb, head);
+	id = hs_identify((__u64)skb, head, fp, now, &is_new);
 	if (!e)
 		return 0;
 	if (!id) {
@@ -401,6 +522,16 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		bpf_ringbuf_discard(e, 0);
 		hs_count(HS_STAT_LOST);
 		return 0;
+	}
+	if (is_new) {
+		__u16 clone = hs_adopt_clone(skb, head, fp, &id, now, &e->related);
+
+		flags |= clone;
+		/* A packet taken over is no new one. */
+		if (clone == HS_F_BRANCH)
+			is_new = 0;
+		else
+			hs_head_owner(head, (__u64)skb, id, now, fp);
 	}
 	/*
 	 * Every tuple a followed packet shows (NAT rewrites it) names its flow:
@@ -482,36 +613,213 @@ int BPF_PROG(hs_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 	return 0;
 }
 
-/* Delivered into a socket: only for packets already followed. */
+/*
+ * skb is not followed: when it is a clone of a followed packet (the copy a
+ * raw or ping socket got, queued or read after the original was freed), a
+ * record naming that packet, with HS_F_CLONE; else NULL. The headers must
+ * agree: a data buffer freed and handed to another packet is not a clone.
+ */
+static __always_inline struct hs_event *hs_clone_delivery(struct sk_buff *skb, __u32 hook)
+{
+	struct hs_scratch *s = hs_scratch_of(hook);
+	struct hs_head_state *h;
+	struct hs_event *e;
+	__u64 head;
+
+	if (!s || !BPF_CORE_READ_BITFIELD_PROBED(skb, cloned))
+		return NULL;
+	head = (__u64)BPF_CORE_READ(skb, head);
+	h = bpf_map_lookup_elem(&hs_heads, &head);
+	if (!h || bpf_ktime_get_ns() - h->ts > hs_cfg_max_packet_age_ns)
+		return NULL;
+	__builtin_memset(&s->t, 0, sizeof(s->t));
+	if (!(hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &s->t, &s->o) & HS_F_TUPLE) ||
+	    hs_fingerprint(&s->t) != h->fingerprint)
+		return NULL;
+	e = hs_reserve();
+	if (!e)
+		return NULL;
+	e->packet_id = h->packet_id;
+	e->related = h->packet_id;
+	e->flags = HS_F_CLONE;
+	return e;
+}
+
+/*
+ * A record for a hook that names where a packet ended up (a socket), when
+ * skb is a followed packet or a clone of one. NULL otherwise.
+ */
+static __always_inline struct hs_event *hs_socket_hop(struct sk_buff *skb, __u32 hook)
+{
+	__u64 key = (__u64)skb;
+	struct hs_pkt_state *st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
+	struct hs_event *e;
+
+	if (!st)
+		return hs_clone_delivery(skb, hook);
+	if (!hs_same_packet(skb, st, hook))
+		return NULL;
+	e = hs_reserve();
+	if (e)
+		e->packet_id = st->packet_id;
+	return e;
+}
+
+/* Delivered into a socket (read by a task): followed packets and their clones. */
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 {
-	__u64 key = (__u64)skb;
-	struct hs_pkt_state *st;
-	struct hs_event *e;
+	struct hs_event *e = hs_socket_hop(skb, HS_HOOK_SKB_COPY_DATAGRAM);
+	__u64 pt;
 
-	if (hs_nothing_followed())
-		return 0;
-	st = bpf_map_lookup_elem(&hs_packets, &key);
-	if (!st || !hs_same_packet(skb, st))
-		return 0;
-	e = hs_reserve();
 	if (!e)
 		return 0;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->hook = HS_HOOK_SKB_COPY_DATAGRAM;
-	e->packet_id = st->packet_id;
-	e->skb_addr = key;
+	e->skb_addr = (__u64)skb;
 	e->len = len;
 	{
-		__u64 pt = bpf_get_current_pid_tgid();
+		struct sock *sk = BPF_CORE_READ(skb, sk);
 
-		/* recvmsg runs in the receiving task's context. */
-		e->pid = pt >> 32;
-		e->tid = (__u32)pt;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		e->flags |= HS_F_TASK;
+		if (sk)
+			hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
 	}
+	/* recvmsg runs in the receiving task's context. */
+	pt = bpf_get_current_pid_tgid();
+	e->pid = pt >> 32;
+	e->tid = (__u32)pt;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->flags |= HS_F_TASK;
+	hs_submit(e);
+	return 0;
+}
+
+/*
+ * A segment reached an established TCP socket (tcp_rcv_established). TCP
+ * frees what it took in without a tracepoint: this is where a segment's
+ * life ends as far as tracing goes. aux: its payload length (0: a pure
+ * ACK, consumed; else data, delivered).
+ */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(hs_tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	struct hs_event *e;
+	unsigned char *data;
+	__u8 doff = 0;
+
+	if (hs_nothing_followed())
+		return 0;
+	e = hs_socket_hop((struct sk_buff *)skb, HS_HOOK_TCP_RCV);
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->hook = HS_HOOK_TCP_RCV;
+	e->skb_addr = (__u64)skb;
+	e->len = BPF_CORE_READ(skb, len);
+	/* skb->data is at the TCP header here. */
+	data = BPF_CORE_READ(skb, data);
+	bpf_probe_read_kernel(&doff, 1, data + 12);
+	doff = (doff >> 4) * 4;
+	e->aux = e->len > doff ? e->len - doff : 0;
+	hs_fill_dev(e, BPF_CORE_READ(skb, dev));
+	/* Without a device, at least the socket's namespace (scopes check it). */
+	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	hs_submit(e);
+	return 0;
+}
+
+#define HS_AF_INET 2
+#define HS_AF_INET6 10
+#define HS_AF_PACKET 17
+
+/*
+ * Data was queued to a socket: the receive queue's tail is what was just
+ * queued (UDP, ping and raw sockets; TCP is covered by tcp_probe, packet
+ * sockets are copies tcpdump takes, not deliveries). UDP copies what it
+ * delivers without skb_copy_datagram_iovec: this is its only trace.
+ */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(hs_sk_data_ready, const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct sk_buff *skb;
+	struct hs_event *e;
+
+	if (family == HS_AF_PACKET ||
+	    ((family == HS_AF_INET || family == HS_AF_INET6) &&
+	     BPF_CORE_READ(sk, sk_protocol) == HS_IPPROTO_TCP))
+		return 0;
+	if (!BPF_CORE_READ(sk, sk_receive_queue.qlen))
+		return 0;
+	skb = BPF_CORE_READ(sk, sk_receive_queue.prev);
+	if (!skb)
+		return 0;
+	e = hs_socket_hop(skb, HS_HOOK_SOCK_QUEUE);
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->hook = HS_HOOK_SOCK_QUEUE;
+	e->skb_addr = (__u64)skb;
+	e->len = BPF_CORE_READ(skb, len);
+	hs_fill_dev(e, BPF_CORE_READ(skb, dev));
+	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	hs_submit(e);
+	return 0;
+}
+
+/*
+ * A software GSO segment enters its device's driver: its first sighting
+ * (skb_gso_segment made it after net_dev_queue saw its parent). Only while
+ * a parent is pending on this CPU (see hs_gso); every other skb costs one
+ * lookup.
+ */
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(hs_net_dev_start_xmit, const struct sk_buff *skb, const struct net_device *dev)
+{
+	__u32 zero = 0;
+	struct hs_gso_state *g = bpf_map_lookup_elem(&hs_gso, &zero);
+	__u64 key = (__u64)skb, now, id, head;
+	struct hs_event *e;
+	__u8 is_new = 0;
+	__u32 fp = 0;
+	__u16 flags = 0;
+
+	if (!g || !g->parent)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (now - g->ts > HS_GSO_WINDOW_NS || BPF_CORE_READ(dev, ifindex) != g->ifindex) {
+		g->parent = 0;
+		return 0;
+	}
+	if (bpf_map_lookup_elem(&hs_packets, &key))
+		return 0;
+	e = hs_reserve();
+	if (!e)
+		return 0;
+	flags = hs_parse_skb((struct sk_buff *)skb, (struct net_device *)dev, &e->tuple, &e->outer);
+	if (flags & HS_F_TUPLE)
+		fp = hs_fingerprint(&e->tuple);
+	head = (__u64)BPF_CORE_READ(skb, head);
+	id = hs_identify(key, head, fp, now, &is_new);
+	if (!id) {
+		bpf_ringbuf_discard(e, 0);
+		hs_count(HS_STAT_LOST);
+		return 0;
+	}
+	hs_head_owner(head, key, id, now, fp);
+	e->ts_ns = now;
+	e->hook = HS_HOOK_NET_DEV_START_XMIT;
+	e->packet_id = id;
+	e->skb_addr = key;
+	e->len = BPF_CORE_READ(skb, len);
+	e->flags = flags | HS_F_NEW | HS_F_SEGMENT;
+	e->related = g->parent;
+	g->next++;
+	e->seg_index = g->next;
+	e->seg_count = g->segs;
+	if (g->next >= g->segs)
+		g->parent = 0;
+	hs_fill_dev(e, (struct net_device *)dev);
 	hs_submit(e);
 	return 0;
 }
@@ -574,7 +882,7 @@ static __always_inline int hs_first_seen_dropped(void *ctx, struct sk_buff *skb,
 	hs_count(HS_STAT_PACKETS);
 	e->skb_addr = (__u64)skb;
 	e->len = BPF_CORE_READ(skb, len);
-	e->flags = hs_parse_skb(skb, dev, &e->tuple) | HS_F_NEW;
+	e->flags = hs_parse_skb(skb, dev, &e->tuple, &e->outer) | HS_F_NEW;
 	e->sk_cgroup = hs_sk_cgroup(skb);
 	e->location = location;
 	e->drop_reason = reason;
@@ -598,7 +906,7 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 		return hook == HS_HOOK_KFREE_SKB ? hs_first_seen_dropped(ctx, skb, location, reason) : 0;
 	}
 	id = st->packet_id;
-	if (!hs_same_packet(skb, st)) {
+	if (!hs_same_packet(skb, st, hook)) {
 		/* A stale entry: its packet ended unseen, this skb is another. */
 		if (!bpf_map_delete_elem(&hs_packets, &key))
 			__sync_fetch_and_add(&hs_followed, -1);
@@ -617,6 +925,33 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 	e->drop_reason = reason;
 	if (hook == HS_HOOK_KFREE_SKB)
 		e->aux = hs_drop_stack(ctx, reason);
+	/* Where it ended: a device no hook showed (macvlan's rx handler) says so. */
+	hs_fill_dev(e, BPF_CORE_READ(skb, dev));
+	{
+		struct skb_shared_info *sh =
+			(void *)(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end));
+		__u32 dataref = BPF_CORE_READ(sh, dataref.counter);
+		__u16 gso_size = BPF_CORE_READ(sh, gso_size);
+
+		if (BPF_CORE_READ_BITFIELD_PROBED(skb, cloned) && (dataref & 0xffff) > 1)
+			e->flags |= HS_F_SHARED;
+		/* Consumed right after skb_gso_segment cut it: its segments come next. */
+		if (hook == HS_HOOK_CONSUME_SKB && gso_size) {
+			__u32 zero = 0;
+			struct hs_gso_state *g = bpf_map_lookup_elem(&hs_gso, &zero);
+			struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+			e->flags |= HS_F_SEGMENTED;
+			e->seg_count = BPF_CORE_READ(sh, gso_segs);
+			if (g && dev) {
+				g->parent = id;
+				g->ts = e->ts_ns;
+				g->ifindex = BPF_CORE_READ(dev, ifindex);
+				g->segs = e->seg_count;
+				g->next = 0;
+			}
+		}
+	}
 	hs_submit(e);
 	return 0;
 }
@@ -647,7 +982,7 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 
 	if (skb) {
 		st = bpf_map_lookup_elem(&hs_packets, &key);
-		if (st && !hs_same_packet((struct sk_buff *)skb, st))
+		if (st && !hs_same_packet((struct sk_buff *)skb, st, hook))
 			st = NULL;
 		/* With a filter, only about packets it let through. */
 		if (!st && hs_filter_active())
@@ -662,7 +997,7 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 	if (skb) {
 		e->skb_addr = key;
 		e->len = BPF_CORE_READ(skb, len);
-		e->flags = hs_parse_skb((struct sk_buff *)skb, dev, &e->tuple);
+		e->flags = hs_parse_skb((struct sk_buff *)skb, dev, &e->tuple, &e->outer);
 		hs_fill_dev(e, dev);
 	}
 	if (st)
@@ -931,3 +1266,5 @@ enum hs_hook _hs_hook_btf = HS_HOOK_NONE;
 enum hs_l3 _hs_l3_btf = HS_L3_NONE;
 enum hs_event_flags _hs_flags_btf = HS_F_TUPLE;
 enum hs_stat _hs_stat_btf = HS_STAT_EMITTED;
+enum hs_tunnel _hs_tunnel_btf = HS_TUNNEL_NONE;
+enum hs_tuple_flags _hs_tuple_flags_btf = HS_T_VLAN;

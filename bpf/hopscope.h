@@ -14,7 +14,7 @@
 #ifndef HOPSCOPE_H
 #define HOPSCOPE_H
 
-#define HS_ABI_VERSION 1
+#define HS_ABI_VERSION 2
 #define HS_IFNAMSIZ 16
 #define HS_COMM_LEN 16
 
@@ -36,7 +36,21 @@ enum hs_hook {
 	HS_HOOK_TCP_RETRANSMIT = 12,   /* a segment is retransmitted */
 	HS_HOOK_FIB_LOOKUP = 13,       /* a routing table lookup (IPv4 and IPv6) */
 	HS_HOOK_NEIGH = 14,            /* neighbour resolution started, answered, failed */
-	HS_HOOK_MAX = 15,
+	/* Where a packet ended up: hops without a device of their own. */
+	HS_HOOK_TCP_RCV = 15,          /* tcp_probe: a segment reached an established socket */
+	HS_HOOK_SOCK_QUEUE = 16,       /* sk_data_ready: queued to a socket (or a clone was) */
+	/* A software GSO segment enters the driver (its first sighting). */
+	HS_HOOK_NET_DEV_START_XMIT = 17,
+	HS_HOOK_MAX = 18,
+};
+
+/* Tunnels whose inner packet the parser reads (hs_outer.kind). */
+enum hs_tunnel {
+	HS_TUNNEL_NONE = 0,
+	HS_TUNNEL_VXLAN = 1,  /* UDP 4789 or 8472 (Linux's default) */
+	HS_TUNNEL_GENEVE = 2, /* UDP 6081 */
+	HS_TUNNEL_GRE = 3,    /* IP protocol 47, gre and gretap */
+	HS_TUNNEL_IPIP = 4,   /* IPv4 or IPv6 in IPv4 or IPv6 (ipip, sit, ip6tnl) */
 };
 
 /* Which network-layer header the tuple describes. */
@@ -55,6 +69,28 @@ enum hs_event_flags {
 	HS_F_TASK = 1 << 2,      /* pid/comm name the sending task */
 	HS_F_L2 = 1 << 3,        /* headers were parsed from an Ethernet frame */
 	HS_F_SOCK = 1 << 4,      /* tuple from the socket (TCP hooks): local is src */
+	HS_F_OUTER = 1 << 5,     /* outer holds the tunnel headers around tuple */
+	/*
+	 * This skb is a clone of packet `related` (it shares its data): a
+	 * bridge flood's second copy, or on a socket hook the clone a raw or
+	 * ping socket got (the event then names `related` itself).
+	 */
+	HS_F_CLONE = 1 << 6,
+	/*
+	 * The first clone of a packet took its id on a device hook (a bridge
+	 * forwarding a clone while the original goes up to the bridge's own
+	 * stack): the original skb goes on as packet `related` from here.
+	 */
+	HS_F_BRANCH = 1 << 7,
+	HS_F_SEGMENT = 1 << 8,   /* a software GSO segment of packet `related` */
+	HS_F_SEGMENTED = 1 << 9, /* consume_skb of a GSO packet cut into seg_count segments */
+	HS_F_SHARED = 1 << 10,   /* freed while a clone still holds its data */
+};
+
+/* hs_tuple.tflags */
+enum hs_tuple_flags {
+	HS_T_VLAN = 1 << 0, /* an 802.1Q/802.1ad tag was present: vlan_tci is valid */
+	HS_T_FRAG = 1 << 1, /* a non-first fragment: no transport header */
 };
 
 /* Counter slots of the per-CPU hs_stats array. */
@@ -72,7 +108,7 @@ struct hs_tuple {
 	__u8 saddr[16];    /* IPv4 in the first 4 bytes; ARP: sender IP */
 	__u8 daddr[16];    /* ARP: target IP */
 	__u16 ethertype;   /* of the L3 header, after VLAN tags */
-	__u16 vlan_id;     /* 0: untagged */
+	__u16 vlan_tci;    /* with HS_T_VLAN: priority, DEI and VLAN id (0: priority tag) */
 	__u8 l3;           /* enum hs_l3 */
 	__u8 l4_proto;     /* IPPROTO_* */
 	__u8 ttl;          /* TTL or hop limit */
@@ -90,16 +126,35 @@ struct hs_tuple {
 	__u16 l4_len;      /* UDP length field */
 	__u16 arp_op;
 	__u16 ip_len;      /* IPv4 total length / IPv6 payload length */
-	__u16 _pad0;
+	__u8 tflags;       /* enum hs_tuple_flags */
+	__u8 _pad0;
 };
 _Static_assert(sizeof(struct hs_tuple) == 72, "hs_tuple layout");
+
+/* The outer headers of a tunnelled packet (HS_F_OUTER). Host order. */
+struct hs_outer {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;       /* UDP tunnels */
+	__u16 dport;
+	__u32 vni;         /* VXLAN or GENEVE VNI, GRE key (0: none) */
+	__u8 l3;           /* enum hs_l3 */
+	__u8 proto;        /* IPPROTO_UDP, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6 */
+	__u8 kind;         /* enum hs_tunnel */
+	__u8 _pad;
+};
+_Static_assert(sizeof(struct hs_outer) == 44, "hs_outer layout");
 
 /* One observation of one skb at one hook. */
 struct hs_event {
 	__u16 abi_version;
 	__u8 hook;          /* enum hs_hook */
-	__u8 flags;         /* enum hs_event_flags */
+	__u8 _pad0;
+	__u16 flags;        /* enum hs_event_flags */
+	__u16 seg_index;    /* HS_F_SEGMENT: which segment, from 1 */
 	__u32 cpu;
+	__u16 seg_count;    /* HS_F_SEGMENT, HS_F_SEGMENTED: segments made */
+	__u16 _pad1;
 	__u64 ts_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 packet_id;    /* stable for the skb's life, never 0 */
 	__u64 skb_addr;
@@ -107,6 +162,7 @@ struct hs_event {
 	__u64 location;     /* kfree_skb: code address of the free;
 	                     * fib (IPv4): the gateway, 0 if none */
 	__u64 sk_cgroup;    /* cgroup v2 id of the owning socket, 0 if none */
+	__u64 related;      /* HS_F_CLONE, HS_F_BRANCH, HS_F_SEGMENT: the other packet */
 	__u32 netns_ino;    /* 0 when the skb has no device (end events) */
 	__u32 ifindex;
 	__u32 len;          /* skb->len */
@@ -121,8 +177,10 @@ struct hs_event {
 	__u8 ifname[HS_IFNAMSIZ];
 	__u8 comm[HS_COMM_LEN];
 	struct hs_tuple tuple;
+	struct hs_outer outer;
+	__u32 _pad2;
 };
-_Static_assert(sizeof(struct hs_event) == 192, "hs_event layout");
+_Static_assert(sizeof(struct hs_event) == 256, "hs_event layout");
 
 /*
  * Filters (src/filter). A pcap-filter expression is compiled by libpcap

@@ -54,6 +54,9 @@ fn hop(ts: u64, pkt: u64, hook: Hook, d: Option<Device>, h: Option<Headers>) -> 
         location: 0,
         xmit_rc: 0,
         aux: 0,
+        outer: None,
+        link: None,
+        shared: false,
     }
 }
 

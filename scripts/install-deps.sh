@@ -12,7 +12,7 @@ PACKAGES=(
     clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc
     iproute2 iputils-ping bpftool util-linux procps
     iperf3 tcpdump tmux graphviz nftables iptables ncat ca-certificates curl
-    jq afl++
+    jq afl++ ethtool python3-minimal
 )
 
 missing=()

@@ -485,8 +485,9 @@ impl Sink for Model {
         e.last_ts = e.last_ts.max(ev.ts_ns);
         e.owned = flow.owned;
         // Packets count from their first sighting, so a flow's totals and
-        // sides show while its packets are still in flight.
-        if ev.new_packet {
+        // sides show while its packets are still in flight; a copy is the
+        // same packet again.
+        if ev.new_packet && ctx.copy_of.is_none() {
             let ns = ev.device.map(|d| d.netns);
             match ctx.role {
                 Some(Role::Reply) => {
@@ -561,6 +562,16 @@ impl Sink for Model {
         }
         let e = self.entry(flow, p.first_ts);
         e.last_ts = e.last_ts.max(p.last_ts);
+        // A GSO packet cut into segments: they are the packets on the wire.
+        if p.segmented.is_some() && p.copy_of.is_none() {
+            match p.role {
+                Some(Role::Reply) => e.replies = e.replies.saturating_sub(1),
+                _ => e.requests = e.requests.saturating_sub(1),
+            }
+            e.bytes = e
+                .bytes
+                .saturating_sub(p.visits.first().map_or(0, |v| u64::from(v.len)));
+        }
         // Until the other side answers, where a request ended is the best
         // guess of where that side lives (and the reverse for replies).
         match p.role {

@@ -125,6 +125,12 @@ impl Out {
             Out::Json(s) => s.flush(),
         }
     }
+    /// Text blocks whose reorder window passed go out (`u64::MAX`: all).
+    fn release(&mut self, now: u64) {
+        if let Out::Text(s) = self {
+            s.release(now);
+        }
+    }
     fn drops_mut(&mut self) -> &mut DropContext {
         match self {
             Out::Text(s) => s.drops_mut(),
@@ -379,6 +385,10 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let drops = DropContext::from_kernel();
     let mut corr = Correlator::new(ccfg);
     corr.set_drop_reasons(drops.reasons().clone());
+    corr.set_scope(
+        opts.tracer.scope.inodes(),
+        opts.tracer.scope.ifnames.clone(),
+    );
     let out = match (opts.json, topology) {
         (true, Some(t)) => Out::Json(
             JsonSink::new(stdout, filter.clone())
@@ -434,6 +444,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             last_gc = Instant::now();
             let now = monotonic_ns();
             corr.gc(now, &mut sink);
+            sink.out.release(now);
             // A steady trickle never lets the receive time out.
             sink.out.flush();
             if let Some(r) = recorder.as_mut() {
@@ -473,6 +484,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     }
     reader.join();
     corr.flush(&mut sink);
+    sink.out.release(u64::MAX);
     if let (Some(path), Some(file), Some(g)) = (&opts.dot, dot_file, &sink.graph) {
         write_dot_file(path, file, g, sink.out.topology())?;
     }
@@ -520,7 +532,11 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     };
     match &mut out {
         Out::Json(s) => s.record(&summary),
-        Out::Text(_) => eprintln!("{}", text_summary(&summary)),
+        Out::Text(_) => {
+            // The packets first, then the summary (another stream).
+            out.flush();
+            eprintln!("{}", text_summary(&summary));
+        }
     }
     out.flush();
     drop(cgroup);

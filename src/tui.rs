@@ -363,6 +363,10 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     };
     let mut model = Model::new(opts.model.clone());
     let mut corr = Correlator::new(opts.correlator);
+    corr.set_scope(
+        opts.tracer.scope.inodes(),
+        opts.tracer.scope.ifnames.clone(),
+    );
     let mut unavailable: Vec<String> = degraded.iter().map(|d| d.hook.name().to_owned()).collect();
     match DropReasons::from_kernel() {
         Ok(reasons) => {

@@ -105,6 +105,9 @@ fn ev(ts: u64, pkt: u64, hook: Hook, d: Option<Device>, h: Option<Headers>) -> H
         location: 0,
         xmit_rc: 0,
         aux: 0,
+        outer: None,
+        link: None,
+        shared: false,
     }
 }
 

@@ -2,13 +2,13 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use hopscope::bpf::abi::{event_bytes, RawEvent, EVENT_SIZE};
-use hopscope::event::decode::{decode, DecodeError};
-use hopscope::event::{Hook, L3, L4};
+use hopscope::bpf::abi::{event_bytes, RawEvent, ABI_VERSION, EVENT_SIZE};
+use hopscope::event::decode::{decode, decode_v1, DecodeError};
+use hopscope::event::{Hook, Link, PacketId, Tunnel, L3, L4};
 
 fn raw_icmp() -> RawEvent {
     let mut e = RawEvent {
-        abi_version: 1,
+        abi_version: ABI_VERSION,
         hook: 1,
         flags: 1 | 2 | 4 | 8,
         cpu: 1,
@@ -83,7 +83,8 @@ fn tcp_udp_ipv6_arp_and_vlan() {
     e.tuple.tcp_flags = 0x12;
     e.tuple.tcp_seq = 7;
     e.tuple.tcp_ack = 8;
-    e.tuple.vlan_id = 100;
+    e.tuple.vlan_tci = 0x2000 | 100; // priority 1, VLAN 100
+    e.tuple.tflags = 1; // HS_T_VLAN
     let h = decode(event_bytes(&e)).unwrap().headers.unwrap();
     match h.l4 {
         L4::Tcp {
@@ -146,7 +147,7 @@ fn tcp_udp_ipv6_arp_and_vlan() {
 #[test]
 fn end_and_xmit_events_have_no_headers_or_device() {
     let mut e = RawEvent {
-        abi_version: 1,
+        abi_version: ABI_VERSION,
         hook: 8,
         packet_id: 5,
         ..RawEvent::default()
@@ -181,7 +182,10 @@ fn bad_records_are_errors_not_panics() {
     e.abi_version = 9;
     assert_eq!(
         decode(event_bytes(&e)),
-        Err(DecodeError::AbiVersion { got: 9, want: 1 })
+        Err(DecodeError::AbiVersion {
+            got: 9,
+            want: ABI_VERSION
+        })
     );
     let mut e = good;
     e.hook = 0;
@@ -214,7 +218,7 @@ fn arbitrary_bytes_decode_to_events_that_encode_back_or_to_errors() {
             *b = x as u8;
         }
         if i % 2 == 0 {
-            buf[0] = 1;
+            buf[0] = ABI_VERSION as u8;
             buf[1] = 0;
             buf[2] = (i % 9) as u8;
         }
@@ -260,4 +264,122 @@ fn names_are_cut_at_nul_and_never_invalid_utf8() {
             .as_str(),
         "0123456789abcdef"
     );
+}
+
+#[test]
+fn tunnels_links_fragments_and_priority_tags() {
+    // An underlay hop of a VXLAN packet: the tuple is the inner packet.
+    let mut e = raw_icmp();
+    e.flags |= 1 << 5; // HS_F_OUTER
+    e.outer.l3 = 1;
+    e.outer.saddr[..4].copy_from_slice(&[198, 19, 0, 1]);
+    e.outer.daddr[..4].copy_from_slice(&[198, 19, 0, 2]);
+    e.outer.proto = 17;
+    e.outer.sport = 40000;
+    e.outer.dport = 4789;
+    e.outer.vni = 42;
+    e.outer.kind = 1; // HS_TUNNEL_VXLAN
+    let ev = decode(event_bytes(&e)).unwrap();
+    let o = ev.outer.unwrap();
+    assert_eq!(o.kind, Tunnel::Vxlan);
+    assert_eq!(
+        (o.src.to_string(), o.dst.to_string()),
+        ("198.19.0.1".into(), "198.19.0.2".into())
+    );
+    assert_eq!((o.proto, o.sport, o.dport, o.vni), (17, 40000, 4789, 42));
+    assert!(matches!(ev.headers.unwrap().l4, L4::Icmp { id: 17146, .. }));
+    e.outer.kind = 9;
+    assert_eq!(decode(event_bytes(&e)), Err(DecodeError::Tunnel(9)));
+
+    // Links: a branch, a clone, a segment, a GSO packet's end.
+    let mut e = raw_icmp();
+    e.related = 77;
+    e.flags |= 1 << 7; // HS_F_BRANCH
+    assert_eq!(
+        decode(event_bytes(&e)).unwrap().link,
+        Some(Link::Branch(PacketId(77)))
+    );
+    e.flags = (e.flags & !(1 << 7)) | 1 << 6; // HS_F_CLONE
+    assert_eq!(
+        decode(event_bytes(&e)).unwrap().link,
+        Some(Link::CloneOf(PacketId(77)))
+    );
+    e.flags = (e.flags & !(1 << 6)) | 1 << 8; // HS_F_SEGMENT
+    e.seg_index = 2;
+    e.seg_count = 3;
+    assert_eq!(
+        decode(event_bytes(&e)).unwrap().link,
+        Some(Link::SegmentOf {
+            parent: PacketId(77),
+            index: 2,
+            count: 3
+        })
+    );
+    e.flags = (e.flags & !(1 << 8)) | 1 << 9 | 1 << 10; // SEGMENTED, SHARED
+    let ev = decode(event_bytes(&e)).unwrap();
+    assert_eq!(ev.link, Some(Link::Segmented { count: 3 }));
+    assert!(ev.shared);
+
+    // A non-first fragment has no transport header; VID 0 is a priority tag.
+    let mut e = raw_icmp();
+    e.tuple.tflags = 2 | 1; // HS_T_FRAG | HS_T_VLAN
+    e.tuple.vlan_tci = 5 << 13; // priority 5, VLAN 0
+    let h = decode(event_bytes(&e)).unwrap().headers.unwrap();
+    assert_eq!(h.l4, L4::Fragment { proto: 1 });
+    assert_eq!(h.vlan, Some(0));
+}
+
+#[test]
+fn first_abi_records_convert() {
+    // The 192-byte layout of ABI version 1, as old recordings hold it.
+    let mut b = [0u8; 192];
+    b[0] = 1; // abi_version
+    b[2] = 1; // net_dev_queue
+    b[3] = 1 | 2; // tuple, new
+    b[4] = 3; // cpu
+    b[8..16].copy_from_slice(&555u64.to_le_bytes()); // ts
+    b[16..24].copy_from_slice(&9u64.to_le_bytes()); // packet
+    b[56..60].copy_from_slice(&4026532258u32.to_le_bytes()); // netns
+    b[60..64].copy_from_slice(&2u32.to_le_bytes()); // ifindex
+    b[64..68].copy_from_slice(&98u32.to_le_bytes()); // len
+    b[88..92].copy_from_slice(b"eth0");
+    let t = 120;
+    b[t..t + 4].copy_from_slice(&[198, 18, 0, 2]);
+    b[t + 16..t + 20].copy_from_slice(&[198, 18, 0, 3]);
+    b[t + 34..t + 36].copy_from_slice(&100u16.to_le_bytes()); // vlan_id
+    b[t + 36] = 1; // IPv4
+    b[t + 37] = 17; // UDP
+    b[t + 40..t + 42].copy_from_slice(&5000u16.to_le_bytes());
+    b[t + 42..t + 44].copy_from_slice(&53u16.to_le_bytes());
+    b[t + 64..t + 66].copy_from_slice(&20u16.to_le_bytes()); // l4_len
+    let ev = decode_v1(&b).unwrap();
+    assert_eq!(
+        (ev.hook, ev.packet.0, ev.ts_ns, ev.cpu, ev.len),
+        (Hook::NetDevQueue, 9, 555, 3, 98)
+    );
+    assert!(ev.new_packet);
+    let d = ev.device.unwrap();
+    assert_eq!(
+        (d.netns.0, d.ifindex.0, d.ifname.as_str()),
+        (4026532258, 2, "eth0")
+    );
+    let h = ev.headers.unwrap();
+    assert_eq!(
+        h.l4,
+        L4::Udp {
+            sport: 5000,
+            dport: 53,
+            len: 20
+        }
+    );
+    assert_eq!(h.vlan, Some(100));
+    b[0] = 2;
+    assert!(matches!(
+        decode_v1(&b),
+        Err(DecodeError::AbiVersion { got: 2, .. })
+    ));
+    assert!(matches!(
+        decode_v1(&b[..100]),
+        Err(DecodeError::Short { .. })
+    ));
 }

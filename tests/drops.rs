@@ -471,21 +471,16 @@ fn tcp_retransmissions_attach_to_their_flow() {
             .unwrap(),
     );
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let flush = {
-        let host = host.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(800));
-            sh(&format!("ip netns exec {host} nft flush table inet hsrtx"));
-        })
-    };
+    // The command lifts the rule itself, 0.8 s after sending: however long
+    // the tracer took to attach, the first transmissions meet it.
     let recs = trace_in(
         &l.c1(),
         &format!(
-            "bash -c 'exec 3<>/dev/tcp/{}/8009; echo hello >&3; sleep 2.5; exec 3>&-'",
+            "bash -c 'exec 3<>/dev/tcp/{}/8009; echo hello >&3; sleep 0.8; \
+             ip netns exec {host} nft flush table inet hsrtx; sleep 1.7; exec 3>&-'",
             addr::R1_V4
         ),
     );
-    flush.join().unwrap();
     let dropped: Vec<_> = of_type(&recs, "drop")
         .into_iter()
         .filter(|d| d["dport"] == 8009)

@@ -919,7 +919,12 @@ fn hopscope_visits(lab: &Lab, lines: &[Value]) -> BTreeMap<String, Vec<Visit>> {
     // headers, hooks). A visit is on one device; keyed by it all the same.
     type Seen = (Option<String>, Vec<String>);
     let mut visits: BTreeMap<(u64, u64, String), Seen> = BTreeMap::new();
-    for v in lines.iter().filter(|v| v["type"] == "hop") {
+    // What tcpdump can see: not the steps no tracepoint showed (a device
+    // a packet was handed to and died at, `inferred`).
+    for v in lines
+        .iter()
+        .filter(|v| v["type"] == "hop" && v["inferred"] != true)
+    {
         let Some(ns) = v["netns"].as_u64() else {
             continue; // socket delivery: no device
         };

@@ -37,6 +37,9 @@ fn ev(ts: u64, pkt: u64, hook: Hook, ns: u32, name: &str, h: Option<Headers>) ->
         },
         xmit_rc: 0,
         aux: 0,
+        outer: None,
+        link: None,
+        shared: false,
     }
 }
 

@@ -575,10 +575,15 @@ fn text_mode_prints_one_line_per_visit() {
     let first = format!("[{:>12}] {:>16} request #", c1, "eth0");
     assert!(lines[0].starts_with(&first), "{}", lines[0]);
     assert!(
-        lines[0].ends_with(&format!(".001 {} -> {}", addr::C1_V4, addr::C2_V4)),
+        lines[0].contains(&format!(
+            ".001 {} -> {} · packet ",
+            addr::C1_V4,
+            addr::C2_V4
+        )),
         "{}",
         lines[0]
     );
+    assert!(lines[7].contains("→ delivered to ping["), "{}", lines[7]);
     let host = g.lab.host();
     assert!(
         lines[1].starts_with(&format!("[{:>12}] {:>16} request", host, "vc1 (br br0)")),

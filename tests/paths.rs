@@ -39,6 +39,8 @@ fn packet(id: u64, role: Role, hops: &[(Device, u64)], end: Option<End>) -> Pack
                 xmit_rc: None,
                 task: None,
                 rewrite: None,
+                outer: None,
+                inferred: false,
             })
             .collect(),
         visits_dropped: 0,
@@ -50,6 +52,11 @@ fn packet(id: u64, role: Role, hops: &[(Device, u64)], end: Option<End>) -> Pack
         icmp_error: None,
         route_error: None,
         current: None,
+        socket: None,
+        segment_of: None,
+        segmented: None,
+        end_device: None,
+        end_outside: false,
         outcome: Default::default(),
     }
 }

@@ -77,6 +77,9 @@ fn event(hook: Hook, packet: u64) -> HopEvent {
         location: 0,
         xmit_rc: 0,
         aux: 0,
+        outer: None,
+        link: None,
+        shared: false,
     }
 }
 
@@ -387,7 +390,7 @@ fn encode_covers_every_hook_and_flag_combination() {
 fn encode_writes_what_the_kernel_writes() {
     // The fixture of tests/decode.rs, as the BPF side fills it.
     let mut raw = RawEvent {
-        abi_version: 1,
+        abi_version: hopscope::bpf::abi::ABI_VERSION,
         hook: 1,
         flags: 1 | 2 | 4 | 8,
         cpu: 1,
@@ -470,8 +473,8 @@ fn layout_is_as_documented() {
     assert_eq!(&MAGIC, b"HOPSCOPE-REC\r\n\x1a\n");
     assert_eq!(&bytes[..16], &MAGIC);
     assert_eq!(&bytes[16..18], &1u16.to_le_bytes());
-    assert_eq!(&bytes[18..20], &1u16.to_le_bytes());
-    assert_eq!(&bytes[20..24], &192u32.to_le_bytes());
+    assert_eq!(&bytes[18..20], &2u16.to_le_bytes());
+    assert_eq!(&bytes[20..24], &256u32.to_le_bytes());
     assert_eq!(&bytes[24..32], &info().started_realtime_ns.to_le_bytes());
     assert_eq!(&bytes[32..40], &info().started_monotonic_ns.to_le_bytes());
     assert_eq!(&bytes[40..44], &2u32.to_le_bytes());
@@ -690,10 +693,10 @@ fn another_event_abi_is_refused() {
     let mut bytes = recording(&info(), &[]);
     bytes[18..20].copy_from_slice(&9u16.to_le_bytes());
     match Replay::new(&bytes[..]) {
-        Err(e @ RecordError::AbiMismatch { abi: 9, size: 192 }) => assert_eq!(
+        Err(e @ RecordError::AbiMismatch { abi: 9, size: 256 }) => assert_eq!(
             e.to_string(),
-            "recording holds ABI version 9 events of 192 bytes, this hopscope reads ABI version \
-             1 events of 192 bytes"
+            "recording holds ABI version 9 events of 256 bytes, this hopscope reads ABI version \
+             2 events of 256 bytes"
         ),
         other => panic!("{:?}", other.map(|r| r.info().clone())),
     }
@@ -701,7 +704,7 @@ fn another_event_abi_is_refused() {
     bytes[20..24].copy_from_slice(&200u32.to_le_bytes());
     assert!(matches!(
         Replay::new(&bytes[..]),
-        Err(RecordError::AbiMismatch { abi: 1, size: 200 })
+        Err(RecordError::AbiMismatch { abi: 2, size: 200 })
     ));
 }
 
@@ -792,8 +795,8 @@ fn huge_frame_lengths_are_corrupt_before_any_read() {
 #[test]
 fn wrong_sized_known_frames_and_kind_zero_are_corrupt() {
     let cases: [(u8, u32, &str); 4] = [
-        (1, 191, "frame of kind 1 is 191 bytes, expected 192"),
-        (1, 0, "frame of kind 1 is 0 bytes, expected 192"),
+        (1, 191, "frame of kind 1 is 191 bytes, expected 256"),
+        (1, 0, "frame of kind 1 is 0 bytes, expected 256"),
         (2, 64, "frame of kind 2 is 64 bytes, expected 56"),
         (0, 0, "frame kind 0 is reserved (zero-filled data?)"),
     ];

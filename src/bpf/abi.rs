@@ -8,15 +8,19 @@
 
 pub use super::skel::types::{
     hs_cbpf_insn as RawInsn, hs_cbpf_prog as RawProgram, hs_event as RawEvent,
-    hs_filter_ctl as RawFilterCtl, hs_tuple as RawTuple,
+    hs_filter_ctl as RawFilterCtl, hs_outer as RawOuter, hs_tuple as RawTuple,
 };
 
 /// Must match `HS_ABI_VERSION` in bpf/hopscope.h.
-pub const ABI_VERSION: u16 = 1;
+pub const ABI_VERSION: u16 = 2;
+/// The previous layout (192-byte records), which recordings may hold.
+pub const ABI_VERSION_1: u16 = 1;
+pub const EVENT_SIZE_1: usize = 192;
 /// Size of one ring buffer record.
 pub const EVENT_SIZE: usize = std::mem::size_of::<RawEvent>();
 
-const _: () = assert!(std::mem::size_of::<RawEvent>() == 192);
+const _: () = assert!(std::mem::size_of::<RawEvent>() == 256);
+const _: () = assert!(std::mem::size_of::<RawOuter>() == 44);
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 72);
 const _: () = assert!(std::mem::size_of::<RawInsn>() == 8);
 const _: () = assert!(std::mem::size_of::<RawProgram>() == 8 + 8 * crate::filter::expr::MAX_INSNS);

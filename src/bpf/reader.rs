@@ -479,6 +479,17 @@ fn run(
             "neigh_event_send_done",
             &mut open.progs.hs_neigh_event_send_done,
         ),
+        (Hook::TcpRcv, "tcp_probe", &mut open.progs.hs_tcp_probe),
+        (
+            Hook::SockQueue,
+            "sk_data_ready",
+            &mut open.progs.hs_sk_data_ready,
+        ),
+        (
+            Hook::NetDevStartXmit,
+            "net_dev_start_xmit",
+            &mut open.progs.hs_net_dev_start_xmit,
+        ),
     ] {
         if !has_tp(tp) {
             prog.set_autoload(false);
@@ -544,6 +555,13 @@ fn run(
         (Hook::Neigh, &skel.progs.hs_neigh_update, false),
         (Hook::Neigh, &skel.progs.hs_neigh_timer_handler, false),
         (Hook::Neigh, &skel.progs.hs_neigh_event_send_done, false),
+        (Hook::TcpRcv, &skel.progs.hs_tcp_probe, false),
+        (Hook::SockQueue, &skel.progs.hs_sk_data_ready, false),
+        (
+            Hook::NetDevStartXmit,
+            &skel.progs.hs_net_dev_start_xmit,
+            false,
+        ),
     ];
     let mut links: Vec<Link> = Vec::with_capacity(progs.len());
     let mut degraded = missing;

@@ -166,7 +166,9 @@ pub fn flow_view(h: &Headers) -> FlowView {
             let port = if echo { id } else { 0 };
             (proto, port, port, role, None)
         }
-        (_, L4::Other { proto }) => (FlowProto::Ip(proto), 0, 0, None, None),
+        (_, L4::Other { proto } | L4::Fragment { proto }) => {
+            (FlowProto::Ip(proto), 0, 0, None, None)
+        }
         (_, L4::None) => (FlowProto::Ip(0), 0, 0, None, None),
     };
     let src = (src_ip, sport);

@@ -26,7 +26,7 @@ pub use outcome::Outcome;
 pub use rewrite::Rewrite;
 
 use crate::event::drop_reason::DropReasons;
-use crate::event::{Device, Headers, Hook, HopEvent, PacketId, Task, L3, L4};
+use crate::event::{Device, Headers, Hook, HopEvent, Link, Outer, PacketId, Task, L3, L4};
 
 /// Limits that bound the correlator's memory.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +43,11 @@ pub struct CorrelatorConfig {
     pub copy_window_ns: u64,
     /// cgroup v2 id whose sockets' flows are marked `owned` (0: none).
     pub owner_cgroup: u64,
+    /// A packet that reached a socket, or ended while a clone still held
+    /// its data, is finished this long after its last event: TCP and UDP
+    /// free what they delivered without a tracepoint, and a raw or ping
+    /// socket reads its clone after the original is gone.
+    pub settle_ns: u64,
 }
 
 impl Default for CorrelatorConfig {
@@ -54,13 +59,14 @@ impl Default for CorrelatorConfig {
             packet_idle_ns: 2_000_000_000,
             copy_window_ns: 50_000_000,
             owner_cgroup: 0,
+            settle_ns: 150_000_000,
         }
     }
 }
 
 /// Set of hooks, as a bitmask of hook codes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HookSet(pub u16);
+pub struct HookSet(pub u32);
 
 impl HookSet {
     pub fn insert(&mut self, h: Hook) {
@@ -89,6 +95,19 @@ pub struct Visit {
     /// The packet's addresses or ports changed since its previous visit
     /// (NAT between the two).
     pub rewrite: Option<Rewrite>,
+    /// The tunnel it travelled in here (an underlay hop).
+    pub outer: Option<Outer>,
+    /// No tracepoint shows this step: the packet was found here at its end
+    /// or at a socket (a macvlan or VLAN device's rx handler, say).
+    pub inferred: bool,
+}
+
+/// A socket took the packet in (see [`Hook::is_socket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketSeen {
+    pub hook: Hook,
+    /// It carried data for the socket (not a pure TCP ACK).
+    pub data: bool,
 }
 
 /// How a packet's life ended.
@@ -134,6 +153,16 @@ pub struct Packet {
     pub route_error: Option<(u32, i32)>,
     /// Its newest headers (NAT may have rewritten the first ones).
     pub current: Option<Headers>,
+    /// A socket took it in (or the clone a raw or ping socket got).
+    pub socket: Option<SocketSeen>,
+    /// A software GSO segment of that packet: (parent, index from 1, count).
+    pub segment_of: Option<(PacketId, u16, u16)>,
+    /// This GSO packet was cut into that many segments (they carry on).
+    pub segmented: Option<u16>,
+    /// Where the skb was when it ended, if no visit shows it.
+    pub end_device: Option<Device>,
+    /// It ended (or reached a socket) outside the kernel's scope.
+    pub end_outside: bool,
     /// How it ended, decided once when it finished ([`Outcome::decide`]).
     pub outcome: Outcome,
 }
@@ -177,6 +206,11 @@ pub struct HopContext {
     /// This event showed the packet's addresses or ports rewritten (NAT)
     /// since the event before that had headers.
     pub rewrite: Option<Rewrite>,
+    /// The visit is inferred (no tracepoint showed the device; see
+    /// [`Visit::inferred`]).
+    pub inferred: bool,
+    /// A software GSO segment: (parent, index from 1, count).
+    pub segment_of: Option<(PacketId, u16, u16)>,
 }
 
 /// Receives the correlator's output.
@@ -220,7 +254,7 @@ fn copy_key(h: &Headers) -> CopyKey {
             u32::from(kind) << 8 | u32::from(code),
             u32::from(id) << 16 | u32::from(seq),
         ),
-        L4::Other { proto } => (proto, 0, 0),
+        L4::Other { proto } | L4::Fragment { proto } => (proto, 0, 0),
         L4::None => (0, 0, 0),
     };
     CopyKey {
@@ -243,6 +277,8 @@ pub struct CorrelatorStats {
     pub copies: u64,
     /// End events for packets not (or no longer) followed.
     pub orphan_ends: u64,
+    /// Socket events for packets not (or no longer) followed.
+    pub orphan_sockets: u64,
 }
 
 /// The packet last received on one CPU (route lookups follow it there).
@@ -279,7 +315,17 @@ pub struct Correlator {
     stats: CorrelatorStats,
     /// The traced kernel's drop reason names: which frees are routine.
     reasons: DropReasons,
+    /// Branches announced (a clone took the packet over; the original skb
+    /// goes on under the new id): branch id -> the packet it branched from.
+    branches: HashMap<PacketId, PacketId>,
+    /// The kernel's scope (`--netns`, `--iface`, `--pid`): namespaces and
+    /// device names hops are seen in (empty: everywhere).
+    scope_netns: Vec<u32>,
+    scope_ifnames: Vec<String>,
 }
+
+/// Branches announced and not seen yet, at most.
+const MAX_PENDING_BRANCHES: usize = 4096;
 
 impl Correlator {
     pub fn new(cfg: CorrelatorConfig) -> Correlator {
@@ -297,7 +343,18 @@ impl Correlator {
             now: 0,
             stats: CorrelatorStats::default(),
             reasons: DropReasons::default(),
+            branches: HashMap::new(),
+            scope_netns: Vec::new(),
+            scope_ifnames: Vec::new(),
         }
+    }
+
+    /// The kernel's scope: outside it no hop is seen, so a packet found
+    /// there at its end went through steps the scope hid, not through a
+    /// step no tracepoint shows (no inferred visit; the end says where).
+    pub fn set_scope(&mut self, netns: Vec<u32>, ifnames: Vec<String>) {
+        self.scope_netns = netns;
+        self.scope_ifnames = ifnames;
     }
 
     /// The traced kernel's drop reason names (live: from its BTF; replay:
@@ -340,6 +397,11 @@ impl Correlator {
             self.on_annotation(ev, sink);
             return;
         }
+        // A socket only says where a packet followed already ended up.
+        if ev.hook.is_socket() && !self.packets.contains_key(&ev.packet) {
+            self.stats.orphan_sockets += 1;
+            return;
+        }
         self.on_hop(ev, sink);
     }
 
@@ -370,6 +432,11 @@ impl Correlator {
                     icmp_error: None,
                     route_error: None,
                     current: None,
+                    socket: None,
+                    segment_of: None,
+                    segmented: None,
+                    end_device: None,
+                    end_outside: false,
                     outcome: Outcome::Unseen,
                 },
             );
@@ -379,6 +446,37 @@ impl Correlator {
         };
         pkt.events += 1;
         pkt.last_ts = pkt.last_ts.max(ev.ts_ns);
+        if pkt.events == 1 {
+            // How the kernel linked this skb to another packet.
+            if let Some(orig) = self.branches.remove(&ev.packet) {
+                pkt.copy_of = Some(orig);
+            }
+            match ev.link {
+                Some(Link::CloneOf(orig)) if orig != pkt.id => pkt.copy_of = Some(orig),
+                Some(Link::SegmentOf {
+                    parent,
+                    index,
+                    count,
+                }) => pkt.segment_of = Some((parent, index, count)),
+                _ => {}
+            }
+        }
+        if let Some(Link::Branch(branch)) = ev.link {
+            if self.branches.len() >= MAX_PENDING_BRANCHES {
+                self.branches.clear();
+            }
+            self.branches.insert(branch, pkt.id);
+        }
+        if ev.hook.is_socket() {
+            let data = ev.hook != Hook::TcpRcv || ev.aux > 0;
+            // A read (the task) or data outranks what was seen before.
+            if pkt.socket.is_none_or(|s| data && !s.data) || ev.hook == Hook::SkbCopyDatagram {
+                pkt.socket = Some(SocketSeen {
+                    hook: ev.hook,
+                    data,
+                });
+            }
+        }
 
         // Classify at the first event that has headers.
         let mut rewrite = None;
@@ -424,6 +522,26 @@ impl Correlator {
                             id
                         }
                     };
+                    // Copies: linked by the kernel (a clone shares its
+                    // original's data), else the same identity seen
+                    // recently in another skb.
+                    let ck = copy_key(&h);
+                    if pkt.copy_of.is_none() {
+                        match self.copies.get(&ck) {
+                            Some(&(orig, ts))
+                                if orig != pkt.id
+                                    && ev.ts_ns.saturating_sub(ts) <= self.cfg.copy_window_ns =>
+                            {
+                                pkt.copy_of = Some(orig);
+                            }
+                            _ => {
+                                self.copies.insert(ck, (pkt.id, ev.ts_ns));
+                            }
+                        }
+                    }
+                    if pkt.copy_of.is_some() {
+                        self.stats.copies += 1;
+                    }
                     if let (Some(flow), Some(alias)) =
                         (self.flows.get_mut(&fid), self.flow_ids.get_mut(&view.key))
                     {
@@ -431,28 +549,17 @@ impl Correlator {
                         if flow.key == view.key {
                             flow.initiator = alias.initiator;
                         }
-                        match role {
-                            Role::Request => flow.requests += 1,
-                            Role::Reply => flow.replies += 1,
+                        // A copy is the same packet again: counted once.
+                        if pkt.copy_of.is_none() {
+                            match role {
+                                Role::Request => flow.requests += 1,
+                                Role::Reply => flow.replies += 1,
+                            }
+                            flow.bytes += u64::from(ev.len);
                         }
-                        flow.bytes += u64::from(ev.len);
                         pkt.role = Some(role);
                     }
                     pkt.flow = Some(fid);
-                    // Copies: same identity seen recently in another skb.
-                    let ck = copy_key(&h);
-                    match self.copies.get(&ck) {
-                        Some(&(orig, ts))
-                            if orig != pkt.id
-                                && ev.ts_ns.saturating_sub(ts) <= self.cfg.copy_window_ns =>
-                        {
-                            pkt.copy_of = Some(orig);
-                            self.stats.copies += 1;
-                        }
-                        _ => {
-                            self.copies.insert(ck, (pkt.id, ev.ts_ns));
-                        }
-                    }
                 }
                 Some(prev) => {
                     rewrite = Rewrite::between(&prev, &h);
@@ -502,8 +609,17 @@ impl Correlator {
                 }
             }
         }
-        // A transmit completion with no transmit to complete is no hop.
-        let Some(visit) = fold_visit(pkt, ev, rewrite, self.cfg.max_visits) else {
+        // A transmit completion with no transmit to complete is no hop; a
+        // socket outside the scope says nothing about the path.
+        let hidden = ev.hook.is_socket()
+            && ev
+                .device
+                .is_some_and(|d| !in_scope(&self.scope_netns, &self.scope_ifnames, &d));
+        if hidden {
+            pkt.end_outside = true;
+            return;
+        }
+        let Some((visit, inferred)) = fold_visit(pkt, ev, rewrite, self.cfg.max_visits) else {
             return;
         };
         let ctx = HopContext {
@@ -516,6 +632,8 @@ impl Correlator {
                 .and_then(|f| self.flows.get(&f))
                 .is_some_and(|f| f.owned),
             rewrite,
+            inferred,
+            segment_of: pkt.segment_of,
         };
         let flow = pkt.flow.and_then(|f| self.flows.get(&f));
         if !ev.hook.is_end() {
@@ -612,20 +730,69 @@ impl Correlator {
             },
             _ => End::Consumed { ts: ev.ts_ns },
         });
+        if let Some(Link::Segmented { count }) = ev.link {
+            pkt.segmented = Some(count);
+            self.uncount(&pkt);
+        }
+        // Where it was when it ended, when no visit shows that device: a
+        // step no tracepoint saw (a macvlan's rx handler moved it).
+        let elsewhere = ev.device.filter(|d| d.ifindex.0 != 0).filter(|d| {
+            pkt.visits
+                .last()
+                .is_some_and(|v| !same_device(&v.device, d))
+        });
+        let inferred = elsewhere.filter(|d| in_scope(&self.scope_netns, &self.scope_ifnames, d));
+        let mut visit = pkt.visits.len().saturating_sub(1);
+        pkt.end_device = elsewhere;
+        pkt.end_outside |= elsewhere.is_some() && inferred.is_none();
+        if let Some(d) = inferred {
+            if pkt.visits.len() < self.cfg.max_visits {
+                pkt.visits.push(inferred_visit(ev, d));
+                visit = pkt.visits.len() - 1;
+            }
+        }
         let ctx = HopContext {
             flow: pkt.flow,
             role: pkt.role,
-            visit: pkt.visits.len().saturating_sub(1),
+            visit,
             copy_of: pkt.copy_of,
             owned: pkt
                 .flow
                 .and_then(|f| self.flows.get(&f))
                 .is_some_and(|f| f.owned),
             rewrite: None,
+            inferred: inferred.is_some(),
+            segment_of: pkt.segment_of,
         };
         let flow = pkt.flow.and_then(|f| self.flows.get(&f));
         sink.hop(ev, &ctx, flow);
+        // Not read yet: a socket took it in (or a clone, a raw or ping
+        // socket's, still holds its data): the read may come yet.
+        let unread = pkt.socket.is_some_and(|s| s.hook != Hook::SkbCopyDatagram) || ev.shared;
+        if unread && pkt.receiver.is_none() {
+            self.packets.insert(pkt.id, pkt);
+            return;
+        }
         self.finish(pkt, sink);
+    }
+
+    /// A GSO packet cut into segments: its segments are the packets on the
+    /// wire and count in its flow, it no longer does.
+    fn uncount(&mut self, pkt: &Packet) {
+        if pkt.copy_of.is_some() {
+            return;
+        }
+        let (Some(f), Some(first)) = (
+            pkt.flow.and_then(|f| self.flows.get_mut(&f)),
+            pkt.visits.first(),
+        ) else {
+            return;
+        };
+        match pkt.role {
+            Some(Role::Reply) => f.replies = f.replies.saturating_sub(1),
+            _ => f.requests = f.requests.saturating_sub(1),
+        }
+        f.bytes = f.bytes.saturating_sub(u64::from(first.len));
     }
 
     fn finish(&mut self, mut pkt: Packet, sink: &mut impl Sink) {
@@ -650,6 +817,20 @@ impl Correlator {
     pub fn gc(&mut self, now: u64, sink: &mut impl Sink) {
         self.now = self.now.max(now);
         let horizon = self.now.saturating_sub(self.cfg.packet_idle_ns);
+        let settled = self.now.saturating_sub(self.cfg.settle_ns);
+        // Packets that reached a socket (or ended, a clone holding their
+        // data) end once nothing more came for the settle time.
+        let done: Vec<PacketId> = self
+            .packets
+            .iter()
+            .filter(|(_, p)| (p.socket.is_some() || p.end.is_some()) && p.last_ts < settled)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(p) = self.packets.remove(&id) {
+                self.finish(p, sink);
+            }
+        }
         let stale: Vec<PacketId> = self
             .packets
             .iter()
@@ -675,8 +856,10 @@ impl Correlator {
     /// Flushes every packet still in flight (at exit).
     pub fn flush(&mut self, sink: &mut impl Sink) {
         while let Some((_, mut p)) = self.packets.pop_first() {
-            p.end = Some(End::Unseen);
-            self.stats.packets_flushed_unseen += 1;
+            if p.end.is_none() && p.socket.is_none() {
+                p.end = Some(End::Unseen);
+                self.stats.packets_flushed_unseen += 1;
+            }
             self.finish(p, sink);
         }
     }
@@ -762,16 +945,24 @@ fn learn_alias(
 
 /// Adds `ev` to the packet's visits; returns the visit index it went to,
 /// or `None` for a transmit completion that completes no transmit.
+/// The visit index goes with whether the visit is inferred.
 fn fold_visit(
     pkt: &mut Packet,
     ev: &HopEvent,
     rewrite: Option<Rewrite>,
     max_visits: usize,
-) -> Option<usize> {
-    let Some(dev) = ev.device else {
-        return Some(pkt.visits.len().saturating_sub(1));
+) -> Option<(usize, bool)> {
+    let last = pkt.visits.len().saturating_sub(1);
+    let Some(dev) = ev.device.filter(|d| d.ifindex.0 != 0) else {
+        if let Some(v) = pkt.visits.last_mut() {
+            v.hooks.insert(ev.hook);
+            if ev.task.is_some() && ev.hook.is_socket() {
+                v.task = ev.task;
+            }
+        }
+        return Some((last, pkt.visits.last().is_some_and(|v| v.inferred)));
     };
-    let same_dev = |v: &Visit| v.device.netns == dev.netns && v.device.ifindex == dev.ifindex;
+    let same_dev = |v: &Visit| same_device(&v.device, &dev);
     // net_dev_xmit completes the transmit visit it belongs to, which may be
     // long past: veth delivers to the peer before returning, and a tunnel
     // device returns only after the underlay carried the packet (and the
@@ -793,7 +984,7 @@ fn fold_visit(
         v.hooks.insert(Hook::NetDevXmit);
         v.xmit_rc = Some(ev.xmit_rc);
         v.last_ts = v.last_ts.max(ev.ts_ns);
-        return Some(i);
+        return Some((i, v.inferred));
     }
     if let Some(last) = pkt.visits.last_mut() {
         // A new queue on the same device after an rx there is a new visit
@@ -814,12 +1005,21 @@ fn fold_visit(
             if last.rewrite.is_none() {
                 last.rewrite = rewrite;
             }
-            return Some(pkt.visits.len() - 1);
+            if last.outer.is_none() {
+                last.outer = ev.outer;
+            }
+            let inferred = last.inferred;
+            return Some((pkt.visits.len() - 1, inferred));
         }
     }
     if pkt.visits.len() >= max_visits {
         pkt.visits_dropped += 1;
-        return Some(pkt.visits.len() - 1);
+        return Some((pkt.visits.len() - 1, false));
+    }
+    // A socket on another device than the last hop: a step no hook saw.
+    if ev.hook.is_socket() && !pkt.visits.is_empty() {
+        pkt.visits.push(inferred_visit(ev, dev));
+        return Some((pkt.visits.len() - 1, true));
     }
     let mut hooks = HookSet::default();
     hooks.insert(ev.hook);
@@ -833,6 +1033,38 @@ fn fold_visit(
         xmit_rc: (ev.hook == Hook::NetDevXmit).then_some(ev.xmit_rc),
         task: ev.task,
         rewrite,
+        outer: ev.outer,
+        inferred: false,
     });
-    Some(pkt.visits.len() - 1)
+    Some((pkt.visits.len() - 1, false))
+}
+
+/// Whether the kernel's scope (empty lists: everywhere) covers `d`.
+fn in_scope(netns: &[u32], ifnames: &[String], d: &Device) -> bool {
+    (netns.is_empty() || netns.contains(&d.netns.0))
+        && (ifnames.is_empty() || ifnames.iter().any(|n| n == d.ifname.as_str()))
+}
+
+fn same_device(a: &Device, b: &Device) -> bool {
+    a.netns == b.netns && a.ifindex == b.ifindex
+}
+
+/// A visit no tracepoint showed: where `ev` (a socket or an end) found the
+/// packet.
+fn inferred_visit(ev: &HopEvent, dev: Device) -> Visit {
+    let mut hooks = HookSet::default();
+    hooks.insert(ev.hook);
+    Visit {
+        device: dev,
+        hooks,
+        first_ts: ev.ts_ns,
+        last_ts: ev.ts_ns,
+        len: ev.len,
+        headers: None,
+        xmit_rc: None,
+        task: ev.task.filter(|_| ev.hook.is_socket()),
+        rewrite: None,
+        outer: None,
+        inferred: true,
+    }
 }

@@ -39,33 +39,44 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Decides the outcome of a finished packet from what the kernel said:
-    /// a socket delivery wins over how the skb was then freed (UDP and TCP
-    /// free what they delivered without a tracepoint); a routine reason
-    /// (`reasons`) is `freed`. Without the kernel's reason names, every
-    /// `kfree_skb` counts as a drop: nothing is hidden.
+    /// Decides the outcome of a finished packet from what the kernel said,
+    /// first match wins: read from a socket by a task (`delivered` to it); a
+    /// drop for a reason that is not routine; a socket took it in (data:
+    /// `delivered`; a pure TCP ACK: `consumed`; UDP and TCP free what they
+    /// took in without a tracepoint); `consume_skb` (`consumed`); a routine
+    /// free (`freed`); nothing (`unseen`). Without the kernel's reason
+    /// names, every `kfree_skb` counts as a drop: nothing is hidden.
     pub fn decide(p: &Packet, reasons: &DropReasons) -> Outcome {
         if let Some(task) = p.receiver {
             return Outcome::Delivered { task: Some(task) };
         }
+        if let Some(End::Dropped {
+            reason,
+            location,
+            stack,
+            ..
+        }) = p.end
+        {
+            if !routine(p, reason, reasons) {
+                return Outcome::Dropped {
+                    reason,
+                    location,
+                    stack,
+                };
+            }
+        }
+        if let Some(s) = p.socket {
+            return if s.data {
+                Outcome::Delivered { task: None }
+            } else {
+                Outcome::Consumed
+            };
+        }
         match p.end {
             Some(End::Consumed { .. }) => Outcome::Consumed,
             Some(End::Dropped {
-                reason,
-                location,
-                stack,
-                ..
-            }) => {
-                if !reasons.is_empty() && reasons.is_benign_for(reason, p.headers.as_ref()) {
-                    Outcome::Freed { reason, location }
-                } else {
-                    Outcome::Dropped {
-                        reason,
-                        location,
-                        stack,
-                    }
-                }
-            }
+                reason, location, ..
+            }) => Outcome::Freed { reason, location },
             Some(End::Unseen) | None => Outcome::Unseen,
         }
     }
@@ -98,4 +109,12 @@ impl Outcome {
             _ => None,
         }
     }
+}
+
+/// A free that is no alarm: a routine reason, or `OTHERHOST` ending a copy
+/// (a bridge's own copy of a frame it forwarded, as with tcpdump on it).
+fn routine(p: &Packet, reason: u32, reasons: &DropReasons) -> bool {
+    !reasons.is_empty()
+        && (reasons.is_benign_for(reason, p.headers.as_ref())
+            || (p.copy_of.is_some() && reasons.name(reason) == Some("OTHERHOST")))
 }

@@ -9,14 +9,24 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 use super::{
-    Device, Headers, Hook, HopEvent, IfIndex, NetnsId, PacketId, ShortName, Task, TcpFlags, L3, L4,
+    Device, Headers, Hook, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId, ShortName, Task,
+    TcpFlags, Tunnel, L3, L4,
 };
-use crate::bpf::abi::{self, RawEvent, RawTuple};
+use crate::bpf::abi::{self, RawEvent, RawOuter, RawTuple};
+use crate::bpf::skel::types::{hs_event_flags, hs_tunnel, hs_tuple_flags};
 
-const F_TUPLE: u8 = 1 << 0;
-const F_NEW: u8 = 1 << 1;
-const F_TASK: u8 = 1 << 2;
-const F_L2: u8 = 1 << 3;
+const F_TUPLE: u16 = hs_event_flags::HS_F_TUPLE.0 as u16;
+const F_NEW: u16 = hs_event_flags::HS_F_NEW.0 as u16;
+const F_TASK: u16 = hs_event_flags::HS_F_TASK.0 as u16;
+const F_L2: u16 = hs_event_flags::HS_F_L2.0 as u16;
+const F_OUTER: u16 = hs_event_flags::HS_F_OUTER.0 as u16;
+const F_CLONE: u16 = hs_event_flags::HS_F_CLONE.0 as u16;
+const F_BRANCH: u16 = hs_event_flags::HS_F_BRANCH.0 as u16;
+const F_SEGMENT: u16 = hs_event_flags::HS_F_SEGMENT.0 as u16;
+const F_SEGMENTED: u16 = hs_event_flags::HS_F_SEGMENTED.0 as u16;
+const F_SHARED: u16 = hs_event_flags::HS_F_SHARED.0 as u16;
+const T_VLAN: u8 = hs_tuple_flags::HS_T_VLAN.0 as u8;
+const T_FRAG: u8 = hs_tuple_flags::HS_T_FRAG.0 as u8;
 
 const L3_IPV4: u8 = 1;
 const L3_IPV6: u8 = 2;
@@ -40,6 +50,84 @@ pub enum DecodeError {
     L3(u8),
     #[error("packet id 0 is reserved")]
     NoPacket,
+    #[error("unknown tunnel kind {0}")]
+    Tunnel(u8),
+}
+
+/// Decodes one record of the first ABI (192 bytes; recordings made before
+/// the second): converted field by field, then decoded as today's.
+pub fn decode_v1(bytes: &[u8]) -> Result<HopEvent, DecodeError> {
+    let b: &[u8; abi::EVENT_SIZE_1] = bytes
+        .get(..abi::EVENT_SIZE_1)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(DecodeError::Short {
+            got: bytes.len(),
+            want: abi::EVENT_SIZE_1,
+        })?;
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let arr16 = |o: usize| -> [u8; 16] { b[o..o + 16].try_into().unwrap_or([0; 16]) };
+    let version = u16_at(0);
+    if version != abi::ABI_VERSION_1 {
+        return Err(DecodeError::AbiVersion {
+            got: version,
+            want: abi::ABI_VERSION_1,
+        });
+    }
+    // The tuple started at byte 120; its vlan_id (34) was 0 for untagged.
+    let t = 120;
+    let vlan = u16_at(t + 34);
+    let tuple = RawTuple {
+        saddr: arr16(t),
+        daddr: arr16(t + 16),
+        ethertype: u16_at(t + 32),
+        vlan_tci: vlan,
+        l3: b[t + 36],
+        l4_proto: b[t + 37],
+        ttl: b[t + 38],
+        tcp_flags: b[t + 39],
+        sport: u16_at(t + 40),
+        dport: u16_at(t + 42),
+        icmp_type: b[t + 44],
+        icmp_code: b[t + 45],
+        icmp_id: u16_at(t + 46),
+        icmp_seq: u16_at(t + 48),
+        ip_id: u16_at(t + 50),
+        tcp_seq: u32_at(t + 52),
+        tcp_ack: u32_at(t + 56),
+        flow_label: u32_at(t + 60),
+        l4_len: u16_at(t + 64),
+        arp_op: u16_at(t + 66),
+        ip_len: u16_at(t + 68),
+        tflags: if vlan != 0 { T_VLAN } else { 0 },
+        ..RawTuple::default()
+    };
+    let raw = RawEvent {
+        abi_version: abi::ABI_VERSION,
+        hook: b[2],
+        flags: u16::from(b[3]),
+        cpu: u32_at(4),
+        ts_ns: u64_at(8),
+        packet_id: u64_at(16),
+        skb_addr: u64_at(24),
+        netns_cookie: u64_at(32),
+        location: u64_at(40),
+        sk_cgroup: u64_at(48),
+        netns_ino: u32_at(56),
+        ifindex: u32_at(60),
+        len: u32_at(64),
+        pid: u32_at(68),
+        tid: u32_at(72),
+        drop_reason: u32_at(76),
+        xmit_rc: u32_at(80) as i32,
+        aux: u32_at(84),
+        ifname: arr16(88),
+        comm: arr16(104),
+        tuple,
+        ..RawEvent::default()
+    };
+    decode_raw(&raw)
 }
 
 /// Decodes one ring-buffer record.
@@ -83,6 +171,29 @@ pub fn decode_raw(raw: &RawEvent) -> Result<HopEvent, DecodeError> {
         tid: raw.tid,
         comm: ShortName::from_bytes(&raw.comm),
     });
+    let outer = if raw.flags & F_OUTER != 0 {
+        Some(decode_outer(&raw.outer)?)
+    } else {
+        None
+    };
+    let related = PacketId(raw.related);
+    let link = if raw.flags & F_BRANCH != 0 && raw.related != 0 {
+        Some(Link::Branch(related))
+    } else if raw.flags & F_CLONE != 0 && raw.related != 0 {
+        Some(Link::CloneOf(related))
+    } else if raw.flags & F_SEGMENT != 0 && raw.related != 0 {
+        Some(Link::SegmentOf {
+            parent: related,
+            index: raw.seg_index,
+            count: raw.seg_count,
+        })
+    } else if raw.flags & F_SEGMENTED != 0 {
+        Some(Link::Segmented {
+            count: raw.seg_count,
+        })
+    } else {
+        None
+    };
     Ok(HopEvent {
         ts_ns: raw.ts_ns,
         cpu: raw.cpu,
@@ -99,6 +210,36 @@ pub fn decode_raw(raw: &RawEvent) -> Result<HopEvent, DecodeError> {
         location: raw.location,
         xmit_rc: raw.xmit_rc,
         aux: raw.aux,
+        outer,
+        link,
+        shared: raw.flags & F_SHARED != 0,
+    })
+}
+
+fn ip_of(l3: u8, b: &[u8; 16]) -> Result<std::net::IpAddr, DecodeError> {
+    match l3 {
+        L3_IPV4 => Ok(v4(b).into()),
+        L3_IPV6 => Ok(Ipv6Addr::from(*b).into()),
+        other => Err(DecodeError::L3(other)),
+    }
+}
+
+fn decode_outer(o: &RawOuter) -> Result<Outer, DecodeError> {
+    let kind = match o.kind {
+        k if k == hs_tunnel::HS_TUNNEL_VXLAN.0 as u8 => Tunnel::Vxlan,
+        k if k == hs_tunnel::HS_TUNNEL_GENEVE.0 as u8 => Tunnel::Geneve,
+        k if k == hs_tunnel::HS_TUNNEL_GRE.0 as u8 => Tunnel::Gre,
+        k if k == hs_tunnel::HS_TUNNEL_IPIP.0 as u8 => Tunnel::Ipip,
+        other => return Err(DecodeError::Tunnel(other)),
+    };
+    Ok(Outer {
+        kind,
+        src: ip_of(o.l3, &o.saddr)?,
+        dst: ip_of(o.l3, &o.daddr)?,
+        proto: o.proto,
+        sport: o.sport,
+        dport: o.dport,
+        vni: o.vni,
     })
 }
 
@@ -140,6 +281,8 @@ fn decode_tuple(t: &RawTuple, from_l2: bool) -> Result<Headers, DecodeError> {
     };
     let l4 = if !is_ip {
         L4::None
+    } else if t.tflags & T_FRAG != 0 {
+        L4::Fragment { proto: t.l4_proto }
     } else {
         match t.l4_proto {
             IPPROTO_TCP => L4::Tcp {
@@ -167,7 +310,7 @@ fn decode_tuple(t: &RawTuple, from_l2: bool) -> Result<Headers, DecodeError> {
     Ok(Headers {
         l3,
         l4,
-        vlan: (t.vlan_id != 0).then_some(t.vlan_id),
+        vlan: (t.tflags & T_VLAN != 0).then_some(t.vlan_tci & 0x0fff),
         ttl: t.ttl,
         ip_id: t.ip_id,
         flow_label: t.flow_label,

@@ -8,14 +8,22 @@
 //! filled as the BPF side would fill them (the ethertype of IP and ARP
 //! headers) or left zero (`ip_len`, padding). Pure and heap-free.
 
-use super::{Headers, HopEvent, L3, L4};
-use crate::bpf::abi::{self, RawEvent, RawTuple};
-use crate::bpf::skel::types::{hs_event_flags, hs_l3};
+use super::{Headers, HopEvent, Link, Outer, Tunnel, L3, L4};
+use crate::bpf::abi::{self, RawEvent, RawOuter, RawTuple};
+use crate::bpf::skel::types::{hs_event_flags, hs_l3, hs_tunnel, hs_tuple_flags};
 
-const F_TUPLE: u8 = hs_event_flags::HS_F_TUPLE.0 as u8;
-const F_NEW: u8 = hs_event_flags::HS_F_NEW.0 as u8;
-const F_TASK: u8 = hs_event_flags::HS_F_TASK.0 as u8;
-const F_L2: u8 = hs_event_flags::HS_F_L2.0 as u8;
+const F_TUPLE: u16 = hs_event_flags::HS_F_TUPLE.0 as u16;
+const F_NEW: u16 = hs_event_flags::HS_F_NEW.0 as u16;
+const F_TASK: u16 = hs_event_flags::HS_F_TASK.0 as u16;
+const F_L2: u16 = hs_event_flags::HS_F_L2.0 as u16;
+const F_OUTER: u16 = hs_event_flags::HS_F_OUTER.0 as u16;
+const F_CLONE: u16 = hs_event_flags::HS_F_CLONE.0 as u16;
+const F_BRANCH: u16 = hs_event_flags::HS_F_BRANCH.0 as u16;
+const F_SEGMENT: u16 = hs_event_flags::HS_F_SEGMENT.0 as u16;
+const F_SEGMENTED: u16 = hs_event_flags::HS_F_SEGMENTED.0 as u16;
+const F_SHARED: u16 = hs_event_flags::HS_F_SHARED.0 as u16;
+const T_VLAN: u8 = hs_tuple_flags::HS_T_VLAN.0 as u8;
+const T_FRAG: u8 = hs_tuple_flags::HS_T_FRAG.0 as u8;
 
 const L3_IPV4: u8 = hs_l3::HS_L3_IPV4.0 as u8;
 const L3_IPV6: u8 = hs_l3::HS_L3_IPV6.0 as u8;
@@ -70,12 +78,77 @@ pub fn encode_raw(ev: &HopEvent) -> RawEvent {
         }
         raw.tuple = encode_tuple(&h);
     }
+    if let Some(o) = ev.outer {
+        raw.flags |= F_OUTER;
+        raw.outer = encode_outer(&o);
+    }
+    match ev.link {
+        Some(Link::CloneOf(p)) => {
+            raw.flags |= F_CLONE;
+            raw.related = p.0;
+        }
+        Some(Link::Branch(p)) => {
+            raw.flags |= F_BRANCH;
+            raw.related = p.0;
+        }
+        Some(Link::SegmentOf {
+            parent,
+            index,
+            count,
+        }) => {
+            raw.flags |= F_SEGMENT;
+            raw.related = parent.0;
+            raw.seg_index = index;
+            raw.seg_count = count;
+        }
+        Some(Link::Segmented { count }) => {
+            raw.flags |= F_SEGMENTED;
+            raw.seg_count = count;
+        }
+        None => {}
+    }
+    if ev.shared {
+        raw.flags |= F_SHARED;
+    }
     raw
+}
+
+fn ip_bytes(a: std::net::IpAddr) -> (u8, [u8; 16]) {
+    let mut b = [0u8; 16];
+    match a {
+        std::net::IpAddr::V4(v) => {
+            b[..4].copy_from_slice(&v.octets());
+            (L3_IPV4, b)
+        }
+        std::net::IpAddr::V6(v) => (L3_IPV6, v.octets()),
+    }
+}
+
+fn encode_outer(o: &Outer) -> RawOuter {
+    let (l3, saddr) = ip_bytes(o.src);
+    let (_, daddr) = ip_bytes(o.dst);
+    RawOuter {
+        saddr,
+        daddr,
+        sport: o.sport,
+        dport: o.dport,
+        vni: o.vni,
+        l3,
+        proto: o.proto,
+        kind: match o.kind {
+            Tunnel::Vxlan => hs_tunnel::HS_TUNNEL_VXLAN.0 as u8,
+            Tunnel::Geneve => hs_tunnel::HS_TUNNEL_GENEVE.0 as u8,
+            Tunnel::Gre => hs_tunnel::HS_TUNNEL_GRE.0 as u8,
+            Tunnel::Ipip => hs_tunnel::HS_TUNNEL_IPIP.0 as u8,
+        },
+        ..RawOuter::default()
+    }
 }
 
 fn encode_tuple(h: &Headers) -> RawTuple {
     let mut t = RawTuple {
-        vlan_id: h.vlan.unwrap_or(0),
+        vlan_tci: h.vlan.unwrap_or(0),
+        tflags: if h.vlan.is_some() { T_VLAN } else { 0 },
         ttl: h.ttl,
         ip_id: h.ip_id,
         flow_label: h.flow_label,
@@ -144,6 +217,10 @@ fn encode_tuple(h: &Headers) -> RawTuple {
             t.icmp_seq = seq;
         }
         L4::Other { proto } => t.l4_proto = proto,
+        L4::Fragment { proto } => {
+            t.l4_proto = proto;
+            t.tflags |= T_FRAG;
+        }
     }
     t
 }

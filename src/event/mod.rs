@@ -109,10 +109,19 @@ pub enum Hook {
     FibLookup,
     /// Neighbour resolution started, answered or failed.
     Neigh,
+    /// `tcp_probe`: a segment reached an established TCP socket (`aux`:
+    /// its payload length; TCP frees what it took in without a tracepoint).
+    TcpRcv,
+    /// `sk_data_ready`: a packet (or the clone a raw or ping socket got)
+    /// was queued to a socket.
+    SockQueue,
+    /// `net_dev_start_xmit`: a software GSO segment enters its driver (its
+    /// first sighting; the segment was cut after `net_dev_queue`).
+    NetDevStartXmit,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 14] = [
+    pub const ALL: [Hook; 17] = [
         Hook::NetDevQueue,
         Hook::NetDevXmit,
         Hook::NetifRx,
@@ -127,6 +136,9 @@ impl Hook {
         Hook::TcpRetransmit,
         Hook::FibLookup,
         Hook::Neigh,
+        Hook::TcpRcv,
+        Hook::SockQueue,
+        Hook::NetDevStartXmit,
     ];
 
     /// Wire value (enum hs_hook).
@@ -146,6 +158,9 @@ impl Hook {
             Hook::TcpRetransmit => 12,
             Hook::FibLookup => 13,
             Hook::Neigh => 14,
+            Hook::TcpRcv => 15,
+            Hook::SockQueue => 16,
+            Hook::NetDevStartXmit => 17,
         }
     }
 
@@ -170,6 +185,9 @@ impl Hook {
             Hook::TcpRetransmit => "tcp_retransmit_skb",
             Hook::FibLookup => "fib_table_lookup",
             Hook::Neigh => "neigh",
+            Hook::TcpRcv => "tcp_probe",
+            Hook::SockQueue => "sk_data_ready",
+            Hook::NetDevStartXmit => "net_dev_start_xmit",
         }
     }
 
@@ -187,9 +205,14 @@ impl Hook {
         )
     }
 
-    /// End-of-life hooks carry no device.
+    /// End-of-life hooks: the device is where the skb was when freed.
     pub fn is_end(self) -> bool {
         matches!(self, Hook::ConsumeSkb | Hook::KfreeSkb)
+    }
+
+    /// A socket took the packet in (read, queued, or TCP processed it).
+    pub fn is_socket(self) -> bool {
+        matches!(self, Hook::SkbCopyDatagram | Hook::TcpRcv | Hook::SockQueue)
     }
 
     /// Transmit-side hooks.
@@ -270,8 +293,12 @@ pub enum L4 {
         id: u16,
         seq: u16,
     },
-    /// Another IP protocol, or a non-first fragment.
+    /// Another IP protocol.
     Other {
+        proto: u8,
+    },
+    /// A non-first fragment of a datagram of `proto`: no transport header.
+    Fragment {
         proto: u8,
     },
 }
@@ -335,6 +362,7 @@ impl fmt::Display for TcpFlags {
 pub struct Headers {
     pub l3: L3,
     pub l4: L4,
+    /// The VLAN id of an 802.1Q tag (0: a priority tag), untagged: `None`.
     pub vlan: Option<u16>,
     pub ttl: u8,
     /// IPv4 identification, 0 for other protocols.
@@ -387,6 +415,63 @@ pub struct Device {
     pub ifname: ShortName,
 }
 
+/// A tunnel whose inner packet the kernel side read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tunnel {
+    Vxlan,
+    Geneve,
+    Gre,
+    /// IPv4 or IPv6 carried directly in IPv4 or IPv6 (ipip, sit, ip6tnl).
+    Ipip,
+}
+
+impl Tunnel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tunnel::Vxlan => "vxlan",
+            Tunnel::Geneve => "geneve",
+            Tunnel::Gre => "gre",
+            Tunnel::Ipip => "ipip",
+        }
+    }
+}
+
+/// The outer headers around a tunnelled packet, on an underlay hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Outer {
+    pub kind: Tunnel,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IP protocol of the outer header (17 for UDP tunnels, 47 GRE, 4 or 41).
+    pub proto: u8,
+    /// UDP tunnels' ports (0 otherwise).
+    pub sport: u16,
+    pub dport: u16,
+    /// VXLAN or GENEVE VNI, GRE key (0: none).
+    pub vni: u32,
+}
+
+/// How this event's skb relates to another packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// This skb is a clone of that packet (a flood's further copy). On a
+    /// socket hook, the event names that packet itself: a raw or ping
+    /// socket got the clone.
+    CloneOf(PacketId),
+    /// The first clone of this packet took it over here (a bridge forwards
+    /// the clone, its own stack gets the original): the original skb goes
+    /// on as that packet, a branch of this one.
+    Branch(PacketId),
+    /// A software GSO segment of that packet: `index` (from 1) of `count`.
+    SegmentOf {
+        parent: PacketId,
+        index: u16,
+        count: u16,
+    },
+    /// This GSO packet was cut into `count` segments (its end).
+    Segmented { count: u16 },
+}
+
 /// One kernel observation of one skb at one hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HopEvent {
@@ -414,6 +499,12 @@ pub struct HopEvent {
     pub xmit_rc: i32,
     /// icmp_send: ICMP type << 8 | code; fib_table_lookup: the table id;
     /// neigh: old NUD state << 8 | new state; kfree_skb: the kernel stack
-    /// id + 1 with `--drop-stack` (0: none).
+    /// id + 1 with `--drop-stack` (0: none); tcp_probe: payload length.
     pub aux: u32,
+    /// The tunnel around `headers` (underlay hops).
+    pub outer: Option<Outer>,
+    /// Clones, branches and GSO segments.
+    pub link: Option<Link>,
+    /// An end while a clone still holds the packet's data.
+    pub shared: bool,
 }

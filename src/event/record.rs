@@ -11,7 +11,7 @@
 //! | 0       | 16   | magic `"HOPSCOPE-REC\r\n\x1a\n"` ([`MAGIC`])            |
 //! | 16      | 2    | format version, u16 ([`FORMAT_VERSION`] = 1)            |
 //! | 18      | 2    | event ABI version, u16 (`HS_ABI_VERSION` of hopscope.h) |
-//! | 20      | 4    | event record size, u32 (192, `sizeof(struct hs_event)`) |
+//! | 20      | 4    | event record size, u32 (256, `sizeof(struct hs_event)`) |
 //! | 24      | 8    | `started_realtime_ns`, u64: CLOCK_REALTIME at start     |
 //! | 32      | 8    | `started_monotonic_ns`, u64: CLOCK_MONOTONIC, same time |
 //! | 40      | 4    | hostname length H, u32, at most 4096                    |
@@ -35,6 +35,8 @@
 //! - `1` Event: N = the event record size; the `struct hs_event` bytes
 //!   exactly as the ring buffer carries them (see [`encode`](super::encode)),
 //!   decoded with [`decode`] on replay. Timestamps are CLOCK_MONOTONIC.
+//!   Recordings of the first event ABI (version 1, 192-byte records) are
+//!   read too: each record is converted as it is read ([`decode_v1`]).
 //! - `2` Tick: N = 56; seven u64: `now_ns` (CLOCK_MONOTONIC), `emitted`,
 //!   `lost`, `received`, `decode_errors`, `channel_dropped`, `reused`, the
 //!   cumulative counters of the live run at that moment (see [`Tick`]).
@@ -70,7 +72,7 @@ use std::time::Duration;
 use nix::time::{clock_gettime, ClockId};
 use thiserror::Error;
 
-use super::decode::{decode, DecodeError};
+use super::decode::{decode, decode_v1, DecodeError};
 use super::encode::encode_raw;
 use super::HopEvent;
 use crate::bpf::abi;
@@ -505,6 +507,8 @@ pub struct Replay<R: Read> {
     /// Bytes consumed so far: where the next read starts.
     offset: u64,
     info: RecordingInfo,
+    /// The header's event ABI: today's, or the first one (converted).
+    abi_version: u16,
     /// Set at the end of the file or after an error.
     done: bool,
 }
@@ -532,6 +536,7 @@ impl<R: Read> Replay<R> {
             path,
             offset: 0,
             info: RecordingInfo::default(),
+            abi_version: abi::ABI_VERSION,
             done: false,
         };
         rp.read_header()?;
@@ -586,12 +591,15 @@ impl<R: Read> Replay<R> {
         }
         let abi_version = self.u16()?;
         let size = self.u32()?;
-        if abi_version != abi::ABI_VERSION || size != EVENT_SIZE_U32 {
+        let known = (abi_version == abi::ABI_VERSION && size == EVENT_SIZE_U32)
+            || (abi_version == abi::ABI_VERSION_1 && size as usize == abi::EVENT_SIZE_1);
+        if !known {
             return Err(RecordError::AbiMismatch {
                 abi: abi_version,
                 size,
             });
         }
+        self.abi_version = abi_version;
         self.info.started_realtime_ns = self.u64()?;
         self.info.started_monotonic_ns = self.u64()?;
         self.info.hostname = self.string("hostname")?;
@@ -628,12 +636,23 @@ impl<R: Read> Replay<R> {
                     })
                 }
                 KIND_EVENT => {
-                    if len != EVENT_SIZE_U32 {
-                        return Err(corrupt_len(abi::EVENT_SIZE));
+                    // Records of the first ABI are converted as they are read.
+                    let (want, v1) = if self.abi_version == abi::ABI_VERSION_1 {
+                        (abi::EVENT_SIZE_1, true)
+                    } else {
+                        (abi::EVENT_SIZE, false)
+                    };
+                    if len as usize != want {
+                        return Err(corrupt_len(want));
                     }
                     let mut b = [0u8; abi::EVENT_SIZE];
-                    self.exact(&mut b)?;
-                    return match decode(&b) {
+                    self.exact(&mut b[..want])?;
+                    let decoded = if v1 {
+                        decode_v1(&b[..want])
+                    } else {
+                        decode(&b)
+                    };
+                    return match decoded {
                         Ok(ev) => Ok(Some(Frame::Event(ev))),
                         Err(source) => Err(RecordError::Decode {
                             offset: start,

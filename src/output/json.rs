@@ -95,6 +95,58 @@ struct HopRecord<'a> {
     dnat: Option<NatChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     snat: Option<NatChange>,
+    /// The tunnel around the packet on this (underlay) hop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outer: Option<OuterRecord>,
+    /// No tracepoint showed this device: the packet was found there at a
+    /// socket or at its end.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    inferred: bool,
+    /// A software GSO segment: of that packet, `segment_index` of
+    /// `segment_count`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment_of: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment_index: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment_count: Option<u16>,
+}
+
+/// The outer headers of a tunnelled packet.
+#[derive(Serialize)]
+struct OuterRecord {
+    kind: &'static str,
+    proto: &'static str,
+    src: IpAddr,
+    dst: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sport: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dport: Option<u16>,
+    /// VXLAN or GENEVE VNI, GRE key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vni: Option<u32>,
+}
+
+impl OuterRecord {
+    fn of(o: &crate::event::Outer) -> OuterRecord {
+        let udp = o.proto == 17;
+        OuterRecord {
+            kind: o.kind.name(),
+            proto: match o.proto {
+                17 => "udp",
+                47 => "gre",
+                4 => "ipip",
+                41 => "ip6",
+                _ => "ip",
+            },
+            src: o.src,
+            dst: o.dst,
+            sport: udp.then_some(o.sport),
+            dport: udp.then_some(o.dport),
+            vni: (o.vni != 0).then_some(o.vni),
+        }
+    }
 }
 
 /// One rewritten side of a packet: `addr:port` (ICMP: the address and echo id).
@@ -129,6 +181,24 @@ struct EndRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<Role>,
     how: &'static str,
+    /// Where it ended: the namespace and device it was on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ifname: Option<&'a str>,
+    /// It ended outside the scope (`--netns`, `--iface`, `--pid`): where
+    /// is `netns`/`ifname` when known.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    outside_scope: bool,
+    /// A GSO packet cut into this many segments (they carry on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copy_of: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment_of: Option<u64>,
     /// delivered: the task that read it from its socket, when seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pid: Option<u32>,
@@ -331,7 +401,8 @@ fn write_line<W: Write, T: Serialize>(out: &mut W, error: &mut Option<io::Error>
 
 impl<W: Write> Sink for JsonSink<W> {
     fn hop(&mut self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) {
-        if ev.hook.is_end() || !self.filter.hop(ev, flow) {
+        // An end is a hop only where it shows a device no hook did.
+        if (ev.hook.is_end() && !ctx.inferred) || !self.filter.hop(ev, flow) {
             return;
         }
         let h = ev.headers;
@@ -362,9 +433,10 @@ impl<W: Write> Sink for JsonSink<W> {
             t.refresh(false);
         }
         let topo = self.topo.as_ref();
-        let link = ev
-            .device
-            .and_then(|d| topo.and_then(|t| t.link(d.netns.0, d.ifindex.0)));
+        // A socket's namespace without a device is not a place of its own:
+        // the hop belongs to the visit it names.
+        let device = ev.device.filter(|d| d.ifindex.0 != 0);
+        let link = device.and_then(|d| topo.and_then(|t| t.link(d.netns.0, d.ifindex.0)));
         let rec = HopRecord {
             kind: "hop",
             ts_ns: ev.ts_ns,
@@ -374,15 +446,15 @@ impl<W: Write> Sink for JsonSink<W> {
             role: ctx.role,
             visit: ctx.visit,
             hook: ev.hook.name(),
-            netns: ev.device.map(|d| d.netns.0),
-            netns_cookie: ev
+            netns: device.map(|d| d.netns.0),
+            netns_cookie: device.and_then(|d| (d.netns_cookie != 0).then_some(d.netns_cookie)),
+            netns_name: device.and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
+            ifindex: device.map(|d| d.ifindex.0),
+            ifname: ev
                 .device
-                .and_then(|d| (d.netns_cookie != 0).then_some(d.netns_cookie)),
-            netns_name: ev
-                .device
-                .and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
-            ifindex: ev.device.map(|d| d.ifindex.0),
-            ifname: ev.device.as_ref().map(|d| d.ifname.as_str()),
+                .as_ref()
+                .filter(|d| d.ifindex.0 != 0)
+                .map(|d| d.ifname.as_str()),
             link_kind: link.map(|l| l.kind.name()),
             master: link
                 .and_then(|l| l.master.as_ref())
@@ -426,6 +498,11 @@ impl<W: Write> Sink for JsonSink<W> {
             copy_of: ctx.copy_of.map(|c| c.0),
             dnat: ctx.rewrite.as_ref().and_then(NatChange::dst),
             snat: ctx.rewrite.as_ref().and_then(NatChange::src),
+            outer: ev.outer.as_ref().map(OuterRecord::of),
+            inferred: ctx.inferred,
+            segment_of: ctx.segment_of.map(|s| s.0 .0),
+            segment_index: ctx.segment_of.map(|s| s.1),
+            segment_count: ctx.segment_of.map(|s| s.2),
         };
         write_line(&mut self.out, &mut self.error, &rec);
     }
@@ -528,18 +605,33 @@ impl<W: Write> Sink for JsonSink<W> {
             _ => None,
         };
         let reason = p.outcome.reason();
+        let at = p.end_device.or(p.visits.last().map(|v| v.device));
+        if let (Some(t), Some(d)) = (self.topo.as_mut(), at) {
+            t.observe(&d);
+            t.refresh(false);
+        }
+        let reason_name = reason.map(|r| self.drops.name(r.0));
+        let location = reason.map(|r| self.drops.location(r.1));
+        let topo = self.topo.as_ref();
         let rec = EndRecord {
             kind: "end",
             packet: p.id.0,
             flow: p.flow,
             role: p.role,
             how: p.outcome.word(),
+            netns: at.map(|d| d.netns.0),
+            netns_name: at.and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
+            ifname: at.as_ref().map(|d| d.ifname.as_str()),
+            outside_scope: p.end_outside,
+            segments: p.segmented,
+            copy_of: p.copy_of.map(|c| c.0),
+            segment_of: p.segment_of.map(|s| s.0 .0),
             pid: task.map(|t| t.pid),
             comm: task.as_ref().map(|t| t.comm.as_str()),
             ts_ns: ts,
             reason: reason.map(|r| r.0),
-            reason_name: reason.map(|r| self.drops.name(r.0)),
-            location: reason.map(|r| self.drops.location(r.1)),
+            reason_name,
+            location,
             visits: p.visits.len(),
             duration_ns: p.last_ts.saturating_sub(p.first_ts),
         };
@@ -551,7 +643,7 @@ impl<W: Write> Sink for JsonSink<W> {
             } => ts.map(|ts| (ts, reason, location, stack)),
             _ => None,
         };
-        self.record(&rec);
+        write_line(&mut self.out, &mut self.error, &rec);
         if let (Some((ts, reason, location, stack)), Some(last)) = (dropped, p.visits.last()) {
             let d = last.device;
             if let Some(t) = self.topo.as_mut() {

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::correlate::{Flow, Packet};
 pub(crate) use crate::event::{Addr, Sock};
-use crate::event::{Headers, HopEvent, L3, L4};
+use crate::event::{Headers, HopEvent, Outer, L3, L4};
 
 /// Which packets the sinks print. Applied after correlation (kernel-side
 /// filtering is separate).
@@ -76,6 +76,17 @@ pub fn proto_name(h: &Headers) -> &'static str {
 /// seed: `#17146.001 198.18.0.1 -> 198.18.0.2` for ICMP echo,
 /// `tcp 198.18.0.1:40000 -> 198.18.0.2:80 [S]` for TCP, and so on.
 pub fn describe(h: &Headers, out: &mut String) {
+    describe_l3_l4(h, out);
+    match h.vlan {
+        Some(0) => out.push_str(" vlan 0 (priority tag)"),
+        Some(v) => {
+            let _ = write!(out, " vlan {v}");
+        }
+        None => {}
+    }
+}
+
+fn describe_l3_l4(h: &Headers, out: &mut String) {
     let _ = match (h.l3, h.l4) {
         (L3::Arp { op, sender, target }, _) => match op {
             1 => write!(out, "arp who-has {target} tell {sender}"),
@@ -137,7 +148,33 @@ pub fn describe(h: &Headers, out: &mut String) {
             Addr(l3.src()),
             Addr(l3.dst())
         ),
+        (l3, L4::Fragment { proto }) => write!(
+            out,
+            "ip fragment (proto {proto}) {} -> {}",
+            Addr(l3.src()),
+            Addr(l3.dst())
+        ),
         (l3, L4::None) => write!(out, "ip {} -> {}", Addr(l3.src()), Addr(l3.dst())),
+    };
+}
+
+/// `in vxlan 42 198.19.0.1:40000 -> 198.19.0.2:4789`: the tunnel around a
+/// packet on an underlay hop.
+pub fn describe_outer(o: &Outer, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "in {}", o.kind.name());
+    if o.vni != 0 {
+        let _ = write!(out, " {}", o.vni);
+    }
+    let _ = if o.sport != 0 || o.dport != 0 {
+        write!(
+            out,
+            " {} -> {}",
+            Sock(Some(o.src), o.sport),
+            Sock(Some(o.dst), o.dport)
+        )
+    } else {
+        write!(out, " {} -> {}", o.src, o.dst)
     };
 }
 

@@ -6,16 +6,27 @@
 //! ```
 //!
 //! Lines of one packet are printed together when the packet ends, with the
-//! time since the previous visit and the outcome on the last line. With
-//! `all_hooks`, every hook is printed as it arrives instead.
+//! time since the previous visit and the outcome on the last line; its
+//! first line names it (`packet 17`), so lines that refer to it ("copy of
+//! packet 17", "because of packet 17") can be followed. Blocks are printed
+//! in time order (a packet by its first sighting, an annotation by its
+//! time) once [`REORDER_WINDOW_NS`] has passed. With `all_hooks`, every
+//! hook is printed as it arrives instead.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use super::{describe, fmt_duration, DropContext, Filter};
+use super::{describe, describe_outer, fmt_duration, DropContext, Filter};
 use crate::correlate::{Annotation, Flow, HopContext, Outcome, Packet, Role, Sink};
 use crate::event::{Device, Hook, HopEvent};
 use crate::safe_text::{shown, Shown};
 use crate::topology::resolver::Topology;
+
+/// A packet is printed once this long has passed since its first sighting
+/// (and it ended): packets that end out of order are put back in order.
+pub const REORDER_WINDOW_NS: u64 = 500_000_000;
+/// Blocks held for reordering, at most (the oldest go out beyond).
+const MAX_PENDING: usize = 16_384;
 
 pub struct TextSink<W: Write> {
     out: W,
@@ -26,6 +37,11 @@ pub struct TextSink<W: Write> {
     /// Drop reason names, locations and hints.
     drops: DropContext,
     line: String,
+    /// The lines of the block being rendered.
+    block: String,
+    /// Rendered blocks waiting for their turn, by (time, arrival).
+    pending: BTreeMap<(u64, u64), String>,
+    seq: u64,
     /// Packets printed so far.
     pub printed: u64,
     /// First write error; printing stops after one.
@@ -41,8 +57,47 @@ impl<W: Write> TextSink<W> {
             topo: None,
             drops: DropContext::default(),
             line: String::with_capacity(256),
+            block: String::with_capacity(1024),
+            pending: BTreeMap::new(),
+            seq: 0,
             printed: 0,
             error: None,
+        }
+    }
+
+    /// Prints the blocks whose time is at least [`REORDER_WINDOW_NS`] before
+    /// `now` (CLOCK_MONOTONIC; `u64::MAX` prints everything).
+    pub fn release(&mut self, now: u64) {
+        let horizon = now.saturating_sub(REORDER_WINDOW_NS);
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.key().0 > horizon && now != u64::MAX {
+                break;
+            }
+            let text = entry.remove();
+            self.write(text.as_bytes());
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.write_all(bytes) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Queues the rendered block for its turn at time `ts`.
+    fn queue_block(&mut self, ts: u64) {
+        let block = std::mem::take(&mut self.block);
+        if block.is_empty() {
+            return;
+        }
+        self.seq += 1;
+        self.pending.insert((ts, self.seq), block);
+        while self.pending.len() > MAX_PENDING {
+            if let Some((_, text)) = self.pending.pop_first() {
+                self.write(text.as_bytes());
+            }
         }
     }
 
@@ -95,12 +150,15 @@ impl<W: Write> TextSink<W> {
         self.out
     }
 
+    /// The line goes out at once (`all_hooks`) or into the block.
     fn emit_line(&mut self) {
-        if self.error.is_none() {
-            self.line.push('\n');
-            if let Err(e) = self.out.write_all(self.line.as_bytes()) {
-                self.error = Some(e);
-            }
+        self.line.push('\n');
+        if self.all_hooks {
+            let line = std::mem::take(&mut self.line);
+            self.write(line.as_bytes());
+            self.line = line;
+        } else {
+            self.block.push_str(&self.line);
         }
         self.line.clear();
     }
@@ -197,6 +255,7 @@ impl<W: Write> Sink for TextSink<W> {
         if let Some(p) = packet {
             let _ = write!(self.line, " because of packet {}", p.0);
         }
+        let ts = ev.ts_ns;
         match (ev.hook, ev.headers) {
             (Hook::Neigh, _) => {}
             (Hook::FibLookup, Some(h)) => {
@@ -229,6 +288,9 @@ impl<W: Write> Sink for TextSink<W> {
             (_, None) => {}
         }
         self.emit_line();
+        if !self.all_hooks {
+            self.queue_block(ts);
+        }
     }
 
     fn packet_done(&mut self, p: &Packet, flow: Option<&Flow>) {
@@ -250,14 +312,28 @@ impl<W: Write> Sink for TextSink<W> {
                 Some(h) => describe(&h, &mut self.line),
                 None => self.line.push_str("..."),
             }
+            if let Some(o) = v.outer {
+                self.line.push(' ');
+                describe_outer(&o, &mut self.line);
+            }
             if let Some(rw) = v.rewrite {
                 let _ = write!(self.line, " ({rw})");
+            }
+            if v.inferred {
+                self.line
+                    .push_str(" (inferred: no tracepoint saw this step)");
             }
             if i > 0 {
                 self.line.push_str(" +");
                 fmt_duration(v.first_ts.saturating_sub(prev_ts), &mut self.line);
-            } else if let Some(c) = p.copy_of {
-                let _ = write!(self.line, " (copy of packet {})", c.0);
+            } else {
+                let _ = write!(self.line, " · packet {}", p.id.0);
+                if let Some(c) = p.copy_of {
+                    let _ = write!(self.line, ", copy of packet {}", c.0);
+                }
+                if let Some((parent, k, n)) = p.segment_of {
+                    let _ = write!(self.line, ", segment {k}/{n} of packet {}", parent.0);
+                }
             }
             prev_ts = v.first_ts;
             if i + 1 == n {
@@ -267,7 +343,12 @@ impl<W: Write> Sink for TextSink<W> {
                         let _ = write!(self.line, "delivered to {}[{}]", t.comm, t.pid);
                     }
                     Outcome::Delivered { task: None } => self.line.push_str("delivered"),
-                    Outcome::Consumed => self.line.push_str("consumed"),
+                    Outcome::Consumed => match p.segmented {
+                        Some(n) => {
+                            let _ = write!(self.line, "consumed: cut into {n} segments (GSO)");
+                        }
+                        None => self.line.push_str("consumed"),
+                    },
                     Outcome::Freed { reason, location } => {
                         let name = self.drops.name(reason);
                         let at = self.drops.location(location);
@@ -290,6 +371,15 @@ impl<W: Write> Sink for TextSink<W> {
                     }
                     Outcome::Unseen => self.line.push_str("unseen: no end event"),
                 }
+                if p.end_outside {
+                    match p.end_device {
+                        Some(d) => {
+                            let (ns, dev) = self.place(&d);
+                            let _ = write!(self.line, " (in [{ns}] {dev}, outside the scope)");
+                        }
+                        None => self.line.push_str(" (outside the scope)"),
+                    }
+                }
             }
             self.emit_line();
         }
@@ -302,5 +392,6 @@ impl<W: Write> Sink for TextSink<W> {
                 }
             }
         }
+        self.queue_block(p.first_ts);
     }
 }

@@ -287,6 +287,9 @@ pub fn hook_short(h: Hook) -> &'static str {
         Hook::TcpRetransmit => "retransmit",
         Hook::FibLookup => "route",
         Hook::Neigh => "neigh",
+        Hook::TcpRcv => "tcp",
+        Hook::SockQueue => "to-socket",
+        Hook::NetDevStartXmit => "segment",
     }
 }
 

@@ -42,6 +42,7 @@ pub fn carries(p: &crate::correlate::Packet) -> String {
             _ => format!("op {op}"),
         },
         Some((_, L4::Other { proto })) => format!("proto {proto}"),
+        Some((_, L4::Fragment { proto })) => format!("fragment (proto {proto})"),
         Some((_, L4::None)) | None => "-".to_owned(),
     }
 }

@@ -9,6 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
+pub mod field;
+
 /// Live tests load BPF and watch the whole machine: run them one at a time
 /// so that counts and `bpftool prog` checks are not disturbed by each other.
 static LIVE: Mutex<()> = Mutex::new(());
