@@ -13,3 +13,5 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 # A deadline for the whole run: a test that hangs fails the job, not stalls it.
 timeout --kill-after=30 1500 cargo test
+echo "== fuzz: each target for 20 s from its kept corpus (scripts/fuzz.sh)"
+FUZZ_PROFILE=ci bash scripts/fuzz.sh ci 20

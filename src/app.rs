@@ -234,6 +234,13 @@ pub struct KernelFilter {
     pub scope: Option<String>,
     /// The input line, while open.
     pub editing: Option<FilterEdit>,
+    /// An expression for the runner to compile, off the screen's thread
+    /// and bounded in time (`filter::Compilation`); the answer comes back
+    /// through [`App::filter_compiled`].
+    pub compile: Option<FilterSpec>,
+    /// The newest expression being compiled; answers for older ones are
+    /// dropped.
+    pub compiling: Option<FilterSpec>,
     /// A compiled filter (None: no filter) for the runner to hand to the
     /// reader (`Reader::set_filter`).
     pub outbox: Option<Option<PacketFilter>>,
@@ -652,15 +659,21 @@ impl App {
                     expr: edit.text.trim().to_owned(),
                     whole_flows: self.filter.latest().whole_flows,
                 };
-                if let Err(e) = self.request_filter(spec) {
-                    if let Some(edit) = self.filter.editing.as_mut() {
-                        edit.error = Some(e);
-                    }
-                    return;
+                // The line stays open until the expression compiled: it
+                // closes then, or shows libpcap's refusal.
+                if let Some(edit) = self.filter.editing.as_mut() {
+                    edit.error = None;
                 }
-                self.filter.editing = None;
+                self.request_filter(spec);
             }
-            KeyCode::Esc => self.filter.editing = None,
+            KeyCode::Esc => {
+                // A compilation still running is forgotten with the line.
+                self.filter.editing = None;
+                self.filter.compile = None;
+                if self.filter.compiling.take().is_some() {
+                    self.notice = None;
+                }
+            }
             KeyCode::Backspace => {
                 edit.text.pop();
             }
@@ -674,21 +687,60 @@ impl App {
         }
     }
 
-    /// Compiles `spec` (libpcap) and queues it for the reader; libpcap's
-    /// message when it refuses (nothing changes then).
-    fn request_filter(&mut self, spec: FilterSpec) -> Result<(), String> {
-        let compiled =
-            PacketFilter::compile(&spec.expr, spec.whole_flows).map_err(|e| e.to_string())?;
-        self.notice = Some(match &compiled {
-            Some(f) => format!("applying {} …", f.label()),
-            None => "removing the filter …".to_owned(),
+    /// Asks the runner to compile `spec` (libpcap, on a worker).
+    fn request_filter(&mut self, spec: FilterSpec) {
+        self.notice = Some(if spec.expr.is_empty() {
+            "removing the filter …".to_owned()
+        } else {
+            format!("compiling `{}` …", spec.expr)
         });
-        // A newer change replaces one the runner has not sent yet.
-        if self.filter.outbox.replace(compiled).is_some() {
-            self.filter.pending.pop_back();
+        self.filter.compile = Some(spec.clone());
+        self.filter.compiling = Some(spec);
+    }
+
+    /// The runner's answer for `spec`: compiled (queued for the reader; the
+    /// filter line closes) or refused (libpcap's message on the line, or in
+    /// the notice; nothing changes).
+    pub fn filter_compiled(
+        &mut self,
+        spec: FilterSpec,
+        result: Result<Option<PacketFilter>, String>,
+    ) {
+        if self.filter.compiling.as_ref() != Some(&spec) {
+            return;
         }
-        self.filter.pending.push_back(spec);
-        Ok(())
+        self.filter.compiling = None;
+        match result {
+            Ok(compiled) => {
+                self.notice = Some(match &compiled {
+                    Some(f) => format!("applying {} …", f.label()),
+                    None => "removing the filter …".to_owned(),
+                });
+                // A newer change replaces one the runner has not sent yet.
+                if self.filter.outbox.replace(compiled).is_some() {
+                    self.filter.pending.pop_back();
+                }
+                self.filter.pending.push_back(spec);
+                self.filter.editing = None;
+            }
+            Err(e) => match self.filter.editing.as_mut() {
+                Some(edit) => {
+                    edit.error = Some(e);
+                    self.notice = None;
+                }
+                None => self.notice = Some(e),
+            },
+        }
+    }
+
+    /// Compiles the expression asked for, here and now (within the time
+    /// limit): for tests and callers without a worker loop.
+    pub fn compile_requested(&mut self) {
+        if let Some(spec) = self.filter.compile.take() {
+            let r = crate::filter::compile_bounded(&spec.expr, spec.whole_flows)
+                .map_err(|e| e.to_string());
+            self.filter_compiled(spec, r);
+        }
     }
 
     /// The reader's answer to the oldest change sent: in force (its label,
@@ -728,8 +780,8 @@ impl App {
                 None => self.filter.current.whole_flows = spec.whole_flows,
             }
             self.notice = Some(format!("no filter yet (f sets one); it will follow {mode}"));
-        } else if let Err(e) = self.request_filter(spec) {
-            self.notice = Some(e);
+        } else {
+            self.request_filter(spec);
         }
     }
 
@@ -998,6 +1050,7 @@ mod tests {
         key(&mut a, &model, KeyCode::Backspace, KeyModifiers::NONE);
         assert!(!a.quit);
         key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        a.compile_requested();
         assert!(a.filter.editing.is_none());
         let sent = a.filter.outbox.take().expect("a filter for the reader");
         assert_eq!(sent.as_ref().map(|f| f.expr.as_str()), Some("udp"));
@@ -1018,6 +1071,7 @@ mod tests {
         key(&mut a, &model, KeyCode::Char('u'), KeyModifiers::CONTROL);
         typed(&mut a, &model, "tcp port");
         key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        a.compile_requested();
         let err = a.filter.editing.as_ref().unwrap().error.clone().unwrap();
         assert!(err.starts_with("invalid filter `tcp port`: "), "{err}");
         assert!(a.filter.outbox.is_none() && a.filter.pending.is_empty());
@@ -1034,6 +1088,7 @@ mod tests {
         let model = Model::new(ModelConfig::default());
         let mut a = live("udp");
         key(&mut a, &model, KeyCode::Char('F'), KeyModifiers::SHIFT);
+        a.compile_requested();
         let sent = a.filter.outbox.take().unwrap().unwrap();
         assert!(sent.whole_flows && sent.expr == "udp");
         a.filter_applied(Ok(Some(sent.label())));
@@ -1043,6 +1098,7 @@ mod tests {
         key(&mut a, &model, KeyCode::Char('u'), KeyModifiers::CONTROL);
         typed(&mut a, &model, "icmp");
         key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        a.compile_requested();
         let sent = a.filter.outbox.take().unwrap().unwrap();
         assert!(sent.whole_flows);
         a.filter_applied(Ok(Some(sent.label())));
@@ -1050,6 +1106,7 @@ mod tests {
         key(&mut a, &model, KeyCode::Char('f'), KeyModifiers::NONE);
         key(&mut a, &model, KeyCode::Char('u'), KeyModifiers::CONTROL);
         key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        a.compile_requested();
         assert!(a.filter.outbox.take().unwrap().is_none());
         a.filter_applied(Ok(None));
         assert_eq!(a.filter_summary(), "netns hs-c1");
@@ -1057,6 +1114,7 @@ mod tests {
         key(&mut a, &model, KeyCode::Char('f'), KeyModifiers::NONE);
         typed(&mut a, &model, "tcp");
         key(&mut a, &model, KeyCode::Enter, KeyModifiers::NONE);
+        a.compile_requested();
         a.filter_applied(Err("writing the filter program".to_owned()));
         assert_eq!(a.filter_summary(), "netns hs-c1");
         assert_eq!(a.filter.current.expr, "");

@@ -74,6 +74,17 @@ impl CommandCgroup {
         self.id
     }
 
+    /// Sends `sig` to every process of the command's tree (the cgroup's
+    /// members); best effort: a process may be gone already.
+    pub fn signal_all(&self, sig: nix::sys::signal::Signal) {
+        let Ok(procs) = fs::read_to_string(self.dir.join("cgroup.procs")) else {
+            return;
+        };
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        }
+    }
+
     /// Spawns `cmd` inside the cgroup.
     pub fn spawn(&self, cmd: &mut Command) -> Result<Child> {
         enter(&self.dir)?;

@@ -70,6 +70,9 @@ pub struct ExploreArgs {
     /// Quit after this many seconds.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<Duration>,
+    /// Overwrite an existing --record file (never through a symbolic link).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub tracer: TracerArgs,
 }
@@ -110,10 +113,10 @@ pub struct ReplayArgs {
     /// A file written by `hopscope --record`, `hopscope demo --record` or `hopscope trace --record`.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Packets kept for display.
+    /// Packets kept for display (about 1 KiB each).
     #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1024..=4_194_304))]
     pub max_packets: u32,
-    /// Flows kept for display.
+    /// Flows kept for display (about 1 KiB each, besides their packets).
     #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
     pub max_flows: u32,
 }
@@ -123,10 +126,12 @@ pub struct TracerArgs {
     /// Ring buffer size in bytes (power of two, at least 4096). Accepts K/M suffixes.
     #[arg(long, default_value = "16M", value_parser = parse_ring_size)]
     pub ring_size: u32,
-    /// Packets followed at once (kernel identity map and userspace).
+    /// Packets followed at once (kernel identity map and userspace). Each kept packet
+    /// costs about 1 KiB (measured: examples/cap_memory.rs): 64 MiB at the default.
     #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1024..=4_194_304))]
     pub max_packets: u32,
-    /// Flows remembered before the least recently seen are forgotten.
+    /// Flows remembered before the least recently seen are forgotten. Each costs about
+    /// 1 KiB besides its packets (measured: examples/cap_memory.rs): 16 MiB at the default.
     #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
     pub max_flows: u32,
     /// Follow only packets matching EXPR, in tcpdump's pcap-filter syntax, tested in the
@@ -179,6 +184,12 @@ pub struct TraceArgs {
     /// At exit, write the hop graph of what was printed to FILE (Graphviz DOT).
     #[arg(long, value_name = "FILE")]
     pub dot: Option<PathBuf>,
+    /// Write the trace (text or JSON lines) to FILE, mode 0600, instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite existing output files (-o, --record, --dot); a symbolic link is never followed.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub tracer: TracerArgs,
     /// Run COMMAND, follow only the flows its process tree starts, and exit with its status.
@@ -243,6 +254,9 @@ pub struct DemoArgs {
     /// Keep the lab after the demo ends.
     #[arg(long)]
     pub keep: bool,
+    /// Overwrite an existing --record file (never through a symbolic link).
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

@@ -176,7 +176,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: &[k('d')],
         label: "d",
-        help: "write the flow's hop graph to hopscope-flow-N.dot (Graphviz)",
+        help: "write the flow's hop graph to a new hopscope-flow-N-RANDOM.dot",
         action: Action::ExportDot,
     },
     Binding {

@@ -42,7 +42,9 @@ impl Log for StderrLogger {
             return;
         }
         if !QUIET.load(Ordering::Relaxed) {
-            eprintln!("hopscope: {}: {}", r.level(), r.args());
+            // Records quote names and messages from outside.
+            let msg = r.args().to_string();
+            eprintln!("hopscope: {}: {}", r.level(), crate::safe_text::shown(&msg));
         } else if let Ok(mut g) = LOG_FILE.lock() {
             if let Some(f) = g.as_mut() {
                 let _ = writeln!(f, "hopscope: {}: {}", r.level(), r.args());

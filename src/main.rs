@@ -13,7 +13,7 @@ use clap::Parser;
 use hopscope::bpf::reader::TracerConfig;
 use hopscope::cli::{Cli, Cmd, DemoArgs, ExploreArgs, LabAction, LabTrafficArgs, TracerArgs};
 use hopscope::correlate::CorrelatorConfig;
-use hopscope::filter::{PacketFilter, Scope};
+use hopscope::filter::{compile_bounded, Scope};
 use hopscope::lab::{Lab, TrafficKind, TrafficOpts};
 use hopscope::model::ModelConfig;
 use hopscope::output::Filter;
@@ -33,7 +33,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("hopscope: error: {e:#}");
+            // Messages quote what users and libpcap wrote, and paths.
+            let msg = format!("{e:#}");
+            eprintln!("hopscope: error: {}", hopscope::safe_text::shown(&msg));
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -47,8 +49,8 @@ fn main() -> ExitCode {
 /// namespace that does not exist, is a usage error: nothing gets loaded.
 fn tracer_options(t: &TracerArgs) -> Result<(TracerConfig, CorrelatorConfig)> {
     let filter = match (&t.filter, &t.flow) {
-        (Some(e), _) => PacketFilter::compile(e, false),
-        (None, Some(e)) => PacketFilter::compile(e, true),
+        (Some(e), _) => compile_bounded(e, false),
+        (None, Some(e)) => compile_bounded(e, true),
         (None, None) => Ok(None),
     }
     .map_err(|e| UsageError(e.to_string()))?;
@@ -84,6 +86,7 @@ fn explorer_options(
             filter: Filter::default(),
         },
         record,
+        force: false,
         filter_label: "everything".to_owned(),
         duration: duration.filter(|d| !d.is_zero()),
     })
@@ -94,9 +97,12 @@ fn run(cli: Cli) -> Result<i32> {
         let ExploreArgs {
             record,
             duration,
+            force,
             tracer,
         } = cli.explore;
-        return tui::run_live(explorer_options(&tracer, record, duration)?);
+        let mut opts = explorer_options(&tracer, record, duration)?;
+        opts.force = force;
+        return tui::run_live(opts);
     };
     match command {
         Cmd::Replay(r) => tui::run_replay(
@@ -128,6 +134,8 @@ fn run(cli: Cli) -> Result<i32> {
                 netns_label: None,
                 inodes: a.inodes,
                 dot: a.dot,
+                output: a.output,
+                force: a.force,
             })
         }
         Cmd::Lab { action } => lab(action),
@@ -250,9 +258,12 @@ fn demo(d: DemoArgs) -> Result<i32> {
             netns_label: Some(format!("lab namespaces {}-*", lab.prefix())),
             inodes: false,
             dot: None,
+            output: None,
+            force: d.force,
         })
     } else {
         let mut opts = explorer_options(&tracer_args, d.record, d.duration)?;
+        opts.force = d.force;
         opts.model.filter = Filter {
             only_owned: false,
             netns: inodes,

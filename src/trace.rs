@@ -9,7 +9,7 @@
 
 use std::io;
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,12 +28,15 @@ use crate::event::HopEvent;
 use crate::output::json::JsonSink;
 use crate::output::text::TextSink;
 use crate::output::{DropContext, Filter};
+use crate::safe_text::Shown;
 use crate::topology::graph::HopGraph;
 use crate::topology::resolver::Topology;
 use crate::UsageError;
 
 /// Time left for replies after `-- COMMAND` exits.
 const COMMAND_GRACE: Duration = Duration::from_millis(300);
+/// Time `-- COMMAND` has to end after SIGTERM before it gets SIGKILL.
+const COMMAND_TERM_GRACE: Duration = Duration::from_millis(1000);
 /// How often idle packets are flushed.
 const GC_PERIOD: Duration = Duration::from_millis(100);
 
@@ -56,6 +59,10 @@ pub struct TraceOptions {
     pub inodes: bool,
     /// Write the hop graph of what was printed here, as Graphviz DOT.
     pub dot: Option<std::path::PathBuf>,
+    /// Write the trace here instead of stdout (`-o`).
+    pub output: Option<std::path::PathBuf>,
+    /// Overwrite existing output files (never through a link).
+    pub force: bool,
 }
 
 /// The last JSON line, and the numbers behind the text summary.
@@ -90,9 +97,12 @@ pub struct Summary {
     pub command_exit: Option<i32>,
 }
 
+/// Where the trace goes: stdout or the `-o` file, buffered.
+type OutWriter = io::BufWriter<Box<dyn io::Write + Send>>;
+
 enum Out {
-    Text(TextSink<io::BufWriter<io::Stdout>>),
-    Json(JsonSink<io::BufWriter<io::Stdout>>),
+    Text(TextSink<OutWriter>),
+    Json(JsonSink<OutWriter>),
 }
 
 impl Out {
@@ -102,10 +112,11 @@ impl Out {
             Out::Json(s) => s.printed,
         }
     }
-    fn broken(&self) -> bool {
+    /// The first write error; printing stopped there.
+    fn error(&self) -> Option<&io::Error> {
         match self {
-            Out::Text(s) => s.error.is_some(),
-            Out::Json(s) => s.error.is_some(),
+            Out::Text(s) => s.error.as_ref(),
+            Out::Json(s) => s.error.as_ref(),
         }
     }
     fn flush(&mut self) {
@@ -177,26 +188,72 @@ impl Sink for TraceSink {
 
 /// Writes the graph with what the topology learned while printing (every
 /// link of every namespace seen, so masters and veth peers are in), or
-/// bare with `--inodes`.
-fn write_dot_file(path: &std::path::Path, g: &HopGraph, topo: Option<&Topology>) -> Result<()> {
+/// bare with `--inodes`, into the file created when the run started.
+fn write_dot_file(
+    path: &std::path::Path,
+    file: std::fs::File,
+    g: &HopGraph,
+    topo: Option<&Topology>,
+) -> Result<()> {
     let mut buf = Vec::new();
     let empty = Topology::new();
     crate::topology::dot::write_dot(g, topo.unwrap_or(&empty), &mut buf)?;
-    std::fs::write(path, buf).with_context(|| format!("writing {}", path.display()))?;
+    let mut file = file;
+    io::Write::write_all(&mut file, &buf)
+        .with_context(|| format!("writing {}", Shown(&path.to_string_lossy())))?;
     Ok(())
 }
 
-/// A flag set by SIGINT, SIGTERM or SIGHUP: each means "detach and quit".
-pub fn quit_signals() -> Result<Arc<AtomicBool>> {
-    let term = Arc::new(AtomicBool::new(false));
+/// The last of SIGINT, SIGTERM or SIGHUP received: each means "detach and
+/// quit".
+#[derive(Clone)]
+pub struct QuitSignal(Arc<AtomicUsize>);
+
+impl QuitSignal {
+    /// The signal's number, once one came.
+    pub fn received(&self) -> Option<i32> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n as i32),
+        }
+    }
+}
+
+/// Installs the handlers of SIGINT, SIGTERM and SIGHUP.
+pub fn quit_signals() -> Result<QuitSignal> {
+    let got = Arc::new(AtomicUsize::new(0));
     for sig in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ] {
-        signal_hook::flag::register(sig, term.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register_usize(sig, got.clone(), sig as usize)
+            .context("installing signal handlers")?;
     }
-    Ok(term)
+    Ok(QuitSignal(got))
+}
+
+/// Ends `-- COMMAND` after hopscope was told to quit: SIGTERM to every
+/// process of its cgroup, SIGKILL to what is left after
+/// [`COMMAND_TERM_GRACE`] (also to descendants that outlive the command
+/// itself). Returns its exit status.
+fn end_command(child: &mut std::process::Child, cgroup: &CommandCgroup) -> Option<i32> {
+    cgroup.signal_all(nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + COMMAND_TERM_GRACE;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                cgroup.signal_all(nix::sys::signal::Signal::SIGKILL);
+                return Some(exit_code(st));
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => break,
+            Err(_) => return None,
+        }
+    }
+    cgroup.signal_all(nix::sys::signal::Signal::SIGKILL);
+    let _ = child.kill();
+    child.wait().ok().map(exit_code)
 }
 
 /// CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
@@ -231,6 +288,30 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     probe::check_can_trace()?;
     let term = quit_signals()?;
 
+    // Every output file exists (safely created) before anything is loaded.
+    let record_file = opts
+        .record
+        .as_deref()
+        .map(|p| crate::outfile::create(p, opts.force, "recording"))
+        .transpose()
+        .map_err(UsageError::from)?;
+    let dot_file = opts
+        .dot
+        .as_deref()
+        .map(|p| crate::outfile::create(p, opts.force, "DOT graph"))
+        .transpose()
+        .map_err(UsageError::from)?;
+    let dest: Box<dyn io::Write + Send> = match &opts.output {
+        Some(p) => Box::new(
+            crate::outfile::create(p, opts.force, "trace output").map_err(UsageError::from)?,
+        ),
+        None => Box::new(io::stdout()),
+    };
+    let dest_name = opts.output.as_ref().map_or_else(
+        || "stdout".to_owned(),
+        |p| Shown(&p.to_string_lossy()).to_string(),
+    );
+
     let cgroup = if opts.command.is_empty() {
         None
     } else {
@@ -244,9 +325,9 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         kernel_filtered: opts.tracer.filter.is_some(),
     };
 
-    let mut recorder = match &opts.record {
-        Some(p) => {
-            let mut r = Recorder::create(p, &RecordingInfo::now())
+    let mut recorder = match record_file {
+        Some(file) => {
+            let mut r = Recorder::new(io::BufWriter::new(file), &RecordingInfo::now())
                 .map_err(|e| UsageError(format!("cannot record: {e}")))?;
             // A replay shows what this run printed.
             let label = match (&cgroup, &opts.netns_label) {
@@ -281,14 +362,16 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         eprintln!(
             "hopscope: hook {} unavailable, continuing without it: {}",
             d.hook.name(),
-            d.error
+            Shown(&d.error.to_string())
         );
     }
 
+    let has_command = !opts.command.is_empty();
     let mut child = match (&cgroup, opts.command.split_first()) {
         (Some(cg), Some((prog, args))) => {
             let mut cmd = Command::new(prog);
-            cmd.args(args);
+            // The command's output never mixes into the trace.
+            cmd.args(args).stdout(io::stderr()).stderr(io::stderr());
             Some(
                 cg.spawn(&mut cmd)
                     .with_context(|| format!("running {prog}"))?,
@@ -297,7 +380,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         _ => None,
     };
 
-    let stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout());
+    let stdout: OutWriter = io::BufWriter::with_capacity(64 * 1024, dest);
     let topology = (!opts.inodes).then(Topology::new);
     let drops = DropContext::from_kernel();
     let mut corr = Correlator::new(ccfg);
@@ -385,28 +468,32 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                 child_done = Some((Instant::now(), exit_code(st)));
             }
         }
-        let done = term.load(Ordering::Relaxed)
-            || sink.out.broken()
+        let done = term.received().is_some()
+            || sink.out.error().is_some()
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
             || opts.packets.is_some_and(|n| sink.out.printed() >= n)
             || child_done.is_some_and(|(t, _)| t.elapsed() >= COMMAND_GRACE);
         if done {
             stopping = true;
             reader.stop();
+            // The command ends while the programs detach.
+            if let (Some(cg), None) = (&cgroup, child_done) {
+                cg.signal_all(nix::sys::signal::Signal::SIGTERM);
+            }
         }
     }
     reader.join();
     corr.flush(&mut sink);
     sink.out.release(u64::MAX);
-    if let (Some(path), Some(g)) = (&opts.dot, &sink.graph) {
-        write_dot_file(path, g, sink.out.topology())?;
+    if let (Some(path), Some(file), Some(g)) = (&opts.dot, dot_file, &sink.graph) {
+        write_dot_file(path, file, g, sink.out.topology())?;
     }
     let mut out = sink.out;
 
-    // Interrupted before COMMAND finished: let it go, and report what we have.
-    if let (Some(c), None) = (child.as_mut(), child_done) {
-        if let Ok(st) = c.wait() {
-            child_done = Some((Instant::now(), exit_code(st)));
+    // Stopped before COMMAND finished (a signal, a write error): end it.
+    if let (Some(c), Some(cg), None) = (child.as_mut(), &cgroup, child_done) {
+        if let Some(code) = end_command(c, cg) {
+            child_done = Some((Instant::now(), code));
         }
     }
     let (kernel, rstats) = final_stats.unwrap_or_default();
@@ -454,9 +541,20 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     out.flush();
     drop(cgroup);
 
-    let interrupted = term.load(Ordering::Relaxed);
-    Ok(match child_done {
-        Some((_, code)) if !interrupted => code,
+    if let Some(e) = out.error() {
+        // A reader that went away (`| head`) is a normal end; anything
+        // else lost lines the user expected.
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            if matches!(out, Out::Json(_)) {
+                eprintln!("{}", text_summary(&summary));
+            }
+            anyhow::bail!("writing the trace to {dest_name}: {e}");
+        }
+    }
+    Ok(match (term.received(), child_done) {
+        // Interrupted while COMMAND ran: the shell's convention.
+        (Some(sig), _) if has_command => 128 + sig,
+        (None, Some((_, code))) => code,
         _ => 0,
     })
 }
@@ -510,22 +608,37 @@ fn record_tick(
     r.tick(&crate::bpf::reader::tick(now, kernel, reader))
 }
 
+/// Events lost, as every mode counts them (the explorer's status bar, its
+/// exit line, the trace's summary): those the full ring buffer refused plus
+/// those dropped while processing lagged, and where they went.
+pub fn lost_phrase(ring_full: u64, lagged: u64) -> String {
+    let mut s = format!("{} lost", ring_full + lagged);
+    match (ring_full, lagged) {
+        (0, 0) => {}
+        (r, 0) => s.push_str(&format!(
+            " ({r} with the ring buffer full: raise --ring-size)"
+        )),
+        (0, l) => s.push_str(&format!(" ({l} while processing lagged)")),
+        (r, l) => s.push_str(&format!(
+            " ({r} with the ring buffer full: raise --ring-size; {l} while processing lagged)"
+        )),
+    }
+    s
+}
+
 pub fn text_summary(s: &Summary) -> String {
     let mut line = format!(
-        "hopscope: {} packets ({} shown), {} flows in {:.1}s; events: {} emitted, {} received, {} lost",
-        s.packets, s.packets_printed, s.flows, s.duration_s, s.emitted, s.received, s.lost
+        "hopscope: {} packets ({} shown), {} flows in {:.1}s; events: {} emitted, {} received, {}",
+        s.packets,
+        s.packets_printed,
+        s.flows,
+        s.duration_s,
+        s.emitted,
+        s.received,
+        lost_phrase(s.lost, s.channel_dropped)
     );
-    if s.lost > 0 {
-        line.push_str(" (ring buffer full: raise --ring-size)");
-    }
     if let Some(f) = &s.filter {
-        line.push_str(&format!("; filter {f}: {} rejected", s.filtered));
-    }
-    if s.channel_dropped > 0 {
-        line.push_str(&format!(
-            ", {} dropped while processing lagged",
-            s.channel_dropped
-        ));
+        line.push_str(&format!("; filter {}: {} rejected", Shown(f), s.filtered));
     }
     if !s.degraded_hooks.is_empty() {
         line.push_str(&format!(

@@ -39,6 +39,8 @@ use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::event::drop_reason::DropReasons;
 use crate::event::record::{Frame, Recorder, RecordingInfo, Replay};
 use crate::event::NetnsId;
+use crate::filter::expr::COMPILE_TIME_LIMIT;
+use crate::filter::Compilation;
 use crate::model::{Model, ModelConfig};
 use crate::output::Filter;
 use crate::symbols::KernelSymbols;
@@ -60,6 +62,8 @@ pub struct ExplorerOptions {
     pub correlator: CorrelatorConfig,
     pub model: ModelConfig,
     pub record: Option<PathBuf>,
+    /// Overwrite an existing `record` file (never through a link).
+    pub force: bool,
     /// Shown in the status bar: what is filtered after correlation (the
     /// kernel's filter and scope are in `tracer`).
     pub filter_label: String,
@@ -133,8 +137,34 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Whether the terminal on stdin is gone: hung up (the pty's other side
+/// closed, `tmux kill-session`, a dropped ssh), or in error. Waits at most
+/// `timeout` for input; `Ok(true)` when some is ready.
+fn terminal_input(timeout: Duration) -> Result<bool, &'static str> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, ms) {
+        Ok(0) => Ok(false),
+        Ok(_) => {
+            let ev = fds[0].revents().unwrap_or(PollFlags::empty());
+            if ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                Err("the terminal went away")
+            } else {
+                Ok(ev.contains(PollFlags::POLLIN))
+            }
+        }
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(_) => Err("the terminal cannot be read"),
+    }
+}
+
 /// Terminal input on its own thread (crossterm's read blocks). Dropping it
-/// stops and joins the thread, on every exit path.
+/// stops and joins the thread, on every exit path. The thread ends, and
+/// with it the channel, when the terminal goes away (hangup, EOF, EIO):
+/// the runners then quit, since no one can see or steer them.
 struct InputThread {
     rx: Receiver<Event>,
     stop: Arc<AtomicBool>,
@@ -150,17 +180,32 @@ impl InputThread {
             .name("hopscope-input".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    match event::poll(Duration::from_millis(50)) {
-                        Ok(true) => match event::read() {
-                            Ok(ev) => {
-                                if tx.send(ev).is_err() {
-                                    return;
+                    // crossterm's own poll spins on a hung-up terminal
+                    // (readable, 0 bytes): look at the descriptor first.
+                    match terminal_input(Duration::from_millis(50)) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(why) => {
+                            log::info!("{why}");
+                            return;
+                        }
+                    }
+                    // Everything crossterm has now, parsed or buffered (a
+                    // paste is many events from one read of the terminal).
+                    // Its poll(2) source reads nothing with a zero timeout.
+                    loop {
+                        match event::poll(Duration::from_millis(1)) {
+                            Ok(true) => match event::read() {
+                                Ok(ev) => {
+                                    if tx.send(ev).is_err() {
+                                        return;
+                                    }
                                 }
-                            }
+                                Err(_) => return,
+                            },
+                            Ok(false) => break,
                             Err(_) => return,
-                        },
-                        Ok(false) => {}
-                        Err(_) => return,
+                        }
                     }
                 }
             })
@@ -286,10 +331,14 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     }
     let term_flag = quit_signals()?;
     let mut recorder = match &opts.record {
-        Some(p) => Some(
-            Recorder::create(p, &RecordingInfo::now())
-                .map_err(|e| UsageError(format!("cannot record: {e}")))?,
-        ),
+        Some(p) => {
+            let file =
+                crate::outfile::create(p, opts.force, "recording").map_err(UsageError::from)?;
+            Some(
+                Recorder::new(io::BufWriter::new(file), &RecordingInfo::now())
+                    .map_err(|e| UsageError(format!("cannot record: {e}")))?,
+            )
+        }
         None => None,
     };
     if let Some(r) = recorder.as_mut() {
@@ -364,8 +413,23 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         let mut painter = Painter::new();
         let mut stats = (KernelStats::default(), ReaderStats::default());
         let started = Instant::now();
+        let mut compiling: Option<(FilterSpec, Compilation)> = None;
+        let no_compilation = crossbeam_channel::never();
         let res = loop {
+            let compiled = compiling
+                .as_ref()
+                .map_or(&no_compilation, |(_, c)| c.receiver());
             select! {
+                recv(compiled) -> r => {
+                    if let Some((spec, _)) = compiling.take() {
+                        let r = match r {
+                            Ok(r) => r.map_err(|e| e.to_string()),
+                            Err(_) => Err("the filter compiler stopped".to_owned()),
+                        };
+                        app.filter_compiled(spec, r);
+                        painter.view_changed = true;
+                    }
+                },
                 recv(reader.rx) -> msg => match msg {
                     Ok(ReaderMsg::Events(batch)) => {
                         for ev in &batch {
@@ -387,8 +451,10 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                 },
                 recv(input.rx) -> ev => match ev {
                     Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, Some(&reader)),
-                    // Without input there is no way to quit: stop.
-                    Err(_) => break Err(anyhow::anyhow!("the terminal's input stopped")),
+                    // Without input there is no way to quit: stop. A hangup
+                    // usually comes with SIGHUP: then it is a quit.
+                    Err(_) if term_flag.received().is_some() => break Ok(()),
+                    Err(_) => break Err(terminal_gone()),
                 },
                 recv(ticker) -> _ => {
                     let now = monotonic_ns();
@@ -404,8 +470,9 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                 },
                 default(FRAME_PERIOD) => {},
             }
+            pump_filter(&mut app, &mut compiling, &reader, &mut painter);
             if app.quit
-                || term_flag.load(Ordering::Relaxed)
+                || term_flag.received().is_some()
                 || opts.duration.is_some_and(|d| started.elapsed() >= d)
             {
                 break Ok(());
@@ -426,14 +493,42 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     result?;
     let s = &model.counters;
     eprintln!(
-        "hopscope: {} flows, {} packets finished; events: {} emitted, {} received, {} lost",
+        "hopscope: {} flows, {} packets finished; events: {} emitted, {} received, {}",
         model.flow_count(),
         s.packets_finished,
         s.tick.emitted,
         s.tick.received,
-        s.tick.lost
+        crate::trace::lost_phrase(s.tick.lost, s.tick.channel_dropped)
     );
     Ok(0)
+}
+
+/// The filter the app asked for: compiled on a worker (started here, and
+/// refused once it overruns [`COMPILE_TIME_LIMIT`]), then handed to the
+/// reader.
+fn pump_filter(
+    app: &mut App,
+    compiling: &mut Option<(FilterSpec, Compilation)>,
+    reader: &Reader,
+    painter: &mut Painter,
+) {
+    if let Some(spec) = app.filter.compile.take() {
+        let c = Compilation::start(&spec.expr, spec.whole_flows);
+        *compiling = Some((spec, c));
+    }
+    if let Some((spec, c)) = compiling.as_ref() {
+        if let Some(e) = c.overrun(COMPILE_TIME_LIMIT) {
+            app.filter_compiled(spec.clone(), Err(e.to_string()));
+            *compiling = None;
+            painter.view_changed = true;
+        }
+    }
+    if let Some(filter) = app.filter.outbox.take() {
+        // The reader answers with ReaderMsg::Filter; the model keeps what
+        // it has.
+        reader.set_filter(filter);
+        painter.view_changed = true;
+    }
 }
 
 /// One key, mouse or resize event; then what the app asked the runner
@@ -468,14 +563,24 @@ fn on_terminal_event(
     painter.view_changed = true;
 }
 
+/// Why the explorer ended without being asked: its terminal is gone.
+fn terminal_gone() -> anyhow::Error {
+    anyhow::anyhow!(
+        "the terminal went away (hangup, end of input or I/O error); every program was detached"
+    )
+}
+
 /// Writes the hop graph of `flow` (the packets the view shows) as DOT in
-/// the working directory; returns the file name.
+/// the working directory, under a new name no one can plant in advance
+/// (`hopscope-flow-N-RANDOM.dot`, created as [`crate::outfile`] does);
+/// returns the file name.
 fn export_dot(app: &App, model: &Model, flow: crate::correlate::FlowId) -> Result<String> {
     let graph = HopGraph::build(app.flow_packets(model));
-    let path = format!("hopscope-flow-{}.dot", flow.0);
+    let path = crate::outfile::unpredictable_name(&format!("hopscope-flow-{}", flow.0), "dot");
     let mut buf = Vec::new();
     write_dot(&graph, model, &mut buf)?;
-    std::fs::write(&path, buf).with_context(|| format!("writing {path}"))?;
+    let mut file = crate::outfile::create(Path::new(&path), false, "DOT graph")?;
+    io::Write::write_all(&mut file, &buf).with_context(|| format!("writing {path}"))?;
     Ok(path)
 }
 
@@ -561,10 +666,13 @@ pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfi
             Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, None),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                anyhow::bail!("the terminal's input stopped")
+                if term_flag.received().is_some() {
+                    break;
+                }
+                return Err(terminal_gone());
             }
         }
-        if app.quit || term_flag.load(Ordering::Relaxed) {
+        if app.quit || term_flag.received().is_some() {
             break;
         }
     }

@@ -214,11 +214,19 @@ fn tcp_connect_and_data_roles_from_the_syn() {
         String::from_utf8_lossy(&out.stderr)
     );
     server.join().unwrap().expect("the server's one exchange");
+    // The command's output goes to stderr; stdout is the trace alone.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .find(|l| !l.starts_with('{')),
-        Some("world")
+        None
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .any(|l| l == "world"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let pkts = packets(&lines, &[ns.host, ns.c1, ns.c2, ns.r1]);
     let tcp: Vec<_> = pkts

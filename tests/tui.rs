@@ -1230,7 +1230,7 @@ fn replay_rejects_bad_files() {
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(
         err.starts_with(
-            "hopscope: error: cannot record: recording /proc/nope/x: No such file or directory"
+            "hopscope: error: cannot create the recording /proc/nope/x: No such file or directory"
         ),
         "{err}"
     );
@@ -1266,13 +1266,14 @@ fn recording_file_is_private() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
 
-    // The explorer, under umask 000, over an existing world-writable file.
+    // The explorer, under umask 000, over an existing world-writable file
+    // (which takes --force).
     let live = dir.path().join("live.hsrec");
     std::fs::write(&live, b"old content").unwrap();
     std::fs::set_permissions(&live, std::fs::Permissions::from_mode(0o666)).unwrap();
     let mut tmux = Tmux::new(COLS, ROWS);
     tmux.run(&format!(
-        "umask 000; {} --record {} --duration 1",
+        "umask 000; {} --record {} --force --duration 1",
         bin(),
         q(&live)
     ));

@@ -69,9 +69,14 @@ impl fmt::Debug for ShortName {
     }
 }
 
+/// Shown through [`crate::safe_text::escape`]: the name comes from the
+/// kernel as any process or administrator set it.
 impl fmt::Display for ShortName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+        let n = self.0.iter().position(|&c| c == 0).unwrap_or(16);
+        let mut s = String::with_capacity(n);
+        crate::safe_text::escape(&self.0[..n], &mut s)?;
+        f.pad(&s)
     }
 }
 

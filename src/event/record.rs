@@ -64,9 +64,8 @@
 //! because of a length field.
 
 use std::fmt;
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -294,26 +293,18 @@ pub struct Recorder<W: Write> {
 
 impl Recorder<BufWriter<File>> {
     /// Creates (or truncates) `path` readable by its owner only, since
-    /// recordings show the machine's traffic, and writes the header.
+    /// recordings show the machine's traffic, and writes the header. Never
+    /// through a symbolic link ([`crate::outfile::create`], forced); the
+    /// command line refuses existing files before it gets here.
     pub fn create(path: &Path, info: &RecordingInfo) -> Result<Self, RecordError> {
         let io_err = |source| RecordError::Io {
             path: Some(path.to_path_buf()),
             source,
         };
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io_err)?;
-        // `mode` applies only to new files: tighten an existing one too. Only
-        // regular files, so that `--record /dev/null` leaves the device alone.
-        let meta = file.metadata().map_err(io_err)?;
-        if meta.is_file() && meta.permissions().mode() & 0o7777 != 0o600 {
-            file.set_permissions(Permissions::from_mode(0o600))
-                .map_err(io_err)?;
-        }
+        let file = crate::outfile::create(path, true, "recording").map_err(|e| match e {
+            crate::outfile::OutputError::Io { source, .. } => io_err(source),
+            refused => io_err(io::Error::other(refused.to_string())),
+        })?;
         Recorder::new(BufWriter::new(file), info).map_err(io_err)
     }
 }

@@ -15,9 +15,18 @@
 //!   it, and it then fails with libpcap's own message.
 
 use std::fmt;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
 
 /// Longest program the kernel side holds (`HS_FILTER_MAX_INSNS`).
 pub const MAX_INSNS: usize = 512;
+
+/// Longest expression handed to libpcap. Its optimizer is superlinear:
+/// 100 `port N or ...` terms (1.1 KB) take 0.4 s here, 200 (2.3 KB) 2 s,
+/// 500 take 17 s; and an expression much over 1 KB compiles to more than
+/// [`MAX_INSNS`] anyway.
+pub const MAX_EXPR_BYTES: usize = 2048;
 
 const DLT_EN10MB: i32 = 1;
 const DLT_RAW: i32 = 12;
@@ -67,6 +76,23 @@ impl PacketFilter {
         if expr.is_empty() {
             return Ok(None);
         }
+        if expr.len() > MAX_EXPR_BYTES {
+            let mut shown = expr.to_owned();
+            let mut cut = 60;
+            while !shown.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            shown.truncate(cut);
+            shown.push_str(" …");
+            return Err(FilterError {
+                expr: shown,
+                message: format!(
+                    "the expression is {} bytes; hopscope compiles at most {MAX_EXPR_BYTES} \
+                     (libpcap's optimizer takes seconds to minutes on longer ones)",
+                    expr.len()
+                ),
+            });
+        }
         let err = |message: String| FilterError {
             expr: expr.to_owned(),
             message,
@@ -89,6 +115,84 @@ impl PacketFilter {
             format!("`{}`", self.expr)
         }
     }
+}
+
+/// Longest libpcap may take over one expression before it is refused.
+pub const COMPILE_TIME_LIMIT: Duration = Duration::from_secs(3);
+
+/// One compilation on a thread of its own, so that nobody waits on
+/// libpcap longer than they choose (the explorer keeps drawing, a signal
+/// still ends the process at once). libpcap cannot be interrupted: a
+/// compilation that overruns is abandoned, its result dropped, and the
+/// expression refused; [`MAX_EXPR_BYTES`] bounds how long it goes on.
+pub struct Compilation {
+    rx: Receiver<Result<Option<PacketFilter>, FilterError>>,
+    started: Instant,
+    expr: String,
+}
+
+impl Compilation {
+    pub fn start(expr: &str, whole_flows: bool) -> Compilation {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let owned = expr.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("hopscope-filter".into())
+            .spawn(move || {
+                let _ = tx.send(PacketFilter::compile(&owned, whole_flows));
+            });
+        if let Err(e) = spawned {
+            let (tx, rx2) = crossbeam_channel::bounded(1);
+            let _ = tx.send(Err(FilterError {
+                expr: expr.to_owned(),
+                message: format!("cannot start the compiler thread: {e}"),
+            }));
+            return Compilation {
+                rx: rx2,
+                started: Instant::now(),
+                expr: expr.to_owned(),
+            };
+        }
+        Compilation {
+            rx,
+            started: Instant::now(),
+            expr: expr.to_owned(),
+        }
+    }
+
+    /// Where the result arrives (for `select!`).
+    pub fn receiver(&self) -> &Receiver<Result<Option<PacketFilter>, FilterError>> {
+        &self.rx
+    }
+
+    /// The refusal once `limit` has passed without a result.
+    pub fn overrun(&self, limit: Duration) -> Option<FilterError> {
+        (self.started.elapsed() >= limit).then(|| self.refusal(limit))
+    }
+
+    fn refusal(&self, limit: Duration) -> FilterError {
+        FilterError {
+            expr: self.expr.clone(),
+            message: format!(
+                "libpcap did not finish compiling it within {} s; \
+                 try a shorter expression (a net instead of many hosts, a portrange)",
+                limit.as_secs_f64()
+            ),
+        }
+    }
+
+    /// Waits at most `limit` (from the start) for the result.
+    pub fn wait(self, limit: Duration) -> Result<Option<PacketFilter>, FilterError> {
+        let left = limit.saturating_sub(self.started.elapsed());
+        match self.rx.recv_timeout(left) {
+            Ok(r) => r,
+            Err(_) => Err(self.refusal(limit)),
+        }
+    }
+}
+
+/// [`PacketFilter::compile`] within [`COMPILE_TIME_LIMIT`].
+pub fn compile_bounded(expr: &str, whole_flows: bool) -> Result<Option<PacketFilter>, FilterError> {
+    Compilation::start(expr, whole_flows).wait(COMPILE_TIME_LIMIT)
 }
 
 /// libpcap's message without the crate's "libpcap error: " prefix.

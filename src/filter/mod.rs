@@ -11,5 +11,5 @@
 pub mod expr;
 pub mod scope;
 
-pub use expr::{FilterError, PacketFilter};
+pub use expr::{compile_bounded, Compilation, FilterError, PacketFilter};
 pub use scope::Scope;

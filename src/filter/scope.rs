@@ -8,6 +8,12 @@
 //!   nsfs (NSFS_MAGIC) and not an ordinary file.
 //! - Interface names are per namespace: `--iface eth0` selects every
 //!   namespace's eth0, and `--netns` narrows it to one.
+//! - nsfs holds every kind of namespace: an open nsfs file reads back
+//!   through `/proc/self/fd/N` as `net:[INODE]` only for a network
+//!   namespace (`mnt:[...]`, `pid:[...]` for the others).
+//! - A namespace exists while a process is in it, a bind mount holds it
+//!   (`/run/netns`, docker's `/var/run/docker/netns`) or a descriptor is
+//!   open on it: an inode given on the command line must be one of these.
 //! - The kernel side holds at most [`MAX`] of each.
 
 use std::path::{Path, PathBuf};
@@ -37,10 +43,14 @@ impl Scope {
             scope.push_netns(ino, n.clone());
         }
         for pid in pids {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(UsageError(format!("--pid {pid}: no such process")));
+            }
             let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
             let ino = nsfs_inode(&path).map_err(|e| {
                 UsageError(format!(
-                    "--pid {pid}: no such process, or its namespace is unreadable ({e})"
+                    "--pid {pid}: cannot read its network namespace ({}): {e}",
+                    path.display()
                 ))
             })?;
             scope.push_netns(ino, format!("pid {pid}"));
@@ -115,8 +125,11 @@ impl Scope {
 /// NAME (ip netns, or `host` for the initial namespace), PATH or INODE.
 fn netns_inode(arg: &str) -> Result<u32, UsageError> {
     if let Ok(ino) = arg.parse::<u32>() {
-        if ino == 0 {
-            return Err(UsageError("--netns 0: not a namespace inode".to_owned()));
+        if ino == 0 || !netns_exists(ino) {
+            return Err(UsageError(format!(
+                "--netns {ino}: no network namespace has this inode (no process is in one, \
+                 and no bind mount or open descriptor holds one)"
+            )));
         }
         return Ok(ino);
     }
@@ -128,7 +141,12 @@ fn netns_inode(arg: &str) -> Result<u32, UsageError> {
         Path::new("/run/netns").join(arg)
     };
     nsfs_inode(&path).map_err(|e| {
-        if arg.contains('/') {
+        if arg == "host" {
+            UsageError(format!(
+                "--netns host: cannot read the initial namespace at /proc/1/ns/net: {e} \
+                 (in a container or a restricted /proc? name the namespace by path or inode)"
+            ))
+        } else if arg.contains('/') {
             UsageError(format!("--netns {arg}: not a network namespace file ({e})"))
         } else {
             UsageError(format!(
@@ -138,13 +156,90 @@ fn netns_inode(arg: &str) -> Result<u32, UsageError> {
     })
 }
 
+/// The inode of the network namespace `path` names; an error for any
+/// other file, nsfs files of other namespace kinds included.
 fn nsfs_inode(path: &Path) -> Result<u32, String> {
-    let fs = nix::sys::statfs::statfs(path).map_err(|e| e.desc().to_owned())?;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::open(path).map_err(|e| io_desc(&e))?;
+    let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| e.desc().to_owned())?;
     if fs.filesystem_type().0 != NSFS_MAGIC {
-        return Err("not an nsfs file".to_owned());
+        return Err("not a namespace file".to_owned());
     }
-    let st = nix::sys::stat::stat(path).map_err(|e| e.desc().to_owned())?;
-    u32::try_from(st.st_ino).map_err(|_| "inode out of range".to_owned())
+    let ino = file.metadata().map_err(|e| io_desc(&e))?.ino();
+    // `/proc/PID/ns/*` reads back as `kind:[inode]`; a bind mount reads
+    // back as its path, and its mount's root says `kind:[inode]`.
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| io_desc(&e))?;
+    let link = link.to_string_lossy().into_owned();
+    let kind = if link.contains(":[") {
+        Some(link)
+    } else {
+        mount_root(&link)
+    };
+    match kind {
+        Some(k) if !k.starts_with("net:[") => {
+            let kind = k.split(':').next().unwrap_or("another");
+            Err(format!("a {kind} namespace, not a network namespace"))
+        }
+        // Net, or a kind nothing tells (nsfs all the same).
+        _ => u32::try_from(ino).map_err(|_| "inode out of range".to_owned()),
+    }
+}
+
+/// The root of the mount at `mount_point` (`net:[4026532182]` for a bind
+/// mount of a network namespace), from /proc/self/mountinfo.
+fn mount_root(mount_point: &str) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|l| {
+        let mut f = l.split(' ');
+        let root = f.nth(3)?;
+        (f.next()? == mount_point).then(|| root.to_owned())
+    })
+}
+
+/// An I/O error's reason without the "(os error N)" suffix.
+fn io_desc(e: &std::io::Error) -> String {
+    e.raw_os_error().map_or_else(
+        || e.to_string(),
+        |n| nix::errno::Errno::from_raw(n).desc().to_owned(),
+    )
+}
+
+/// Whether a network namespace with inode `ino` exists: a process is in
+/// it, a bind mount in the usual places holds it, or a descriptor is open
+/// on it.
+fn netns_exists(ino: u32) -> bool {
+    let want = format!("net:[{ino}]");
+    let procs: Vec<PathBuf> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let link_is = |p: &Path| std::fs::read_link(p).is_ok_and(|l| l.as_os_str() == want.as_str());
+    if procs.iter().any(|p| link_is(&p.join("ns/net"))) {
+        return true;
+    }
+    for dir in ["/run/netns", "/var/run/docker/netns"] {
+        if let Ok(d) = std::fs::read_dir(dir) {
+            if d.filter_map(Result::ok)
+                .any(|e| nsfs_inode(&e.path()) == Ok(ino))
+            {
+                return true;
+            }
+        }
+    }
+    procs.iter().any(|p| {
+        std::fs::read_dir(p.join("fd"))
+            .is_ok_and(|d| d.filter_map(Result::ok).any(|e| link_is(&e.path())))
+    })
 }
 
 fn check_ifname(name: &str) -> Result<(), UsageError> {
@@ -169,11 +264,12 @@ mod tests {
 
     #[test]
     fn inodes_names_and_errors() {
-        let s =
-            Scope::resolve(&["4026531840".into()], &[], &["eth0".into(), "eth0".into()]).unwrap();
-        assert_eq!(s.inodes(), [4_026_531_840]);
+        use std::os::unix::fs::MetadataExt;
+        let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino() as u32;
+        let s = Scope::resolve(&[own.to_string()], &[], &["eth0".into(), "eth0".into()]).unwrap();
+        assert_eq!(s.inodes(), [own]);
         assert_eq!(s.ifnames, ["eth0"]);
-        assert_eq!(s.label().as_deref(), Some("netns 4026531840 · iface eth0"));
+        assert_eq!(s.label(), Some(format!("netns {own} · iface eth0")));
         let w = s.ifname_words();
         assert_eq!(&w[0][0].to_ne_bytes()[..4], b"eth0");
         assert_eq!(w[0][1], 0);
@@ -182,6 +278,15 @@ mod tests {
         assert!(Scope::resolve(&[], &[], &["much-too-long-name".into()]).is_err());
         assert!(Scope::resolve(&[], &[], &["a b".into()]).is_err());
         assert!(Scope::resolve(&[], &[u32::MAX], &[]).is_err());
+        // nsfs, but a mount namespace; an inode no namespace has.
+        let e = Scope::resolve(&["/proc/self/ns/mnt".into()], &[], &[]).unwrap_err();
+        assert!(
+            e.0.contains("a mnt namespace, not a network namespace"),
+            "{e}"
+        );
+        let e = Scope::resolve(&["12345".into()], &[], &[]).unwrap_err();
+        assert!(e.0.contains("no network namespace has this inode"), "{e}");
+
         assert!(Scope::resolve(&[], &[], &[]).unwrap().is_everywhere());
     }
 

@@ -19,6 +19,7 @@ use std::io::{self, Write};
 use super::{describe, describe_outer, fmt_duration, DropContext, Filter};
 use crate::correlate::{Annotation, Flow, HopContext, Outcome, Packet, Role, Sink};
 use crate::event::{Device, Hook, HopEvent};
+use crate::safe_text::{shown, Shown};
 use crate::topology::resolver::Topology;
 
 /// A packet is printed once this long has passed since its first sighting
@@ -128,19 +129,19 @@ impl<W: Write> TextSink<W> {
     /// (else its inode), the interface and its bridge or bond master.
     fn place(&mut self, d: &Device) -> (String, String) {
         let Some(t) = self.topo.as_mut() else {
-            return (d.netns.0.to_string(), d.ifname.as_str().to_owned());
+            return (d.netns.0.to_string(), d.ifname.to_string());
         };
         t.observe(d);
         t.refresh(false);
         let ns = t
             .netns_name(d.netns.0)
-            .map_or_else(|| d.netns.0.to_string(), str::to_owned);
+            .map_or_else(|| d.netns.0.to_string(), |n| shown(n).into_owned());
         let dev = match t
             .link(d.netns.0, d.ifindex.0)
             .and_then(|l| l.master.as_ref())
         {
-            Some(m) => format!("{} (br {})", d.ifname, m.ifname),
-            None => d.ifname.as_str().to_owned(),
+            Some(m) => format!("{} (br {})", d.ifname, Shown(&m.ifname)),
+            None => d.ifname.to_string(),
         };
         (ns, dev)
     }
@@ -199,7 +200,7 @@ impl<W: Write> Sink for TextSink<W> {
         if ev.hook == crate::event::Hook::KfreeSkb {
             let name = self.drops.name(ev.drop_reason);
             let at = self.drops.location(ev.location);
-            let _ = write!(self.line, " {name} at {at}");
+            let _ = write!(self.line, " {} at {}", Shown(&name), Shown(&at));
         }
         self.emit_line();
     }
@@ -360,7 +361,7 @@ impl<W: Write> Sink for TextSink<W> {
                     Outcome::Freed { reason, location } => {
                         let name = self.drops.name(reason);
                         let at = self.drops.location(location);
-                        let _ = write!(self.line, "freed ({name}) at {at}");
+                        let _ = write!(self.line, "freed ({}) at {}", Shown(&name), Shown(&at));
                     }
                     Outcome::Dropped {
                         reason,
@@ -368,10 +369,12 @@ impl<W: Write> Sink for TextSink<W> {
                         stack,
                     } => {
                         stack_id = stack;
-                        let name = self.drops.name(reason);
+                        let raw_name = self.drops.name(reason);
                         let at = self.drops.location(location);
-                        let _ = write!(self.line, "dropped: {name} at {at}");
-                        if let Some(h) = self.drops.hint(reason, &ns, v.device.ifname.as_str()) {
+                        let _ =
+                            write!(self.line, "dropped: {} at {}", Shown(&raw_name), Shown(&at));
+                        if let Some(h) = self.drops.hint(reason, &ns, &v.device.ifname.to_string())
+                        {
                             let _ = write!(self.line, "; {h}");
                         }
                     }
@@ -393,7 +396,7 @@ impl<W: Write> Sink for TextSink<W> {
             if let Some(frames) = self.drops.stack(stack_id) {
                 for f in frames {
                     self.line.push_str("    at ");
-                    self.line.push_str(&f);
+                    self.line.push_str(&shown(&f));
                     self.emit_line();
                 }
             }

@@ -24,15 +24,17 @@ pub trait TopologyView {
 
     /// How a device is described next to its name: `veth ↔ eth0@hs-c1`,
     /// `bridge`, `vxlan 42 on eth0`, plus `· br br0` for a bridge port.
+    /// Names are escaped for a terminal ([`crate::safe_text`]).
     fn describe_link(&self, netns: u32, ifindex: u32) -> Option<String> {
+        use crate::safe_text::Shown;
         let l = self.link(netns, ifindex)?;
         let place = |r: &links::LinkRef| {
             if r.netns == netns || r.netns == 0 {
-                r.ifname.clone()
+                Shown(&r.ifname).to_string()
             } else {
                 match self.netns_name(r.netns) {
-                    Some(n) => format!("{}@{n}", r.ifname),
-                    None => format!("{}@{}", r.ifname, r.netns),
+                    Some(n) => format!("{}@{}", Shown(&r.ifname), Shown(n)),
+                    None => format!("{}@{}", Shown(&r.ifname), r.netns),
                 }
             }
         };
@@ -54,7 +56,7 @@ pub trait TopologyView {
                 Some(links::LinkKind::Bridge) | None => "br",
                 Some(k) => k.name(),
             };
-            s.push_str(&format!(" · {what} {}", m.ifname));
+            s.push_str(&format!(" · {what} {}", Shown(&m.ifname)));
         }
         Some(s)
     }

@@ -10,6 +10,7 @@ use ratatui::Frame;
 use super::{age, empty, netns_label, scroll_offset, Theme};
 use crate::app::App;
 use crate::model::Model;
+use crate::safe_text::shown;
 
 const HEADER: [&str; 7] = [
     "count",
@@ -58,18 +59,22 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
         .take(height)
         .filter_map(|k| model.drop_stat(*k))
         .map(|d| {
-            let name = model
+            let name = model.drop_reasons().name(d.key.reason).map_or_else(
+                || format!("reason {}", d.key.reason),
+                |n| shown(n).into_owned(),
+            );
+            let ns = netns_label(model, d.key.netns);
+            let ifname = d.ifname.to_string();
+            let hint = model
                 .drop_reasons()
                 .name(d.key.reason)
-                .map_or_else(|| format!("reason {}", d.key.reason), str::to_owned);
-            let ns = netns_label(model, d.key.netns);
-            let hint =
-                crate::event::drop_reason::hint(&name, &ns, d.ifname.as_str()).unwrap_or_default();
+                .and_then(|raw| crate::event::drop_reason::hint(raw, &ns, &ifname))
+                .unwrap_or_default();
             Row::new(vec![
                 Line::from(d.count.to_string()),
                 Line::styled(name, theme.drop()),
                 Line::from(ns),
-                Line::from(d.ifname.as_str().to_owned()),
+                Line::from(ifname),
                 Line::from(age(now, d.last_ts)),
                 Line::from(d.example.0.to_string()),
                 Line::styled(hint, theme.dim()),

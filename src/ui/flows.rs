@@ -87,7 +87,13 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
         .iter()
         .filter(|f| f.drops > 0)
         .filter_map(|f| f.dominant_drop())
-        .map(|r| model.drop_reasons().name(r).map_or(10, str::len) + 4)
+        .map(|r| {
+            model
+                .drop_reasons()
+                .name(r)
+                .map_or(10, |n| crate::safe_text::shown(n).len())
+                + 4
+        })
         .max()
         .unwrap_or(5)
         .clamp(5, 26) as u16;
@@ -109,10 +115,10 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
         .map(|(fl, [ini, ini_ns, resp, resp_ns])| {
             let drops = match fl.dominant_drop() {
                 Some(r) if fl.drops > 0 => {
-                    let name = model
-                        .drop_reasons()
-                        .name(r)
-                        .map_or_else(|| format!("reason {r}"), str::to_owned);
+                    let name = model.drop_reasons().name(r).map_or_else(
+                        || format!("reason {r}"),
+                        |n| crate::safe_text::shown(n).into_owned(),
+                    );
                     Span::styled(format!("{} {name}", fl.drops), theme.drop())
                 }
                 _ => Span::raw("0"),

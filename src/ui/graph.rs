@@ -97,14 +97,16 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
                     .map(|m| m.ifname.clone())
             };
             let via = match (master(from), master(to)) {
-                (Some(a), Some(b)) if a == b => format!(" via {a}"),
+                (Some(a), Some(b)) if a == b => {
+                    format!(" via {}", crate::safe_text::Shown(&a))
+                }
                 _ => String::new(),
             };
             out.push(boxed(
                 vec![
-                    Span::raw(format!("{:<16}", from.ifname.as_str())),
+                    Span::raw(format!("{:<16}", from.ifname)),
                     Span::styled(
-                        format!(" ─▶ {:<16}", format!("{}{via}", to.ifname.as_str())),
+                        format!(" ─▶ {:<16}", format!("{}{via}", to.ifname)),
                         style_of(theme, e.role),
                     ),
                     Span::styled(
@@ -123,7 +125,7 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
                     .unwrap_or_default();
                 out.push(boxed(
                     vec![
-                        Span::raw(format!("{:<16} ", dev.ifname.as_str())),
+                        Span::raw(format!("{:<16} ", dev.ifname)),
                         Span::styled(what, theme.dim()),
                     ],
                     inner,
@@ -160,8 +162,8 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
                     format!(
                         "{arrow} {} {} → {}{far}{wire}  {}",
                         role_word(e.role),
-                        from.ifname.as_str(),
-                        to.ifname.as_str(),
+                        from.ifname,
+                        to.ifname,
                         edge_label(e)
                     ),
                     style_of(theme, e.role),

@@ -124,7 +124,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
                 Line::from(format!("+{}", dur(v.first_ts.saturating_sub(first)))),
                 Line::from(netns_label(model, v.device.netns)),
                 Line::styled(v.device.netns.0.to_string(), theme.dim()),
-                Line::from(v.device.ifname.as_str().to_owned()),
+                Line::from(v.device.ifname.to_string()),
                 Line::styled(
                     model
                         .describe_link(v.device.netns.0, v.device.ifindex.0)

@@ -26,6 +26,7 @@ use crate::correlate::{FlowProto, Outcome, Packet, Role};
 use crate::event::{Hook, NetnsId};
 use crate::model::Model;
 use crate::output::fmt_duration;
+use crate::safe_text::{shown, Shown};
 pub use theme::Theme;
 
 /// Draws one frame.
@@ -121,7 +122,7 @@ fn render_detail(
 
 fn title_line(model: &Model, app: &App, theme: Theme) -> Line<'static> {
     let mut spans = vec![Span::styled(" hopscope ", theme.title().patch(theme.bar()))];
-    spans.push(Span::raw(format!("│ {} │ ", app.source_label)));
+    spans.push(Span::raw(format!("│ {} │ ", Shown(&app.source_label))));
     spans.push(Span::raw("flows"));
     if app.screen == Screen::Drops {
         spans.push(Span::raw(" › drops"));
@@ -155,7 +156,7 @@ fn title_line(model: &Model, app: &App, theme: Theme) -> Line<'static> {
 /// A namespace as people read it: its name when known, else the inode.
 pub fn netns_label(model: &Model, ns: NetnsId) -> String {
     match model.netns_name(ns) {
-        Some(n) => n.to_owned(),
+        Some(n) => shown(n).into_owned(),
         None => ns.0.to_string(),
     }
 }
@@ -213,12 +214,12 @@ pub fn outcome(p: &Packet, model: &Model, theme: Theme) -> (String, Style) {
     let at = |location: u64| {
         model
             .symbol(location)
-            .map_or_else(|| format!("0x{location:x}"), str::to_owned)
+            .map_or_else(|| format!("0x{location:x}"), |s| shown(s).into_owned())
     };
     let name = |reason: u32| {
         reasons
             .name(reason)
-            .map_or_else(|| format!("reason {reason}"), str::to_owned)
+            .map_or_else(|| format!("reason {reason}"), |n| shown(n).into_owned())
     };
     let mut out = match p.outcome {
         Outcome::Delivered { task: Some(t) } => {
@@ -265,7 +266,7 @@ pub fn drop_hint(p: &Packet, model: &Model) -> Option<String> {
     crate::event::drop_reason::hint(
         reasons.name(reason)?,
         &netns_label(model, last.device.netns),
-        last.device.ifname.as_str(),
+        &last.device.ifname.to_string(),
     )
 }
 

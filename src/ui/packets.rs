@@ -72,7 +72,7 @@ pub fn path_summary(p: &crate::correlate::Packet) -> String {
         if i > 0 {
             s.push_str(" › ");
         }
-        s.push_str(v.device.ifname.as_str());
+        s.push_str(&v.device.ifname.to_string());
     }
     s
 }

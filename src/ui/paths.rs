@@ -85,7 +85,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
                 Row::new(vec![
                     Line::from(format!("{}", i + 1)),
                     Line::from(netns_label(model, h.device.netns)),
-                    Line::from(h.device.ifname.as_str().to_owned()),
+                    Line::from(h.device.ifname.to_string()),
                     Line::from(h.seen.to_string()),
                     loss,
                     Line::from(t(h.last_ns)),

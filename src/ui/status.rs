@@ -11,6 +11,7 @@ use ratatui::Frame;
 use super::Theme;
 use crate::app::App;
 use crate::model::Model;
+use crate::safe_text::{shown, Shown};
 
 /// `1234`, `12.3k`, `4.56M`.
 pub fn si(v: f64) -> String {
@@ -43,12 +44,24 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &App, theme: Theme)
         model.packet_count(),
         model.flow_count()
     )));
+    // Caps bound memory; say when they cost history.
+    if c.flows_evicted > 0 || c.packets_evicted > 0 {
+        spans.push(Span::raw(" │ "));
+        spans.push(Span::styled(
+            format!(
+                "at caps: {} flows, {} packets evicted",
+                si(c.flows_evicted as f64),
+                si(c.packets_evicted as f64)
+            ),
+            theme.warn(),
+        ));
+    }
     if c.degraded.is_empty() {
         spans.push(Span::raw(" │ hooks ok"));
     } else {
         spans.push(Span::raw(" │ "));
         spans.push(Span::styled(
-            format!("degraded: {}", c.degraded.join(",")),
+            format!("degraded: {}", Shown(&c.degraded.join(","))),
             theme.warn(),
         ));
     }
@@ -56,9 +69,12 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &App, theme: Theme)
     // (scopes), and what is cut off at the right edge is the least urgent.
     if let Some(n) = &app.notice {
         spans.push(Span::raw(" │ "));
-        spans.push(Span::styled(n.clone(), theme.warn()));
+        spans.push(Span::styled(shown(n).into_owned(), theme.warn()));
     }
-    spans.push(Span::raw(format!(" │ filter: {}", app.filter_summary())));
+    spans.push(Span::raw(format!(
+        " │ filter: {}",
+        Shown(&app.filter_summary())
+    )));
     spans.push(Span::raw(" │ ? help  q quit"));
     f.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar()), area);
 }
@@ -68,13 +84,13 @@ pub fn render_search(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let line = if s.editing {
         Line::from(vec![
             Span::styled(" /", theme.title()),
-            Span::raw(s.query.clone()),
+            Span::raw(shown(&s.query).into_owned()),
             Span::styled("▏", theme.title()),
             Span::styled("  Enter keeps · Esc clears", theme.dim()),
         ])
     } else {
         Line::from(vec![
-            Span::styled(format!(" search: {}", s.query), theme.title()),
+            Span::styled(format!(" search: {}", Shown(&s.query)), theme.title()),
             Span::styled("  (/ edits · Esc clears)", theme.dim()),
         ])
     };
@@ -98,17 +114,34 @@ pub fn render_filter_prompt(f: &mut Frame, area: Rect, app: &App, theme: Theme) 
     } else {
         " kernel filter: "
     };
+    // A long expression shows its end, where the cursor is, and the hint.
+    let text = shown(&edit.text);
+    let room = usize::from(area.width).saturating_sub(mode.chars().count() + 30);
+    let count = text.chars().count();
+    let text = if count > room && room > 1 {
+        let tail: String = text.chars().skip(count - (room - 1)).collect();
+        format!("…{tail}")
+    } else {
+        text.into_owned()
+    };
     let mut lines = vec![Line::from(vec![
         Span::styled(mode, theme.title()),
-        Span::raw(edit.text.clone()),
+        Span::raw(text),
         Span::styled("▏", theme.title()),
-        Span::styled(
-            "  tcpdump syntax · Enter applies · Esc cancels · ^U clears · empty follows everything",
-            theme.dim(),
-        ),
+        if app.filter.compiling.is_some() {
+            Span::styled("  compiling … (Esc cancels)", theme.warn())
+        } else {
+            Span::styled(
+                "  tcpdump syntax · Enter applies · Esc cancels · ^U clears · empty follows everything",
+                theme.dim(),
+            )
+        },
     ])];
     if let Some(e) = &edit.error {
-        lines.push(Line::from(Span::styled(format!(" {e}"), theme.drop())));
+        lines.push(Line::from(Span::styled(
+            format!(" {}", Shown(e)),
+            theme.drop(),
+        )));
     }
     f.render_widget(Paragraph::new(lines), area);
 }
