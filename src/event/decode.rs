@@ -219,18 +219,19 @@ pub fn decode_raw(raw: &RawEvent) -> Result<HopEvent, DecodeError> {
         outer,
         link,
         shared: raw.flags & F_SHARED != 0,
-        gw: gateway(hook, &raw.tuple, &raw.gw),
+        gw: gateway(hook, headers.as_ref(), &raw.gw),
     })
 }
 
-/// A route lookup's gateway, of the family of the lookup (none: zero).
-fn gateway(hook: Hook, t: &RawTuple, gw: &[u8; 16]) -> Option<std::net::IpAddr> {
-    if hook != Hook::FibLookup || gw.iter().all(|b| *b == 0) {
+/// A route lookup's gateway, of the family of the lookup (IPv6 when its
+/// headers are; none: zero).
+fn gateway(hook: Hook, h: Option<&Headers>, gw: &[u8; 16]) -> Option<std::net::IpAddr> {
+    if hook != Hook::FibLookup {
         return None;
     }
-    match t.l3 {
-        L3_IPV6 => Some(Ipv6Addr::from(*gw).into()),
-        _ => Some(v4(gw).into()),
+    match h.map(|h| h.l3) {
+        Some(L3::Ipv6 { .. }) => (gw.iter().any(|b| *b != 0)).then(|| Ipv6Addr::from(*gw).into()),
+        _ => (gw[..4].iter().any(|b| *b != 0)).then(|| v4(gw).into()),
     }
 }
 
