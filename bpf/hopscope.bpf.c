@@ -133,6 +133,48 @@ struct {
 /* Segments follow their parent within this long, or not at all. */
 #define HS_GSO_WINDOW_NS (1000ULL * 1000)
 
+/*
+ * The followed packet netif_receive_skb last handed to the stack on this
+ * CPU: the stack processes it right after, on the same CPU, so a TCP state
+ * change that follows at once is this packet's doing (inet_sock_set_state
+ * names a socket, not an skb).
+ */
+struct hs_last_rx {
+	__u64 skb;
+	__u64 ts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hs_last_rx);
+} hs_last_rx SEC(".maps");
+
+/* A state change belongs to the packet received this recently, or none. */
+#define HS_STATE_WINDOW_NS (200ULL * 1000)
+
+/*
+ * The last followed TCP segment with SYN, FIN or RST received in a
+ * namespace, by its ports (host order): a socket a task holds gets such
+ * segments later, from its backlog, in the task's context on any CPU.
+ */
+struct hs_tcp_ctl_key {
+	__u32 netns;
+	__u16 sport;
+	__u16 dport;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct hs_tcp_ctl_key);
+	__type(value, struct hs_last_rx);
+} hs_tcp_ctl SEC(".maps");
+
+/* A socket's backlog is processed when its task lets go: this soon. */
+#define HS_BACKLOG_WINDOW_NS (20ULL * 1000 * 1000)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, HS_STAT_MAX);
@@ -180,7 +222,12 @@ static __always_inline __u32 hs_fingerprint(const struct hs_tuple *t)
 	f ^= (__u32)t->arp_op << 4;
 	/* IPv6 has no IP id: the flow label tells same-size datagrams of different flows apart. */
 	f ^= t->flow_label * 2246822519u;
-	return f | 1; /* 0 means "unknown" */
+	/*
+	 * 0 means "unknown". Not f | 1: that erased the IP id's low bit, and
+	 * a connection's consecutive packets (a pure ACK, then data with the
+	 * same sequence number) differ there only.
+	 */
+	return f ? f : 1;
 }
 
 /*
@@ -483,6 +530,30 @@ static __noinline void hs_fill_sender(struct hs_event *e, struct sk_buff *skb, _
 	}
 }
 
+/*
+ * A followed packet goes up the stack on this CPU (see hs_last_rx), and a
+ * TCP segment that may change its socket's state is noted by its ports
+ * (see hs_tcp_ctl). Not inlined: off the device hooks' frames.
+ */
+static __noinline void hs_note_rx(struct sk_buff *skb, struct hs_event *e, __u64 now)
+{
+	struct hs_last_rx v = { .skb = (__u64)skb, .ts = now };
+	struct hs_tcp_ctl_key k = {};
+	struct hs_last_rx *r;
+	__u32 zero = 0;
+
+	r = bpf_map_lookup_elem(&hs_last_rx, &zero);
+	if (r)
+		*r = v;
+	if (!(e->flags & HS_F_TUPLE) || e->tuple.l4_proto != HS_IPPROTO_TCP ||
+	    !(e->tuple.tcp_flags & 0x07) || !e->netns_ino)
+		return;
+	k.netns = e->netns_ino;
+	k.sport = e->tuple.sport;
+	k.dport = e->tuple.dport;
+	bpf_map_update_elem(&hs_tcp_ctl, &k, &v, BPF_ANY);
+}
+
 /* A hook that sees a live skb with a device: gate, identify, parse, emit. */
 static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 {
@@ -506,7 +577,13 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		__u32 tag = hs_rejected_tag(skb);
 
 		/* The common case under a filter, kept free of calls. */
-		if (hs_was_rejected((__u64)skb, (__u64)skb->head, tag)) {
+		/*
+		 * A packet rejected under one set of headers and followed since
+		 * under another (its outer headers matched, then it was
+		 * decapsulated) keeps its cache entry: the followed one wins.
+		 */
+		if (hs_was_rejected((__u64)skb, (__u64)skb->head, tag) &&
+		    (hs_nothing_followed() || !bpf_map_lookup_elem(&hs_packets, &skb))) {
 			if (rx)
 				hs_set_last_followed(0);
 			return 0;
@@ -563,6 +640,8 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	hs_fill_dev(e, dev);
 	if (hook == HS_HOOK_NET_DEV_QUEUE)
 		hs_fill_sender(e, skb, is_new);
+	if (hook == HS_HOOK_NETIF_RECEIVE_SKB)
+		hs_note_rx(skb, e, now);
 	hs_submit(e);
 	return 0;
 }
@@ -734,6 +813,100 @@ int BPF_PROG(hs_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	return 0;
 }
 
+/* enum tcp_state */
+#define HS_TCP_ESTABLISHED 1
+#define HS_TCP_SYN_SENT 2
+#define HS_TCP_FIN_WAIT1 4
+#define HS_TCP_CLOSE 7
+#define HS_TCP_CLOSE_WAIT 8
+#define HS_TCP_LAST_ACK 9
+#define HS_TCP_LISTEN 10
+#define HS_TCP_CLOSING 11
+#define HS_TCPHDR_FIN 0x01
+#define HS_TCPHDR_SYN 0x02
+#define HS_TCPHDR_RST 0x04
+
+/*
+ * Whether skb's TCP header (read where the stack put it) has these ports
+ * (host order); its flags into *flags.
+ */
+static __always_inline int hs_tcp_ports_flags(struct sk_buff *skb, __u16 sport, __u16 dport,
+					      __u8 *flags)
+{
+	unsigned char *th = BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, transport_header);
+	__u16 ports[2];
+
+	if (bpf_probe_read_kernel(ports, sizeof(ports), th) ||
+	    bpf_probe_read_kernel(flags, 1, th + 13))
+		return 0;
+	return bpf_ntohs(ports[0]) == sport && bpf_ntohs(ports[1]) == dport;
+}
+
+/*
+ * A TCP socket changed state. The changes a received segment causes (a
+ * SYN-ACK, the handshake's last ACK, a FIN, the ACK of a FIN, a reset) are
+ * where those segments' lives end: TCP frees them without a tracepoint.
+ * The segment is the followed packet netif_receive_skb just handed to the
+ * stack on this CPU, when its ports are the socket's and its flags fit the
+ * change. Changes a task or a timer makes (connect, close, listen) are no
+ * packet's. aux: old state << 8 | new state.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct hs_last_rx *r;
+	struct sk_buff *skb;
+	struct hs_event *e;
+	__u16 sport, dport;
+	__u32 zero = 0;
+	__u8 flags = 0;
+	__u64 now;
+
+	if (hs_nothing_followed() || BPF_CORE_READ(sk, sk_protocol) != HS_IPPROTO_TCP)
+		return 0;
+	if (oldstate == HS_TCP_CLOSE || newstate == HS_TCP_SYN_SENT || newstate == HS_TCP_FIN_WAIT1 ||
+	    newstate == HS_TCP_LAST_ACK || newstate == HS_TCP_LISTEN ||
+	    (oldstate == HS_TCP_LISTEN && newstate == HS_TCP_CLOSE))
+		return 0;
+	now = bpf_ktime_get_ns();
+	sport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* Not skc_num: a socket moving to CLOSE gave its port back already. */
+	dport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	/* Processed in softirq right after it arrived, or from the backlog. */
+	r = bpf_map_lookup_elem(&hs_last_rx, &zero);
+	skb = r && now - r->ts <= HS_STATE_WINDOW_NS ? (struct sk_buff *)r->skb : NULL;
+	if (!skb || !hs_tcp_ports_flags(skb, sport, dport, &flags)) {
+		struct hs_tcp_ctl_key k = {
+			.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum),
+			.sport = sport,
+			.dport = dport,
+		};
+
+		r = bpf_map_lookup_elem(&hs_tcp_ctl, &k);
+		if (!r || now - r->ts > HS_BACKLOG_WINDOW_NS)
+			return 0;
+		skb = (struct sk_buff *)r->skb;
+		if (!hs_tcp_ports_flags(skb, sport, dport, &flags))
+			return 0;
+	}
+	if (!(flags & HS_TCPHDR_RST) &&
+	    ((oldstate == HS_TCP_SYN_SENT && !(flags & HS_TCPHDR_SYN)) ||
+	     ((newstate == HS_TCP_CLOSE_WAIT || newstate == HS_TCP_CLOSING) && !(flags & HS_TCPHDR_FIN))))
+		return 0;
+	e = hs_socket_hop(skb, HS_HOOK_TCP_STATE);
+	if (!e)
+		return 0;
+	e->ts_ns = now;
+	e->hook = HS_HOOK_TCP_STATE;
+	e->skb_addr = (__u64)skb;
+	e->len = BPF_CORE_READ(skb, len);
+	e->aux = ((__u32)oldstate << 8) | (__u32)newstate;
+	/* No device: TCP reuses skb->dev's word by now. */
+	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	hs_submit(e);
+	return 0;
+}
+
 #define HS_AF_INET 2
 #define HS_AF_INET6 10
 #define HS_AF_PACKET 17
@@ -797,8 +970,18 @@ int BPF_PROG(hs_net_dev_start_xmit, const struct sk_buff *skb, const struct net_
 		g->parent = 0;
 		return 0;
 	}
-	if (bpf_map_lookup_elem(&hs_packets, &key))
-		return 0;
+	{
+		struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &key);
+
+		/*
+		 * A packet net_dev_queue saw just now is no segment; any other
+		 * entry is a dead packet's (segments reuse freed sk_buffs).
+		 */
+		if (st && st->tx && now - st->last_seen < HS_GSO_WINDOW_NS)
+			return 0;
+		if (st && !bpf_map_delete_elem(&hs_packets, &key))
+			__sync_fetch_and_add(&hs_followed, -1);
+	}
 	e = hs_reserve();
 	if (!e)
 		return 0;

@@ -41,7 +41,9 @@ enum hs_hook {
 	HS_HOOK_SOCK_QUEUE = 16,       /* sk_data_ready: queued to a socket (or a clone was) */
 	/* A software GSO segment enters the driver (its first sighting). */
 	HS_HOOK_NET_DEV_START_XMIT = 17,
-	HS_HOOK_MAX = 18,
+	/* inet_sock_set_state: a received TCP segment moved its socket's state. */
+	HS_HOOK_TCP_STATE = 18,
+	HS_HOOK_MAX = 19,
 };
 
 /* Tunnels whose inner packet the parser reads (hs_outer.kind). */

@@ -490,6 +490,11 @@ fn run(
             "net_dev_start_xmit",
             &mut open.progs.hs_net_dev_start_xmit,
         ),
+        (
+            Hook::TcpState,
+            "inet_sock_set_state",
+            &mut open.progs.hs_inet_sock_set_state,
+        ),
     ] {
         if !has_tp(tp) {
             prog.set_autoload(false);
@@ -579,6 +584,7 @@ fn run(
             &skel.progs.hs_net_dev_start_xmit,
             false,
         ),
+        (Hook::TcpState, &skel.progs.hs_inet_sock_set_state, false),
     ];
     let mut links: Vec<Link> = Vec::with_capacity(progs.len());
     let mut degraded = missing;

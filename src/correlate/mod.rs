@@ -478,7 +478,11 @@ impl Correlator {
             self.branches.insert(branch, pkt.id);
         }
         if ev.hook.is_socket() {
-            let data = ev.hook != Hook::TcpRcv || ev.aux > 0;
+            let data = match ev.hook {
+                Hook::TcpRcv => ev.aux > 0,
+                Hook::TcpState => false,
+                _ => true,
+            };
             // A read (the task) or data outranks what was seen before.
             if pkt.socket.is_none_or(|s| data && !s.data) || ev.hook == Hook::SkbCopyDatagram {
                 pkt.socket = Some(SocketSeen {

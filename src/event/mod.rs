@@ -118,10 +118,15 @@ pub enum Hook {
     /// `net_dev_start_xmit`: a software GSO segment enters its driver (its
     /// first sighting; the segment was cut after `net_dev_queue`).
     NetDevStartXmit,
+    /// `inet_sock_set_state`: a received TCP segment moved its socket's
+    /// state (a SYN-ACK, the handshake's last ACK, a FIN, the ACK of a FIN,
+    /// a reset); TCP frees those without a tracepoint (`aux`: old state
+    /// << 8 | new state).
+    TcpState,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 17] = [
+    pub const ALL: [Hook; 18] = [
         Hook::NetDevQueue,
         Hook::NetDevXmit,
         Hook::NetifRx,
@@ -139,6 +144,7 @@ impl Hook {
         Hook::TcpRcv,
         Hook::SockQueue,
         Hook::NetDevStartXmit,
+        Hook::TcpState,
     ];
 
     /// Wire value (enum hs_hook).
@@ -161,6 +167,7 @@ impl Hook {
             Hook::TcpRcv => 15,
             Hook::SockQueue => 16,
             Hook::NetDevStartXmit => 17,
+            Hook::TcpState => 18,
         }
     }
 
@@ -188,6 +195,7 @@ impl Hook {
             Hook::TcpRcv => "tcp_probe",
             Hook::SockQueue => "sk_data_ready",
             Hook::NetDevStartXmit => "net_dev_start_xmit",
+            Hook::TcpState => "inet_sock_set_state",
         }
     }
 
@@ -212,7 +220,10 @@ impl Hook {
 
     /// A socket took the packet in (read, queued, or TCP processed it).
     pub fn is_socket(self) -> bool {
-        matches!(self, Hook::SkbCopyDatagram | Hook::TcpRcv | Hook::SockQueue)
+        matches!(
+            self,
+            Hook::SkbCopyDatagram | Hook::TcpRcv | Hook::SockQueue | Hook::TcpState
+        )
     }
 
     /// Transmit-side hooks.
