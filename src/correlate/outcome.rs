@@ -111,10 +111,18 @@ impl Outcome {
     }
 }
 
-/// A free that is no alarm: a routine reason, or `OTHERHOST` ending a copy
-/// (a bridge's own copy of a frame it forwarded, as with tcpdump on it).
+/// A free that is no alarm: a routine reason; `OTHERHOST` ending a copy (a
+/// bridge's own copy of a frame it forwarded, as with tcpdump on it); a
+/// multicast packet for a group nobody here joined (MLD reports reach every
+/// namespace on the link).
 fn routine(p: &Packet, reason: u32, reasons: &DropReasons) -> bool {
+    let name = reasons.name(reason);
+    let multicast = p
+        .headers
+        .and_then(|h| h.l3.dst())
+        .is_some_and(|d| d.is_multicast());
     !reasons.is_empty()
         && (reasons.is_benign_for(reason, p.headers.as_ref())
-            || (p.copy_of.is_some() && reasons.name(reason) == Some("OTHERHOST")))
+            || (p.copy_of.is_some() && name == Some("OTHERHOST"))
+            || (multicast && matches!(name, Some("IP_INNOROUTES" | "OTHERHOST"))))
 }

@@ -116,7 +116,15 @@ impl DropReasons {
 
 /// What to check for a drop, in one line: `netns` and `ifname` are where the
 /// packet was last seen. `None` for reasons without specific advice.
-pub fn hint(reason: &str, netns: &str, ifname: &str) -> Option<String> {
+/// `vlan`: the packet's VLAN id, when it carried a tag.
+pub fn hint(reason: &str, netns: &str, ifname: &str, vlan: Option<u16>) -> Option<String> {
+    if let ("OTHERHOST", Some(vid @ 1..)) = (reason, vlan) {
+        return Some(format!(
+            "tagged for VLAN {vid}, and {ifname} in {netns} has no VLAN {vid} sub-interface: the \
+             kernel takes such frames as not for this host (add one with `ip -n {netns} link add \
+             link {ifname} name {ifname}.{vid} type vlan id {vid}`, or check the sender's tagging)"
+        ));
+    }
     let h = match reason {
         "NETFILTER_DROP" => format!(
             "a netfilter rule dropped it: check `ip netns exec {netns} nft list ruleset` (or iptables -L -v -n) for the hook after {ifname}"
@@ -225,15 +233,24 @@ mod tests {
 
     #[test]
     fn hints_name_the_place() {
-        let h = hint("NETFILTER_DROP", "hs-r1", "eth0").unwrap();
+        let h = hint("NETFILTER_DROP", "hs-r1", "eth0", None).unwrap();
         assert!(h.contains("ip netns exec hs-r1 nft list ruleset"), "{h}");
-        assert!(hint("NO_SOCKET", "hs-c2", "eth0")
+        assert!(hint("NO_SOCKET", "hs-c2", "eth0", None)
             .unwrap()
             .contains("in hs-c2"));
-        assert!(hint("IP_RPFILTER", "hs-host", "vc1")
+        assert!(hint("IP_RPFILTER", "hs-host", "vc1", None)
             .unwrap()
             .contains("rp_filter"));
-        assert_eq!(hint("SOMETHING_NEW", "x", "y"), None);
+        assert_eq!(hint("SOMETHING_NEW", "x", "y", None), None);
+        // A frame for a VLAN with no sub-interface is not "another host's MAC".
+        let v = hint("OTHERHOST", "hs-r", "eth0", Some(100)).unwrap();
+        assert!(
+            v.starts_with("tagged for VLAN 100, and eth0 in hs-r has no VLAN 100"),
+            "{v}"
+        );
+        assert!(hint("OTHERHOST", "hs-r", "eth0", Some(0))
+            .unwrap()
+            .contains("another host's MAC"));
     }
 
     /// Raw BTF holding one `enum skb_drop_reason` with `members`.

@@ -95,6 +95,9 @@ struct HopRecord<'a> {
     dnat: Option<NatChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     snat: Option<NatChange>,
+    /// A non-first fragment: no transport header (`proto` is the IP one).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fragment: bool,
     /// The tunnel around the packet on this (underlay) hop.
     #[serde(skip_serializing_if = "Option::is_none")]
     outer: Option<OuterRecord>,
@@ -421,6 +424,18 @@ impl<W: Write> Sink for JsonSink<W> {
             } => Some((kind, code, id, seq)),
             _ => None,
         };
+        let echo = matches!(
+            l4,
+            L4::Icmp {
+                v6: false,
+                kind: 0 | 8,
+                ..
+            } | L4::Icmp {
+                v6: true,
+                kind: 128 | 129,
+                ..
+            }
+        );
         let tcp = match l4 {
             L4::Tcp {
                 seq, ack, flags, ..
@@ -480,8 +495,10 @@ impl<W: Write> Sink for JsonSink<W> {
             dport,
             icmp_type: icmp.map(|i| i.0),
             icmp_code: icmp.map(|i| i.1),
-            icmp_id: icmp.map(|i| i.2),
-            icmp_seq: icmp.map(|i| i.3),
+            // The identifier and sequence exist in echo messages only (an
+            // advertisement's flags are no id).
+            icmp_id: icmp.filter(|_| echo).map(|i| i.2),
+            icmp_seq: icmp.filter(|_| echo).map(|i| i.3),
             tcp_flags: tcp.map(|t| t.2),
             tcp_seq: tcp.map(|t| t.0),
             tcp_ack: tcp.map(|t| t.1),
@@ -501,6 +518,7 @@ impl<W: Write> Sink for JsonSink<W> {
             copy_of: ctx.copy_of.map(|c| c.0),
             dnat: ctx.rewrite.as_ref().and_then(NatChange::dst),
             snat: ctx.rewrite.as_ref().and_then(NatChange::src),
+            fragment: matches!(l4, L4::Fragment { .. }),
             outer: ev.outer.as_ref().map(OuterRecord::of),
             inferred: ctx.inferred,
             segment_of: ctx.segment_of.map(|s| s.0 .0),
@@ -673,7 +691,9 @@ impl<W: Write> Sink for JsonSink<W> {
                 reason: self.drops.name(reason),
                 reason_code: reason,
                 location: self.drops.location(location),
-                hint: self.drops.hint(reason, &label, d.ifname.as_str()),
+                hint: self
+                    .drops
+                    .hint(reason, &label, d.ifname.as_str(), h.and_then(|h| h.vlan)),
                 stack: (stack != 0).then(|| self.drops.stack(stack)).flatten(),
                 ts_ns: ts,
             };

@@ -271,8 +271,14 @@ impl DropContext {
         self.symbols.iter().flat_map(|s| s.resolved())
     }
 
-    pub fn hint(&self, reason: u32, netns: &str, ifname: &str) -> Option<String> {
-        crate::event::drop_reason::hint(self.reasons.name(reason)?, netns, ifname)
+    pub fn hint(
+        &self,
+        reason: u32,
+        netns: &str,
+        ifname: &str,
+        vlan: Option<u16>,
+    ) -> Option<String> {
+        crate::event::drop_reason::hint(self.reasons.name(reason)?, netns, ifname, vlan)
     }
 }
 

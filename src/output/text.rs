@@ -373,7 +373,10 @@ impl<W: Write> Sink for TextSink<W> {
                         let at = self.drops.location(location);
                         let _ =
                             write!(self.line, "dropped: {} at {}", Shown(&raw_name), Shown(&at));
-                        if let Some(h) = self.drops.hint(reason, &ns, &v.device.ifname.to_string())
+                        let vlan = p.headers.and_then(|h| h.vlan);
+                        if let Some(h) =
+                            self.drops
+                                .hint(reason, &ns, &v.device.ifname.to_string(), vlan)
                         {
                             let _ = write!(self.line, "; {h}");
                         }

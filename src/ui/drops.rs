@@ -68,7 +68,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             let hint = model
                 .drop_reasons()
                 .name(d.key.reason)
-                .and_then(|raw| crate::event::drop_reason::hint(raw, &ns, &ifname))
+                .and_then(|raw| crate::event::drop_reason::hint(raw, &ns, &ifname, None))
                 .unwrap_or_default();
             Row::new(vec![
                 Line::from(d.count.to_string()),

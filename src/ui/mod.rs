@@ -267,6 +267,7 @@ pub fn drop_hint(p: &Packet, model: &Model) -> Option<String> {
         reasons.name(reason)?,
         &netns_label(model, last.device.netns),
         &last.device.ifname.to_string(),
+        p.headers.and_then(|h| h.vlan),
     )
 }
 
@@ -290,6 +291,7 @@ pub fn hook_short(h: Hook) -> &'static str {
         Hook::TcpRcv => "tcp",
         Hook::SockQueue => "to-socket",
         Hook::NetDevStartXmit => "segment",
+        Hook::TcpState => "tcp-state",
     }
 }
 
