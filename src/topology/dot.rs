@@ -3,7 +3,8 @@
 //! (green requests, magenta replies, with packet counts and mean latency),
 //! and the wiring the kernel reports: veth pairs as bold undirected wires,
 //! bridge ports as dashed edges to their bridge, which is a node of its own
-//! even when no packet visited it.
+//! even when no packet visited it. Tunnel edges (`vxlan 42 via eth1`) are
+//! dotted.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -123,12 +124,17 @@ pub fn write_dot(g: &HopGraph, topo: &impl TopologyView, w: &mut impl Write) -> 
         };
         let mut mean = String::new();
         fmt_duration(e.mean_ns(), &mut mean);
+        // A tunnel edge is dotted, above the underlay's own hops.
+        let (style, tunnel) = match e.tunnel {
+            Some(t) => (", style=dotted, penwidth=2", format!("{t}\n")),
+            None => ("", String::new()),
+        };
         let _ = writeln!(
             out,
-            "  {} -> {} [color={color}, fontcolor={color}, label={}];",
+            "  {} -> {} [color={color}, fontcolor={color}{style}, label={}];",
             node_id(a.netns.0, a.ifindex.0),
             node_id(b.netns.0, b.ifindex.0),
-            q(&format!("{role} ×{} {mean}", e.packets))
+            q(&format!("{tunnel}{role} ×{} {mean}", e.packets))
         );
     }
     out.push_str("}\n");

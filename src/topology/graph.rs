@@ -5,7 +5,9 @@
 //!
 //! A transition between two namespaces is a veth wire (or another device
 //! pair crossing namespaces); a transition inside one namespace is a bridge
-//! or a routing decision.
+//! or a routing decision. A packet that went through a tunnel also joins
+//! the device where it was encapsulated to the one where it came out with
+//! a tunnel edge (`vxlan 42 via eth1`), besides the underlay's own edges.
 
 use std::collections::HashMap;
 
@@ -13,8 +15,9 @@ use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use crate::correlate::{Packet, Role};
-use crate::event::{IfIndex, NetnsId, ShortName};
+use crate::event::{IfIndex, NetnsId, ShortName, Tunnel};
 
+/// A device of the hop graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Node {
     pub netns: NetnsId,
@@ -22,9 +25,32 @@ pub struct Node {
     pub ifname: ShortName,
 }
 
+/// The tunnel a tunnel edge stands for: its kind, VNI (or key; 0: none)
+/// and the underlay device that carried it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelVia {
+    pub kind: Tunnel,
+    pub vni: u32,
+    pub via: ShortName,
+}
+
+impl std::fmt::Display for TunnelVia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind.name())?;
+        if self.vni != 0 {
+            write!(f, " {}", self.vni)?;
+        }
+        write!(f, " via {}", crate::safe_text::Shown(self.via.as_str()))
+    }
+}
+
+/// Packets of one role that went from one device to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edge {
     pub role: Role,
+    /// A tunnel edge: from where the packet was encapsulated to where it
+    /// came out (the underlay hops between have edges of their own).
+    pub tunnel: Option<TunnelVia>,
     pub packets: u64,
     pub sum_ns: u64,
     pub min_ns: u64,
@@ -82,6 +108,9 @@ impl HopGraph {
 
     fn add_packet(&mut self, p: &Packet, role: Role) {
         let mut prev: Option<(NodeIndex, u64)> = None;
+        // Where the packet went into a tunnel, and which tunnel, while it
+        // is in it.
+        let mut entered: Option<(NodeIndex, u64, TunnelVia)> = None;
         for v in &p.visits {
             let n = self.node(Node {
                 netns: v.device.netns,
@@ -90,34 +119,65 @@ impl HopGraph {
             });
             if let Some((from, ts)) = prev {
                 if from != n {
-                    let dt = v.first_ts.saturating_sub(ts);
-                    let e = match self.edges.get(&(from, n, role)) {
-                        Some(&e) => e,
-                        None => {
-                            let e = self.graph.add_edge(
-                                from,
-                                n,
-                                Edge {
-                                    role,
-                                    packets: 0,
-                                    sum_ns: 0,
-                                    min_ns: u64::MAX,
-                                    max_ns: 0,
-                                },
-                            );
-                            self.edges.insert((from, n, role), e);
-                            e
-                        }
-                    };
-                    let w = &mut self.graph[e];
-                    w.packets += 1;
-                    w.sum_ns += dt;
-                    w.min_ns = w.min_ns.min(dt);
-                    w.max_ns = w.max_ns.max(dt);
+                    self.count(from, n, role, None, v.first_ts.saturating_sub(ts));
                 }
+            }
+            match (v.outer, entered) {
+                (Some(o), None) => {
+                    if let Some((from, ts)) = prev {
+                        let via = TunnelVia {
+                            kind: o.kind,
+                            vni: o.vni,
+                            via: v.device.ifname,
+                        };
+                        entered = Some((from, ts, via));
+                    }
+                }
+                (None, Some((from, ts, via))) => {
+                    if from != n {
+                        self.count(from, n, role, Some(via), v.first_ts.saturating_sub(ts));
+                    }
+                    entered = None;
+                }
+                _ => {}
             }
             prev = Some((n, v.first_ts));
         }
+    }
+
+    /// Counts one transition `from` → `to` that took `dt`.
+    fn count(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        role: Role,
+        tunnel: Option<TunnelVia>,
+        dt: u64,
+    ) {
+        let e = match self.edges.get(&(from, to, role)) {
+            Some(&e) => e,
+            None => {
+                let e = self.graph.add_edge(
+                    from,
+                    to,
+                    Edge {
+                        role,
+                        tunnel,
+                        packets: 0,
+                        sum_ns: 0,
+                        min_ns: u64::MAX,
+                        max_ns: 0,
+                    },
+                );
+                self.edges.insert((from, to, role), e);
+                e
+            }
+        };
+        let w = &mut self.graph[e];
+        w.packets += 1;
+        w.sum_ns += dt;
+        w.min_ns = w.min_ns.min(dt);
+        w.max_ns = w.max_ns.max(dt);
     }
 
     /// Devices of one namespace, in the order they were first seen.

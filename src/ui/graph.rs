@@ -1,8 +1,9 @@
 //! The hop graph of the selected flow, drawn as namespace boxes in the
 //! order the requests reached them, the devices inside each box, hops
 //! inside a namespace (bridge, routing) next to their device, and the wires
-//! between namespaces (veth) between the boxes: ▼ for requests, ▲ for
-//! replies, with packet counts and mean (min–max) latency per edge.
+//! between namespaces (veth, or a tunnel: `vxlan 42 via eth1`) between the
+//! boxes: ▼ for requests, ▲ for replies, with packet counts and mean
+//! (min–max) latency per edge.
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -144,12 +145,17 @@ pub fn lines(g: &HopGraph, model: &Model, theme: Theme, width: usize) -> Vec<Lin
                 continue;
             }
             let arrow = if pt > pf { "▼" } else { "▲" };
-            let wire = match model
-                .link(from.netns.0, from.ifindex.0)
-                .and_then(|l| l.peer.as_ref())
-            {
-                Some(p) if p.netns == to.netns.0 && p.ifindex == to.ifindex.0 => " (veth)",
-                _ => "",
+            let wire = match (
+                e.tunnel,
+                model
+                    .link(from.netns.0, from.ifindex.0)
+                    .and_then(|l| l.peer.as_ref()),
+            ) {
+                (Some(t), _) => format!(" ({t})"),
+                (None, Some(p)) if p.netns == to.netns.0 && p.ifindex == to.ifindex.0 => {
+                    " (veth)".to_owned()
+                }
+                _ => String::new(),
             };
             let far = if pf.abs_diff(pt) > 1 {
                 format!(" [{}]", netns_label(model, to.netns))

@@ -1,6 +1,8 @@
 //! The hop list of one packet: per visit the time since the previous visit
-//! and since the first, the namespace, the interface, the hooks seen, and
-//! how the packet ended after the last visit.
+//! and since the first, the namespace, the interface, the hooks seen (`~
+//! inferred` where no tracepoint saw the step), the tunnel around it and
+//! the NAT rewrite before it, and how the packet ended after the last
+//! visit.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -13,7 +15,7 @@ use super::{
 };
 use crate::app::App;
 use crate::model::{transit_ns, Model};
-use crate::output::describe;
+use crate::output::{describe, describe_outer};
 use crate::topology::TopologyView;
 
 const HEADER: [&str; 8] = [
@@ -66,6 +68,12 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             theme.warn(),
         ));
     }
+    if let Some((parent, k, n)) = p.segment_of {
+        info.push(Span::raw(format!(
+            " · segment {k}/{n} of packet {}",
+            parent.0
+        )));
+    }
     f.render_widget(Line::from(info), head);
 
     let rows = if main {
@@ -105,6 +113,14 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             };
             let hooks: Vec<&str> = v.hooks.iter().map(hook_short).collect();
             let mut hooks = hooks.join(" ");
+            if v.inferred {
+                // No tracepoint saw this step: where the packet was found.
+                hooks.push_str("~ inferred");
+            }
+            if let Some(o) = v.outer {
+                hooks.push_str(" · ");
+                describe_outer(&o, &mut hooks);
+            }
             if let Some(rc) = v.xmit_rc.filter(|rc| *rc != 0) {
                 hooks.push_str(&format!(" (xmit rc {rc})"));
             }
