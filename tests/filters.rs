@@ -702,7 +702,15 @@ impl Sig {
             s += &format!(" ports {sp} > {dp}");
         }
         if let Some((t, c, i, q)) = self.icmp {
-            s += &format!(" type {t} code {c} id {i} seq {q}");
+            s += &format!(" type {t} code {c}");
+            // Id and sequence are an echo's (hopscope prints them for
+            // echoes only; other types have other fields there).
+            if matches!(
+                (self.proto.as_str(), t),
+                ("icmp", 0 | 8) | ("icmp6", 128 | 129)
+            ) {
+                s += &format!(" id {i} seq {q}");
+            }
         }
         if let Some((f, seq, ack)) = &self.tcp {
             s += &format!(" [{f}] seq {seq} ack {ack}");

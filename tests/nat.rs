@@ -34,7 +34,7 @@ fn a_published_tcp_port_is_one_flow_with_its_replies_and_the_dnat_shown() {
         &p.client_argv("hello", false),
     );
     let pkts = seen_packets(&recs, &prefix_of(&p));
-    let tcp: Vec<&Seen> = pkts.values().filter(|s| s.proto == "tcp").collect();
+    let tcp: Vec<&SeenPacket> = pkts.values().filter(|s| s.proto == "tcp").collect();
     let flows: BTreeSet<u64> = tcp.iter().map(|s| s.flow).collect();
     assert_eq!(flows.len(), 1, "one connection, one flow: {tcp:#?}");
     let (host, cli, ctr) = (&p.host, &p.client, &p.container);
@@ -127,7 +127,7 @@ fn a_published_udp_port_answers_in_the_same_flow() {
     let p = published("nu");
     let recs = trace_argv(&[], &p.client_argv("hi", true));
     let pkts = seen_packets(&recs, &prefix_of(&p));
-    let udp: Vec<&Seen> = pkts.values().filter(|s| s.proto == "udp").collect();
+    let udp: Vec<&SeenPacket> = pkts.values().filter(|s| s.proto == "udp").collect();
     let (host, cli, ctr) = (&p.host, &p.client, &p.container);
     let got: Vec<(&str, &Vec<SeenVisit>, &str)> = udp
         .iter()
@@ -194,7 +194,7 @@ fn container_egress_through_masquerade_is_one_flow() {
         let recs = trace_argv(&[], &p.egress_argv("x", udp));
         let proto = if udp { "udp" } else { "tcp" };
         let pkts = seen_packets(&recs, &prefix_of(&p));
-        let ours: Vec<&Seen> = pkts.values().filter(|s| s.proto == proto).collect();
+        let ours: Vec<&SeenPacket> = pkts.values().filter(|s| s.proto == proto).collect();
         let flows: BTreeSet<u64> = ours.iter().map(|s| s.flow).collect();
         assert_eq!(flows.len(), 1, "{proto}: one flow: {ours:#?}");
         assert!(ours.iter().any(|s| s.role == "reply"), "{proto}: replies");
@@ -320,7 +320,7 @@ fn a_filter_follows_a_natd_connection_from_its_first_hop() {
     let out = t.wait_with_output().unwrap();
     let recs = json_lines(&out.stdout);
     let pkts = seen_packets(&recs, &prefix_of(&p));
-    let tcp: Vec<&Seen> = pkts.values().filter(|s| s.proto == "tcp").collect();
+    let tcp: Vec<&SeenPacket> = pkts.values().filter(|s| s.proto == "tcp").collect();
     assert!(tcp.len() >= 8, "the whole connection: {tcp:#?}");
     let (host, cli) = (&p.host, &p.client);
     let syn = tcp.iter().find(|s| s.tcp_flags == "S").expect("the SYN");

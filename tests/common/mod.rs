@@ -307,7 +307,7 @@ pub fn ip(args: &[&str]) {
 /// there: `DNAT a → b`, `SNAT a → b`, `vxlan 42 198.19.0.1 -> 198.19.0.2`,
 /// `inferred`, or empty).
 #[derive(Debug, Default, Clone)]
-pub struct Seen {
+pub struct SeenPacket {
     pub flow: u64,
     pub role: String,
     pub proto: String,
@@ -323,18 +323,18 @@ pub struct Seen {
     pub segment_of: Option<u64>,
 }
 
-/// A visit as [`Seen`] holds it: (namespace, device, what changed there).
+/// A visit as [`SeenPacket`] holds it: (namespace, device, what changed there).
 pub type SeenVisit = (String, String, String);
 
-/// A visit as [`Seen`] holds it.
+/// A visit as [`SeenPacket`] holds it.
 pub fn at(ns: &str, dev: &str, what: &str) -> SeenVisit {
     (ns.to_owned(), dev.to_owned(), what.to_owned())
 }
 
 /// Packets that visited a namespace named with `prefix`, by packet id
 /// (visits outside it are left out).
-pub fn seen_packets(recs: &[Value], prefix: &str) -> BTreeMap<u64, Seen> {
-    let mut map: BTreeMap<u64, Seen> = BTreeMap::new();
+pub fn seen_packets(recs: &[Value], prefix: &str) -> BTreeMap<u64, SeenPacket> {
+    let mut map: BTreeMap<u64, SeenPacket> = BTreeMap::new();
     for r in recs {
         let id = r["packet"].as_u64().unwrap_or(0);
         match r["type"].as_str() {
