@@ -575,6 +575,8 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	if (ctl) {
 		__u8 rx = hook != HS_HOOK_NET_DEV_QUEUE;
 		__u32 tag = hs_rejected_tag(skb);
+		/* A key of its own: &skb would make older verifiers forget skb's type. */
+		__u64 key = (__u64)skb;
 
 		/* The common case under a filter, kept free of calls. */
 		/*
@@ -583,7 +585,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		 * decapsulated) keeps its cache entry: the followed one wins.
 		 */
 		if (hs_was_rejected((__u64)skb, (__u64)skb->head, tag) &&
-		    (hs_nothing_followed() || !bpf_map_lookup_elem(&hs_packets, &skb))) {
+		    (hs_nothing_followed() || !bpf_map_lookup_elem(&hs_packets, &key))) {
 			if (rx)
 				hs_set_last_followed(0);
 			return 0;
