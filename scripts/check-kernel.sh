@@ -8,7 +8,8 @@
 #     sudo bash scripts/check-kernel.sh [--core] [--build] [KERNEL...]
 #
 # KERNEL: 6.1, 6.12 (the default: both), or a linux-image package name.
-# --core runs only the core scenarios (paths, drops, filters, names, NAT);
+# --core runs only the core scenarios (paths, drops, filters, names, NAT,
+# tunnels);
 # HOPSCOPE_GUEST_TESTS="live::some_test drops:: ..." runs those instead.
 # --build first builds the test binaries (cargo test --no-run), else those
 # of the last build are used. Installs qemu, busybox-static and virtme-ng if
@@ -29,7 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PIN_6_1=linux-image-6.1.0-57-amd64
 PIN_6_12=linux-image-6.12.117+deb12-amd64
 # Test binaries that need root (namespaces, BPF), and the core scenarios.
-PRIVILEGED=(drops filter_scope filters lab links live topology tui)
+PRIVILEGED=(drops field field_paths filter_scope filters hostile_live lab links live nat topology tui)
 CORE=(
 	live::ping_across_the_bridge_exact_visits_and_roles
 	live::routed_ping_through_the_host
@@ -40,6 +41,9 @@ CORE=(
 	filter_scope::whole_flows_follow_replies_through_nat
 	live::tcp_connect_and_data_roles_from_the_syn
 	topology::every_hop_carries_kind_master_peer_and_names
+	nat::a_published_tcp_port_is_one_flow_with_its_replies_and_the_dnat_shown
+	field_paths::a_ping_across_a_vxlan_overlay_is_one_packet_per_echo
+	field_paths::other_tunnels_are_followed_where_the_kernel_has_them
 )
 # A test that takes longer than this fails (emulated CPUs are 10-20x slower).
 TEST_DEADLINE=${HOPSCOPE_GUEST_TEST_DEADLINE:-420}
@@ -180,6 +184,8 @@ for k in "${kernels[@]}"; do
 	grep -v ' passed ' "$out/results" 2>/dev/null | sed 's/^/    FAILED /' || true
 	degraded=$(cat "$out/degraded" 2>/dev/null || echo "unknown (no probe)")
 	echo "kernel $kver: $passed passed, $failed failed, degraded: ${degraded:-none} (${secs}s)"
+	# What the tunnel test found in this kernel.
+	grep -h '^tunnels followed:\|^tunnel not in this kernel' "$out"/logs/*.log 2>/dev/null | sed 's/^/    /' || true
 	((failed == 0)) || status=1
 done
 exit $status

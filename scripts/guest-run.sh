@@ -33,7 +33,8 @@ hopscope=$(realpath -m "$(sed -n '1s/ .*//p' "$OUT/plan" | xargs dirname)/../hop
 mount --bind "$SCRATCH/bin/hopscope" "$hopscope"
 
 # The hooks this kernel lacks, as hopscope reports them.
-if timeout 300 "$hopscope" trace --json -- true >"$SCRATCH/probe.json" 2>"$OUT/probe.err"; then
+# Its log (libbpf's and the verifier's) is in OUT/probe.err.
+if HOPSCOPE_LOG=debug timeout 300 "$hopscope" trace --json -- true >"$SCRATCH/probe.json" 2>"$OUT/probe.err"; then
 	python3 - "$SCRATCH/probe.json" >"$OUT/degraded" <<'PY'
 import json, sys
 summary = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"type":"summary"')]
@@ -49,7 +50,7 @@ while read -r bin name; do
 	label="$(basename "$bin" | sed 's/-[0-9a-f]*$//')::$name"
 	log="$OUT/logs/$label.log"
 	t0=$(date +%s)
-	timeout --kill-after=10 "$DEADLINE" "$SCRATCH/bin/${bin##*/}" --exact "$name" --test-threads=1 </dev/null >"$log" 2>&1
+	timeout --kill-after=10 "$DEADLINE" "$SCRATCH/bin/${bin##*/}" --exact "$name" --test-threads=1 --show-output </dev/null >"$log" 2>&1
 	rc=$?
 	secs=$(($(date +%s) - t0))
 	if ((rc == 0)) && grep -q '^test result: ok. 1 passed' "$log"; then

@@ -369,7 +369,9 @@ pub fn seen_packets(recs: &[Value], prefix: &str) -> BTreeMap<u64, SeenPacket> {
                     (Value::Object(d), _, _) => format!("DNAT {} → {}", d["from"], d["to"]),
                     (_, Value::Object(s), _) => format!("SNAT {} → {}", s["from"], s["to"]),
                     (_, _, Value::Object(o)) => {
-                        format!("{} {} {} -> {}", o["kind"], o["vni"], o["src"], o["dst"])
+                        // No VNI (GRE without a key, IPIP): null.
+                        let vni = o.get("vni").unwrap_or(&Value::Null);
+                        format!("{} {vni} {} -> {}", o["kind"], o["src"], o["dst"])
                     }
                     _ if r["inferred"] == true => "inferred".to_owned(),
                     _ => String::new(),
