@@ -3,7 +3,7 @@
 # virtme-ng (QEMU, software emulation: no KVM needed), and prints one line per
 # kernel:
 #
-#     kernel 6.1.0-57-amd64: 9 passed, 0 failed, degraded: tcp_send_reset
+#     kernel 6.1.0-57-amd64: 12 passed, 0 failed, degraded: sk_data_ready, tcp_send_reset
 #
 #     sudo bash scripts/check-kernel.sh [--core] [--build] [KERNEL...]
 #
