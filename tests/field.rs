@@ -688,15 +688,15 @@ fn recorded_field_fixtures_read_back() {
     use hopscope::event::record::{Frame as Rec, Replay};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let cases: [(&str, &[&str], u64); 5] = [
-        ("field-published.hsrec", &["cli", "ctr", "host", "out"], 317),
+        ("field-published.hsrec", &["cli", "ctr", "host", "out"], 345),
         (
             "field-vxlan.hsrec",
             &["node1", "node2", "pod1", "pod2"],
-            432,
+            426,
         ),
-        ("field-macvlan.hsrec", &["far", "host", "m1", "m2"], 111),
-        ("field-gso-off.hsrec", &["rcv", "snd"], 232),
-        ("field-bridge-tcpdump.hsrec", &["a", "b", "sw"], 199),
+        ("field-macvlan.hsrec", &["far", "host", "m1", "m2"], 119),
+        ("field-gso-off.hsrec", &["rcv", "snd"], 427),
+        ("field-bridge-tcpdump.hsrec", &["a", "b", "sw"], 212),
     ];
     for (file, roles, want_events) in cases {
         let mut r = Replay::open(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
