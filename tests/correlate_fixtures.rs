@@ -49,7 +49,7 @@ fn flows(m: &Model) -> BTreeSet<(String, Option<IpAddr>, u16, u64, u64, u64)> {
         .collect()
 }
 
-fn flow<'a>(m: &'a Model, proto: FlowProto, port: u16) -> &'a FlowEntry {
+fn flow(m: &Model, proto: FlowProto, port: u16) -> &FlowEntry {
     m.flows()
         .find(|f| f.key.proto == proto && (f.key.a.1 == port || f.key.b.1 == port))
         .unwrap_or_else(|| panic!("no {proto:?} flow with port {port}"))
@@ -125,7 +125,7 @@ fn an_overlay_echo_is_one_packet_through_the_tunnel() {
         }
     }
     // The hop graph joins the nodes' vxlan devices, once each way.
-    let g = hopscope::topology::graph::HopGraph::build(packets(&m, f).into_iter());
+    let g = hopscope::topology::graph::HopGraph::build(packets(&m, f));
     let tunnels: Vec<String> = g
         .edges()
         .filter_map(|(_, _, e)| e.tunnel.map(|t| format!("{t} {:?} ×{}", e.role, e.packets)))
