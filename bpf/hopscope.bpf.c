@@ -151,8 +151,11 @@ struct {
 	__type(value, struct hs_last_rx);
 } hs_last_rx SEC(".maps");
 
-/* A state change belongs to the packet received this recently, or none. */
-#define HS_STATE_WINDOW_NS (200ULL * 1000)
+/*
+ * A state change belongs to the packet received this recently, or none
+ * (tens of microseconds here; an emulated CPU takes 10-20 times longer).
+ */
+#define HS_STATE_WINDOW_NS (2ULL * 1000 * 1000)
 
 /*
  * The last followed TCP segment with SYN, FIN or RST received in a
@@ -173,7 +176,7 @@ struct {
 } hs_tcp_ctl SEC(".maps");
 
 /* A socket's backlog is processed when its task lets go: this soon. */
-#define HS_BACKLOG_WINDOW_NS (20ULL * 1000 * 1000)
+#define HS_BACKLOG_WINDOW_NS (100ULL * 1000 * 1000)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -742,10 +745,12 @@ static __always_inline struct hs_event *hs_socket_hop(struct sk_buff *skb, __u32
 	struct hs_pkt_state *st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
 	struct hs_event *e;
 
-	if (!st)
+	/*
+	 * Not followed, or the address is a dead packet's (sk_buffs are
+	 * reused at once): maybe a clone of a followed one.
+	 */
+	if (!st || !hs_same_packet(skb, st, hook))
 		return hs_clone_delivery(skb, hook);
-	if (!hs_same_packet(skb, st, hook))
-		return NULL;
 	e = hs_reserve();
 	if (e)
 		e->packet_id = st->packet_id;
@@ -845,13 +850,38 @@ static __always_inline int hs_tcp_ports_flags(struct sk_buff *skb, __u16 sport, 
 }
 
 /*
+ * The TCP payload skb carries, from its IP and TCP headers (IPv6: the
+ * payload length less the TCP header; extension headers are rare on TCP).
+ */
+static __always_inline __u32 hs_tcp_payload(struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *nh = head + BPF_CORE_READ(skb, network_header);
+	unsigned char *th = head + BPF_CORE_READ(skb, transport_header);
+	__u8 ip[6] = {}, doff = 0;
+	__u32 total, hdrs;
+
+	if (bpf_probe_read_kernel(ip, sizeof(ip), nh) || bpf_probe_read_kernel(&doff, 1, th + 12))
+		return 0;
+	if ((ip[0] >> 4) == 4) {
+		total = ((__u32)ip[2] << 8) | ip[3];
+		hdrs = (ip[0] & 0xf) * 4 + (doff >> 4) * 4;
+	} else {
+		total = ((__u32)ip[4] << 8) | ip[5];
+		hdrs = (doff >> 4) * 4;
+	}
+	return total > hdrs ? total - hdrs : 0;
+}
+
+/*
  * A TCP socket changed state. The changes a received segment causes (a
  * SYN-ACK, the handshake's last ACK, a FIN, the ACK of a FIN, a reset) are
  * where those segments' lives end: TCP frees them without a tracepoint.
  * The segment is the followed packet netif_receive_skb just handed to the
  * stack on this CPU, when its ports are the socket's and its flags fit the
  * change. Changes a task or a timer makes (connect, close, listen) are no
- * packet's. aux: old state << 8 | new state.
+ * packet's. aux: old state << 8 | new state, and the segment's payload
+ * length (at most 0xffff) << 16.
  */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
@@ -902,7 +932,13 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	e->hook = HS_HOOK_TCP_STATE;
 	e->skb_addr = (__u64)skb;
 	e->len = BPF_CORE_READ(skb, len);
+	/* A segment with data is delivered, not only consumed: its length too. */
 	e->aux = ((__u32)oldstate << 8) | (__u32)newstate;
+	{
+		__u32 payload = hs_tcp_payload(skb);
+
+		e->aux |= (payload > 0xffff ? 0xffff : payload) << 16;
+	}
 	/* No device: TCP reuses skb->dev's word by now. */
 	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
 	hs_submit(e);

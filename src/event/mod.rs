@@ -121,7 +121,7 @@ pub enum Hook {
     /// `inet_sock_set_state`: a received TCP segment moved its socket's
     /// state (a SYN-ACK, the handshake's last ACK, a FIN, the ACK of a FIN,
     /// a reset); TCP frees those without a tracepoint (`aux`: old state
-    /// << 8 | new state).
+    /// << 8 | new state, payload length << 16: data is delivered).
     TcpState,
 }
 
