@@ -641,6 +641,12 @@ pub fn load_recording(
             state.get_or_insert_with(|| (Correlator::new(corr_cfg), Model::new(model_cfg.clone())));
         apply_frame(frame, corr, model);
     }
+    // The recording is all there is: packets still in flight at its end
+    // end there, as a live run's do when it stops.
+    if let Some((corr, model)) = state.as_mut() {
+        corr.flush(model);
+        model.set_in_flight(0);
+    }
     let mut model = state.map_or_else(|| Model::new(model_cfg), |(_, m)| m);
     model.take_unknown();
     model.take_unresolved_locations();

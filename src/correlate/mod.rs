@@ -46,7 +46,9 @@ pub struct CorrelatorConfig {
     /// A packet that reached a socket, or ended while a clone still held
     /// its data, is finished this long after its last event: TCP and UDP
     /// free what they delivered without a tracepoint, and a raw or ping
-    /// socket reads its clone after the original is gone.
+    /// socket reads its clone after the original is gone. Half a second,
+    /// the text mode's reorder window: a loaded machine (or an emulated
+    /// CPU) schedules the reader well after 150 ms.
     pub settle_ns: u64,
 }
 
@@ -59,7 +61,7 @@ impl Default for CorrelatorConfig {
             packet_idle_ns: 2_000_000_000,
             copy_window_ns: 50_000_000,
             owner_cgroup: 0,
-            settle_ns: 150_000_000,
+            settle_ns: 500_000_000,
         }
     }
 }
@@ -480,7 +482,8 @@ impl Correlator {
         if ev.hook.is_socket() {
             let data = match ev.hook {
                 Hook::TcpRcv => ev.aux > 0,
-                Hook::TcpState => false,
+                // A state change by a segment that also carried data.
+                Hook::TcpState => ev.aux >> 16 > 0,
                 _ => true,
             };
             // A read (the task) or data outranks what was seen before.
