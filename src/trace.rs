@@ -510,6 +510,8 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         .and_then(|()| r.flush())
         .context("writing the recording")?;
     }
+    // What was printed counts once it is out.
+    out.flush();
     let cstats: CorrelatorStats = corr.stats();
     let summary = Summary {
         kind: "summary",

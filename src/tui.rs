@@ -78,7 +78,10 @@ static UI_THREAD: std::sync::Mutex<Option<std::thread::ThreadId>> = std::sync::M
 
 /// Owns the terminal while the explorer runs; restores it when dropped.
 struct TerminalGuard {
-    term: Term,
+    /// Never dropped: ratatui's drop shows the cursor again and prints
+    /// "Failed to show the cursor" when the terminal is gone; the guard's
+    /// own drop restores the terminal, quietly.
+    term: std::mem::ManuallyDrop<Term>,
 }
 
 fn restore_terminal() {
@@ -124,7 +127,9 @@ impl TerminalGuard {
         let term =
             Terminal::new(CrosstermBackend::new(io::stdout())).context("opening the terminal")?;
         enable_raw_mode().context("switching the terminal to raw mode")?;
-        let guard = TerminalGuard { term };
+        let guard = TerminalGuard {
+            term: std::mem::ManuallyDrop::new(term),
+        };
         execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)
             .context("entering the alternate screen")?;
         Ok(guard)

@@ -180,6 +180,24 @@ fn write_errors_end_the_run_and_a_closed_pipe_does_not() {
     );
     // The summary still reaches stderr, with the figures.
     assert!(stderr(&out).contains(" emitted, "), "{}", stderr(&out));
+    // Packets whose lines could not be written are not counted as shown
+    // (pings on the loopback of a namespace of the test's own).
+    for mode in ["", "--json"] {
+        let out = sh(&format!(
+            "{} trace {mode} -- unshare -n sh -c 'ip link set lo up && ping -q -c 2 -i 0.2 127.0.0.1' > /dev/full",
+            bin()
+        ));
+        let err = stderr(&out);
+        let summary = err
+            .lines()
+            .find(|l| l.contains(" shown)"))
+            .unwrap_or_else(|| panic!("no summary: {err}"));
+        assert!(summary.contains("(0 shown)"), "{mode}: {summary}");
+        assert!(
+            !summary.starts_with("hopscope: 0 packets"),
+            "{mode}: {summary}"
+        );
+    }
 
     // The reader goes away before anything is written.
     let mut child = Command::new(bin())
@@ -311,7 +329,13 @@ fn terminal_loss_ends_the_explorer_and_replay() {
     let _s = serial();
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("run.hsrec");
-    let t = Tmux::start(&format!("exec {} --record {}", bin(), q(&rec)));
+    let err = dir.path().join("explorer.err");
+    let t = Tmux::start(&format!(
+        "exec {} --record {} 2> {}",
+        bin(),
+        q(&rec),
+        q(&err)
+    ));
     let pid: u32 = t.display("#{pane_pid}").parse().expect("pane pid");
     assert!(
         wait_attached(pid, Duration::from_secs(60)),
@@ -323,6 +347,10 @@ fn terminal_loss_ends_the_explorer_and_replay() {
     assert!(took < Duration::from_secs(1), "explorer took {took:?}");
     assert_no_programs_left();
     drop(t);
+    // Its summary, and nothing about a cursor it could not show.
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert!(said.contains(" emitted, "), "{said}");
+    assert!(!said.contains("cursor"), "{said}");
 
     let t = Tmux::start(&format!("exec {} replay {}", bin(), q(&rec)));
     let pid: u32 = t.display("#{pane_pid}").parse().expect("pane pid");

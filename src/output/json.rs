@@ -325,6 +325,8 @@ pub struct JsonSink<W: Write> {
     /// Names and links of what hops cross (absent: inodes and ifindexes only).
     topo: Option<Topology>,
     pub printed: u64,
+    /// Packets written since the last flush (counted once it succeeds).
+    unflushed: u64,
     pub error: Option<io::Error>,
 }
 
@@ -336,6 +338,7 @@ impl<W: Write> JsonSink<W> {
             drops: DropContext::default(),
             topo: None,
             printed: 0,
+            unflushed: 0,
             error: None,
         }
     }
@@ -375,8 +378,9 @@ impl<W: Write> JsonSink<W> {
 
     pub fn flush(&mut self) {
         if self.error.is_none() {
-            if let Err(e) = self.out.flush() {
-                self.error = Some(e);
+            match self.out.flush() {
+                Ok(()) => self.printed += std::mem::take(&mut self.unflushed),
+                Err(e) => self.error = Some(e),
             }
         }
     }
@@ -613,7 +617,6 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.filter.packet(p, flow) {
             return;
         }
-        self.printed += 1;
         let ts = p.end.and_then(|e| match e {
             crate::correlate::End::Consumed { ts } | crate::correlate::End::Dropped { ts, .. } => {
                 Some(ts)
@@ -665,6 +668,10 @@ impl<W: Write> Sink for JsonSink<W> {
             _ => None,
         };
         write_line(&mut self.out, &mut self.error, &rec);
+        // Printed once its end record is out (its hops went before it).
+        if self.error.is_none() {
+            self.unflushed += 1;
+        }
         if let (Some((ts, reason, location, stack)), Some(last)) = (dropped, p.visits.last()) {
             let d = last.device;
             if let Some(t) = self.topo.as_mut() {

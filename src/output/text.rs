@@ -39,11 +39,14 @@ pub struct TextSink<W: Write> {
     line: String,
     /// The lines of the block being rendered.
     block: String,
-    /// Rendered blocks waiting for their turn, by (time, arrival).
-    pending: BTreeMap<(u64, u64), String>,
+    /// Rendered blocks waiting for their turn, by (time, arrival), and
+    /// whether each is a packet's.
+    pending: BTreeMap<(u64, u64), (String, bool)>,
     seq: u64,
-    /// Packets printed so far.
+    /// Packets printed so far (written and flushed without error).
     pub printed: u64,
+    /// Packets written since the last flush (counted once it succeeds).
+    unflushed: u64,
     /// First write error; printing stops after one.
     pub error: Option<io::Error>,
 }
@@ -61,6 +64,7 @@ impl<W: Write> TextSink<W> {
             pending: BTreeMap::new(),
             seq: 0,
             printed: 0,
+            unflushed: 0,
             error: None,
         }
     }
@@ -73,30 +77,40 @@ impl<W: Write> TextSink<W> {
             if entry.key().0 > horizon && now != u64::MAX {
                 break;
             }
-            let text = entry.remove();
-            self.write(text.as_bytes());
+            let (text, packet) = entry.remove();
+            self.write_block(&text, packet);
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) {
+    /// Writes; false once a write failed (then nothing more is written).
+    fn write(&mut self, bytes: &[u8]) -> bool {
         if self.error.is_none() {
             if let Err(e) = self.out.write_all(bytes) {
                 self.error = Some(e);
             }
         }
+        self.error.is_none()
     }
 
-    /// Queues the rendered block for its turn at time `ts`.
-    fn queue_block(&mut self, ts: u64) {
+    /// Writes a block; a packet's counts as printed only when written.
+    fn write_block(&mut self, text: &str, packet: bool) {
+        if self.write(text.as_bytes()) && packet {
+            self.unflushed += 1;
+        }
+    }
+
+    /// Queues the rendered block (a packet's, or an annotation's) for its
+    /// turn at time `ts`.
+    fn queue_block(&mut self, ts: u64, packet: bool) {
         let block = std::mem::take(&mut self.block);
         if block.is_empty() {
             return;
         }
         self.seq += 1;
-        self.pending.insert((ts, self.seq), block);
+        self.pending.insert((ts, self.seq), (block, packet));
         while self.pending.len() > MAX_PENDING {
-            if let Some((_, text)) = self.pending.pop_first() {
-                self.write(text.as_bytes());
+            if let Some((_, (text, packet))) = self.pending.pop_first() {
+                self.write_block(&text, packet);
             }
         }
     }
@@ -165,8 +179,9 @@ impl<W: Write> TextSink<W> {
 
     pub fn flush(&mut self) {
         if self.error.is_none() {
-            if let Err(e) = self.out.flush() {
-                self.error = Some(e);
+            match self.out.flush() {
+                Ok(()) => self.printed += std::mem::take(&mut self.unflushed),
+                Err(e) => self.error = Some(e),
             }
         }
     }
@@ -289,7 +304,7 @@ impl<W: Write> Sink for TextSink<W> {
         }
         self.emit_line();
         if !self.all_hooks {
-            self.queue_block(ts);
+            self.queue_block(ts, false);
         }
     }
 
@@ -297,8 +312,11 @@ impl<W: Write> Sink for TextSink<W> {
         if !self.filter.packet(p, flow) {
             return;
         }
-        self.printed += 1;
         if self.all_hooks {
+            // Its lines went out as they came.
+            if self.error.is_none() {
+                self.unflushed += 1;
+            }
             return;
         }
         use std::fmt::Write as _;
@@ -404,6 +422,6 @@ impl<W: Write> Sink for TextSink<W> {
                 }
             }
         }
-        self.queue_block(p.first_ts);
+        self.queue_block(p.first_ts, true);
     }
 }
