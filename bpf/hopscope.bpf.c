@@ -581,9 +581,10 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		/* A key of its own: &skb would make older verifiers forget skb's type. */
 		__u64 key = (__u64)skb;
 
-		/* The common case under a filter, kept free of calls. */
 		/*
-		 * A packet rejected under one set of headers and followed since
+		 * The common case under a filter: a cache hit, and no packet
+		 * followed (one check of a global) or none at this address. A
+		 * packet rejected under one set of headers and followed since
 		 * under another (its outer headers matched, then it was
 		 * decapsulated) keeps its cache entry: the followed one wins.
 		 */
