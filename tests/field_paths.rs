@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::field::*;
@@ -19,55 +19,6 @@ use serde_json::Value;
 fn field(tag: &str) -> String {
     require_root();
     field_prefix(tag)
-}
-
-/// A `hopscope trace --json ARGS` in the background, stopped with SIGINT.
-struct Trace(Option<Child>);
-
-impl Trace {
-    fn start(args: &[&str]) -> Trace {
-        let child = Command::new(bin())
-            .args(["trace", "--json"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting hopscope");
-        let pid = child.id();
-        let t = Trace(Some(child));
-        assert!(
-            wait_attached(pid, Duration::from_secs(30)),
-            "hopscope did not attach"
-        );
-        t
-    }
-
-    fn stop(mut self) -> Vec<Value> {
-        let child = self.0.take().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        )
-        .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "hopscope failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let recs = json_lines(&out.stdout);
-        assert_eq!(summary(&recs)["lost"], 0, "no event may be lost");
-        recs
-    }
-}
-
-impl Drop for Trace {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// The echo packets of `pkts`: (type, seq) -> packets.

@@ -189,7 +189,7 @@ fn a_published_udp_port_answers_in_the_same_flow() {
 #[test]
 fn container_egress_through_masquerade_is_one_flow() {
     let _s = serial();
-    let p = published("nm");
+    let p = published("mq");
     for udp in [false, true] {
         let recs = trace_argv(&[], &p.egress_argv("x", udp));
         let proto = if udp { "udp" } else { "tcp" };
@@ -302,23 +302,11 @@ fn a_filter_follows_a_natd_connection_from_its_first_hop() {
     // match once DNAT rewrote them. The first (the SYN) is followed from
     // there; conntrack then names the connection before the rewrite too, so
     // every later packet is followed from the client's eth0.
-    let t = std::process::Command::new(bin())
-        .args(["trace", "--json", "--filter", "tcp port 80"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_attached(t.id(), Duration::from_secs(30)));
+    let t = Trace::start(&["--filter", "tcp port 80"]);
     let done = run_argv(&p.client_argv("hello", false), Duration::from_secs(10));
     assert!(done.success(), "{done}");
     std::thread::sleep(Duration::from_millis(400));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(t.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = t.wait_with_output().unwrap();
-    let recs = json_lines(&out.stdout);
+    let recs = t.stop();
     let pkts = seen_packets(&recs, &prefix_of(&p));
     let tcp: Vec<&SeenPacket> = pkts.values().filter(|s| s.proto == "tcp").collect();
     assert!(tcp.len() >= 8, "the whole connection: {tcp:#?}");

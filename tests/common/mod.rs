@@ -399,6 +399,57 @@ pub fn seen_packets(recs: &[Value], prefix: &str) -> BTreeMap<u64, SeenPacket> {
     map
 }
 
+/// A `hopscope trace --json ARGS` running in the background, stopped with
+/// SIGINT ([`Trace::stop`]); killed if the test fails before that.
+pub struct Trace(Option<std::process::Child>);
+
+impl Trace {
+    pub fn start(args: &[&str]) -> Trace {
+        let child = Command::new(bin())
+            .args(["trace", "--json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting hopscope");
+        let pid = child.id();
+        let t = Trace(Some(child));
+        assert!(
+            wait_attached(pid, std::time::Duration::from_secs(30)),
+            "hopscope did not attach"
+        );
+        t
+    }
+
+    /// SIGINT, then every record it printed.
+    pub fn stop(mut self) -> Vec<Value> {
+        let child = self.0.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "hopscope failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let recs = json_lines(&out.stdout);
+        assert_eq!(summary(&recs)["lost"], 0, "no event may be lost");
+        recs
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `hopscope trace --json [EXTRA] -- ARGV`: the records; the trace and the
 /// command must succeed and lose nothing.
 pub fn trace_argv(extra: &[&str], argv: &[String]) -> Vec<Value> {
