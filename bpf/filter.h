@@ -290,7 +290,7 @@ struct hs_scratch {
 	struct hs_tuple t;     /* headers of the packet hs_follow decides on */
 	struct hs_outer o;     /* the tunnel around them (unused there) */
 	struct hs_flow_key k;  /* its flow, looked up with whole flows */
-	union hs_hdr h;        /* the parser's header buffer */
+	struct hs_parse_buf p; /* the packet's first bytes, and the parser's header buffer */
 };
 
 struct {
@@ -306,12 +306,12 @@ static __always_inline struct hs_scratch *hs_scratch_of(__u32 hook)
 	return bpf_map_lookup_elem(&hs_scratch, &hook);
 }
 
-/* The parser's header buffer in the scratch slot of hook's program. */
-static __always_inline union hs_hdr *hs_hdr_buf(__u32 hook)
+/* The parser's buffer in the scratch slot of hook's program. */
+static __always_inline struct hs_parse_buf *hs_parse_buf_of(__u32 hook)
 {
 	struct hs_scratch *s = hs_scratch_of(hook);
 
-	return s ? &s->h : NULL;
+	return s ? &s->p : NULL;
 }
 
 /* A load of 1, 2 or 4 bytes at off, in network order. -1: out of bounds. */

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * hopscope.bpf.c: the programs. Each one is thin: find the packet's identity,
- * fill one struct hs_event, submit it to the ring buffer.
+ * fill one record, submit it to the ring buffer. A packet's headers are read
+ * and sent (struct hs_event) at its first sighting and where they changed;
+ * its other device hops are 48-byte struct hs_hops, recognised by a hash of
+ * the header bytes (hs_win_hash), and a device's name goes once per CPU
+ * (struct hs_dev). Plain loads read skb, device and socket fields wherever
+ * the pointer is a BTF one; probe reads only where it is a number.
  *
  * Kernel facts:
  * - Everything is tp_btf (typed skb pointers, no tracefs, cheapest hook).
@@ -73,7 +78,17 @@ struct hs_pkt_state {
 	__u64 head;
 	__u32 fingerprint;
 	__u8 tx;      /* the last device sighting was a transmit */
-	__u8 _pad[3];
+	__u8 tcp_ctl; /* a TCP segment with SYN, FIN or RST (see hs_tcp_ctl) */
+	__u16 sport;  /* its ports, host order (TCP only) */
+	__u16 dport;
+	__u16 _pad;
+	__u32 win_at;  /* where those bytes start (hs_parse_buf.at) */
+	/*
+	 * Hash of the header bytes the packet had where its headers were last
+	 * sent in full (hs_win_hash; 0: never): an equal hash on a device hop
+	 * means an hs_hop will do.
+	 */
+	__u32 hdr_hash;
 };
 
 struct {
@@ -142,6 +157,7 @@ struct {
 struct hs_last_rx {
 	__u64 skb;
 	__u64 ts;
+	__u64 packet_id; /* the packet skb was then: still it if hs_packets agrees */
 };
 
 struct {
@@ -184,6 +200,9 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } hs_stats SEC(".maps");
+
+/* The tuple of a packet whose headers were not read. */
+static const struct hs_tuple hs_no_tuple = {};
 
 /* Next packet id; ids start at 1. */
 __u64 hs_next_packet_id = 1;
@@ -246,13 +265,19 @@ static __always_inline int hs_same_packet(struct sk_buff *skb, struct hs_pkt_sta
 					  __u32 hook)
 {
 	struct hs_scratch *s = hs_scratch_of(hook);
-	__u64 head = (__u64)BPF_CORE_READ(skb, head);
+	__u64 head = (__u64)skb->head;
 	__u32 fp = 0;
 
 	if (!s)
 		return 0;
+	/* The bytes the last device hop saw, in the same place: no need to parse. */
+	hs_win_fill(&s->p, skb, st->hdr_hash ? st->win_at : HS_WIN_FRAME_OF_SKB);
+	if (s->p.len && st->hdr_hash == hs_win_hash(&s->p) && st->head == head)
+		return 1;
+	if (st->hdr_hash)
+		hs_win_fill(&s->p, skb, HS_WIN_FRAME_OF_SKB);
 	__builtin_memset(&s->t, 0, sizeof(s->t));
-	if (hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &s->t, &s->o, &s->h) & HS_F_TUPLE)
+	if (hs_parse_win(&s->p, &s->t, &s->o) & HS_F_TUPLE)
 		fp = hs_fingerprint(&s->t);
 	if (fp && st->fingerprint && fp != st->fingerprint)
 		return 0;
@@ -274,14 +299,26 @@ static __always_inline struct hs_event *hs_reserve(void)
 		hs_count(HS_STAT_LOST);
 		return NULL;
 	}
-	/* The ring buffer does not zero memory; every byte must be written. */
-	__builtin_memset(e, 0, sizeof(*e));
+	/*
+	 * The ring buffer does not zero memory, so every byte userspace reads
+	 * must be written; it reads comm only with HS_F_TASK (which writes it)
+	 * and the headers sections only with their flags (hs_clear_headers).
+	 * Leaving them out keeps a record without headers to two cache lines.
+	 */
+	__builtin_memset(e, 0, offsetof(struct hs_event, comm));
 	e->abi_version = HS_ABI_VERSION;
 	e->cpu = bpf_get_smp_processor_id();
 	return e;
 }
 
-static __always_inline void hs_submit(struct hs_event *e)
+/* Zeroes the headers sections (tuple, outer, gw) of a record about to carry them. */
+static __always_inline void hs_clear_headers(struct hs_event *e)
+{
+	__builtin_memset(&e->tuple, 0, sizeof(*e) - offsetof(struct hs_event, tuple));
+}
+
+/* Submits any record (struct hs_event, hs_hop, hs_dev). */
+static __always_inline void hs_submit(void *e)
 {
 	__u64 avail = bpf_ringbuf_query(&hs_events, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
@@ -305,34 +342,40 @@ static __always_inline void hs_fill_net(struct hs_event *e, struct net *net)
 {
 	if (!net || e->netns_ino)
 		return;
-	e->netns_ino = BPF_CORE_READ(net, ns.inum);
+	e->netns_ino = net->ns.inum;
 	if (bpf_core_field_exists(net->net_cookie))
-		e->netns_cookie = BPF_CORE_READ(net, net_cookie);
+		e->netns_cookie = net->net_cookie;
 }
 
+/*
+ * The device's index, name and namespace. Plain loads: dev (and net above)
+ * must be BTF pointers, a tracepoint's argument or a field loaded from one.
+ * The name is copied whole: bytes after its NUL are ignored by userspace.
+ */
 static __always_inline void hs_fill_dev(struct hs_event *e, struct net_device *dev)
 {
-	struct net *net;
+	__u64 name[2];
 
 	if (!dev)
 		return;
-	e->ifindex = BPF_CORE_READ(dev, ifindex);
-	bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), dev->name);
-	net = BPF_CORE_READ(dev, nd_net.net);
-	hs_fill_net(e, net);
+	e->ifindex = dev->ifindex;
+	name[0] = *(const __u64 *)&dev->name[0];
+	name[1] = *(const __u64 *)&dev->name[8];
+	__builtin_memcpy(e->ifname, name, sizeof(name));
+	hs_fill_net(e, dev->nd_net.net);
 }
 
 static __always_inline __u64 hs_sk_cgroup(struct sk_buff *skb)
 {
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct sock *sk = skb->sk;
 	struct cgroup *cg;
 
 	if (!sk)
 		return 0;
-	cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	cg = sk->sk_cgrp_data.cgroup;
 	if (!cg)
 		return 0;
-	return BPF_CORE_READ(cg, kn, id);
+	return cg->kn->id;
 }
 
 /*
@@ -345,15 +388,15 @@ static __always_inline __u64 hs_sk_cgroup(struct sk_buff *skb)
 static __always_inline int hs_sent_by_current(struct sk_buff *skb, __u32 dev_netns)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct sock *sk = skb->sk;
 	struct socket *sock;
 
 	if (!sk || !dev_netns)
 		return 0;
-	sock = BPF_CORE_READ(sk, sk_socket);
-	if (!sock || !BPF_CORE_READ(sock, file))
+	sock = sk->sk_socket;
+	if (!sock || !sock->file)
 		return 0;
-	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) == dev_netns;
+	return task->nsproxy->net_ns->ns.inum == dev_netns;
 }
 
 /* Whose data skb's buffer holds from now on (see hs_heads). */
@@ -375,10 +418,11 @@ static __always_inline void hs_head_owner(__u64 head, __u64 skb, __u64 id, __u64
  * packet id, or 0 on failure.
  */
 static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 now, __u8 tx,
-					 __u8 *is_new)
+					 __u8 *is_new, __u32 hash, __u32 win_at, const struct hs_tuple *t)
 {
 	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &skb);
 	struct hs_pkt_state fresh = {};
+	__u8 tcp_ctl = fp && t->l4_proto == HS_IPPROTO_TCP && (t->tcp_flags & 0x07);
 
 	if (st) {
 		int reused = (fp && st->fingerprint && fp != st->fingerprint) ||
@@ -392,6 +436,11 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 			st->head = head;
 			if (!st->fingerprint)
 				st->fingerprint = fp;
+			st->hdr_hash = hash;
+			st->win_at = win_at;
+			st->tcp_ctl = tcp_ctl;
+			st->sport = t->sport;
+			st->dport = t->dport;
 			*is_new = 0;
 			return st->packet_id;
 		}
@@ -402,6 +451,11 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 	fresh.head = head;
 	fresh.fingerprint = fp;
 	fresh.tx = tx;
+	fresh.hdr_hash = hash;
+	fresh.win_at = win_at;
+	fresh.tcp_ctl = tcp_ctl;
+	fresh.sport = t->sport;
+	fresh.dport = t->dport;
 	if (bpf_map_update_elem(&hs_packets, &skb, &fresh, BPF_ANY))
 		return 0;
 	__sync_fetch_and_add(&hs_followed, 1);
@@ -421,12 +475,12 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
  */
 static __noinline __u16 hs_adopt_clone(struct sk_buff *skb, __u32 fp, __u64 *id, __u64 *related)
 {
-	__u64 head = (__u64)BPF_CORE_READ(skb, head), now = bpf_ktime_get_ns();
+	__u64 head = (__u64)skb->head, now = bpf_ktime_get_ns();
 	struct hs_head_state *h;
 	struct hs_pkt_state *mine, *orig;
 	__u64 key = (__u64)skb, branch;
 
-	if (!BPF_CORE_READ_BITFIELD_PROBED(skb, cloned))
+	if (!BPF_CORE_READ_BITFIELD(skb, cloned))
 		return 0;
 	h = bpf_map_lookup_elem(&hs_heads, &head);
 	/*
@@ -483,7 +537,7 @@ static __noinline int hs_follow(struct sk_buff *skb, const struct hs_filter_ctl 
 	 */
 	if (st || ctl->whole_flows || *(volatile __u64 *)&hs_conns_learned) {
 		__builtin_memset(&s->t, 0, sizeof(s->t));
-		parsed = !!(hs_parse_skb(skb, skb->dev, &s->t, &s->o, &s->h) & HS_F_TUPLE);
+		parsed = !!(hs_parse_skb(skb, &s->p, &s->t, &s->o) & HS_F_TUPLE);
 	}
 	if (st) {
 		/*
@@ -536,11 +590,12 @@ static __noinline void hs_fill_sender(struct hs_event *e, struct sk_buff *skb, _
 /*
  * A followed packet goes up the stack on this CPU (see hs_last_rx), and a
  * TCP segment that may change its socket's state is noted by its ports
- * (see hs_tcp_ctl). Not inlined: off the device hooks' frames.
+ * (see hs_tcp_ctl). tcp: 1 << 32 for such a segment, | sport << 16 |
+ * dport. Not inlined: off the device hooks' frames.
  */
-static __noinline void hs_note_rx(struct sk_buff *skb, struct hs_event *e, __u64 now)
+static __noinline void hs_note_rx(__u64 skb, __u64 id, __u32 netns, __u64 tcp, __u64 now)
 {
-	struct hs_last_rx v = { .skb = (__u64)skb, .ts = now };
+	struct hs_last_rx v = { .skb = skb, .ts = now, .packet_id = id };
 	struct hs_tcp_ctl_key k = {};
 	struct hs_last_rx *r;
 	__u32 zero = 0;
@@ -548,13 +603,100 @@ static __noinline void hs_note_rx(struct sk_buff *skb, struct hs_event *e, __u64
 	r = bpf_map_lookup_elem(&hs_last_rx, &zero);
 	if (r)
 		*r = v;
-	if (!(e->flags & HS_F_TUPLE) || e->tuple.l4_proto != HS_IPPROTO_TCP ||
-	    !(e->tuple.tcp_flags & 0x07) || !e->netns_ino)
+	if (!(tcp >> 32) || !netns)
 		return;
-	k.netns = e->netns_ino;
-	k.sport = e->tuple.sport;
-	k.dport = e->tuple.dport;
+	k.netns = netns;
+	k.sport = (__u16)(tcp >> 16);
+	k.dport = (__u16)tcp;
 	bpf_map_update_elem(&hs_tcp_ctl, &k, &v, BPF_ANY);
+}
+
+/*
+ * Devices whose names this CPU sent: a direct-mapped cache, slot by a hash
+ * of (netns, ifindex). A miss (first use, a rename, another device in the
+ * slot) sends the name again; that costs a small record, while a hash map
+ * lookup on every hop cost more than the rest of it.
+ */
+struct hs_dev_sent {
+	__u64 key;  /* netns << 32 | ifindex (0: empty) */
+	__u64 name; /* hash of the name sent */
+};
+
+#define HS_DEV_SLOTS 256
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HS_DEV_SLOTS);
+	__type(key, __u32);
+	__type(value, struct hs_dev_sent);
+} hs_devs SEC(".maps");
+
+/* dev's name, unless this CPU sent it already: userspace names hs_hops by it. */
+static __always_inline void hs_send_dev(struct net_device *dev, __u32 netns, __u32 ifindex)
+{
+	__u64 key = ((__u64)netns << 32) | ifindex, name[2], nh;
+	__u32 slot = (__u32)((key * 0x9e3779b97f4a7c15ULL) >> 56) & (HS_DEV_SLOTS - 1);
+	struct hs_dev_sent *c;
+	struct hs_dev *d;
+	struct net *net;
+
+	if (!dev)
+		return;
+	/* Plain loads: dev is a BTF pointer, its name a field. */
+	name[0] = *(const __u64 *)&dev->name[0];
+	name[1] = *(const __u64 *)&dev->name[8];
+	nh = name[0] ^ (name[1] * 0x9e3779b97f4a7c15ULL);
+	c = bpf_map_lookup_elem(&hs_devs, &slot);
+	if (!c || (c->key == key && c->name == nh))
+		return;
+	hs_count(HS_STAT_EMITTED);
+	d = bpf_ringbuf_reserve(&hs_events, sizeof(*d), 0);
+	if (!d) {
+		hs_count(HS_STAT_LOST);
+		return;
+	}
+	d->kind = HS_REC_DEV;
+	d->_pad0 = 0;
+	d->netns_ino = netns;
+	d->netns_cookie = 0;
+	net = dev->nd_net.net;
+	if (net && bpf_core_field_exists(net->net_cookie))
+		d->netns_cookie = net->net_cookie;
+	d->ifindex = ifindex;
+	d->_pad1 = 0;
+	__builtin_memcpy(d->ifname, name, sizeof(name));
+	hs_submit(d);
+	c->key = key;
+	c->name = nh;
+}
+
+/* A hop of packet id on dev, whose headers are the packet's last ones sent. */
+static __always_inline void hs_send_hop(__u8 hook, __u64 id, __u64 skb, __u32 len,
+					struct net_device *dev, __u64 now, __s32 rc)
+{
+	struct net *net = dev ? dev->nd_net.net : NULL;
+	__u32 netns = net ? net->ns.inum : 0, ifindex = dev ? dev->ifindex : 0;
+	struct hs_hop *h;
+
+	hs_send_dev(dev, netns, ifindex);
+	hs_count(HS_STAT_EMITTED);
+	h = bpf_ringbuf_reserve(&hs_events, sizeof(*h), 0);
+	if (!h) {
+		hs_count(HS_STAT_LOST);
+		return;
+	}
+	h->kind = HS_REC_HOP;
+	h->hook = hook;
+	h->_pad0 = 0;
+	h->flags = 0;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ts_ns = now;
+	h->packet_id = id;
+	h->skb_addr = skb;
+	h->netns_ino = netns;
+	h->ifindex = ifindex;
+	h->len = len;
+	h->xmit_rc = rc;
+	hs_submit(h);
 }
 
 /* A hook that sees a live skb with a device: gate, identify, parse, emit. */
@@ -562,11 +704,13 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 {
 	struct net_device *dev = skb->dev;
 	const struct hs_filter_ctl *ctl;
-	__u64 now, head;
+	struct hs_parse_buf *p;
+	struct hs_pkt_state *st;
+	__u64 now, head, key = (__u64)skb;
 	__u8 is_new = 0;
 	__u16 flags = 0;
 	struct hs_event *e;
-	__u32 fp = 0;
+	__u32 fp = 0, hash;
 	__u64 id;
 
 	if (!hs_in_scope(dev)) {
@@ -578,8 +722,6 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	if (ctl) {
 		__u8 rx = hook != HS_HOOK_NET_DEV_QUEUE;
 		__u32 tag = hs_rejected_tag(skb);
-		/* A key of its own: &skb would make older verifiers forget skb's type. */
-		__u64 key = (__u64)skb;
 
 		/*
 		 * The common case under a filter: a cache hit, and no packet
@@ -587,6 +729,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		 * packet rejected under one set of headers and followed since
 		 * under another (its outer headers matched, then it was
 		 * decapsulated) keeps its cache entry: the followed one wins.
+		 * (key, not &skb: older verifiers forget the type of skb's slot.)
 		 */
 		if (hs_was_rejected((__u64)skb, (__u64)skb->head, tag) &&
 		    (hs_nothing_followed() || !bpf_map_lookup_elem(&hs_packets, &key))) {
@@ -597,24 +740,54 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		if (!hs_follow(skb, ctl, tag, hook))
 			return 0;
 	}
+	if (!ctl && hook != HS_HOOK_NET_DEV_QUEUE && hs_scoped())
+		hs_set_last_followed(1);
+	p = hs_parse_buf_of(hook);
+	if (!p)
+		return 0;
 	now = bpf_ktime_get_ns();
+	head = (__u64)skb->head;
+	hs_win_fill(p, skb, HS_WIN_FRAME_OF_SKB);
+	hash = hs_win_hash(p);
+	/*
+	 * A packet followed already, whose header bytes are those it had where
+	 * they were last sent: the same packet (an address reused by another
+	 * packet has other headers), and a compact hop says all. A local
+	 * sender's own transmit keeps the full record (its task and cgroup).
+	 */
+	st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
+	if (st && p->len && st->hdr_hash == hash && st->head == head &&
+	    now - st->last_seen <= hs_cfg_max_packet_age_ns &&
+	    !(hook == HS_HOOK_NET_DEV_QUEUE && skb->sk)) {
+		id = st->packet_id;
+		st->last_seen = now;
+		st->tx = hook == HS_HOOK_NET_DEV_QUEUE;
+		hs_send_hop(hook, id, key, skb->len, dev, now, 0);
+		if (hook == HS_HOOK_NETIF_RECEIVE_SKB)
+			hs_note_rx(key, id, dev ? dev->nd_net.net->ns.inum : 0,
+				   ((__u64)st->tcp_ctl << 32) | ((__u64)st->sport << 16) | st->dport,
+				   now);
+		return 0;
+	}
 	/*
 	 * The headers go straight into the record, not through the stack (a
 	 * tuple there, and the registers it kept busy, doubled this frame).
-	 * Without a record the packet still gets its identity.
+	 * Without a record the packet still gets its identity (and no hash: its
+	 * next hop sends its headers). The record is tested once: 6.1's
+	 * verifier cannot tell that a record proven there is not NULL later.
 	 */
 	e = hs_reserve();
-	if (e) {
-		flags = hs_parse_skb(skb, dev, &e->tuple, &e->outer, hs_hdr_buf(hook));
-		if (flags & HS_F_TUPLE)
-			fp = hs_fingerprint(&e->tuple);
-	}
-	if (!ctl && hook != HS_HOOK_NET_DEV_QUEUE && hs_scoped())
-		hs_set_last_followed(1);
-	head = (__u64)BPF_CORE_READ(skb, head);
-	id = hs_identify((__u64)skb, head, fp, now, hook == HS_HOOK_NET_DEV_QUEUE, &is_new);
-	if (!e)
+	if (!e) {
+		hs_identify(key, head, 0, now, hook == HS_HOOK_NET_DEV_QUEUE, &is_new, 0, p->at,
+			    &hs_no_tuple);
 		return 0;
+	}
+	hs_clear_headers(e);
+	flags = hs_parse_win(p, &e->tuple, &e->outer);
+	if (flags & HS_F_TUPLE)
+		fp = hs_fingerprint(&e->tuple);
+	id = hs_identify(key, head, fp, now, hook == HS_HOOK_NET_DEV_QUEUE, &is_new, hash, p->at,
+			 &e->tuple);
 	if (!id) {
 		/* Emitted, never received: counted as lost. */
 		bpf_ringbuf_discard(e, 0);
@@ -629,7 +802,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		if (clone == HS_F_BRANCH)
 			is_new = 0;
 		else
-			hs_head_owner(head, (__u64)skb, id, now, fp);
+			hs_head_owner(head, key, id, now, fp);
 	}
 	/*
 	 * Every tuple a followed packet shows (NAT rewrites it) names its flow:
@@ -640,14 +813,18 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	e->ts_ns = now;
 	e->hook = hook;
 	e->packet_id = id;
-	e->skb_addr = (__u64)skb;
-	e->len = BPF_CORE_READ(skb, len);
+	e->skb_addr = key;
+	e->len = skb->len;
 	e->flags = flags | (is_new ? HS_F_NEW : 0);
 	hs_fill_dev(e, dev);
 	if (hook == HS_HOOK_NET_DEV_QUEUE)
 		hs_fill_sender(e, skb, is_new);
 	if (hook == HS_HOOK_NETIF_RECEIVE_SKB)
-		hs_note_rx(skb, e, now);
+		hs_note_rx(key, id, e->netns_ino,
+			   ((__u64)(fp && e->tuple.l4_proto == HS_IPPROTO_TCP &&
+				    (e->tuple.tcp_flags & 0x07)) << 32) |
+				   ((__u64)e->tuple.sport << 16) | e->tuple.dport,
+			   now);
 	hs_submit(e);
 	return 0;
 }
@@ -683,24 +860,14 @@ int BPF_PROG(hs_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 {
 	__u64 key = (__u64)skb;
 	struct hs_pkt_state *st;
-	struct hs_event *e;
 
 	if (hs_nothing_followed())
 		return 0;
 	st = bpf_map_lookup_elem(&hs_packets, &key);
 	if (!st || !hs_in_scope(dev))
 		return 0;
-	e = hs_reserve();
-	if (!e)
-		return 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->hook = HS_HOOK_NET_DEV_XMIT;
-	e->packet_id = st->packet_id;
-	e->skb_addr = key;
-	e->len = skb_len;
-	e->xmit_rc = rc;
-	hs_fill_dev(e, dev);
-	hs_submit(e);
+	/* No headers here, so none changed: always a compact hop. */
+	hs_send_hop(HS_HOOK_NET_DEV_XMIT, st->packet_id, key, skb_len, dev, bpf_ktime_get_ns(), rc);
 	return 0;
 }
 
@@ -717,14 +884,14 @@ static __always_inline struct hs_event *hs_clone_delivery(struct sk_buff *skb, _
 	struct hs_event *e;
 	__u64 head;
 
-	if (!s || !BPF_CORE_READ_BITFIELD_PROBED(skb, cloned))
+	if (!s || !BPF_CORE_READ_BITFIELD(skb, cloned))
 		return NULL;
-	head = (__u64)BPF_CORE_READ(skb, head);
+	head = (__u64)skb->head;
 	h = bpf_map_lookup_elem(&hs_heads, &head);
 	if (!h || bpf_ktime_get_ns() - h->ts > hs_cfg_max_packet_age_ns)
 		return NULL;
 	__builtin_memset(&s->t, 0, sizeof(s->t));
-	if (!(hs_parse_skb(skb, BPF_CORE_READ(skb, dev), &s->t, &s->o, &s->h) & HS_F_TUPLE) ||
+	if (!(hs_parse_skb(skb, &s->p, &s->t, &s->o) & HS_F_TUPLE) ||
 	    hs_fingerprint(&s->t) != h->fingerprint)
 		return NULL;
 	e = hs_reserve();
@@ -772,10 +939,10 @@ int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 	e->skb_addr = (__u64)skb;
 	e->len = len;
 	{
-		struct sock *sk = BPF_CORE_READ(skb, sk);
+		struct sock *sk = skb->sk;
 
 		if (sk)
-			hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+			hs_fill_net(e, sk->__sk_common.skc_net.net);
 	}
 	/* recvmsg runs in the receiving task's context. */
 	pt = bpf_get_current_pid_tgid();
@@ -814,9 +981,9 @@ int BPF_PROG(hs_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	bpf_probe_read_kernel(&doff, 1, data + 12);
 	doff = (doff >> 4) * 4;
 	e->aux = e->len > doff ? e->len - doff : 0;
-	hs_fill_dev(e, BPF_CORE_READ(skb, dev));
+	hs_fill_dev(e, skb->dev);
 	/* Without a device, at least the socket's namespace (scopes check it). */
-	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	hs_fill_net(e, sk->__sk_common.skc_net.net);
 	hs_submit(e);
 	return 0;
 }
@@ -887,13 +1054,14 @@ static __always_inline __u32 hs_tcp_payload(struct sk_buff *skb)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
+	struct hs_pkt_state *st;
 	struct hs_last_rx *r;
 	struct sk_buff *skb;
 	struct hs_event *e;
 	__u16 sport, dport;
 	__u32 zero = 0;
 	__u8 flags = 0;
-	__u64 now;
+	__u64 now, id, key;
 
 	if (hs_nothing_followed() || BPF_CORE_READ(sk, sk_protocol) != HS_IPPROTO_TCP)
 		return 0;
@@ -908,6 +1076,7 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	/* Processed in softirq right after it arrived, or from the backlog. */
 	r = bpf_map_lookup_elem(&hs_last_rx, &zero);
 	skb = r && now - r->ts <= HS_STATE_WINDOW_NS ? (struct sk_buff *)r->skb : NULL;
+	id = r ? r->packet_id : 0;
 	if (!skb || !hs_tcp_ports_flags(skb, sport, dport, &flags)) {
 		struct hs_tcp_ctl_key k = {
 			.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum),
@@ -919,6 +1088,7 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 		if (!r || now - r->ts > HS_BACKLOG_WINDOW_NS)
 			return 0;
 		skb = (struct sk_buff *)r->skb;
+		id = r->packet_id;
 		if (!hs_tcp_ports_flags(skb, sport, dport, &flags))
 			return 0;
 	}
@@ -926,9 +1096,19 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	    ((oldstate == HS_TCP_SYN_SENT && !(flags & HS_TCPHDR_SYN)) ||
 	     ((newstate == HS_TCP_CLOSE_WAIT || newstate == HS_TCP_CLOSING) && !(flags & HS_TCPHDR_FIN))))
 		return 0;
-	e = hs_socket_hop(skb, HS_HOOK_TCP_STATE);
+	/*
+	 * Still that packet: its identity was not handed on (the address is
+	 * only a number here, its fields are probe reads; its headers were
+	 * checked when noted).
+	 */
+	key = (__u64)skb;
+	st = bpf_map_lookup_elem(&hs_packets, &key);
+	if (!st || st->packet_id != id)
+		return 0;
+	e = hs_reserve();
 	if (!e)
 		return 0;
+	e->packet_id = id;
 	e->ts_ns = now;
 	e->hook = HS_HOOK_TCP_STATE;
 	e->skb_addr = (__u64)skb;
@@ -941,7 +1121,7 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 		e->aux |= (payload > 0xffff ? 0xffff : payload) << 16;
 	}
 	/* No device: TCP reuses skb->dev's word by now. */
-	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	hs_fill_net(e, sk->__sk_common.skc_net.net);
 	hs_submit(e);
 	return 0;
 }
@@ -959,17 +1139,17 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(hs_sk_data_ready, const struct sock *sk)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	struct sk_buff *skb;
 	struct hs_event *e;
 
 	if (family == HS_AF_PACKET ||
-	    ((family == HS_AF_INET || family == HS_AF_INET6) &&
-	     BPF_CORE_READ(sk, sk_protocol) == HS_IPPROTO_TCP))
+	    ((family == HS_AF_INET || family == HS_AF_INET6) && sk->sk_protocol == HS_IPPROTO_TCP))
 		return 0;
-	if (!BPF_CORE_READ(sk, sk_receive_queue.qlen))
+	if (!sk->sk_receive_queue.qlen)
 		return 0;
-	skb = BPF_CORE_READ(sk, sk_receive_queue.prev);
+	/* A plain load: skb stays a BTF pointer, as the parser needs. */
+	skb = sk->sk_receive_queue.prev;
 	if (!skb)
 		return 0;
 	e = hs_socket_hop(skb, HS_HOOK_SOCK_QUEUE);
@@ -979,8 +1159,8 @@ int BPF_PROG(hs_sk_data_ready, const struct sock *sk)
 	e->hook = HS_HOOK_SOCK_QUEUE;
 	e->skb_addr = (__u64)skb;
 	e->len = BPF_CORE_READ(skb, len);
-	hs_fill_dev(e, BPF_CORE_READ(skb, dev));
-	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	hs_fill_dev(e, skb->dev);
+	hs_fill_net(e, sk->__sk_common.skc_net.net);
 	hs_submit(e);
 	return 0;
 }
@@ -997,6 +1177,7 @@ int BPF_PROG(hs_net_dev_start_xmit, const struct sk_buff *skb, const struct net_
 	__u32 zero = 0;
 	struct hs_gso_state *g = bpf_map_lookup_elem(&hs_gso, &zero);
 	__u64 key = (__u64)skb, now, id, head;
+	struct hs_parse_buf *p;
 	struct hs_event *e;
 	__u8 is_new = 0;
 	__u32 fp = 0;
@@ -1024,12 +1205,14 @@ int BPF_PROG(hs_net_dev_start_xmit, const struct sk_buff *skb, const struct net_
 	e = hs_reserve();
 	if (!e)
 		return 0;
-	flags = hs_parse_skb((struct sk_buff *)skb, (struct net_device *)dev, &e->tuple, &e->outer,
-			     hs_hdr_buf(HS_HOOK_NET_DEV_START_XMIT));
+	p = hs_parse_buf_of(HS_HOOK_NET_DEV_START_XMIT);
+	hs_clear_headers(e);
+	flags = hs_parse_skb((struct sk_buff *)skb, p, &e->tuple, &e->outer);
 	if (flags & HS_F_TUPLE)
 		fp = hs_fingerprint(&e->tuple);
-	head = (__u64)BPF_CORE_READ(skb, head);
-	id = hs_identify(key, head, fp, now, 1, &is_new);
+	head = (__u64)skb->head;
+	id = hs_identify(key, head, fp, now, 1, &is_new, p ? hs_win_hash(p) : 0, p ? p->at : 0,
+			 &e->tuple);
 	if (!id) {
 		bpf_ringbuf_discard(e, 0);
 		hs_count(HS_STAT_LOST);
@@ -1092,7 +1275,7 @@ static __always_inline int hs_first_seen_dropped(void *ctx, struct sk_buff *skb,
 
 	if (hs_quiet_reason(reason))
 		return 0;
-	dev = BPF_CORE_READ(skb, dev);
+	dev = skb->dev;
 	if (!dev || !hs_in_scope(dev))
 		return 0;
 	ctl = hs_filter_active();
@@ -1111,7 +1294,8 @@ static __always_inline int hs_first_seen_dropped(void *ctx, struct sk_buff *skb,
 	hs_count(HS_STAT_PACKETS);
 	e->skb_addr = (__u64)skb;
 	e->len = BPF_CORE_READ(skb, len);
-	e->flags = hs_parse_skb(skb, dev, &e->tuple, &e->outer, hs_hdr_buf(HS_HOOK_KFREE_SKB)) |
+	hs_clear_headers(e);
+	e->flags = hs_parse_skb(skb, hs_parse_buf_of(HS_HOOK_KFREE_SKB), &e->tuple, &e->outer) |
 		   HS_F_NEW;
 	e->sk_cgroup = hs_sk_cgroup(skb);
 	e->location = location;
@@ -1158,7 +1342,7 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 	if (hook == HS_HOOK_KFREE_SKB)
 		e->aux = hs_drop_stack(ctx, reason);
 	/* Where it ended: a device no hook showed (macvlan's rx handler) says so. */
-	hs_fill_dev(e, BPF_CORE_READ(skb, dev));
+	hs_fill_dev(e, skb->dev);
 	{
 		struct skb_shared_info *sh =
 			(void *)(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end));
@@ -1174,7 +1358,7 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 		if (hook == HS_HOOK_CONSUME_SKB && gso_size && tx) {
 			__u32 zero = 0;
 			struct hs_gso_state *g = bpf_map_lookup_elem(&hs_gso, &zero);
-			struct net_device *dev = BPF_CORE_READ(skb, dev);
+			struct net_device *dev = skb->dev;
 
 			e->flags |= HS_F_SEGMENTED;
 			e->seg_count = BPF_CORE_READ(sh, gso_segs);
@@ -1216,7 +1400,7 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 	__u64 key = (__u64)skb;
 
 	if (skb) {
-		dev = BPF_CORE_READ(skb, dev);
+		dev = skb->dev;
 		/* With a scope, only what happens inside it. */
 		if (hs_scoped() && !hs_in_scope(dev))
 			return NULL;
@@ -1230,13 +1414,15 @@ static __always_inline struct hs_event *hs_annotation(const struct sk_buff *skb,
 	e = hs_reserve();
 	if (!e)
 		return NULL;
+	/* Annotations may carry headers from the skb, a socket or a lookup. */
+	hs_clear_headers(e);
 	e->ts_ns = bpf_ktime_get_ns();
 	e->hook = hook;
 	if (skb) {
 		e->skb_addr = key;
-		e->len = BPF_CORE_READ(skb, len);
-		e->flags = hs_parse_skb((struct sk_buff *)skb, dev, &e->tuple, &e->outer,
-					hs_hdr_buf(hook));
+		e->len = skb->len;
+		e->flags = hs_parse_skb((struct sk_buff *)skb, hs_parse_buf_of(hook), &e->tuple,
+					&e->outer);
 		hs_fill_dev(e, dev);
 	}
 	if (st)
@@ -1306,7 +1492,7 @@ static __always_inline struct hs_event *hs_sock_annotation(const struct sock *sk
 		return e;
 	e->tuple = t;
 	e->flags = HS_F_TUPLE | HS_F_SOCK;
-	hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	hs_fill_net(e, sk->__sk_common.skc_net.net);
 	return e;
 }
 
@@ -1332,7 +1518,7 @@ int BPF_PROG(hs_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb
 		return 0;
 	if (!(e->flags & HS_F_TUPLE) && hs_sock_tuple(&e->tuple, sk)) {
 		e->flags = HS_F_TUPLE | HS_F_SOCK;
-		hs_fill_net(e, BPF_CORE_READ(sk, __sk_common.skc_net.net));
+		hs_fill_net(e, sk->__sk_common.skc_net.net);
 	}
 	hs_submit(e);
 	return 0;
@@ -1394,7 +1580,7 @@ int BPF_PROG(hs_fib_table_lookup, u32 tb_id, const struct flowi4 *flp,
 	__builtin_memcpy(e->tuple.daddr, &d, 4);
 	e->flags = HS_F_TUPLE;
 	if (nhc && !err) {
-		hs_fill_dev(e, BPF_CORE_READ(nhc, nhc_dev));
+		hs_fill_dev(e, nhc->nhc_dev);
 		if (BPF_CORE_READ(nhc, nhc_gw_family) == 2 /* AF_INET */) {
 			__be32 gw = BPF_CORE_READ(nhc, nhc_gw.ipv4);
 
@@ -1438,9 +1624,9 @@ int BPF_PROG(hs_fib6_table_lookup, const struct net *net, const struct fib6_resu
 	BPF_CORE_READ_INTO(&e->tuple.saddr, flp, saddr);
 	BPF_CORE_READ_INTO(&e->tuple.daddr, flp, daddr);
 	e->flags = HS_F_TUPLE;
-	nh = BPF_CORE_READ(res, nh);
+	nh = res->nh;
 	if (nh && !e->xmit_rc) {
-		hs_fill_dev(e, BPF_CORE_READ(nh, nh_common.nhc_dev));
+		hs_fill_dev(e, nh->nh_common.nhc_dev);
 		if (BPF_CORE_READ(nh, nh_common.nhc_gw_family) == 10 /* AF_INET6 */)
 			BPF_CORE_READ_INTO(&e->gw, nh, nh_common.nhc_gw.ipv6);
 	}
@@ -1475,7 +1661,7 @@ static __always_inline int hs_neigh(struct neighbour *n, __u8 old, __u8 new)
 	}
 	if (e->tuple.l3)
 		e->flags = HS_F_TUPLE;
-	hs_fill_dev(e, BPF_CORE_READ(n, dev));
+	hs_fill_dev(e, n->dev);
 	hs_submit(e);
 	return 0;
 }
@@ -1526,3 +1712,6 @@ enum hs_event_flags _hs_flags_btf = HS_F_TUPLE;
 enum hs_stat _hs_stat_btf = HS_STAT_EMITTED;
 enum hs_tunnel _hs_tunnel_btf = HS_TUNNEL_NONE;
 enum hs_tuple_flags _hs_tuple_flags_btf = HS_T_VLAN;
+struct hs_hop _hs_hop_btf = {};
+struct hs_dev _hs_dev_btf = {};
+enum hs_rec_kind _hs_rec_kind_btf = HS_REC_HOP;

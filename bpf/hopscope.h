@@ -9,7 +9,9 @@
  * Rules: names carry the hs_ prefix (vmlinux.h owns the common names),
  * fixed-width types only, strings as __u8 arrays, explicit padding, no
  * __packed, and a _Static_assert on every size. Bump HS_ABI_VERSION on any
- * layout change.
+ * layout change of struct hs_event (recordings hold it); the compact records
+ * (struct hs_hop, hs_dev) live only in the ring, and userspace expands them
+ * into full events before anything else sees them (src/event/stream.rs).
  */
 #ifndef HOPSCOPE_H
 #define HOPSCOPE_H
@@ -183,6 +185,53 @@ struct hs_event {
 	__u8 gw[16];        /* fib: the gateway found (IPv4 in the first 4 bytes; 0: none) */
 };
 _Static_assert(sizeof(struct hs_event) == 272, "hs_event layout");
+
+/*
+ * Record kinds. A ring record is a struct hs_event (its first field is
+ * abi_version, HS_ABI_VERSION), or one of these compact records, whose
+ * first field is its kind: the kinds never equal an ABI version.
+ */
+enum hs_rec_kind {
+	HS_REC_HOP = 0x4801, /* struct hs_hop */
+	HS_REC_DEV = 0x4802, /* struct hs_dev */
+};
+
+/*
+ * A device hop of a packet whose headers did not change since its last
+ * struct hs_event that carried them (the packet's first sighting, or where
+ * NAT or a tunnel changed them). Most hops are these: a packet crossing a
+ * veth pair and a bridge is one hs_event and three or more hs_hops.
+ */
+struct hs_hop {
+	__u16 kind;         /* HS_REC_HOP */
+	__u8 hook;          /* enum hs_hook: a device hook */
+	__u8 _pad0;
+	__u16 flags;        /* enum hs_event_flags; never HS_F_TUPLE */
+	__u16 cpu;
+	__u64 ts_ns;
+	__u64 packet_id;
+	__u64 skb_addr;
+	__u32 netns_ino;
+	__u32 ifindex;      /* its name: the last struct hs_dev or hs_event for it */
+	__u32 len;
+	__s32 xmit_rc;      /* net_dev_xmit: the driver's return code */
+};
+_Static_assert(sizeof(struct hs_hop) == 48, "hs_hop layout");
+
+/*
+ * A device's name, sent before the first struct hs_hop on it and again
+ * after it was renamed.
+ */
+struct hs_dev {
+	__u16 kind;         /* HS_REC_DEV */
+	__u16 _pad0;
+	__u32 netns_ino;
+	__u64 netns_cookie; /* 0 where the kernel has no net cookie */
+	__u32 ifindex;
+	__u32 _pad1;
+	__u8 ifname[HS_IFNAMSIZ];
+};
+_Static_assert(sizeof(struct hs_dev) == 40, "hs_dev layout");
 
 /*
  * Filters (src/filter). A pcap-filter expression is compiled by libpcap

@@ -25,8 +25,14 @@
  * - IPv6 extension headers (hop-by-hop, routing, destination options,
  *   fragment, AH) are walked: MLD reports sit behind a hop-by-hop header.
  *   A non-first fragment (IPv4 or IPv6) has no transport header: HS_T_FRAG.
- * Each header is fetched with one bpf_probe_read_kernel into a fixed struct:
- * the source address may be anything, the verifier only sees fixed sizes.
+ * - Only the linear part (head .. head + tail) holds bytes of this packet.
+ *
+ * The first HS_WIN bytes of the packet are copied once into a per-CPU
+ * window (struct hs_parse_buf): with plain loads where the kernel allows
+ * them (6.17+, see hs_head_u64 in filter.h), else with one probe read. The
+ * parser then reads every header out of the window by offset, never the
+ * skb again: one copy instead of a helper call per header. Offsets are
+ * masked for the verifier; the length check keeps the bytes.
  */
 #ifndef HOPSCOPE_PARSE_H
 #define HOPSCOPE_PARSE_H
@@ -138,8 +144,9 @@ struct hs_gre_hdr {
 };
 
 /*
- * One header at a time is read into this buffer, which bounds the parser's
- * stack whatever the headers (see Kernel facts in filter.h).
+ * One header at a time is copied out of the window into this buffer, which
+ * bounds the parser's stack whatever the headers (see Kernel facts in
+ * filter.h).
  */
 union hs_hdr {
 	struct ethhdr eth;
@@ -154,13 +161,64 @@ union hs_hdr {
 	__be32 word;
 	__u8 byte;
 };
+_Static_assert(sizeof(union hs_hdr) == 40, "hs_wread copies 40 bytes");
 
-static __always_inline void hs_parse_l4(const void *p, __u8 proto, struct hs_tuple *t,
-					union hs_hdr *h)
+/* Bytes of a packet the parser sees: headers past them are not read. */
+#define HS_WIN 256
+#define HS_WIN_MASK (HS_WIN - 1)
+#define HS_WIN_NONE 0xffff
+
+/*
+ * The first bytes of one packet and how to read them. Lives in a per-CPU
+ * scratch slot (its program's own: see Kernel facts in filter.h).
+ */
+struct hs_parse_buf {
+	union hs_hdr h;    /* 40 bytes: hs_wread copies five words */    /* the header being parsed, copied out of win */
+	__u32 len;         /* valid bytes in win (0: nothing to parse) */
+	__u16 alt;         /* raw IP's offset in win if the frame does not parse */
+	__u8 eth;          /* win starts at an Ethernet frame */
+	__u8 vlan_present; /* a tag the driver stripped into the skb */
+	__u16 vlan_tci;
+	__u16 _pad;
+	__u32 at;          /* where win starts in the skb, | 1 << 16: an Ethernet frame */
+	__u32 _pad1;
+	/* Room past HS_WIN so that a masked offset plus a header stays inside. */
+	__u8 win[HS_WIN + 64];
+};
+
+/*
+ * Copies size bytes (at most sizeof(union hs_hdr)) at off of the window
+ * into w->h. 0, or -1 past the packet's bytes. A global function: the
+ * verifier checks it once, and in the parser offsets stay plain numbers it
+ * need not track precisely (tracking them split the parser's paths until
+ * loading took seconds).
+ */
+__noinline int hs_wread(struct hs_parse_buf *w, __u32 off, __u32 size)
 {
+	/* Unaligned 8-byte loads: map values need no alignment on x86. */
+	const __u64 *src;
+	__u64 *dst;
+
+	if (!w || off > HS_WIN || size > w->len || off > w->len - size)
+		return -1;
+	src = (const __u64 *)&w->win[off & HS_WIN_MASK];
+	dst = (__u64 *)&w->h;
+	dst[0] = src[0];
+	dst[1] = src[1];
+	dst[2] = src[2];
+	dst[3] = src[3];
+	dst[4] = src[4];
+	return 0;
+}
+
+static __always_inline void hs_parse_l4(struct hs_parse_buf *w, __u32 off, __u8 proto,
+					struct hs_tuple *t)
+{
+	union hs_hdr *h = &w->h;
+
 	t->l4_proto = proto;
 	if (proto == HS_IPPROTO_TCP) {
-		if (bpf_probe_read_kernel(&h->l4, sizeof(h->l4.tcp), p))
+		if (hs_wread(w, off, sizeof(h->l4.tcp)))
 			return;
 		t->sport = bpf_ntohs(h->l4.tcp.source);
 		t->dport = bpf_ntohs(h->l4.tcp.dest);
@@ -168,13 +226,13 @@ static __always_inline void hs_parse_l4(const void *p, __u8 proto, struct hs_tup
 		t->tcp_ack = bpf_ntohl(h->l4.tcp.ack_seq);
 		t->tcp_flags = h->l4.tcp.flags;
 	} else if (proto == HS_IPPROTO_UDP) {
-		if (bpf_probe_read_kernel(&h->l4, sizeof(h->l4.udp), p))
+		if (hs_wread(w, off, sizeof(h->l4.udp)))
 			return;
 		t->sport = bpf_ntohs(h->l4.udp.source);
 		t->dport = bpf_ntohs(h->l4.udp.dest);
 		t->l4_len = bpf_ntohs(h->l4.udp.len);
 	} else if (proto == HS_IPPROTO_ICMP || proto == HS_IPPROTO_ICMPV6) {
-		if (bpf_probe_read_kernel(&h->l4, sizeof(h->l4.icmp), p))
+		if (hs_wread(w, off, sizeof(h->l4.icmp)))
 			return;
 		t->icmp_type = h->l4.icmp.type;
 		t->icmp_code = h->l4.icmp.code;
@@ -183,14 +241,15 @@ static __always_inline void hs_parse_l4(const void *p, __u8 proto, struct hs_tup
 	}
 }
 
-/* *l4: where the transport header starts (NULL: a non-first fragment). */
-static __always_inline int hs_parse_ipv4(const void *p, struct hs_tuple *t, const void **l4,
-					 union hs_hdr *h)
+/* *l4: where the transport header starts (HS_WIN_NONE: a non-first fragment). */
+static __always_inline int hs_parse_ipv4(struct hs_parse_buf *w, __u32 off, struct hs_tuple *t,
+					 __u32 *l4)
 {
+	union hs_hdr *h = &w->h;
 	__u8 proto, ihl;
 
-	*l4 = NULL;
-	if (bpf_probe_read_kernel(&h->ip, sizeof(h->ip), p))
+	*l4 = HS_WIN_NONE;
+	if (hs_wread(w, off, sizeof(h->ip)))
 		return -1;
 	if (h->ip.version != 4)
 		return -1;
@@ -209,19 +268,20 @@ static __always_inline int hs_parse_ipv4(const void *p, struct hs_tuple *t, cons
 		t->tflags |= HS_T_FRAG;
 		return 0;
 	}
-	*l4 = p + ihl * 4;
-	hs_parse_l4(*l4, proto, t, h);
+	*l4 = off + ihl * 4;
+	hs_parse_l4(w, *l4, proto, t);
 	return 0;
 }
 
-static __always_inline int hs_parse_ipv6(const void *p, struct hs_tuple *t, const void **l4,
-					 union hs_hdr *h)
+static __always_inline int hs_parse_ipv6(struct hs_parse_buf *w, __u32 off, struct hs_tuple *t,
+					 __u32 *l4)
 {
+	union hs_hdr *h = &w->h;
 	__u8 next;
 	int i;
 
-	*l4 = NULL;
-	if (bpf_probe_read_kernel(&h->ip6, sizeof(h->ip6), p))
+	*l4 = HS_WIN_NONE;
+	if (hs_wread(w, off, sizeof(h->ip6)))
 		return -1;
 	if (h->ip6.version != 6)
 		return -1;
@@ -234,13 +294,13 @@ static __always_inline int hs_parse_ipv6(const void *p, struct hs_tuple *t, cons
 	t->flow_label = ((__u32)(h->ip6.flow_lbl[0] & 0x0f) << 16) |
 			((__u32)h->ip6.flow_lbl[1] << 8) | h->ip6.flow_lbl[2];
 	next = h->ip6.nexthdr;
-	p += sizeof(struct ipv6hdr);
+	off += sizeof(struct ipv6hdr);
 #pragma unroll
 	for (i = 0; i < HS_IPV6_MAX_EXT; i++) {
 		if (next != HS_IPPROTO_HOPOPTS && next != HS_IPPROTO_ROUTING &&
 		    next != HS_IPPROTO_DSTOPTS && next != HS_IPPROTO_FRAGMENT && next != HS_IPPROTO_AH)
 			break;
-		if (bpf_probe_read_kernel(&h->ext, sizeof(h->ext), p))
+		if (hs_wread(w, off, sizeof(h->ext)))
 			return 0;
 		if (next == HS_IPPROTO_FRAGMENT) {
 			if (h->ext.frag_off & bpf_htons(0xfff8)) {
@@ -248,22 +308,24 @@ static __always_inline int hs_parse_ipv6(const void *p, struct hs_tuple *t, cons
 				t->tflags |= HS_T_FRAG;
 				return 0;
 			}
-			p += 8;
+			off += 8;
 		} else if (next == HS_IPPROTO_AH) {
-			p += ((__u32)h->ext.hdrlen + 2) * 4;
+			off += ((__u32)h->ext.hdrlen + 2) * 4;
 		} else {
-			p += ((__u32)h->ext.hdrlen + 1) * 8;
+			off += ((__u32)h->ext.hdrlen + 1) * 8;
 		}
 		next = h->ext.nexthdr;
 	}
-	*l4 = p;
-	hs_parse_l4(p, next, t, h);
+	*l4 = off;
+	hs_parse_l4(w, off, next, t);
 	return 0;
 }
 
-static __always_inline int hs_parse_arp(const void *p, struct hs_tuple *t, union hs_hdr *h)
+static __always_inline int hs_parse_arp(struct hs_parse_buf *w, __u32 off, struct hs_tuple *t)
 {
-	if (bpf_probe_read_kernel(&h->arp, sizeof(h->arp), p))
+	union hs_hdr *h = &w->h;
+
+	if (hs_wread(w, off, sizeof(h->arp)))
 		return -1;
 	t->l3 = HS_L3_ARP;
 	t->ethertype = HS_ETH_P_ARP;
@@ -275,96 +337,87 @@ static __always_inline int hs_parse_arp(const void *p, struct hs_tuple *t, union
 	return 0;
 }
 
-static __always_inline int hs_parse_l3(const void *p, __u16 ethertype, struct hs_tuple *t,
-				       const void **l4, union hs_hdr *h)
+static __always_inline int hs_parse_l3(struct hs_parse_buf *w, __u32 off, __u16 ethertype,
+				       struct hs_tuple *t, __u32 *l4)
 {
-	*l4 = NULL;
+	*l4 = HS_WIN_NONE;
 	if (ethertype == HS_ETH_P_IP)
-		return hs_parse_ipv4(p, t, l4, h);
+		return hs_parse_ipv4(w, off, t, l4);
 	if (ethertype == HS_ETH_P_IPV6)
-		return hs_parse_ipv6(p, t, l4, h);
+		return hs_parse_ipv6(w, off, t, l4);
 	if (ethertype == HS_ETH_P_ARP)
-		return hs_parse_arp(p, t, h);
+		return hs_parse_arp(w, off, t);
 	t->l3 = HS_L3_OTHER;
 	t->ethertype = ethertype;
 	return 0;
 }
 
-/* Raw IP at p (the version nibble says which). */
-static __always_inline int hs_parse_ip(const void *p, struct hs_tuple *t, const void **l4,
-				       union hs_hdr *h)
+/* Raw IP at off (the version nibble says which). */
+static __always_inline int hs_parse_ip(struct hs_parse_buf *w, __u32 off, struct hs_tuple *t,
+				       __u32 *l4)
 {
 	__u8 ver;
 
-	*l4 = NULL;
-	if (bpf_probe_read_kernel(&h->byte, 1, p))
+	*l4 = HS_WIN_NONE;
+	if (hs_wread(w, off, 1))
 		return -1;
-	ver = h->byte >> 4;
+	ver = w->h.byte >> 4;
 	if (ver == 4)
-		return hs_parse_ipv4(p, t, l4, h);
+		return hs_parse_ipv4(w, off, t, l4);
 	if (ver == 6)
-		return hs_parse_ipv6(p, t, l4, h);
+		return hs_parse_ipv6(w, off, t, l4);
 	return -1;
 }
 
 /*
- * An Ethernet frame at p: its (up to two) VLAN tags and what they carry.
- * skb, when given, may hold a tag the driver stripped (hw acceleration).
+ * An Ethernet frame at off: its (up to two) VLAN tags and what they carry.
+ * With accel, the skb may hold a tag the driver stripped (w->vlan_present).
  */
-static __always_inline int hs_parse_eth(const void *p, struct sk_buff *skb, struct hs_tuple *t,
-					const void **l4, union hs_hdr *h)
+static __always_inline int hs_parse_eth(struct hs_parse_buf *w, __u32 off, __u8 accel,
+					struct hs_tuple *t, __u32 *l4)
 {
+	union hs_hdr *h = &w->h;
 	__u16 proto;
 	int i;
 
-	*l4 = NULL;
-	if (bpf_probe_read_kernel(&h->eth, sizeof(h->eth), p))
+	*l4 = HS_WIN_NONE;
+	if (hs_wread(w, off, sizeof(h->eth)))
 		return -1;
-	p += sizeof(struct ethhdr);
+	off += sizeof(struct ethhdr);
 	proto = bpf_ntohs(h->eth.h_proto);
 #pragma unroll
 	for (i = 0; i < 2; i++) {
 		if (proto != HS_ETH_P_8021Q && proto != HS_ETH_P_8021AD)
 			break;
-		if (bpf_probe_read_kernel(&h->vlan, sizeof(h->vlan), p))
+		if (hs_wread(w, off, sizeof(h->vlan)))
 			return -1;
 		/* The innermost tag is the one that names the VLAN. */
 		t->vlan_tci = bpf_ntohs(h->vlan.tci);
 		t->tflags |= HS_T_VLAN;
 		proto = bpf_ntohs(h->vlan.proto);
-		p += sizeof(struct hs_vlan_hdr);
+		off += sizeof(struct hs_vlan_hdr);
 	}
-	if (skb && !(t->tflags & HS_T_VLAN)) {
-		/* A tag the driver stripped into the skb (hw accel). */
-		__u16 tci = BPF_CORE_READ(skb, vlan_tci);
-		int present = 0;
-
-		if (bpf_core_field_exists(skb->vlan_all))
-			present = BPF_CORE_READ(skb, vlan_all) != 0;
-		else if (bpf_core_field_exists(((struct sk_buff___hs_old *)skb)->vlan_present))
-			present = BPF_CORE_READ_BITFIELD_PROBED((struct sk_buff___hs_old *)skb,
-								vlan_present);
-		if (present) {
-			t->vlan_tci = tci;
-			t->tflags |= HS_T_VLAN;
-		}
+	if (accel && !(t->tflags & HS_T_VLAN) && w->vlan_present) {
+		t->vlan_tci = w->vlan_tci;
+		t->tflags |= HS_T_VLAN;
 	}
-	return hs_parse_l3(p, proto, t, l4, h);
+	return hs_parse_l3(w, off, proto, t, l4);
 }
 
 /*
  * Whether t (just parsed, its transport header at l4) is a tunnel whose
- * inner packet we read: then o describes the outer headers, *inner points
- * at the inner packet and *inner_eth says whether it is an Ethernet frame.
+ * inner packet we read: then o describes the outer headers, *inner is
+ * where the inner packet starts and *inner_eth says whether it is an
+ * Ethernet frame.
  */
-static __always_inline int hs_tunnel(const struct hs_tuple *t, const void *l4,
-				     struct hs_outer *o, const void **inner, __u8 *inner_eth,
-				     union hs_hdr *h)
+static __always_inline int hs_tunnel(struct hs_parse_buf *w, const struct hs_tuple *t, __u32 l4,
+				     struct hs_outer *o, __u32 *inner, __u8 *inner_eth)
 {
+	union hs_hdr *h = &w->h;
 	__u8 kind = HS_TUNNEL_NONE;
 	__u32 vni = 0;
 
-	if (!l4 || (t->l3 != HS_L3_IPV4 && t->l3 != HS_L3_IPV6))
+	if (l4 == HS_WIN_NONE || (t->l3 != HS_L3_IPV4 && t->l3 != HS_L3_IPV6))
 		return 0;
 	if (t->l4_proto == HS_IPPROTO_UDP) {
 		__be16 proto;
@@ -372,7 +425,7 @@ static __always_inline int hs_tunnel(const struct hs_tuple *t, const void *l4,
 		if (t->dport != HS_PORT_VXLAN && t->dport != HS_PORT_VXLAN_LINUX &&
 		    t->dport != HS_PORT_GENEVE)
 			return 0;
-		if (bpf_probe_read_kernel(&h->tun, sizeof(h->tun), l4 + 8))
+		if (hs_wread(w, l4 + 8, sizeof(h->tun)))
 			return 0;
 		vni = ((__u32)h->tun.vni[0] << 16) | ((__u32)h->tun.vni[1] << 8) | h->tun.vni[2];
 		proto = h->tun.proto;
@@ -400,7 +453,7 @@ static __always_inline int hs_tunnel(const struct hs_tuple *t, const void *l4,
 		__be16 proto;
 		__u32 off = sizeof(struct hs_gre_hdr);
 
-		if (bpf_probe_read_kernel(&h->gre, sizeof(h->gre), l4))
+		if (hs_wread(w, l4, sizeof(h->gre)))
 			return 0;
 		flags = bpf_ntohs(h->gre.flags);
 		proto = h->gre.proto;
@@ -409,7 +462,7 @@ static __always_inline int hs_tunnel(const struct hs_tuple *t, const void *l4,
 		if (flags & 0x8000)
 			off += 4;
 		if (flags & 0x2000) {
-			if (bpf_probe_read_kernel(&h->word, sizeof(h->word), l4 + off))
+			if (hs_wread(w, l4 + off, sizeof(h->word)))
 				return 0;
 			vni = bpf_ntohl(h->word);
 			off += 4;
@@ -443,30 +496,30 @@ static __always_inline int hs_tunnel(const struct hs_tuple *t, const void *l4,
 }
 
 /*
- * The headers of what p points at (an Ethernet frame when eth, else raw
- * IP), looking inside one tunnel. Returns HS_F_TUPLE (| HS_F_OUTER) when
- * parsed, 0 otherwise (t is then zero).
+ * The headers at off (an Ethernet frame when eth, else raw IP), looking
+ * inside one tunnel. Returns HS_F_TUPLE (| HS_F_OUTER) when parsed, 0
+ * otherwise (t is then zero).
  */
-static __always_inline __u16 hs_parse_at(const void *p, __u8 eth, struct sk_buff *skb,
-					 struct hs_tuple *t, struct hs_outer *o, union hs_hdr *h)
+static __always_inline __u16 hs_parse_at(struct hs_parse_buf *w, __u32 off, __u8 eth,
+					 struct hs_tuple *t, struct hs_outer *o)
 {
-	const void *l4, *inner = NULL;
+	__u32 l4, inner = HS_WIN_NONE;
 	__u8 inner_eth = 0, vlan;
 	__u16 tci;
 	int err;
 
-	err = eth ? hs_parse_eth(p, skb, t, &l4, h) : hs_parse_ip(p, t, &l4, h);
+	err = eth ? hs_parse_eth(w, off, 1, t, &l4) : hs_parse_ip(w, off, t, &l4);
 	if (err) {
 		__builtin_memset(t, 0, sizeof(*t));
 		return 0;
 	}
-	if (!hs_tunnel(t, l4, o, &inner, &inner_eth, h))
+	if (!hs_tunnel(w, t, l4, o, &inner, &inner_eth))
 		return HS_F_TUPLE;
 	/* The inner packet is the packet; a tag on the underlay stays with it. */
 	tci = t->vlan_tci;
 	vlan = t->tflags & HS_T_VLAN;
 	__builtin_memset(t, 0, sizeof(*t));
-	err = inner_eth ? hs_parse_eth(inner, NULL, t, &l4, h) : hs_parse_ip(inner, t, &l4, h);
+	err = inner_eth ? hs_parse_eth(w, inner, 0, t, &l4) : hs_parse_ip(w, inner, t, &l4);
 	if (!err) {
 		if (vlan && !(t->tflags & HS_T_VLAN)) {
 			t->vlan_tci = tci;
@@ -477,44 +530,170 @@ static __always_inline __u16 hs_parse_at(const void *p, __u8 eth, struct sk_buff
 	/* An inner packet we cannot read: the outer one is all there is. */
 	__builtin_memset(o, 0, sizeof(*o));
 	__builtin_memset(t, 0, sizeof(*t));
-	err = eth ? hs_parse_eth(p, skb, t, &l4, h) : hs_parse_ip(p, t, &l4, h);
+	err = eth ? hs_parse_eth(w, off, 1, t, &l4) : hs_parse_ip(w, off, t, &l4);
 	return err ? 0 : HS_F_TUPLE;
 }
 
-/*
- * Returns HS_F_TUPLE (| HS_F_L2 | HS_F_OUTER) when headers were parsed, 0
- * otherwise. o receives the tunnel around the packet, if any. h: the
- * header buffer, a per-CPU scratch slot's (NULL: nothing is parsed). Not
- * inlined: one copy for every caller, and a frame of its own (see Kernel
- * facts in filter.h).
- */
-static __noinline __u16 hs_parse_skb(struct sk_buff *skb, struct net_device *dev,
-				     struct hs_tuple *t, struct hs_outer *o, union hs_hdr *h)
-{
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 mac = BPF_CORE_READ(skb, mac_header);
-	__u16 net = BPF_CORE_READ(skb, network_header);
-	unsigned short type = dev ? BPF_CORE_READ(dev, type) : 0;
-	__u16 f, off;
+/* hs_win_fill's at: let the skb and its device say where the packet starts. */
+#define HS_WIN_FRAME_OF_SKB 0xffffffffu
 
-	if (!head || !h)
-		return 0;
-	/*
-	 * Ethernet framing where the device has it and the frame is built;
-	 * otherwise (raw IP devices, or a packet still waiting for its link
-	 * header, e.g. in a neighbour's queue) the network header.
-	 */
-	if ((type == HS_ARPHRD_ETHER || type == HS_ARPHRD_LOOPBACK) && mac != HS_MAC_UNSET &&
-	    mac != net) {
-		f = hs_parse_at(head + mac, 1, skb, t, o, h);
-		if (f)
-			return f | HS_F_L2;
+/*
+ * Copies the first bytes of skb's packet into w, and notes how to read them
+ * (w->at: where they start, | 1 << 16 for an Ethernet frame). Where at says
+ * (a framing an earlier sighting found: the device may be gone by now, TCP
+ * clears skb->dev), or else Ethernet framing where the device has it and
+ * the frame is built; otherwise (raw IP devices, or a packet still waiting
+ * for its link header, e.g. in a neighbour's queue) from the network header.
+ * skb must be a BTF pointer (a tracepoint's argument, or a field loaded from
+ * one): its fields are plain loads. Not inlined: one copy for every caller.
+ */
+static __noinline void hs_win_fill(struct hs_parse_buf *w, struct sk_buff *skb, __u32 at)
+{
+	const unsigned char *head = skb->head;
+	__u16 mac = skb->mac_header;
+	__u16 net = skb->network_header;
+	__u32 tail = skb->tail;
+	__u32 start, n;
+	__u8 eth = 0;
+
+	w->len = 0;
+	w->at = 0;
+	w->alt = HS_WIN_NONE;
+	w->eth = 0;
+	w->vlan_present = 0;
+	w->vlan_tci = 0;
+	if (!head)
+		return;
+	if (at != HS_WIN_FRAME_OF_SKB) {
+		start = at & 0xffff;
+		eth = !!(at >> 16);
+	} else {
+		struct net_device *dev = skb->dev;
+		unsigned short type = dev ? dev->type : 0;
+
+		if ((type == HS_ARPHRD_ETHER || type == HS_ARPHRD_LOOPBACK) &&
+		    mac != HS_MAC_UNSET && mac != net) {
+			start = mac;
+			eth = 1;
+		} else {
+			start = net != HS_MAC_UNSET && net != 0 ? net : mac;
+			if (start == HS_MAC_UNSET)
+				return;
+		}
 	}
-	/* Raw IP devices. */
-	off = net != HS_MAC_UNSET && net != 0 ? net : mac;
-	if (off == HS_MAC_UNSET)
+	if (eth) {
+		__u16 raw = net != HS_MAC_UNSET && net != 0 ? net : mac;
+
+		w->eth = 1;
+		if (raw >= start && raw - start < HS_WIN)
+			w->alt = raw - start;
+		/* A tag the driver stripped into the skb (hw accel). */
+		if (bpf_core_field_exists(skb->vlan_all))
+			w->vlan_present = skb->vlan_all != 0;
+		else if (bpf_core_field_exists(((struct sk_buff___hs_old *)skb)->vlan_present))
+			w->vlan_present = BPF_CORE_READ_BITFIELD(
+				(struct sk_buff___hs_old *)skb, vlan_present);
+		w->vlan_tci = skb->vlan_tci;
+	}
+	if (tail <= start)
+		return;
+	n = tail - start < HS_WIN ? tail - start : HS_WIN;
+	if (bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID)) {
+		/*
+		 * Plain loads (see hs_head_u64 in filter.h), in blocks of 32
+		 * bytes up to n: bytes past n go unused.
+		 */
+		const __u64 *src = (const __u64 *)(head + start);
+		__u64 *dst = (__u64 *)w->win;
+
+#define HS_COPY_BLOCK(k)                                                        \
+		if (n > (k) * 32) {                                             \
+			dst[(k) * 4] = src[(k) * 4];                            \
+			dst[(k) * 4 + 1] = src[(k) * 4 + 1];                    \
+			dst[(k) * 4 + 2] = src[(k) * 4 + 2];                    \
+			dst[(k) * 4 + 3] = src[(k) * 4 + 3];                    \
+		}
+		HS_COPY_BLOCK(0)
+		HS_COPY_BLOCK(1)
+		HS_COPY_BLOCK(2)
+		HS_COPY_BLOCK(3)
+		HS_COPY_BLOCK(4)
+		HS_COPY_BLOCK(5)
+		HS_COPY_BLOCK(6)
+		HS_COPY_BLOCK(7)
+#undef HS_COPY_BLOCK
+	} else {
+		/* Hide the bound from the compiler so the mask the verifier needs stays. */
+		asm volatile("" : "+r"(n));
+		n &= HS_WIN * 2 - 1;
+		if (n > HS_WIN || bpf_probe_read_kernel(w->win, n, head + start))
+			return;
+	}
+	w->len = n;
+	w->at = start | (__u32)eth << 16;
+}
+
+/* Header bytes the hash covers: every header a hop may rewrite but deep tunnels'. */
+#define HS_HASH_WORDS 16
+
+/*
+ * A hash of the first bytes of the packet in w (and how they are framed):
+ * equal for two sightings whose headers nobody rewrote in between. Never 0.
+ */
+static __always_inline __u32 hs_win_hash(const struct hs_parse_buf *w)
+{
+	const __u64 *v = (const __u64 *)w->win;
+	__u32 n = w->len < HS_HASH_WORDS * 8 ? w->len : HS_HASH_WORDS * 8;
+	__u64 h = 0x9e3779b97f4a7c15ULL ^ n ^ ((__u64)w->vlan_tci << 32) ^
+		  ((__u64)w->vlan_present << 48) ^ ((__u64)w->eth << 56);
+	int i;
+
+#pragma unroll
+	for (i = 0; i < HS_HASH_WORDS; i++) {
+		__s32 left = (__s32)n - i * 8;
+		__u64 x = v[i];
+
+		if (left <= 0)
+			x = 0;
+		else if (left < 8)
+			x &= (1ULL << (left * 8)) - 1;
+		h = (h ^ x) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	return (__u32)h ? (__u32)h : 1;
+}
+
+/*
+ * The headers in w (filled by hs_win_fill). Returns HS_F_TUPLE (| HS_F_L2 |
+ * HS_F_OUTER) when headers were parsed, 0 otherwise. o receives the tunnel
+ * around the packet, if any. A global function: the verifier checks it once
+ * per program, on its own, and each caller sees only its result (checked
+ * inside every caller's paths, it took 6.1's verifier past its limit).
+ */
+__noinline __u16 hs_parse_win(struct hs_parse_buf *w, struct hs_tuple *t, struct hs_outer *o)
+{
+	__u16 f;
+
+	if (!w || !t || !o || !w->len)
 		return 0;
-	return hs_parse_at(head + off, 0, NULL, t, o, h);
+	if (!w->eth)
+		return hs_parse_at(w, 0, 0, t, o);
+	f = hs_parse_at(w, 0, 1, t, o);
+	if (f)
+		return f | HS_F_L2;
+	if (w->alt == HS_WIN_NONE)
+		return 0;
+	return hs_parse_at(w, w->alt, 0, t, o);
+}
+
+/* Fills w from skb (a BTF pointer) and parses it: see the two above. */
+static __always_inline __u16 hs_parse_skb(struct sk_buff *skb, struct hs_parse_buf *w,
+					  struct hs_tuple *t, struct hs_outer *o)
+{
+	if (!w)
+		return 0;
+	hs_win_fill(w, skb, HS_WIN_FRAME_OF_SKB);
+	return hs_parse_win(w, t, o);
 }
 
 #endif /* HOPSCOPE_PARSE_H */

@@ -383,3 +383,158 @@ fn first_abi_records_convert() {
         Err(DecodeError::Short { .. })
     ));
 }
+
+mod stream {
+    //! The ring's record stream: compact hops take the headers and device
+    //! names the full records and device records gave.
+
+    use super::raw_icmp;
+    use hopscope::bpf::abi::{dev_bytes, event_bytes, hop_bytes, RawDev, RawHop, REC_DEV, REC_HOP};
+    use hopscope::event::decode::DecodeError;
+    use hopscope::event::stream::{StreamDecoder, CARRIED_PACKETS};
+    use hopscope::event::{Hook, Link, PacketId, L4};
+
+    fn hop(packet: u64, hook: Hook, netns: u32, ifindex: u32) -> RawHop {
+        RawHop {
+            kind: REC_HOP,
+            hook: hook.code(),
+            cpu: 1,
+            ts_ns: 200,
+            packet_id: packet,
+            skb_addr: 0xffff_8880_0000_1000,
+            netns_ino: netns,
+            ifindex,
+            len: 84,
+            xmit_rc: 0,
+            ..RawHop::default()
+        }
+    }
+
+    fn dev(netns: u32, ifindex: u32, name: &str) -> RawDev {
+        let mut d = RawDev {
+            kind: REC_DEV,
+            netns_ino: netns,
+            netns_cookie: 5,
+            ifindex,
+            ..RawDev::default()
+        };
+        d.ifname[..name.len()].copy_from_slice(name.as_bytes());
+        d
+    }
+
+    #[test]
+    fn a_compact_hop_carries_the_packets_headers_and_its_devices_name() {
+        let mut s = StreamDecoder::new();
+        let first = s.decode(event_bytes(&raw_icmp())).unwrap().unwrap();
+        assert!(s
+            .decode(dev_bytes(&dev(4026532001, 3, "vc1")))
+            .unwrap()
+            .is_none());
+        let mut h = hop(42, Hook::NetifRx, 4026532001, 3);
+        h.xmit_rc = -1;
+        let ev = s.decode(hop_bytes(&h)).unwrap().unwrap();
+        assert_eq!(
+            (ev.hook, ev.packet, ev.len, ev.ts_ns, ev.cpu),
+            (Hook::NetifRx, PacketId(42), 84, 200, 1)
+        );
+        assert_eq!(ev.headers, first.headers);
+        assert_eq!(ev.outer, None);
+        assert!(!ev.new_packet && ev.task.is_none() && ev.link.is_none());
+        assert_eq!(ev.xmit_rc, -1);
+        let d = ev.device.unwrap();
+        assert_eq!(
+            (d.netns.0, d.ifindex.0, d.ifname.as_str(), d.netns_cookie),
+            (4026532001, 3, "vc1", 5)
+        );
+        // The full record's own device is named by it.
+        let ev = s
+            .decode(hop_bytes(&hop(42, Hook::NetDevXmit, 4026532258, 2)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.device.unwrap().ifname.as_str(), "eth0");
+    }
+
+    #[test]
+    fn headers_change_with_the_next_full_record_and_end_with_the_packet() {
+        let mut s = StreamDecoder::new();
+        s.decode(event_bytes(&raw_icmp())).unwrap();
+        let mut nat = raw_icmp();
+        nat.flags = 1; // headers only: not new, no task
+        nat.hook = Hook::NetifReceiveSkb.code();
+        nat.tuple.daddr[..4].copy_from_slice(&[198, 18, 9, 9]);
+        let rewritten = s.decode(event_bytes(&nat)).unwrap().unwrap().headers;
+        let ev = s
+            .decode(hop_bytes(&hop(42, Hook::NetDevQueue, 1, 1)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.headers, rewritten);
+        // An unnamed device stays unnamed; it is not guessed.
+        assert_eq!(ev.device.unwrap().ifname.as_str(), "");
+        let mut end = raw_icmp();
+        end.flags = 0;
+        end.hook = Hook::ConsumeSkb.code();
+        s.decode(event_bytes(&end)).unwrap();
+        let ev = s
+            .decode(hop_bytes(&hop(42, Hook::NetDevXmit, 1, 1)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.headers, None);
+    }
+
+    #[test]
+    fn a_branch_takes_the_headers_and_a_slot_goes_to_the_younger_packet() {
+        let mut s = StreamDecoder::new();
+        let mut e = raw_icmp();
+        e.flags |= 1 << 7; // HS_F_BRANCH
+        e.related = 43;
+        let ev = s.decode(event_bytes(&e)).unwrap().unwrap();
+        assert_eq!(ev.link, Some(Link::Branch(PacketId(43))));
+        let b = s
+            .decode(hop_bytes(&hop(43, Hook::NetifReceiveSkb, 1, 1)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.headers, ev.headers);
+        // A packet CARRIED_PACKETS ids younger takes 42's slot.
+        let mut young = raw_icmp();
+        young.packet_id = 42 + CARRIED_PACKETS as u64;
+        young.tuple.l4_proto = 17;
+        s.decode(event_bytes(&young)).unwrap();
+        let old = s
+            .decode(hop_bytes(&hop(42, Hook::NetifRx, 1, 1)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.headers, None);
+        let y = s
+            .decode(hop_bytes(&hop(young.packet_id, Hook::NetifRx, 1, 1)))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(y.headers.unwrap().l4, L4::Udp { .. }));
+    }
+
+    #[test]
+    fn bad_compact_records_are_errors_not_panics() {
+        let mut s = StreamDecoder::new();
+        let h = hop(7, Hook::NetifRx, 1, 1);
+        assert_eq!(
+            s.decode(&hop_bytes(&h)[..20]).unwrap_err(),
+            DecodeError::Short { got: 20, want: 48 }
+        );
+        assert_eq!(
+            s.decode(&dev_bytes(&dev(1, 1, "x"))[..9]).unwrap_err(),
+            DecodeError::Short { got: 9, want: 40 }
+        );
+        let mut bad = h;
+        bad.hook = 200;
+        assert_eq!(
+            s.decode(hop_bytes(&bad)).unwrap_err(),
+            DecodeError::Hook(200)
+        );
+        assert_eq!(
+            s.decode(hop_bytes(&hop(0, Hook::NetifRx, 1, 1)))
+                .unwrap_err(),
+            DecodeError::NoPacket
+        );
+        assert!(s.decode(&[]).is_err());
+        assert!(s.decode(&[1]).is_err());
+    }
+}

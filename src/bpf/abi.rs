@@ -1,5 +1,10 @@
 //! The ABI module: the only place that reinterprets kernel bytes as structs.
 //!
+//! A ring record is a full `struct hs_event` (its first field: the ABI
+//! version), a compact device hop `struct hs_hop` or a device name `struct
+//! hs_dev` (their first field: a record kind, [`REC_HOP`], [`REC_DEV`]);
+//! [`record_kind`] tells them apart.
+//!
 //! The types come from the skeleton libbpf-cargo generated from
 //! `bpf/hopscope.h` (through the object's BTF), so nothing is mirrored by
 //! hand. The ring buffer hands out byte slices with no alignment promise
@@ -7,8 +12,8 @@
 //! borrowed in place.
 
 pub use super::skel::types::{
-    hs_cbpf_insn as RawInsn, hs_cbpf_prog as RawProgram, hs_event as RawEvent,
-    hs_filter_ctl as RawFilterCtl, hs_outer as RawOuter, hs_tuple as RawTuple,
+    hs_cbpf_insn as RawInsn, hs_cbpf_prog as RawProgram, hs_dev as RawDev, hs_event as RawEvent,
+    hs_filter_ctl as RawFilterCtl, hs_hop as RawHop, hs_outer as RawOuter, hs_tuple as RawTuple,
 };
 
 /// Must match `HS_ABI_VERSION` in bpf/hopscope.h.
@@ -16,10 +21,16 @@ pub const ABI_VERSION: u16 = 2;
 /// The previous layout (192-byte records), which recordings may hold.
 pub const ABI_VERSION_1: u16 = 1;
 pub const EVENT_SIZE_1: usize = 192;
-/// Size of one ring buffer record.
+/// Size of one full ring buffer record.
 pub const EVENT_SIZE: usize = std::mem::size_of::<RawEvent>();
+/// First field of a compact hop record (`HS_REC_HOP`).
+pub const REC_HOP: u16 = super::skel::types::hs_rec_kind::HS_REC_HOP.0 as u16;
+/// First field of a device record (`HS_REC_DEV`).
+pub const REC_DEV: u16 = super::skel::types::hs_rec_kind::HS_REC_DEV.0 as u16;
 
 const _: () = assert!(std::mem::size_of::<RawEvent>() == 272);
+const _: () = assert!(std::mem::size_of::<RawHop>() == 48);
+const _: () = assert!(std::mem::size_of::<RawDev>() == 40);
 const _: () = assert!(std::mem::size_of::<RawOuter>() == 44);
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 72);
 const _: () = assert!(std::mem::size_of::<RawInsn>() == 8);
@@ -36,6 +47,43 @@ unsafe impl plain::Plain for RawFilterCtl {}
 // (no references, no bool, no enums with invalid bit patterns), so every
 // byte pattern is a valid value.
 unsafe impl plain::Plain for RawEvent {}
+
+// SAFETY: like RawEvent: #[repr(C)], integers and integer arrays only,
+// explicit padding (hopscope.h), sizes pinned above.
+unsafe impl plain::Plain for RawHop {}
+// SAFETY: as above.
+unsafe impl plain::Plain for RawDev {}
+
+/// The first field of a record: an ABI version or a record kind.
+pub fn record_kind(bytes: &[u8]) -> Option<u16> {
+    Some(u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]))
+}
+
+/// Copies a compact hop out of `bytes`. Fails when `bytes` is too short.
+pub fn read_hop(bytes: &[u8]) -> Option<RawHop> {
+    let mut h = RawHop::default();
+    plain::copy_from_bytes(&mut h, bytes).ok()?;
+    Some(h)
+}
+
+/// Copies a device record out of `bytes`. Fails when `bytes` is too short.
+pub fn read_dev(bytes: &[u8]) -> Option<RawDev> {
+    let mut d = RawDev::default();
+    plain::copy_from_bytes(&mut d, bytes).ok()?;
+    Some(d)
+}
+
+/// The bytes of a compact hop, as the kernel would write them (tests).
+pub fn hop_bytes(h: &RawHop) -> &[u8] {
+    // SAFETY: RawHop is Plain and has no implicit padding (see above).
+    unsafe { plain::as_bytes(h) }
+}
+
+/// The bytes of a device record, as the kernel would write them (tests).
+pub fn dev_bytes(d: &RawDev) -> &[u8] {
+    // SAFETY: RawDev is Plain and has no implicit padding (see above).
+    unsafe { plain::as_bytes(d) }
+}
 
 /// Copies a raw event out of `bytes`. Fails when `bytes` is too short.
 pub fn read_event(bytes: &[u8]) -> Option<RawEvent> {

@@ -31,7 +31,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::abi;
 use super::skel::{HopscopeSkel, HopscopeSkelBuilder};
-use crate::event::{decode::decode, Hook, HopEvent};
+use crate::event::{stream::StreamDecoder, Hook, HopEvent};
 use crate::filter::{scope, PacketFilter, Scope};
 
 /// Events per batch handed to the consumer.
@@ -615,16 +615,18 @@ fn run(
     let drop_stack = cfg.drop_stack;
     let cb_state = state.clone();
     let mut rbb = RingBufferBuilder::new();
+    let mut decoder = StreamDecoder::new();
     rbb.add(&skel.maps.hs_events, move |data: &[u8]| {
         let mut b = cb_state.borrow_mut();
         b.stats.received += 1;
-        match decode(data) {
-            Ok(ev) => {
+        match decoder.decode(data) {
+            Ok(Some(ev)) => {
                 if drop_stack && ev.hook == Hook::KfreeSkb && ev.aux != 0 {
                     b.stacks.push(ev.aux);
                 }
                 b.batch.push(ev)
             }
+            Ok(None) => {}
             Err(_) => b.stats.decode_errors += 1,
         }
         0

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod drop_reason;
 pub mod encode;
 pub mod record;
+pub mod stream;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
