@@ -6,7 +6,9 @@
 //! input, and panics when an invariant breaks (a panic is what the fuzzer
 //! reports as a crash):
 //! - [`decode`]: ring-buffer records. A record that decodes encodes back to
-//!   itself, and its names print without a control character.
+//!   itself, and its names print without a control character. The same
+//!   bytes, cut into records by their kinds' sizes, go through the stream
+//!   decoder: what it gives compact hops is what full records said.
 //! - [`recording`]: recording files. The frames read are written again and
 //!   read back equal; replayed into the correlator and the explorer's model
 //!   (small caps) they never panic and respect the caps; every string prints
@@ -38,8 +40,9 @@ fn assert_printable(s: &str) {
     );
 }
 
-/// Ring-buffer bytes through the decoder.
+/// Ring-buffer bytes through the decoder, and as a stream of records.
 pub fn decode(data: &[u8]) {
+    decode_stream(data);
     let ev = match crate::event::decode::decode(data) {
         Ok(ev) => ev,
         Err(DecodeError::Short { got, want }) => {
@@ -58,6 +61,45 @@ pub fn decode(data: &[u8]) {
     }
     if let Some(t) = ev.task {
         assert_printable(&t.comm.to_string());
+    }
+}
+
+/// `data` as a stream of records (each as long as its kind's record, the
+/// last one short) through a [`StreamDecoder`] with few slots: no panic,
+/// and a compact hop's headers are those a full record gave that packet.
+fn decode_stream(data: &[u8]) {
+    use crate::bpf::abi;
+    use crate::event::stream::StreamDecoder;
+    let mut dec = StreamDecoder::with_slots(4);
+    let mut seen = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let size = match abi::record_kind(rest) {
+            Some(abi::REC_HOP) => std::mem::size_of::<abi::RawHop>(),
+            Some(abi::REC_DEV) => std::mem::size_of::<abi::RawDev>(),
+            _ => abi::EVENT_SIZE,
+        };
+        let (rec, tail) = rest.split_at(size.min(rest.len()));
+        rest = tail;
+        let Ok(Some(ev)) = dec.decode(rec) else {
+            continue;
+        };
+        if let Some(d) = ev.device {
+            assert_printable(&d.ifname.to_string());
+        }
+        if abi::record_kind(rec) == Some(abi::REC_HOP) {
+            if let Some(h) = ev.headers {
+                assert!(
+                    seen.contains(&(ev.packet, h)),
+                    "a compact hop got headers no record gave its packet"
+                );
+            }
+        } else if let Some(h) = ev.headers {
+            seen.push((ev.packet, h));
+            if let Some(crate::event::Link::Branch(b)) = ev.link {
+                seen.push((b, h));
+            }
+        }
     }
 }
 
