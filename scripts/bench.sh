@@ -11,9 +11,11 @@
 #    and, with a filter nothing matches (--filter "$NOMATCH"), the cost of
 #    the hooks for packets the filter rejects;
 # 3. live overhead: iperf3 c1 -> c2 with the tracer off, on (tracing
-#    everything, JSON to a pipe) and on with the non-matching filter,
-#    alternating, with the trace summary's emitted/received/lost for each
-#    traced run;
+#    everything, JSON to a pipe), on with the non-matching filter, the
+#    control (empty programs on hopscope's tracepoints) and the seed's way
+#    (bpftrace printing tracepkt's four tracepoints), alternating, with the
+#    trace summary's emitted/received/lost and hopscope's CPU per event for
+#    each traced run;
 # 4. the non-matching filter in paired windows: one long iperf3 run while
 #    the filtered tracer is started and stopped in cycles, each window with
 #    the tracer attached compared with the window without it right after;
@@ -105,7 +107,7 @@ trap 'exit 130' INT TERM HUP
 
 # --- tools --------------------------------------------------------------------
 missing=()
-for t in iperf3 jq; do
+for t in iperf3 jq bpftrace; do
 	command -v "$t" >/dev/null || missing+=("$t")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -158,6 +160,25 @@ start_trace() {
 	"$BIN" trace --json "$@" --duration "$TRACE_LIMIT_SECS" >"$out" 2>"$err" &
 	TRACE_PID=$!
 	wait_attached "$TRACE_PID" || die "trace did not attach: $(cat "$err")"
+}
+
+# The seed's way (tracepkt, DESIGN.md): bpftrace printing its four
+# tracepoints. bpftrace reads tracepoint formats from tracefs, which may be
+# unmounted here: it gets a private mount namespace with tracefs mounted.
+SEED_TRACEPOINTS="tracepoint:net:net_dev_queue,tracepoint:net:netif_receive_skb_entry,tracepoint:net:netif_rx,tracepoint:net:napi_gro_receive_entry"
+start_seed_bpftrace() {
+	unshare -m sh -c 'mount -t tracefs nodev /sys/kernel/tracing && exec bpftrace -e "$0"' \
+		"$SEED_TRACEPOINTS { printf(\"%s %s %lx %u\\n\", probe, str(args->name), args->skbaddr, args->len); }" \
+		>/dev/null 2>"$OUT/bpftrace.err" &
+	TRACE_PID=$!
+	local i n
+	for i in $(seq 1 300); do
+		kill -0 "$TRACE_PID" 2>/dev/null || die "bpftrace did not start: $(cat "$OUT/bpftrace.err")"
+		n=$(bpftool prog show -j | jq --argjson p "$TRACE_PID" '[.[] | select(any(.pids[]?; .pid == $p))] | length')
+		[ "$n" -ge 4 ] && return 0
+		sleep 0.1
+	done
+	die "bpftrace did not attach: $(cat "$OUT/bpftrace.err")"
 }
 
 # Starts the control (empty programs on hopscope's tracepoints) like start_trace.
@@ -279,10 +300,23 @@ log "live overhead: iperf3 ${IPERF_SECS}s x $RUNS, tracer off / on / filtered al
 OFF=()
 ON=()
 FILTERED=()
+CONTROL=()
+SEED=()
 SUMMARIES=()
+[ -x "$EMPTY_HOOKS" ] || die "$EMPTY_HOOKS missing: cargo build --release --example empty_hooks"
 for i in $(seq 1 "$RUNS"); do
 	OFF+=("$(iperf_run "off-$i")")
 	log "  run $i off: ${OFF[-1]} Gbit/s"
+
+	start_empty_hooks
+	CONTROL+=("$(iperf_run "control-$i")")
+	stop_trace
+	log "  run $i control (empty programs): ${CONTROL[-1]} Gbit/s"
+
+	start_seed_bpftrace
+	SEED+=("$(iperf_run "seed-$i")")
+	stop_trace
+	log "  run $i seed's way (bpftrace): ${SEED[-1]} Gbit/s"
 
 	start_trace /dev/null "$OUT/trace-filtered-$i.err" --filter "$NOMATCH"
 	FILTERED+=("$(iperf_run "filtered-$i")")
@@ -403,13 +437,19 @@ fi
 	off_med=$(printf '%s\n' "${OFF[@]}" | median)
 	on_med=$(printf '%s\n' "${ON[@]}" | median)
 	filt_med=$(printf '%s\n' "${FILTERED[@]}" | median)
+	ctl_med=$(printf '%s\n' "${CONTROL[@]}" | median)
+	seed_med=$(printf '%s\n' "${SEED[@]}" | median)
 	echo "live overhead: iperf3 c1 -> c2, Gbit/s, $RUNS runs each, alternating"
 	printf '  %-10s %-24s %s\n' "tracer" "runs" "median"
 	printf '  %-10s %-24s %s\n' "off" "${OFF[*]}" "$off_med"
 	printf '  %-10s %-24s %s\n' "on" "${ON[*]}" "$on_med"
 	printf '  %-10s %-24s %s\n' "filtered" "${FILTERED[*]}" "$filt_med"
+	printf '  %-10s %-24s %s\n' "control" "${CONTROL[*]}" "$ctl_med"
+	printf '  %-10s %-24s %s\n' "bpftrace" "${SEED[*]}" "$seed_med"
 	echo "  on/off ratio of medians: $(awk -v a="$on_med" -v b="$off_med" 'BEGIN { printf "%.2f", a / b }')"
 	echo "  filtered/off ratio of medians (--filter '$NOMATCH'): $(awk -v a="$filt_med" -v b="$off_med" 'BEGIN { printf "%.3f", a / b }')"
+	echo "  control/off (empty programs, the floor): $(awk -v a="$ctl_med" -v b="$off_med" 'BEGIN { printf "%.3f", a / b }')"
+	echo "  bpftrace/off (the seed's way: four tracepoints printed): $(awk -v a="$seed_med" -v b="$off_med" 'BEGIN { printf "%.2f", a / b }')"
 	echo
 	if [ -s "$OUT/paired-ratios.txt" ]; then
 		echo "paired windows: iperf3 c1 -> c2 for ${PAIRED_SECS}s, each arm attached 2.5 s / detached 2.5 s in turn"
@@ -431,7 +471,8 @@ fi
 	echo "traced runs: summary counters, and CPU seconds of hopscope and of its JSON consumer during iperf3"
 	echo "  (emitted received lost channel_dropped hopscope-cpu-s tail-cpu-s)"
 	for i in "${!SUMMARIES[@]}"; do
-		echo "  run $((i + 1)): ${SUMMARIES[$i]}"
+		echo "  run $((i + 1)): ${SUMMARIES[$i]}" |
+			awk '{ cpu = ($7 != "?" && $3 > 0) ? sprintf("; hopscope CPU per event %.2f us", $7 / $3 * 1e6) : ""; print $0 cpu }'
 	done
 } | tee "$OUT/results.txt"
 
