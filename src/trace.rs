@@ -353,7 +353,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     };
     let started = Instant::now();
     let mut reader = Reader::spawn(opts.tracer.clone()).context("starting the reader thread")?;
-    let degraded = match reader.rx.recv_timeout(Duration::from_secs(60)) {
+    let degraded = match reader.rx.recv_timeout(crate::bpf::reader::READY_TIMEOUT) {
         Ok(ReaderMsg::Ready { degraded }) => degraded,
         Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
         Ok(_) | Err(_) => anyhow::bail!("the BPF reader did not start"),

@@ -36,6 +36,10 @@ use crate::filter::{scope, PacketFilter, Scope};
 
 /// Events per batch handed to the consumer.
 pub const BATCH: usize = 1024;
+/// How long the programs may take to load and attach before the reader
+/// counts as hung. The verifier checks every program at start: a second or
+/// two here, over a minute on an emulated CPU (the 6.1 and 6.12 guests).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Drain period while events flow and no wakeup comes.
 const DRAIN_PERIOD: Duration = Duration::from_millis(10);
 /// Sleep once nothing came for [`IDLE_AFTER`] (the programs wake us sooner).
