@@ -521,31 +521,41 @@ fn pipeline(c: &mut Criterion) {
 }
 
 /// One topology lookup: the namespace scan (/proc and bind mounts) and the
-/// rtnetlink dump of every namespace found. Needs root (setns).
+/// rtnetlink dump of every namespace found. Needs root (setns). Nothing is
+/// read unless the group is selected (`cargo bench -- render` enters no
+/// namespace).
 fn topology(c: &mut Criterion) {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("topology lookups: skipped (needs root)");
         return;
     }
-    let entries = hopscope::topology::names::scan();
-    let handles: Vec<hopscope::topology::links::NetnsHandle> = entries
-        .iter()
-        .map(|e| hopscope::topology::links::NetnsHandle {
-            inode: e.inode,
-            path: e.path.clone(),
-        })
-        .collect();
-    let (links, _) = hopscope::topology::links::read_links(&handles);
-    println!(
-        "topology: {} namespaces, {} links",
-        handles.len(),
-        links.len()
-    );
+    let mut handles: Option<Vec<hopscope::topology::links::NetnsHandle>> = None;
+    let mut handles = move || -> Vec<hopscope::topology::links::NetnsHandle> {
+        handles
+            .get_or_insert_with(|| {
+                let handles: Vec<_> = hopscope::topology::names::scan()
+                    .iter()
+                    .map(|e| hopscope::topology::links::NetnsHandle {
+                        inode: e.inode,
+                        path: e.path.clone(),
+                    })
+                    .collect();
+                let (links, _) = hopscope::topology::links::read_links(&handles);
+                println!(
+                    "topology: {} namespaces, {} links",
+                    handles.len(),
+                    links.len()
+                );
+                handles
+            })
+            .clone()
+    };
     let mut g = c.benchmark_group("topology lookup");
     g.bench_function("scan namespace names", |b| {
         b.iter(|| black_box(hopscope::topology::names::scan().len()))
     });
     g.bench_function("read links of every namespace", |b| {
+        let handles = handles();
         b.iter(|| black_box(hopscope::topology::links::read_links(&handles).0.len()))
     });
     g.finish();
