@@ -31,7 +31,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hopscope::app::{App, Input};
-use hopscope::bpf::abi::{event_bytes, RawEvent, RawTuple, EVENT_SIZE};
+use hopscope::bpf::abi::{event_bytes, RawEvent, RawTuple, ABI_VERSION, EVENT_SIZE};
 use hopscope::correlate::{Correlator, CorrelatorConfig, Sink};
 use hopscope::event::decode::decode;
 use hopscope::model::{Model, ModelConfig};
@@ -266,7 +266,7 @@ fn packet_events(
     kind: Kind,
 ) -> Vec<RawEvent> {
     let base = RawEvent {
-        abi_version: 1,
+        abi_version: ABI_VERSION,
         cpu,
         packet_id: id,
         skb_addr: skb,
