@@ -10,7 +10,9 @@
 //! model when they end (`consume_skb`, `kfree_skb`, or the correlator's idle
 //! flush), so a packet appears once its path is complete.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use crate::correlate::flow::Endpoint;
 use crate::correlate::{Flow, FlowId, FlowKey, HopContext, Outcome, Packet, Role, Sink};
@@ -333,10 +335,10 @@ struct Stored {
 
 pub struct Model {
     cfg: ModelConfig,
-    flows: HashMap<FlowId, FlowEntry>,
+    flows: FxHashMap<FlowId, FlowEntry>,
     /// Finished packets by id. A hash map (not a B-tree) so that a full
     /// model stores and evicts without allocating.
-    packets: HashMap<PacketId, Stored>,
+    packets: FxHashMap<PacketId, Stored>,
     /// Packets stored so far: the next one's place in finish order.
     stored: u64,
     /// Ids in the order packets finished: eviction order. May hold ids
@@ -349,17 +351,17 @@ pub struct Model {
     rate_samples: VecDeque<(u64, u64)>,
     /// Namespace names learned from outside (live: /run/netns; replay: the
     /// recording).
-    netns_names: HashMap<u32, String>,
+    netns_names: FxHashMap<u32, String>,
     /// The traced kernel's drop reason names (empty: unknown).
     drop_reasons: DropReasons,
     /// Namespaces seen in finished packets that have no name yet.
     unknown: Vec<crate::event::Device>,
     /// Links of the namespaces (live: rtnetlink; replay: the recording).
-    links: HashMap<(u32, u32), LinkInfo>,
+    links: FxHashMap<(u32, u32), LinkInfo>,
     /// Drops by reason, namespace and device.
-    drops: HashMap<DropKey, DropStat>,
+    drops: FxHashMap<DropKey, DropStat>,
     /// Drop locations resolved to `function+0xoff`.
-    symbols: HashMap<u64, String>,
+    symbols: FxHashMap<u64, String>,
     /// Drop locations seen since the last call and not resolved yet.
     unresolved_locations: Vec<u64>,
     /// Bumped on every change that can alter what is shown.
@@ -374,19 +376,19 @@ impl Model {
     pub fn new(cfg: ModelConfig) -> Model {
         Model {
             cfg,
-            flows: HashMap::new(),
-            packets: HashMap::new(),
+            flows: FxHashMap::default(),
+            packets: FxHashMap::default(),
             stored: 0,
             finished: VecDeque::new(),
             last_packet: None,
             counters: Counters::default(),
             rate_samples: VecDeque::new(),
-            netns_names: HashMap::new(),
+            netns_names: FxHashMap::default(),
             drop_reasons: DropReasons::default(),
             unknown: Vec::new(),
-            links: HashMap::new(),
-            drops: HashMap::new(),
-            symbols: HashMap::new(),
+            links: FxHashMap::default(),
+            drops: FxHashMap::default(),
+            symbols: FxHashMap::default(),
             unresolved_locations: Vec::new(),
             generation: 0,
             packet_changes: 0,
