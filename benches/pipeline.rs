@@ -17,7 +17,7 @@
 //! of 1000 flows where one flow (one iperf3-like connection) holds most of
 //! 8,192 or 65,536 packets kept: a frame must cost the same at both sizes.
 //! `trace --json` is measured as decode + correlate + the JSON sink writing
-//! to `io::sink`.
+//! through trace's buffered writer to `io::sink`.
 //!
 //! Run: `cargo bench --bench pipeline` (`-- render` for the frames only;
 //! `-- json`, `-- decode`; the topology group needs root).
@@ -638,12 +638,22 @@ fn big_flow_frames(c: &mut Criterion) {
 }
 
 /// `trace --json`: the synthetic stream decoded, correlated and written
-/// as JSON lines (to `io::sink`, so only formatting counts). Allocations
+/// as JSON lines into the buffered writer `trace` uses, over `io::sink`
+/// (so formatting and buffering count, not the output device). Allocations
 /// per event are counted over the second half, after the first half warmed
 /// the correlator up.
 fn json(c: &mut Criterion, stream: &[u8]) {
     let n = (stream.len() / EVENT_SIZE) as u64;
-    let sink = || JsonSink::new(io::sink(), Filter::default()).with_topology(lab_topology());
+    // What `trace --json` writes to: a 64 KiB BufWriter over a boxed
+    // writer (here one that discards what it is given).
+    let sink = || {
+        let out: Box<dyn io::Write + Send> = Box::new(io::sink());
+        JsonSink::new(
+            io::BufWriter::with_capacity(64 * 1024, out),
+            Filter::default(),
+        )
+        .with_topology(lab_topology())
+    };
     let half = (stream.len() / EVENT_SIZE / 2) * EVENT_SIZE;
     let (warm, measured) = stream.split_at(half);
     let mut corr = Correlator::new(CorrelatorConfig::default());
