@@ -5,6 +5,7 @@
 //! per event that is not printed.
 
 pub mod json;
+mod json_line;
 pub mod text;
 
 use std::fmt;
