@@ -80,6 +80,7 @@ impl Detail {
     }
 }
 
+/// The order of the flows list (`s` cycles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowSort {
     LastSeen,
@@ -113,6 +114,8 @@ impl FlowSort {
     }
 }
 
+/// The order of a flow's packets (`s` cycles); newest and oldest first
+/// are by packet id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketSort {
     Newest,
@@ -292,6 +295,10 @@ pub enum Input {
     Mouse(MouseEvent),
 }
 
+/// The explorer's view state: which screen, which rows are selected,
+/// searches, sorts, freezing and the kernel filter being edited (see the
+/// module documentation). [`App::update`] applies input; `ui::render`
+/// draws it.
 #[derive(Debug, Clone)]
 pub struct App {
     pub screen: Screen,

@@ -36,6 +36,7 @@ const RATE_WINDOW_NS: u64 = 3_000_000_000;
 /// Transit times kept per flow for its median.
 const TRANSIT_WINDOW: usize = 32;
 
+/// How much the model keeps, and what enters it.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub max_flows: usize,
@@ -286,6 +287,7 @@ pub struct DropKey {
     pub ifindex: u32,
 }
 
+/// One row of the drops view: how often, and the newest example.
 #[derive(Debug, Clone)]
 pub struct DropStat {
     pub key: DropKey,
@@ -333,6 +335,9 @@ struct Stored {
     seq: u64,
 }
 
+/// The explorer's state of the world (see the module documentation): a
+/// correlator [`Sink`] that keeps flows, finished packets indexed per flow,
+/// drops and counters, within [`ModelConfig`]'s bounds.
 pub struct Model {
     cfg: ModelConfig,
     flows: FxHashMap<FlowId, FlowEntry>,

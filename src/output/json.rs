@@ -436,6 +436,8 @@ struct AnnotationRecord<'a> {
     dport: Option<u16>,
 }
 
+/// The sink of `trace --json`: one JSON line per hop, packet end, drop
+/// and annotation, into `W`.
 pub struct JsonSink<W: Write> {
     out: W,
     filter: Filter,
