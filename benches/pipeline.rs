@@ -13,20 +13,32 @@
 //! Before measuring, a counting global allocator checks how many heap
 //! allocations decode and decode+correlate make per event in steady state.
 //!
-//! Run: `cargo bench --bench pipeline`.
+//! The explorer's frames are measured on that stream's model and on models
+//! of 1000 flows where one flow (one iperf3-like connection) holds most of
+//! 8,192 or 65,536 packets kept: a frame must cost the same at both sizes.
+//! `trace --json` is measured as decode + correlate + the JSON sink writing
+//! through trace's buffered writer to `io::sink`.
+//!
+//! Run: `cargo bench --bench pipeline` (`-- render` for the frames only;
+//! `-- json`, `-- decode`; the topology group needs root).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hopscope::app::{App, Input};
-use hopscope::bpf::abi::{event_bytes, RawEvent, RawTuple, EVENT_SIZE};
+use hopscope::bpf::abi::{event_bytes, RawEvent, RawTuple, ABI_VERSION, EVENT_SIZE};
 use hopscope::correlate::{Correlator, CorrelatorConfig, Sink};
 use hopscope::event::decode::decode;
 use hopscope::model::{Model, ModelConfig};
+use hopscope::output::json::JsonSink;
+use hopscope::output::Filter;
+use hopscope::topology::links::{LinkInfo, LinkKind, LinkRef};
+use hopscope::topology::resolver::Topology;
 use hopscope::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -254,7 +266,7 @@ fn packet_events(
     kind: Kind,
 ) -> Vec<RawEvent> {
     let base = RawEvent {
-        abi_version: 1,
+        abi_version: ABI_VERSION,
         cpu,
         packet_id: id,
         skb_addr: skb,
@@ -308,6 +320,34 @@ fn packet_events(
 
 /// `EVENTS` records of 192 bytes, back to back, as the ring buffer holds them.
 fn synthetic_stream() -> Vec<u8> {
+    stream(EVENTS, |rng| Some((rng.next() % FLOWS as u64) as usize))
+}
+
+/// Packets kept by the big flow's model: 999 small flows of
+/// `SMALL_FLOW_PACKETS` packets each, the rest in one TCP connection.
+const SMALL_FLOW_PACKETS: usize = 4;
+
+/// `packets` packets over `FLOWS` flows, one of which (flow 0, TCP, like
+/// one iperf3 connection) holds all but `SMALL_FLOW_PACKETS` per other
+/// flow. The small flows come first, so the big one is the newest.
+fn big_flow_stream(packets: usize) -> Vec<u8> {
+    let small = (FLOWS - 1) * SMALL_FLOW_PACKETS;
+    assert!(packets > small, "the big flow holds most packets");
+    let mut n = 0;
+    stream(packets * 9, move |_| {
+        let f = match n {
+            _ if n < small => 1 + n % (FLOWS - 1),
+            _ if n < packets => 0,
+            _ => return None,
+        };
+        n += 1;
+        Some(f)
+    })
+}
+
+/// At most `max_events` records, packet after packet of the flows `pick`
+/// names (`None`: no more packets).
+fn stream(max_events: usize, mut pick: impl FnMut(&mut Rng) -> Option<usize>) -> Vec<u8> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut flows: Vec<FlowState> = (0..FLOWS)
         .map(|i| FlowState {
@@ -322,15 +362,19 @@ fn synthetic_stream() -> Vec<u8> {
             ip_id: [i as u16 * 31, i as u16 * 17],
         })
         .collect();
-    let mut bytes = Vec::with_capacity(EVENTS * EVENT_SIZE);
+    let mut bytes = Vec::with_capacity(max_events * EVENT_SIZE);
     let mut ts: u64 = 1_000_000_000;
     let mut next_id: u64 = 1;
     let mut events = 0;
-    while events < EVENTS {
+    let mut more = true;
+    while events < max_events && more {
         // Two packets in flight, one per CPU; their events interleave.
         let mut pair: [Vec<RawEvent>; 2] = Default::default();
         for (cpu, slot) in pair.iter_mut().enumerate() {
-            let f = (rng.next() % FLOWS as u64) as usize;
+            let Some(f) = pick(&mut rng) else {
+                more = false;
+                break;
+            };
             let flow = &mut flows[f];
             let kind = flow.kind;
             let (tuple, len, request) = next_packet(flow);
@@ -341,8 +385,8 @@ fn synthetic_stream() -> Vec<u8> {
             *slot = packet_events(id, skb, cpu as u32, tuple, len, request, kind);
         }
         for i in 0..9 {
-            for evs in &mut pair {
-                if events == EVENTS {
+            for evs in pair.iter_mut().filter(|e| !e.is_empty()) {
+                if events == max_events {
                     break;
                 }
                 let ev = &mut evs[i];
@@ -518,34 +562,218 @@ fn pipeline(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    big_flow_frames(c);
+    json(c, &stream);
+}
+
+/// One frame with the cursor on a packet of a flow that holds most of the
+/// packets: 1000 flows, and 8,192 or 65,536 packets kept. The frame must not
+/// cost more when more packets are kept.
+fn big_flow_frames(c: &mut Criterion) {
+    let mut g = c.benchmark_group("render big flow 160x45");
+    for kept in [8192, 65_536] {
+        let stream = big_flow_stream(kept);
+        let mut corr = Correlator::new(CorrelatorConfig::default());
+        let mut model = Model::new(ModelConfig {
+            max_packets: kept,
+            ..ModelConfig::default()
+        });
+        let mut last_gc = 0;
+        run_into(&mut corr, &stream, &mut last_gc, &mut model);
+        corr.flush(&mut model);
+        let big = model
+            .flows()
+            .max_by_key(|f| f.packets.len())
+            .expect("flows");
+        println!(
+            "big-flow model: {} flows, {} packets kept, {} in the big flow",
+            model.flow_count(),
+            model.packet_count(),
+            big.packets.len()
+        );
+        assert_eq!(model.flow_count(), FLOWS);
+        let big = big.id;
+        // Packets: the cursor near the bottom of the big flow's list (the
+        // oldest packets). Hops: the hops of that packet.
+        let to_packet = [KeyCode::Enter, KeyCode::End, KeyCode::Up, KeyCode::Up];
+        let to_hops = [
+            KeyCode::Enter,
+            KeyCode::End,
+            KeyCode::Up,
+            KeyCode::Up,
+            KeyCode::Enter,
+        ];
+        // The graph and the path statistics are cached while the flow's
+        // packets do not change; under load they change before every
+        // frame, which "rebuilt" measures (the cache dropped each time).
+        let graph = [KeyCode::Enter, KeyCode::Tab];
+        let paths = [KeyCode::Enter, KeyCode::Tab, KeyCode::Tab];
+        for (name, keys, rebuilt) in [
+            ("flows", &[][..], false),
+            ("packets", &to_packet[..], false),
+            ("hops", &to_hops[..], false),
+            ("hop graph rebuilt", &graph[..], true),
+            ("path statistics rebuilt", &paths[..], true),
+        ] {
+            let mut app = App::default();
+            app.clamp(&model);
+            assert_eq!(app.flows.selected, Some(big), "the big flow is the newest");
+            for k in keys {
+                app.update(&model, Input::Key(KeyEvent::new(*k, KeyModifiers::NONE)));
+            }
+            let mut term = Terminal::new(TestBackend::new(160, 45)).expect("test backend");
+            g.bench_function(format!("{name}/{kept}"), |b| {
+                b.iter(|| {
+                    if rebuilt {
+                        app.cache = Default::default();
+                    }
+                    term.draw(|f| ui::render(f, &model, &mut app, Theme { color: true }))
+                        .expect("draw");
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+/// `trace --json`: the synthetic stream decoded, correlated and written
+/// as JSON lines into the buffered writer `trace` uses, over `io::sink`
+/// (so formatting and buffering count, not the output device). Allocations
+/// per event are counted over the second half, after the first half warmed
+/// the correlator up.
+fn json(c: &mut Criterion, stream: &[u8]) {
+    let n = (stream.len() / EVENT_SIZE) as u64;
+    // What `trace --json` writes to: a 64 KiB BufWriter over a boxed
+    // writer (here one that discards what it is given).
+    let sink = || {
+        let out: Box<dyn io::Write + Send> = Box::new(io::sink());
+        JsonSink::new(
+            io::BufWriter::with_capacity(64 * 1024, out),
+            Filter::default(),
+        )
+        .with_topology(lab_topology())
+    };
+    let half = (stream.len() / EVENT_SIZE / 2) * EVENT_SIZE;
+    let (warm, measured) = stream.split_at(half);
+    let mut corr = Correlator::new(CorrelatorConfig::default());
+    let mut out = sink();
+    let mut last_gc = 0;
+    run_into(&mut corr, warm, &mut last_gc, &mut out);
+    let before = allocations();
+    run_into(&mut corr, measured, &mut last_gc, &mut out);
+    let allocs = allocations() - before;
+    let measured_events = (measured.len() / EVENT_SIZE) as f64;
+    println!(
+        "allocations per event with the JSON sink (steady state): {:.4} ({allocs} in {measured_events} events)",
+        allocs as f64 / measured_events
+    );
+    // The bytes written, to compare formatters.
+    let mut counted = JsonSink::new(Vec::new(), Filter::default()).with_topology(lab_topology());
+    let mut corr = Correlator::new(CorrelatorConfig::default());
+    let mut last_gc = 0;
+    run_into(
+        &mut corr,
+        &stream[..stream.len().min(10_000 * EVENT_SIZE)],
+        &mut last_gc,
+        &mut counted,
+    );
+    println!(
+        "JSON of the first 10,000 events: {} bytes",
+        counted.into_inner().len()
+    );
+
+    let mut g = c.benchmark_group("json");
+    g.throughput(Throughput::Elements(n));
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("decode+correlate+json 1M events", |b| {
+        b.iter(|| {
+            let mut corr = Correlator::new(CorrelatorConfig::default());
+            let mut out = sink();
+            let mut last_gc = 0;
+            run_into(&mut corr, black_box(stream), &mut last_gc, &mut out);
+            black_box(out.error.is_none())
+        })
+    });
+    g.finish();
+}
+
+/// What `trace --json` knows of the lab's devices: namespace names and
+/// links (the veth pairs and the bridge), so hop records carry names.
+fn lab_topology() -> Topology {
+    let mut t = Topology::new();
+    for (ino, name) in [
+        (C1_ETH0.netns_ino, "hs-c1"),
+        (VC1.netns_ino, "hs-br"),
+        (C2_ETH0.netns_ino, "hs-c2"),
+    ] {
+        t.set_name(ino, name);
+    }
+    let link = |d: Dev, peer: Dev, master: Option<u32>| LinkInfo {
+        netns: d.netns_ino,
+        ifindex: d.ifindex,
+        ifname: d.name.to_owned(),
+        kind: LinkKind::Veth,
+        kind_name: Some("veth".to_owned()),
+        master: master.map(|ifindex| LinkRef {
+            netns: d.netns_ino,
+            ifindex,
+            ifname: "br0".to_owned(),
+        }),
+        peer: Some(LinkRef {
+            netns: peer.netns_ino,
+            ifindex: peer.ifindex,
+            ifname: peer.name.to_owned(),
+        }),
+        parent: None,
+        vlan_id: None,
+        vxlan_id: None,
+        mtu: Some(1500),
+        up: true,
+    };
+    t.set_link(link(C1_ETH0, VC1, None));
+    t.set_link(link(VC1, C1_ETH0, Some(3)));
+    t.set_link(link(VC2, C2_ETH0, Some(3)));
+    t.set_link(link(C2_ETH0, VC2, None));
+    t
 }
 
 /// One topology lookup: the namespace scan (/proc and bind mounts) and the
-/// rtnetlink dump of every namespace found. Needs root (setns).
+/// rtnetlink dump of every namespace found. Needs root (setns). Nothing is
+/// read unless the group is selected (`cargo bench -- render` enters no
+/// namespace).
 fn topology(c: &mut Criterion) {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("topology lookups: skipped (needs root)");
         return;
     }
-    let entries = hopscope::topology::names::scan();
-    let handles: Vec<hopscope::topology::links::NetnsHandle> = entries
-        .iter()
-        .map(|e| hopscope::topology::links::NetnsHandle {
-            inode: e.inode,
-            path: e.path.clone(),
-        })
-        .collect();
-    let (links, _) = hopscope::topology::links::read_links(&handles);
-    println!(
-        "topology: {} namespaces, {} links",
-        handles.len(),
-        links.len()
-    );
+    let mut handles: Option<Vec<hopscope::topology::links::NetnsHandle>> = None;
+    let mut handles = move || -> Vec<hopscope::topology::links::NetnsHandle> {
+        handles
+            .get_or_insert_with(|| {
+                let handles: Vec<_> = hopscope::topology::names::scan()
+                    .iter()
+                    .map(|e| hopscope::topology::links::NetnsHandle {
+                        inode: e.inode,
+                        path: e.path.clone(),
+                    })
+                    .collect();
+                let (links, _) = hopscope::topology::links::read_links(&handles);
+                println!(
+                    "topology: {} namespaces, {} links",
+                    handles.len(),
+                    links.len()
+                );
+                handles
+            })
+            .clone()
+    };
     let mut g = c.benchmark_group("topology lookup");
     g.bench_function("scan namespace names", |b| {
         b.iter(|| black_box(hopscope::topology::names::scan().len()))
     });
     g.bench_function("read links of every namespace", |b| {
+        let handles = handles();
         b.iter(|| black_box(hopscope::topology::links::read_links(&handles).0.len()))
     });
     g.finish();

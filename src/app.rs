@@ -7,23 +7,37 @@
 //! item. When the selected item disappears (evicted, filtered out), the
 //! cursor stays at the same row number, clamped to the list.
 //!
+//! A frame's cost does not grow with the packets kept: the packets of a
+//! flow are a window onto the model's per-flow index, and what must be
+//! computed over all of them (a search, another order) is cached between
+//! frames ([`lists`]).
+//!
 //! The kernel's packet filter is edited here too ([`KernelFilter`]): `f`
 //! opens a line, Enter compiles it with libpcap (no terminal, no clock:
 //! still pure) and leaves the compiled filter in an outbox the runner hands
 //! to the reader; the status bar shows a filter once the reader says it is
 //! in force ([`App::filter_applied`]).
 
+pub mod lists;
+
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent};
 
+use crate::correlate::path::{dominant_path, PathStats};
 use crate::correlate::{FlowId, Packet, Role};
 use crate::event::PacketId;
 use crate::filter::PacketFilter;
 use crate::input::{self, Action};
-use crate::model::{DropKey, FlowEntry, Model};
+use crate::model::{DropKey, FlowEntry, Model, Roles};
 use crate::output::describe;
+use crate::topology::graph::HopGraph;
+use lists::{
+    sort_key, Detail as Covered, DetailKey, ListKey, PacketList, Rows, SortedRows, ViewCache,
+    DETAIL_PACKETS,
+};
 
 /// Which list fills the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +80,7 @@ impl Detail {
     }
 }
 
+/// The order of the flows list (`s` cycles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowSort {
     LastSeen,
@@ -99,6 +114,8 @@ impl FlowSort {
     }
 }
 
+/// The order of a flow's packets (`s` cycles); newest and oldest first
+/// are by packet id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketSort {
     Newest,
@@ -153,31 +170,31 @@ impl<T> Default for Cursor<T> {
 impl<T: Copy + PartialEq> Cursor<T> {
     /// Finds the selection in `rows`; when it is gone, keeps the row number
     /// (clamped) and selects what is there now. `None` when `rows` is empty.
-    pub fn resolve(&mut self, rows: &[T]) -> Option<usize> {
+    pub fn resolve<R: Rows<T> + ?Sized>(&mut self, rows: &R) -> Option<usize> {
         if rows.is_empty() {
             self.index = 0;
             return None;
         }
         let i = if self.touched {
             self.selected
-                .and_then(|s| rows.iter().position(|r| *r == s))
+                .and_then(|s| rows.position(s))
                 .unwrap_or(self.index.min(rows.len() - 1))
         } else {
             0
         };
         self.index = i;
-        self.selected = Some(rows[i]);
+        self.selected = rows.get(i);
         Some(i)
     }
 
-    fn move_to(&mut self, rows: &[T], i: usize) {
+    fn move_to<R: Rows<T> + ?Sized>(&mut self, rows: &R, i: usize) {
         if rows.is_empty() {
             return;
         }
         let i = i.min(rows.len() - 1);
         self.touched = true;
         self.index = i;
-        self.selected = Some(rows[i]);
+        self.selected = rows.get(i);
     }
 
     fn reset(&mut self) {
@@ -198,7 +215,13 @@ impl Search {
     }
 
     fn matches(&self, haystack: &str) -> bool {
-        self.query.is_empty() || haystack.to_lowercase().contains(&self.query.to_lowercase())
+        self.matcher()(haystack)
+    }
+
+    /// [`Search::matches`] for many haystacks (the query is lowered once).
+    fn matcher(&self) -> impl Fn(&str) -> bool {
+        let query = self.query.to_lowercase();
+        move |haystack: &str| query.is_empty() || haystack.to_lowercase().contains(&query)
     }
 }
 
@@ -272,6 +295,10 @@ pub enum Input {
     Mouse(MouseEvent),
 }
 
+/// The explorer's view state: which screen, which rows are selected,
+/// searches, sorts, freezing and the kernel filter being edited (see the
+/// module documentation). [`App::update`] applies input; `ui::render`
+/// draws it.
 #[derive(Debug, Clone)]
 pub struct App {
     pub screen: Screen,
@@ -303,6 +330,9 @@ pub struct App {
     /// The user asked to export this flow's hop graph (the runner writes
     /// the file and says so in `notice`).
     pub export_dot: Option<FlowId>,
+    /// Lists, graphs and statistics computed for earlier frames, reused
+    /// while their inputs are unchanged.
+    pub cache: ViewCache,
 }
 
 impl Default for App {
@@ -328,6 +358,7 @@ impl Default for App {
             filter: KernelFilter::default(),
             source_label: "live".to_owned(),
             export_dot: None,
+            cache: ViewCache::default(),
         }
     }
 }
@@ -397,13 +428,14 @@ impl App {
     /// The flows listed, in order.
     pub fn flow_rows(&self, model: &Model) -> Vec<FlowId> {
         let search = &self.search[Screen::Flows.index()];
+        let matches = search.matcher();
         let mut hay = String::new();
         let keep = |f: &FlowEntry, hay: &mut String| {
             if !search.active() {
                 return true;
             }
             flow_haystack(f, model, hay);
-            search.matches(hay)
+            matches(hay)
         };
         if let Some(fr) = &self.frozen {
             return fr
@@ -441,20 +473,42 @@ impl App {
         flows.into_iter().map(|f| f.id).collect()
     }
 
+    /// The roles shown (`r`, `R`).
+    pub fn roles(&self) -> Roles {
+        Roles {
+            requests: self.show_requests,
+            replies: self.show_replies,
+        }
+    }
+
+    /// When frozen, the newest packet listed (`Some(None)`: none).
+    fn frozen_upto(&self) -> Option<Option<PacketId>> {
+        self.frozen.as_ref().map(|f| f.last_packet)
+    }
+
+    /// How many of the selected flow's packets of `roles` are listed
+    /// (all, or those up to the newest one when frozen): the first that
+    /// many of its index.
+    fn visible_count(&self, f: &FlowEntry, roles: Roles) -> usize {
+        match self.frozen_upto() {
+            None => f.packets.ids(roles).len(),
+            Some(None) => 0,
+            Some(upto) => f.packets.count_upto(roles, upto),
+        }
+    }
+
     fn packet_visible(&self, p: &Packet) -> bool {
-        let role_ok = match p.role {
-            Some(Role::Reply) => self.show_replies,
-            Some(Role::Request) | None => self.show_requests,
-        };
         let frozen_ok = self
             .frozen
             .as_ref()
             .is_none_or(|f| f.last_packet.is_some_and(|l| p.id <= l));
-        role_ok && frozen_ok
+        self.roles().shows(p.role) && frozen_ok
     }
 
     /// Packets of the selected flow that the graph and path statistics use:
-    /// the role toggles and freezing apply, the search does not.
+    /// the role toggles and freezing apply, the search does not. All of
+    /// them, oldest first (one step per packet: for exports and tests; a
+    /// frame uses [`App::flow_graph`] and [`App::path_stats`]).
     pub fn flow_packets<'m>(&self, model: &'m Model) -> Vec<&'m Packet> {
         match self.flows.selected {
             Some(f) => model
@@ -465,44 +519,123 @@ impl App {
         }
     }
 
-    /// The packets listed for the selected flow, in order.
-    pub fn packet_rows(&self, model: &Model) -> Vec<PacketId> {
+    /// What the packet list of the selected flow depends on; `None` when
+    /// no flow is selected or it is gone from the model.
+    fn list_key(&self, model: &Model) -> Option<ListKey> {
+        let flow = self.flows.selected?;
+        let f = model.flow(flow)?;
         let search = &self.search[Screen::Packets.index()];
+        Some(ListKey {
+            flow,
+            roles: self.roles(),
+            upto: self.frozen_upto(),
+            sort: self.packet_sort,
+            query: search.query.clone(),
+            version: f.packets.version(),
+            names: if search.active() {
+                model.names_version()
+            } else {
+                0
+            },
+        })
+    }
+
+    /// The packets listed for the selected flow, in order: a window onto
+    /// the flow's index, or (a search, another order than by id) rows
+    /// computed once and cached until what they depend on changes.
+    pub fn packet_list<'m>(&mut self, model: &'m Model) -> PacketList<'m> {
+        let Some(key) = self.list_key(model) else {
+            return PacketList::empty();
+        };
+        if let Some(list) = self.index_list(model, &key) {
+            return list;
+        }
+        let rows = match &self.cache.packets {
+            Some((k, rows)) if *k == key => rows.clone(),
+            _ => {
+                let rows = self.sorted_rows(model, &key);
+                self.cache.packets = Some((key.clone(), rows.clone()));
+                rows
+            }
+        };
+        PacketList::sorted(rows, key.sort, model)
+    }
+
+    /// The packets listed for the selected flow, in order, as a `Vec` (one
+    /// step per packet; a frame uses [`App::packet_list`]).
+    pub fn packet_rows(&self, model: &Model) -> Vec<PacketId> {
+        let Some(key) = self.list_key(model) else {
+            return Vec::new();
+        };
+        if let Some(list) = self.index_list(model, &key) {
+            return list.to_vec();
+        }
+        let rows = match &self.cache.packets {
+            Some((k, rows)) if *k == key => rows.clone(),
+            _ => self.sorted_rows(model, &key),
+        };
+        rows.iter().map(|r| r.1).collect()
+    }
+
+    /// The list as a window onto the flow's index: without a search, in
+    /// id order.
+    fn index_list<'m>(&self, model: &'m Model, key: &ListKey) -> Option<PacketList<'m>> {
+        if !key.query.is_empty() || !matches!(key.sort, PacketSort::Newest | PacketSort::Oldest) {
+            return None;
+        }
+        let f = model.flow(key.flow)?;
+        Some(PacketList::index(
+            f.packets.ids(key.roles),
+            self.visible_count(f, key.roles),
+            key.sort == PacketSort::Newest,
+        ))
+    }
+
+    /// The rows of a search or of an order other than by id: one step per
+    /// packet of the flow, and a sort.
+    fn sorted_rows(&self, model: &Model, key: &ListKey) -> SortedRows {
+        let Some(f) = model.flow(key.flow) else {
+            return Arc::from(Vec::new());
+        };
+        let n = self.visible_count(f, key.roles);
+        let search = &self.search[Screen::Packets.index()];
+        let matches = search.matcher();
         let mut hay = String::new();
-        let mut pkts: Vec<&Packet> = self
-            .flow_packets(model)
-            .into_iter()
+        let mut rows: Vec<_> = f
+            .packets
+            .ids(key.roles)
+            .iter()
+            .take(n)
+            .filter_map(|id| model.packet(*id))
             .filter(|p| {
                 if !search.active() {
                     return true;
                 }
                 packet_haystack(p, model, &mut hay);
-                search.matches(&hay)
+                matches(&hay)
             })
+            .map(|p| (sort_key(key.sort, p), p.id))
             .collect();
-        match self.packet_sort {
-            PacketSort::Newest => pkts.sort_by_key(|p| std::cmp::Reverse(p.id)),
-            PacketSort::Oldest => pkts.sort_by_key(|p| p.id),
-            PacketSort::Transit => pkts.sort_by(|a, b| {
-                crate::model::transit_ns(b)
-                    .cmp(&crate::model::transit_ns(a))
-                    .then_with(|| a.id.cmp(&b.id))
-            }),
-            PacketSort::Visits => pkts.sort_by(|a, b| {
-                b.visits
-                    .len()
-                    .cmp(&a.visits.len())
-                    .then_with(|| a.id.cmp(&b.id))
-            }),
+        match key.sort {
+            // The index is in id order already.
+            PacketSort::Oldest => {}
+            PacketSort::Newest => rows.reverse(),
+            PacketSort::Transit | PacketSort::Visits => rows.sort_unstable(),
         }
-        pkts.into_iter().map(|p| p.id).collect()
+        Arc::from(rows)
     }
 
     /// The packet whose hops are shown: the selected one, or on the flows
-    /// screen the newest visible packet of the selected flow.
+    /// screen the newest (highest id) visible packet of the selected flow.
     pub fn focus_packet<'m>(&self, model: &'m Model) -> Option<&'m Packet> {
         match self.screen {
-            Screen::Flows => self.flow_packets(model).into_iter().last(),
+            Screen::Flows => {
+                let f = self.flows.selected?;
+                match self.frozen_upto() {
+                    Some(None) => None,
+                    upto => model.newest_packet(f, self.roles(), upto.flatten()),
+                }
+            }
             Screen::Packets | Screen::Hops => self.packets.selected.and_then(|p| model.packet(p)),
             // The example packet of the selected drop.
             Screen::Drops => {
@@ -511,6 +644,80 @@ impl App {
                 model.drop_stat(key).and_then(|d| model.packet(d.example))
             }
         }
+    }
+
+    /// What the hop graph and path statistics of the selected flow depend
+    /// on.
+    fn detail_key(&self, model: &Model) -> Option<DetailKey> {
+        let flow = self.flows.selected?;
+        let f = model.flow(flow)?;
+        Some(DetailKey {
+            flow,
+            roles: self.roles(),
+            upto: self.frozen_upto(),
+            version: f.packets.version(),
+        })
+    }
+
+    /// The newest (highest ids, at most [`DETAIL_PACKETS`]) visible
+    /// packets of the selected flow in the order they finished, and how
+    /// many are visible.
+    fn detail_packets<'m>(&self, model: &'m Model, key: &DetailKey) -> (Vec<&'m Packet>, usize) {
+        let Some(f) = model.flow(key.flow) else {
+            return (Vec::new(), 0);
+        };
+        let n = self.visible_count(f, key.roles);
+        let ids = f.packets.ids(key.roles);
+        let mut packets: Vec<(u64, &Packet)> = ids
+            .range(n.saturating_sub(DETAIL_PACKETS)..n)
+            .filter_map(|id| Some((model.finish_order(*id)?, model.packet(*id)?)))
+            .collect();
+        // "last" of the path statistics is the packet that finished last.
+        packets.sort_unstable_by_key(|p| p.0);
+        (packets.into_iter().map(|p| p.1).collect(), n)
+    }
+
+    /// The hop graph of the selected flow's newest visible packets (the
+    /// role toggles and freezing apply, the search does not); cached until
+    /// the flow's packets, the roles or freezing change.
+    pub fn flow_graph(&mut self, model: &Model) -> Option<Covered<HopGraph>> {
+        let key = self.detail_key(model)?;
+        if let Some((k, d)) = &self.cache.graph {
+            if *k == key {
+                return Some(d.clone());
+            }
+        }
+        let (packets, visible) = self.detail_packets(model, &key);
+        let d = Covered {
+            value: Arc::new(HopGraph::build(packets.iter().copied())),
+            shown: packets.len(),
+            visible,
+        };
+        self.cache.graph = Some((key, d.clone()));
+        Some(d)
+    }
+
+    /// The path statistics (requests, then replies) of the selected flow's
+    /// newest visible packets; cached like [`App::flow_graph`].
+    pub fn path_stats(&mut self, model: &Model) -> Option<Covered<Vec<PathStats>>> {
+        let key = self.detail_key(model)?;
+        if let Some((k, d)) = &self.cache.paths {
+            if *k == key {
+                return Some(d.clone());
+            }
+        }
+        let (packets, visible) = self.detail_packets(model, &key);
+        let stats = [Role::Request, Role::Reply]
+            .into_iter()
+            .filter_map(|r| dominant_path(packets.iter().copied(), r))
+            .collect();
+        let d = Covered {
+            value: Arc::new(stats),
+            shown: packets.len(),
+            visible,
+        };
+        self.cache.paths = Some((key, d.clone()));
+        Some(d)
     }
 
     /// Visit indexes listed for the focused packet.
@@ -568,7 +775,7 @@ impl App {
         let flows = self.flow_rows(model);
         self.flows.resolve(&flows);
         if self.screen != Screen::Flows {
-            let pkts = self.packet_rows(model);
+            let pkts = self.packet_list(model);
             self.packets.resolve(&pkts);
         }
         if self.screen == Screen::Hops {
@@ -819,7 +1026,7 @@ impl App {
                 self.flows.move_to(&rows, f(cur, rows.len()));
             }
             Screen::Packets => {
-                let rows = self.packet_rows(model);
+                let rows = self.packet_list(model);
                 let cur = self.packets.resolve(&rows).unwrap_or(0);
                 self.packets.move_to(&rows, f(cur, rows.len()));
             }
@@ -936,7 +1143,7 @@ impl App {
                 }
             }
             Screen::Packets => {
-                let rows = self.packet_rows(model);
+                let rows = self.packet_list(model);
                 if self.packets.resolve(&rows).is_some() {
                     self.packets.touched = true;
                     self.screen = Screen::Hops;

@@ -10,13 +10,15 @@
 //! model when they end (`consume_skb`, `kfree_skb`, or the correlator's idle
 //! flush), so a packet appears once its path is complete.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use crate::correlate::flow::Endpoint;
 use crate::correlate::{Flow, FlowId, FlowKey, HopContext, Outcome, Packet, Role, Sink};
 use crate::event::drop_reason::DropReasons;
 use crate::event::record::Tick;
-use crate::event::{HopEvent, NetnsId};
+use crate::event::{HopEvent, NetnsId, PacketId};
 use crate::output::Filter;
 use crate::topology::links::LinkInfo;
 use crate::topology::TopologyView;
@@ -34,6 +36,7 @@ const RATE_WINDOW_NS: u64 = 3_000_000_000;
 /// Transit times kept per flow for its median.
 const TRANSIT_WINDOW: usize = 32;
 
+/// How much the model keeps, and what enters it.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub max_flows: usize,
@@ -78,8 +81,9 @@ pub struct FlowEntry {
     /// Drop reasons of this flow and their counts (at most 8 reasons).
     pub drop_reasons: Vec<(u32, u64)>,
     pub owned: bool,
-    /// Finished packets still kept, oldest first.
-    pub packets: VecDeque<crate::event::PacketId>,
+    /// Finished packets still kept, by packet id (oldest first), also
+    /// per role.
+    pub packets: PacketIndex,
     transit: [u64; TRANSIT_WINDOW],
     transit_len: usize,
     transit_pos: usize,
@@ -104,7 +108,7 @@ impl FlowEntry {
             icmp_errors: 0,
             drop_reasons: Vec::new(),
             owned: flow.owned,
-            packets: VecDeque::new(),
+            packets: PacketIndex::default(),
             transit: [0; TRANSIT_WINDOW],
             transit_len: 0,
             transit_pos: 0,
@@ -151,6 +155,130 @@ impl FlowEntry {
     }
 }
 
+/// Which roles a list shows (the explorer's `r` and `R`). A packet
+/// without a role is listed with the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Roles {
+    pub requests: bool,
+    pub replies: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        requests: true,
+        replies: true,
+    };
+
+    /// Whether a packet of role `r` is shown.
+    pub fn shows(self, r: Option<Role>) -> bool {
+        match r {
+            Some(Role::Reply) => self.replies,
+            Some(Role::Request) | None => self.requests,
+        }
+    }
+}
+
+/// The kept packets of one flow, sorted by packet id (the order of their
+/// first sighting): all of them, and each role apart, so that the
+/// explorer finds a flow's newest packet, its n-th packet or a packet's
+/// row without looking at the others. Packets mostly finish in id order,
+/// so inserting and evicting touch the ends of the lists.
+#[derive(Debug, Clone, Default)]
+pub struct PacketIndex {
+    all: VecDeque<PacketId>,
+    /// Requests, and packets without a role.
+    requests: VecDeque<PacketId>,
+    replies: VecDeque<PacketId>,
+    /// The model's change count at the last insertion or removal: equal
+    /// values mean the same packets (see [`Model::packet_changes`]).
+    version: u64,
+}
+
+/// No packet (a list of no role).
+static NO_PACKETS: VecDeque<PacketId> = VecDeque::new();
+
+impl PacketIndex {
+    /// Packets kept.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// Changes whenever a packet enters or leaves (unique over the model,
+    /// also across flows).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The ids of the packets of `roles`, oldest first.
+    pub fn ids(&self, roles: Roles) -> &VecDeque<PacketId> {
+        match (roles.requests, roles.replies) {
+            (true, true) => &self.all,
+            (true, false) => &self.requests,
+            (false, true) => &self.replies,
+            (false, false) => &NO_PACKETS,
+        }
+    }
+
+    /// How many of `roles` have an id up to `upto` (`None`: all of them):
+    /// the visible ones are the first that many of [`PacketIndex::ids`].
+    pub fn count_upto(&self, roles: Roles, upto: Option<PacketId>) -> usize {
+        let ids = self.ids(roles);
+        match upto {
+            None => ids.len(),
+            Some(last) => ids.partition_point(|id| *id <= last),
+        }
+    }
+
+    /// All packets, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = PacketId> + ExactSizeIterator + '_ {
+        self.all.iter().copied()
+    }
+
+    fn role_list(&mut self, role: Option<Role>) -> &mut VecDeque<PacketId> {
+        match role {
+            Some(Role::Reply) => &mut self.replies,
+            Some(Role::Request) | None => &mut self.requests,
+        }
+    }
+
+    fn insert(&mut self, id: PacketId, role: Option<Role>, version: u64) {
+        sorted_insert(&mut self.all, id);
+        sorted_insert(self.role_list(role), id);
+        self.version = version;
+    }
+
+    fn remove(&mut self, id: PacketId, role: Option<Role>, version: u64) {
+        sorted_remove(&mut self.all, id);
+        sorted_remove(self.role_list(role), id);
+        self.version = version;
+    }
+}
+
+/// Inserts `id` in the sorted `v` (at the back, mostly).
+fn sorted_insert(v: &mut VecDeque<PacketId>, id: PacketId) {
+    if v.back().is_none_or(|b| *b < id) {
+        v.push_back(id);
+    } else {
+        let i = v.partition_point(|x| *x < id);
+        if v.get(i) != Some(&id) {
+            v.insert(i, id);
+        }
+    }
+}
+
+/// Removes `id` from the sorted `v` (at the front, mostly).
+fn sorted_remove(v: &mut VecDeque<PacketId>, id: PacketId) {
+    if v.front() == Some(&id) {
+        v.pop_front();
+    } else if let Ok(i) = v.binary_search(&id) {
+        v.remove(i);
+    }
+}
+
 /// Where and why packets were dropped: the drops view's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DropKey {
@@ -159,6 +287,7 @@ pub struct DropKey {
     pub ifindex: u32,
 }
 
+/// One row of the drops view: how often, and the newest example.
 #[derive(Debug, Clone)]
 pub struct DropStat {
     pub key: DropKey,
@@ -166,7 +295,7 @@ pub struct DropStat {
     pub count: u64,
     pub last_ts: u64,
     /// The newest packet dropped there, and its flow.
-    pub example: crate::event::PacketId,
+    pub example: PacketId,
     pub flow: FlowId,
 }
 
@@ -199,57 +328,76 @@ pub struct Counters {
     pub degraded: Vec<String>,
 }
 
+/// A finished packet kept, and when it finished (its place among all
+/// packets stored).
+struct Stored {
+    packet: Packet,
+    seq: u64,
+}
+
+/// The explorer's state of the world (see the module documentation): a
+/// correlator [`Sink`] that keeps flows, finished packets indexed per flow,
+/// drops and counters, within [`ModelConfig`]'s bounds.
 pub struct Model {
     cfg: ModelConfig,
-    flows: HashMap<FlowId, FlowEntry>,
+    flows: FxHashMap<FlowId, FlowEntry>,
     /// Finished packets by id. A hash map (not a B-tree) so that a full
     /// model stores and evicts without allocating.
-    packets: HashMap<crate::event::PacketId, Packet>,
+    packets: FxHashMap<PacketId, Stored>,
+    /// Packets stored so far: the next one's place in finish order.
+    stored: u64,
     /// Ids in the order packets finished: eviction order. May hold ids
     /// already removed with their flow; those are skipped.
-    finished: VecDeque<crate::event::PacketId>,
+    finished: VecDeque<PacketId>,
     /// Newest packet id stored so far.
-    last_packet: Option<crate::event::PacketId>,
+    last_packet: Option<PacketId>,
     pub counters: Counters,
     /// (time, events received) at recent ticks, for the event rate.
     rate_samples: VecDeque<(u64, u64)>,
     /// Namespace names learned from outside (live: /run/netns; replay: the
     /// recording).
-    netns_names: HashMap<u32, String>,
+    netns_names: FxHashMap<u32, String>,
     /// The traced kernel's drop reason names (empty: unknown).
     drop_reasons: DropReasons,
     /// Namespaces seen in finished packets that have no name yet.
     unknown: Vec<crate::event::Device>,
     /// Links of the namespaces (live: rtnetlink; replay: the recording).
-    links: HashMap<(u32, u32), LinkInfo>,
+    links: FxHashMap<(u32, u32), LinkInfo>,
     /// Drops by reason, namespace and device.
-    drops: HashMap<DropKey, DropStat>,
+    drops: FxHashMap<DropKey, DropStat>,
     /// Drop locations resolved to `function+0xoff`.
-    symbols: HashMap<u64, String>,
+    symbols: FxHashMap<u64, String>,
     /// Drop locations seen since the last call and not resolved yet.
     unresolved_locations: Vec<u64>,
     /// Bumped on every change that can alter what is shown.
     generation: u64,
+    /// Bumped whenever a packet enters or leaves a flow.
+    packet_changes: u64,
+    /// Bumped whenever a namespace name changes (searches match names).
+    names_version: u64,
 }
 
 impl Model {
     pub fn new(cfg: ModelConfig) -> Model {
         Model {
             cfg,
-            flows: HashMap::new(),
-            packets: HashMap::new(),
+            flows: FxHashMap::default(),
+            packets: FxHashMap::default(),
+            stored: 0,
             finished: VecDeque::new(),
             last_packet: None,
             counters: Counters::default(),
             rate_samples: VecDeque::new(),
-            netns_names: HashMap::new(),
+            netns_names: FxHashMap::default(),
             drop_reasons: DropReasons::default(),
             unknown: Vec::new(),
-            links: HashMap::new(),
-            drops: HashMap::new(),
-            symbols: HashMap::new(),
+            links: FxHashMap::default(),
+            drops: FxHashMap::default(),
+            symbols: FxHashMap::default(),
             unresolved_locations: Vec::new(),
             generation: 0,
+            packet_changes: 0,
+            names_version: 0,
         }
     }
 
@@ -274,12 +422,12 @@ impl Model {
         self.flows.len()
     }
 
-    pub fn packet(&self, id: crate::event::PacketId) -> Option<&Packet> {
-        self.packets.get(&id)
+    pub fn packet(&self, id: PacketId) -> Option<&Packet> {
+        self.packets.get(&id).map(|s| &s.packet)
     }
 
     /// The newest finished packet kept.
-    pub fn last_packet_id(&self) -> Option<crate::event::PacketId> {
+    pub fn last_packet_id(&self) -> Option<PacketId> {
         self.last_packet
     }
 
@@ -287,13 +435,49 @@ impl Model {
         self.packets.len()
     }
 
-    /// The kept packets of a flow, oldest first.
-    pub fn flow_packets(&self, id: FlowId) -> impl Iterator<Item = &Packet> {
-        self.flows
+    /// The kept packets of a flow, in the order they finished (one step
+    /// per packet, and a sort).
+    pub fn flow_packets(&self, id: FlowId) -> impl DoubleEndedIterator<Item = &Packet> {
+        let mut stored: Vec<&Stored> = self
+            .flows
             .get(&id)
             .into_iter()
             .flat_map(|f| f.packets.iter())
-            .filter_map(|p| self.packets.get(p))
+            .filter_map(|p| self.packets.get(&p))
+            .collect();
+        stored.sort_unstable_by_key(|s| s.seq);
+        stored.into_iter().map(|s| &s.packet)
+    }
+
+    /// Where a kept packet is in the order packets finished (a higher
+    /// value finished later).
+    pub fn finish_order(&self, id: PacketId) -> Option<u64> {
+        self.packets.get(&id).map(|s| s.seq)
+    }
+
+    /// The newest (highest id) kept packet of a flow among `roles`, up to
+    /// `upto` (`None`: any).
+    pub fn newest_packet(
+        &self,
+        id: FlowId,
+        roles: Roles,
+        upto: Option<PacketId>,
+    ) -> Option<&Packet> {
+        let f = self.flows.get(&id)?;
+        let n = f.packets.count_upto(roles, upto);
+        let last = *f.packets.ids(roles).get(n.checked_sub(1)?)?;
+        self.packet(last)
+    }
+
+    /// Changes whenever a packet enters or leaves any flow (each flow's
+    /// [`PacketIndex::version`] is the value at its last change).
+    pub fn packet_changes(&self) -> u64 {
+        self.packet_changes
+    }
+
+    /// Changes whenever a namespace name does.
+    pub fn names_version(&self) -> u64 {
+        self.names_version
     }
 
     /// Periodic clock and kernel counters (live: the reader's; replay: the
@@ -343,6 +527,7 @@ impl Model {
             self.unknown
                 .retain(|d| d.netns != ns || !self.links.contains_key(&(ns.0, d.ifindex.0)));
             self.generation += 1;
+            self.names_version += 1;
         }
     }
 
@@ -421,7 +606,7 @@ impl Model {
         ages.select_nth_unstable(cut - 1);
         for &(_, id) in &ages[..cut] {
             if let Some(f) = self.flows.remove(&id) {
-                for p in f.packets {
+                for p in f.packets.iter() {
                     self.packets.remove(&p);
                 }
                 self.counters.flows_evicted += 1;
@@ -437,20 +622,22 @@ impl Model {
             let Some(id) = self.finished.pop_front() else {
                 break;
             };
-            let Some(p) = self.packets.remove(&id) else {
+            let Some(Stored { packet: p, .. }) = self.packets.remove(&id) else {
                 continue;
             };
             self.counters.packets_evicted += 1;
-            if let Some(f) = p.flow.and_then(|f| self.flows.get_mut(&f)) {
-                if f.packets.front() == Some(&id) {
-                    f.packets.pop_front();
-                } else {
-                    f.packets.retain(|x| *x != id);
-                }
-            }
+            self.unindex(&p);
             spare = Some(p);
         }
         spare
+    }
+
+    /// Takes a stored packet out of its flow's index.
+    fn unindex(&mut self, p: &Packet) {
+        if let Some(f) = p.flow.and_then(|f| self.flows.get_mut(&f)) {
+            self.packet_changes += 1;
+            f.packets.remove(p.id, p.role, self.packet_changes);
+        }
     }
 }
 
@@ -593,7 +780,18 @@ impl Sink for Model {
             }
         }
         e.add_transit(transit);
-        e.packets.push_back(p.id);
+        // The same packet again (not expected from the correlator) replaces
+        // the one stored, in its flow's index too.
+        if let Some(old) = self.packets.remove(&p.id) {
+            self.unindex(&old.packet);
+        }
+        self.packet_changes += 1;
+        let version = self.packet_changes;
+        // The flow was just found or created above; it is not evicted
+        // before the end of this call.
+        if let Some(e) = self.flows.get_mut(&flow.id) {
+            e.packets.insert(p.id, p.role, version);
+        }
         // At the cap, the evicted packet's visit buffer takes the copy, so
         // a full model stores packets without allocating.
         let stored = match self.evict_packets(1) {
@@ -603,7 +801,14 @@ impl Sink for Model {
             }
             None => p.clone(),
         };
-        self.packets.insert(p.id, stored);
+        self.packets.insert(
+            p.id,
+            Stored {
+                packet: stored,
+                seq: self.stored,
+            },
+        );
+        self.stored += 1;
         self.finished.push_back(p.id);
         if self.finished.len() > 2 * self.cfg.max_packets.max(1) {
             // Ids of packets evicted with their flow: drop them in one pass.

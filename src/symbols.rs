@@ -66,17 +66,28 @@ impl KernelSymbols {
         if let Some(hit) = self.cache.get(&addr) {
             return hit.clone();
         }
-        let i = self.syms.partition_point(|s| s.0 <= addr);
-        let found = (i > 0).then(|| {
-            let (start, name) = &self.syms[i - 1];
-            format!("{name}+0x{:x}", addr - start)
-        });
-        // Far past the last symbol is not kernel text.
-        let found = found.filter(|_| i < self.syms.len() || addr - self.syms[i - 1].0 < 1 << 20);
+        let found = self
+            .lookup(addr)
+            .map(|(name, off)| format!("{name}+0x{off:x}"));
         if self.cache.len() < 65_536 {
             self.cache.insert(addr, found.clone());
         }
         found
+    }
+
+    /// What [`KernelSymbols::resolve`] returned for `addr`, if it was
+    /// asked and remembered it (`Some(None)`: not kernel text).
+    pub fn cached(&self, addr: u64) -> Option<Option<&str>> {
+        self.cache.get(&addr).map(Option::as_deref)
+    }
+
+    /// The function containing `addr` and the offset into it, without
+    /// allocating or caching.
+    pub fn lookup(&self, addr: u64) -> Option<(&str, u64)> {
+        let i = self.syms.partition_point(|s| s.0 <= addr);
+        let (start, name) = self.syms.get(i.checked_sub(1)?)?;
+        // Far past the last symbol is not kernel text.
+        (i < self.syms.len() || addr - start < 1 << 20).then_some((name.as_str(), addr - start))
     }
 }
 
@@ -107,6 +118,12 @@ mod tests {
             Some("mod_fn+0x10")
         );
         assert_eq!(k.resolve(0x1000), None, "below all text");
+        assert_eq!(k.cached(0x1000), Some(None));
+        assert_eq!(k.cached(0x2000), None, "not asked");
+        assert_eq!(
+            k.lookup(0xffffffff81fbd5d0 + 0x1f4),
+            Some(("nft_do_chain", 0x1f4))
+        );
         assert_eq!(
             k.resolve(0xffffffffc0000010).as_deref(),
             Some("mod_fn+0x10"),

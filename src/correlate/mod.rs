@@ -21,6 +21,8 @@ pub mod rewrite;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rustc_hash::FxHashMap;
+
 pub use flow::{Flow, FlowAlias, FlowId, FlowKey, FlowProto, FlowView, Role};
 pub use outcome::Outcome;
 pub use rewrite::Rewrite;
@@ -301,6 +303,12 @@ const ROUTE_MATCH_NS: u64 = 200_000;
 /// CPUs tracked for route matching.
 const MAX_CPUS: usize = 4096;
 
+/// Turns hop events into packets, flows and annotations for a [`Sink`]
+/// (see the module documentation).
+///
+/// Maps keyed by ids (packet ids from the kernel, flow ids from here) use
+/// FxHash; maps keyed by what packets carry (flow keys, copy keys,
+/// addresses) keep SipHash, since remote senders choose those keys.
 pub struct Correlator {
     cfg: CorrelatorConfig,
     last_rx: Vec<Option<LastRx>>,
@@ -313,7 +321,7 @@ pub struct Correlator {
     packets: BTreeMap<PacketId, Packet>,
     /// Every key a flow is known under: its own and the NAT-rewritten ones.
     flow_ids: HashMap<FlowKey, FlowAlias>,
-    flows: HashMap<FlowId, Flow>,
+    flows: FxHashMap<FlowId, Flow>,
     copies: HashMap<CopyKey, (PacketId, u64)>,
     visit_pool: Vec<Vec<Visit>>,
     next_flow: u64,
@@ -323,7 +331,7 @@ pub struct Correlator {
     reasons: DropReasons,
     /// Branches announced (a clone took the packet over; the original skb
     /// goes on under the new id): branch id -> the packet it branched from.
-    branches: HashMap<PacketId, PacketId>,
+    branches: FxHashMap<PacketId, PacketId>,
     /// In-flight TCP packets by (flow, reply direction, sequence number):
     /// a segment TCP merged into another (backlog or receive queue
     /// coalescing frees it without a tracepoint) is found by its sequence.
@@ -346,14 +354,14 @@ impl Correlator {
             resolving: HashMap::new(),
             packets: BTreeMap::new(),
             flow_ids: HashMap::new(),
-            flows: HashMap::new(),
+            flows: FxHashMap::default(),
             copies: HashMap::new(),
             visit_pool: Vec::new(),
             next_flow: 1,
             now: 0,
             stats: CorrelatorStats::default(),
             reasons: DropReasons::default(),
-            branches: HashMap::new(),
+            branches: FxHashMap::default(),
             tcp_seqs: BTreeSet::new(),
             scope_netns: Vec::new(),
             scope_ifnames: Vec::new(),
@@ -1001,7 +1009,7 @@ impl Correlator {
 /// Forgets the least recently seen tenth of the flows. Packets still in
 /// flight keep their role; their flow id simply no longer resolves.
 fn evict_flows(
-    flows: &mut HashMap<FlowId, Flow>,
+    flows: &mut FxHashMap<FlowId, Flow>,
     flow_ids: &mut HashMap<FlowKey, FlowAlias>,
     max_flows: usize,
     stats: &mut CorrelatorStats,
@@ -1030,7 +1038,7 @@ fn evict_flows(
 /// rewritten source of a request (the rewritten destination of a reply).
 /// The newest rewrite wins a key another flow had (a reused tuple).
 fn learn_alias(
-    flows: &mut HashMap<FlowId, Flow>,
+    flows: &mut FxHashMap<FlowId, Flow>,
     flow_ids: &mut HashMap<FlowKey, FlowAlias>,
     fid: FlowId,
     role: Option<Role>,

@@ -8,7 +8,9 @@
 //! the next position, and the time from the previous position (last, mean,
 //! best, worst).
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHasher};
 
 use super::{Packet, Role};
 use crate::event::{Device, IfIndex, NetnsId};
@@ -77,28 +79,43 @@ pub fn dominant_path<'a>(
     if packets.is_empty() {
         return None;
     }
-    let mut counts: HashMap<Vec<Step>, (u64, &Packet)> = HashMap::new();
+    // Distinct paths, how many packets took each and the first of them;
+    // found by the hash of their steps, so that counting a packet
+    // allocates nothing (the explorer counts thousands per frame).
+    let mut paths: Vec<(Vec<Step>, u64, &Packet)> = Vec::new();
+    let mut by_hash: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
     for p in &packets {
-        counts
-            .entry(steps(p).collect())
-            .and_modify(|c| c.0 += 1)
-            .or_insert((1, p));
+        let mut h = FxHasher::default();
+        for s in steps(p) {
+            s.hash(&mut h);
+        }
+        let same = by_hash.entry(h.finish()).or_default();
+        match same
+            .iter()
+            .find(|&&i| steps(p).eq(paths[i].0.iter().copied()))
+        {
+            Some(&i) => paths[i].1 += 1,
+            None => {
+                same.push(paths.len());
+                paths.push((steps(p).collect(), 1, p));
+            }
+        }
     }
-    let distinct_paths = counts.len();
-    let is_prefix_of_other = |path: &Vec<Step>| {
-        counts
-            .keys()
-            .any(|o| o.len() > path.len() && o[..path.len()] == path[..])
+    let distinct_paths = paths.len();
+    let is_prefix_of_other = |path: &[Step]| {
+        paths
+            .iter()
+            .any(|(o, _, _)| o.len() > path.len() && o[..path.len()] == path[..])
     };
-    let (path, example) = counts
+    let (path, example) = paths
         .iter()
-        .filter(|(path, _)| !is_prefix_of_other(path))
+        .filter(|(path, _, _)| !is_prefix_of_other(path))
         .max_by(|a, b| {
-            (a.1 .0, a.0.len())
-                .cmp(&(b.1 .0, b.0.len()))
-                .then_with(|| b.1 .1.id.cmp(&a.1 .1.id))
+            (a.1, a.0.len())
+                .cmp(&(b.1, b.0.len()))
+                .then_with(|| b.2.id.cmp(&a.2.id))
         })
-        .map(|(path, (_, ex))| (path.clone(), *ex))?;
+        .map(|(path, _, ex)| (path.clone(), *ex))?;
 
     let mut hops: Vec<PathHop> = example
         .visits

@@ -65,13 +65,42 @@ impl Rewrite {
     /// One side as people write it: `addr:port` for TCP and UDP, the
     /// address (and echo id) for ICMP.
     pub fn endpoint(&self, e: Endpoint) -> String {
-        match self.proto {
-            FlowProto::Tcp | FlowProto::Udp => Sock(e.0, e.1).to_string(),
-            FlowProto::Icmp | FlowProto::Icmp6 if e.1 != 0 => {
-                format!("{} id {}", Addr(e.0), e.1)
-            }
-            _ => Addr(e.0).to_string(),
+        self.side(e).to_string()
+    }
+
+    /// [`Rewrite::endpoint`], written where it goes.
+    pub fn side(&self, e: Endpoint) -> Side {
+        Side {
+            proto: self.proto,
+            endpoint: e,
         }
+    }
+}
+
+/// One side of a rewrite as people write it (Display; serialized as a
+/// string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Side {
+    proto: FlowProto,
+    endpoint: Endpoint,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.endpoint;
+        match self.proto {
+            FlowProto::Tcp | FlowProto::Udp => write!(f, "{}", Sock(e.0, e.1)),
+            FlowProto::Icmp | FlowProto::Icmp6 if e.1 != 0 => {
+                write!(f, "{} id {}", Addr(e.0), e.1)
+            }
+            _ => write!(f, "{}", Addr(e.0)),
+        }
+    }
+}
+
+impl serde::Serialize for Side {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -1,18 +1,27 @@
 //! JSON lines: one object per hook event (`"type":"hop"`), one per packet end
 //! (`"type":"end"`), and a final `"type":"summary"`. Fields that do not apply
 //! are left out. The schema is documented in README.md.
+//!
+//! Each line is formatted into one buffer the sink keeps and written with
+//! one `write_all`; names, locations and rewritten endpoints are written
+//! where they go (Display, not `String`), so hop, end and annotation
+//! records allocate nothing. Drop records allocate their hint (and the
+//! stack, with `--drop-stack`).
 
 use std::io::{self, Write};
 use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{proto_name, DropContext, Filter};
+use super::json_line::Obj;
+use super::{proto_name, DropContext, ErrnoName, Filter, IcmpErrorName, Location, ReasonName};
+use crate::correlate::rewrite::Side;
 use crate::correlate::Annotation;
 use crate::correlate::{Flow, FlowId, HopContext, Outcome, Packet, Rewrite, Role, Sink};
 use crate::event::{HopEvent, TcpFlags, L4};
 use crate::topology::resolver::Topology;
 
+/// Written by hand ([`WriteJson`]).
 #[derive(Serialize)]
 struct HopRecord<'a> {
     #[serde(rename = "type")]
@@ -115,6 +124,85 @@ struct HopRecord<'a> {
     segment_count: Option<u16>,
 }
 
+/// Field by field in the order of the struct, leaving out what the serde
+/// attributes leave out.
+impl WriteJson for HopRecord<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Obj::begin(out);
+        o.str("type", self.kind);
+        o.u64("ts_ns", self.ts_ns);
+        o.u64("cpu", self.cpu.into());
+        o.u64("packet", self.packet);
+        o.opt_u64("flow", self.flow.map(|f| f.0));
+        o.opt_str("role", self.role.map(Role::name));
+        o.u64("visit", self.visit as u64);
+        o.str("hook", self.hook);
+        o.opt_u64("netns", self.netns);
+        o.opt_u64("netns_cookie", self.netns_cookie);
+        o.opt_str("netns_name", self.netns_name);
+        o.opt_u64("ifindex", self.ifindex);
+        o.opt_str("ifname", self.ifname);
+        o.opt_str("kind", self.link_kind);
+        o.opt_str("master", self.master);
+        o.opt_str("peer_ifname", self.peer_ifname);
+        o.opt_u64("peer_netns", self.peer_netns);
+        o.opt_str("parent_ifname", self.parent_ifname);
+        o.opt_u64("vxlan_id", self.vxlan_id);
+        o.u64("len", self.len.into());
+        o.opt_str("proto", self.proto);
+        o.opt_ip("src", self.src);
+        o.opt_ip("dst", self.dst);
+        o.opt_u64("sport", self.sport);
+        o.opt_u64("dport", self.dport);
+        o.opt_u64("icmp_type", self.icmp_type);
+        o.opt_u64("icmp_code", self.icmp_code);
+        o.opt_u64("icmp_id", self.icmp_id);
+        o.opt_u64("icmp_seq", self.icmp_seq);
+        o.opt_display("tcp_flags", self.tcp_flags);
+        o.opt_u64("tcp_seq", self.tcp_seq);
+        o.opt_u64("tcp_ack", self.tcp_ack);
+        o.opt_u64("arp_op", self.arp_op);
+        o.opt_u64("ip_id", self.ip_id);
+        o.opt_u64("ttl", self.ttl);
+        o.opt_u64("vlan", self.vlan);
+        if let Some(rc) = self.xmit_rc {
+            o.i64("xmit_rc", rc.into());
+        }
+        o.opt_u64("pid", self.pid);
+        o.opt_str("comm", self.comm);
+        o.opt_u64("copy_of", self.copy_of);
+        for (k, nat) in [("dnat", &self.dnat), ("snat", &self.snat)] {
+            if let Some(n) = nat {
+                let mut c = o.obj(k);
+                c.display("from", n.from);
+                c.display("to", n.to);
+                c.end();
+            }
+        }
+        if self.fragment {
+            o.bool("fragment", true);
+        }
+        if let Some(t) = &self.outer {
+            let mut c = o.obj("outer");
+            c.str("kind", t.kind);
+            c.str("proto", t.proto);
+            c.ip("src", t.src);
+            c.ip("dst", t.dst);
+            c.opt_u64("sport", t.sport);
+            c.opt_u64("dport", t.dport);
+            c.opt_u64("vni", t.vni);
+            c.end();
+        }
+        if self.inferred {
+            o.bool("inferred", true);
+        }
+        o.opt_u64("segment_of", self.segment_of);
+        o.opt_u64("segment_index", self.segment_index);
+        o.opt_u64("segment_count", self.segment_count);
+        o.end();
+    }
+}
+
 /// The outer headers of a tunnelled packet.
 #[derive(Serialize)]
 struct OuterRecord {
@@ -155,25 +243,26 @@ impl OuterRecord {
 /// One rewritten side of a packet: `addr:port` (ICMP: the address and echo id).
 #[derive(Serialize)]
 struct NatChange {
-    from: String,
-    to: String,
+    from: Side,
+    to: Side,
 }
 
 impl NatChange {
     fn dst(rw: &Rewrite) -> Option<NatChange> {
         rw.dst_changed().then(|| NatChange {
-            from: rw.endpoint(rw.from.1),
-            to: rw.endpoint(rw.to.1),
+            from: rw.side(rw.from.1),
+            to: rw.side(rw.to.1),
         })
     }
     fn src(rw: &Rewrite) -> Option<NatChange> {
         rw.src_changed().then(|| NatChange {
-            from: rw.endpoint(rw.from.0),
-            to: rw.endpoint(rw.to.0),
+            from: rw.side(rw.from.0),
+            to: rw.side(rw.to.0),
         })
     }
 }
 
+/// Written by hand ([`WriteJson`]).
 #[derive(Serialize)]
 struct EndRecord<'a> {
     #[serde(rename = "type")]
@@ -215,11 +304,41 @@ struct EndRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason_name: Option<String>,
+    reason_name: Option<ReasonName<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    location: Option<String>,
+    location: Option<Location<'a>>,
     visits: usize,
     duration_ns: u64,
+}
+
+impl WriteJson for EndRecord<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Obj::begin(out);
+        o.str("type", self.kind);
+        o.u64("packet", self.packet);
+        o.opt_u64("flow", self.flow.map(|f| f.0));
+        o.opt_str("role", self.role.map(Role::name));
+        o.str("how", self.how);
+        o.opt_u64("netns", self.netns);
+        o.opt_str("netns_name", self.netns_name);
+        o.opt_str("ifname", self.ifname);
+        if self.outside_scope {
+            o.bool("outside_scope", true);
+        }
+        o.opt_u64("segments", self.segments);
+        o.opt_u64("copy_of", self.copy_of);
+        o.opt_u64("segment_of", self.segment_of);
+        o.opt_u64("coalesced_into", self.coalesced_into);
+        o.opt_u64("pid", self.pid);
+        o.opt_str("comm", self.comm);
+        o.opt_u64("ts_ns", self.ts_ns);
+        o.opt_u64("reason", self.reason);
+        o.opt_display("reason_name", self.reason_name);
+        o.opt_display("location", self.location);
+        o.u64("visits", self.visits as u64);
+        o.u64("duration_ns", self.duration_ns);
+        o.end();
+    }
 }
 
 /// A packet that died for a reason that is not routine.
@@ -248,9 +367,9 @@ struct DropRecord<'a> {
     sport: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dport: Option<u16>,
-    reason: String,
+    reason: ReasonName<'a>,
     reason_code: u32,
-    location: String,
+    location: Location<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<String>,
     /// With `--drop-stack`: the kernel stack, innermost first.
@@ -285,7 +404,7 @@ struct AnnotationRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     icmp_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    what: Option<String>,
+    what: Option<IcmpErrorName>,
     /// route: the table looked up, the gateway and output device found, or
     /// the error (`ENETUNREACH`, ...; `EAGAIN`: no match in this table).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -296,7 +415,7 @@ struct AnnotationRecord<'a> {
     oif: Option<&'a str>,
     /// `Some(None)` (JSON null) for a route found.
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<Option<String>>,
+    error: Option<Option<ErrnoName>>,
     /// neigh: the next hop's address and what happened to its resolution.
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'static str>,
@@ -317,6 +436,8 @@ struct AnnotationRecord<'a> {
     dport: Option<u16>,
 }
 
+/// The sink of `trace --json`: one JSON line per hop, packet end, drop
+/// and annotation, into `W`.
 pub struct JsonSink<W: Write> {
     out: W,
     filter: Filter,
@@ -328,6 +449,8 @@ pub struct JsonSink<W: Write> {
     /// Packets written since the last flush (counted once it succeeds).
     unflushed: u64,
     pub error: Option<io::Error>,
+    /// The line being formatted (kept: no allocation per record).
+    line: Vec<u8>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -340,6 +463,7 @@ impl<W: Write> JsonSink<W> {
             printed: 0,
             unflushed: 0,
             error: None,
+            line: Vec::with_capacity(1024),
         }
     }
 
@@ -373,7 +497,7 @@ impl<W: Write> JsonSink<W> {
 
     /// Writes any serializable record as one line (used for the summary).
     pub fn record<T: Serialize>(&mut self, rec: &T) {
-        write_line(&mut self.out, &mut self.error, rec);
+        write_line(&mut self.out, &mut self.line, &mut self.error, rec);
     }
 
     pub fn flush(&mut self) {
@@ -396,14 +520,49 @@ fn ports(h: Option<crate::event::Headers>) -> (Option<u16>, Option<u16>) {
     }
 }
 
-/// One JSON line; the first error stops all later writes.
-fn write_line<W: Write, T: Serialize>(out: &mut W, error: &mut Option<io::Error>, rec: &T) {
+/// A record written by hand, byte for byte as serde_json writes it (its
+/// serde derive is the reference the tests compare with).
+trait WriteJson {
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+/// One hand-written JSON line, formatted into `line` and written at once;
+/// the first error stops all later writes.
+fn write_fast<W: Write>(
+    out: &mut W,
+    line: &mut Vec<u8>,
+    error: &mut Option<io::Error>,
+    rec: &impl WriteJson,
+) {
     if error.is_some() {
         return;
     }
-    let r = serde_json::to_writer(&mut *out, rec)
+    line.clear();
+    rec.write_json(line);
+    line.push(b'\n');
+    if let Err(e) = out.write_all(line) {
+        *error = Some(e);
+    }
+}
+
+/// One JSON line, formatted into `line` and written at once; the first
+/// error stops all later writes.
+fn write_line<W: Write, T: Serialize>(
+    out: &mut W,
+    line: &mut Vec<u8>,
+    error: &mut Option<io::Error>,
+    rec: &T,
+) {
+    if error.is_some() {
+        return;
+    }
+    line.clear();
+    let r = serde_json::to_writer(&mut *line, rec)
         .map_err(io::Error::from)
-        .and_then(|_| out.write_all(b"\n"));
+        .and_then(|_| {
+            line.push(b'\n');
+            out.write_all(line)
+        });
     if let Err(e) = r {
         *error = Some(e);
     }
@@ -529,7 +688,7 @@ impl<W: Write> Sink for JsonSink<W> {
             segment_index: ctx.segment_of.map(|s| s.1),
             segment_count: ctx.segment_of.map(|s| s.2),
         };
-        write_line(&mut self.out, &mut self.error, &rec);
+        write_fast(&mut self.out, &mut self.line, &mut self.error, &rec);
     }
 
     fn annotation(&mut self, ev: &HopEvent, at: &Annotation, flow: Option<&Flow>) {
@@ -582,7 +741,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 .as_ref()
                 .map(|d| d.ifname.as_str())
                 .filter(|n| !n.is_empty()),
-            error: route.then(|| (ev.xmit_rc != 0).then(|| super::errno_name(ev.xmit_rc))),
+            error: route.then(|| (ev.xmit_rc != 0).then_some(ErrnoName(ev.xmit_rc))),
             state: neigh.then(|| super::neigh_state_name(ev.aux)),
             addr: if neigh {
                 h.and_then(|h| h.l3.dst())
@@ -591,7 +750,7 @@ impl<W: Write> Sink for JsonSink<W> {
             },
             icmp_type: icmp.map(|i| i.0),
             icmp_code: icmp.map(|i| i.1),
-            what: icmp.map(|(t, c)| super::icmp_error_name(v6, t, c)),
+            what: icmp.map(|(kind, code)| IcmpErrorName { v6, kind, code }),
             proto: if neigh || route {
                 None
             } else {
@@ -610,7 +769,7 @@ impl<W: Write> Sink for JsonSink<W> {
             sport,
             dport,
         };
-        write_line(&mut self.out, &mut self.error, &rec);
+        write_line(&mut self.out, &mut self.line, &mut self.error, &rec);
     }
 
     fn packet_done(&mut self, p: &Packet, flow: Option<&Flow>) {
@@ -633,8 +792,11 @@ impl<W: Write> Sink for JsonSink<W> {
             t.observe(&d);
             t.refresh(false);
         }
-        let reason_name = reason.map(|r| self.drops.name(r.0));
-        let location = reason.map(|r| self.drops.location(r.1));
+        if let Some((_, location)) = reason {
+            self.drops.resolve_location(location);
+        }
+        let reason_name = reason.map(|r| self.drops.reason_name(r.0));
+        let location = reason.map(|r| self.drops.location_of(r.1));
         let topo = self.topo.as_ref();
         let rec = EndRecord {
             kind: "end",
@@ -667,7 +829,7 @@ impl<W: Write> Sink for JsonSink<W> {
             } => ts.map(|ts| (ts, reason, location, stack)),
             _ => None,
         };
-        write_line(&mut self.out, &mut self.error, &rec);
+        write_fast(&mut self.out, &mut self.line, &mut self.error, &rec);
         // Printed once its end record is out (its hops went before it).
         if self.error.is_none() {
             self.unflushed += 1;
@@ -682,6 +844,9 @@ impl<W: Write> Sink for JsonSink<W> {
             let (sport, dport) = ports(h);
             let netns_name = self.topo.as_ref().and_then(|t| t.netns_name(d.netns.0));
             let label = netns_name.map_or_else(|| d.netns.0.to_string(), str::to_owned);
+            self.drops.resolve_location(location);
+            let stack = (stack != 0).then(|| self.drops.stack(stack)).flatten();
+            let netns_name = self.topo.as_ref().and_then(|t| t.netns_name(d.netns.0));
             let rec = DropRecord {
                 kind: "drop",
                 packet: p.id.0,
@@ -695,16 +860,187 @@ impl<W: Write> Sink for JsonSink<W> {
                 dst: h.and_then(|h| h.l3.dst()),
                 sport,
                 dport,
-                reason: self.drops.name(reason),
+                reason: self.drops.reason_name(reason),
                 reason_code: reason,
-                location: self.drops.location(location),
+                location: self.drops.location_of(location),
                 hint: self
                     .drops
                     .hint(reason, &label, d.ifname.as_str(), h.and_then(|h| h.vlan)),
-                stack: (stack != 0).then(|| self.drops.stack(stack)).flatten(),
+                stack,
                 ts_ns: ts,
             };
-            write_line(&mut self.out, &mut self.error, &rec);
+            write_line(&mut self.out, &mut self.line, &mut self.error, &rec);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::flow::FlowProto;
+    use crate::event::{Outer, Tunnel};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// xorshift: deterministic field choices.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn some<T>(&mut self, v: impl FnOnce(&mut Rng) -> T) -> Option<T> {
+            (self.next() % 3 != 0).then(|| v(self))
+        }
+        fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+            v[(self.next() % v.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn hop_records_are_written_as_serde_json_writes_them() {
+        let names = ["eth0", "vc1", "", "a\"b", "tab\there", "ünï", "\u{1}ctl\\"];
+        let ips = [
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)),
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0xc612, 2)),
+        ];
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..5000 {
+            let ip = |r: &mut Rng| ips[(r.next() % ips.len() as u64) as usize];
+            let rw = Rewrite {
+                proto: [FlowProto::Tcp, FlowProto::Icmp, FlowProto::Udp][(r.next() % 3) as usize],
+                from: ((Some(ip(&mut r)), 1), (r.some(ip), 80)),
+                to: (
+                    (Some(ip(&mut r)), 2),
+                    (Some(ip(&mut r)), (r.next() % 3) as u16),
+                ),
+            };
+            let outer = Outer {
+                kind: [Tunnel::Vxlan, Tunnel::Gre, Tunnel::Ipip][(r.next() % 3) as usize],
+                src: ip(&mut r),
+                dst: ip(&mut r),
+                proto: [17, 47, 4, 41, 99][(r.next() % 5) as usize],
+                sport: r.next() as u16,
+                dport: 4789,
+                vni: (r.next() % 3) as u32,
+            };
+            let rec = HopRecord {
+                kind: "hop",
+                ts_ns: r.next(),
+                cpu: r.next() as u32,
+                packet: r.next() >> (r.next() % 64),
+                flow: r.some(|r| FlowId(r.next() % 1000)),
+                role: r.some(|r| {
+                    if r.next() % 2 == 0 {
+                        Role::Request
+                    } else {
+                        Role::Reply
+                    }
+                }),
+                visit: (r.next() % 40) as usize,
+                hook: r.pick(&["net_dev_queue", "netif_rx"]),
+                netns: r.some(|r| r.next() as u32),
+                netns_cookie: r.some(|r| r.next()),
+                netns_name: r.some(|r| r.pick(&names)),
+                ifindex: r.some(|r| r.next() as u32),
+                ifname: r.some(|r| r.pick(&names)),
+                link_kind: r.some(|r| r.pick(&["veth", "bridge"])),
+                master: r.some(|r| r.pick(&names)),
+                peer_ifname: r.some(|r| r.pick(&names)),
+                peer_netns: r.some(|r| r.next() as u32),
+                parent_ifname: r.some(|r| r.pick(&names)),
+                vxlan_id: r.some(|r| r.next() as u32),
+                len: r.next() as u32,
+                proto: r.some(|r| r.pick(&["tcp", "udp"])),
+                src: r.some(|r| ip(r)),
+                dst: r.some(|r| ip(r)),
+                sport: r.some(|r| r.next() as u16),
+                dport: r.some(|r| r.next() as u16),
+                icmp_type: r.some(|r| r.next() as u8),
+                icmp_code: r.some(|r| r.next() as u8),
+                icmp_id: r.some(|r| r.next() as u16),
+                icmp_seq: r.some(|r| r.next() as u16),
+                tcp_flags: r.some(|r| TcpFlags(r.next() as u8)),
+                tcp_seq: r.some(|r| r.next() as u32),
+                tcp_ack: r.some(|r| r.next() as u32),
+                arp_op: r.some(|r| r.next() as u16),
+                ip_id: r.some(|r| r.next() as u16),
+                ttl: r.some(|r| r.next() as u8),
+                vlan: r.some(|r| r.next() as u16),
+                xmit_rc: r.some(|r| [0, -1, -105, i32::MIN, 7][(r.next() % 5) as usize]),
+                pid: r.some(|r| r.next() as u32),
+                comm: r.some(|r| r.pick(&names)),
+                copy_of: r.some(|r| r.next()),
+                dnat: NatChange::dst(&rw),
+                snat: NatChange::src(&rw),
+                fragment: r.next() % 2 == 0,
+                outer: r.some(|_| OuterRecord::of(&outer)),
+                inferred: r.next() % 2 == 0,
+                segment_of: r.some(|r| r.next()),
+                segment_index: r.some(|r| r.next() as u16),
+                segment_count: r.some(|r| r.next() as u16),
+            };
+            let mut ours = Vec::new();
+            rec.write_json(&mut ours);
+            let theirs = serde_json::to_vec(&rec).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs)
+            );
+        }
+    }
+
+    #[test]
+    fn end_records_are_written_as_serde_json_writes_them() {
+        let names = ["eth0", "", "a\"b", "ünï\n"];
+        let drops = DropContext::default();
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..5000 {
+            let location = match r.next() % 3 {
+                0 => Location::Name(r.pick(&["nft_do_chain+0x1f4", "x\"y"])),
+                1 => Location::Symbol(r.pick(&["ip_rcv", "tab\t"]), r.next()),
+                _ => Location::Addr(r.next()),
+            };
+            let rec = EndRecord {
+                kind: "end",
+                packet: r.next(),
+                flow: r.some(|r| FlowId(r.next() % 1000)),
+                role: r.some(|r| {
+                    if r.next() % 2 == 0 {
+                        Role::Request
+                    } else {
+                        Role::Reply
+                    }
+                }),
+                how: r.pick(&["delivered", "dropped"]),
+                netns: r.some(|r| r.next() as u32),
+                netns_name: r.some(|r| r.pick(&names)),
+                ifname: r.some(|r| r.pick(&names)),
+                outside_scope: r.next() % 2 == 0,
+                segments: r.some(|r| r.next() as u16),
+                copy_of: r.some(|r| r.next()),
+                segment_of: r.some(|r| r.next()),
+                coalesced_into: r.some(|r| r.next()),
+                pid: r.some(|r| r.next() as u32),
+                comm: r.some(|r| r.pick(&names)),
+                ts_ns: r.some(|r| r.next()),
+                reason: r.some(|r| r.next() as u32),
+                reason_name: r.some(|r| drops.reason_name(r.next() as u32)),
+                location: r.some(|_| location),
+                visits: (r.next() % 64) as usize,
+                duration_ns: r.next(),
+            };
+            let mut ours = Vec::new();
+            rec.write_json(&mut ours);
+            let theirs = serde_json::to_vec(&rec).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs)
+            );
         }
     }
 }

@@ -5,8 +5,10 @@
 //! per event that is not printed.
 
 pub mod json;
+mod json_line;
 pub mod text;
 
+use std::fmt;
 use std::fmt::Write as _;
 
 use crate::correlate::{Flow, Packet};
@@ -222,9 +224,15 @@ impl DropContext {
 
     /// `NETFILTER_DROP`, or `reason 77` when unknown.
     pub fn name(&self, reason: u32) -> String {
-        self.reasons
-            .name(reason)
-            .map_or_else(|| format!("reason {reason}"), str::to_owned)
+        self.reason_name(reason).to_string()
+    }
+
+    /// [`DropContext::name`], written where it goes instead of allocated.
+    pub fn reason_name(&self, reason: u32) -> ReasonName<'_> {
+        ReasonName {
+            name: self.reasons.name(reason),
+            reason,
+        }
     }
 
     /// Routine frees (see `drop_reason`); with no names known, none is.
@@ -234,13 +242,39 @@ impl DropContext {
 
     /// `nft_do_chain+0x1f4`, or the hex address.
     pub fn location(&mut self, addr: u64) -> String {
+        self.resolve_location(addr);
+        self.location_of(addr).to_string()
+    }
+
+    /// Resolves `addr` (reading kallsyms on the first call) and remembers
+    /// it for recordings ([`DropContext::resolved`]); then
+    /// [`DropContext::location_of`] writes it without allocating.
+    pub fn resolve_location(&mut self, addr: u64) {
         if !self.symbolize {
-            return format!("0x{addr:x}");
+            return;
         }
         let syms = self
             .symbols
             .get_or_insert_with(crate::symbols::KernelSymbols::load);
-        syms.resolve(addr).unwrap_or_else(|| format!("0x{addr:x}"))
+        if syms.cached(addr).is_none() {
+            syms.resolve(addr);
+        }
+    }
+
+    /// [`DropContext::location`] of an address resolved before, to write.
+    pub fn location_of(&self, addr: u64) -> Location<'_> {
+        let Some(syms) = self.symbols.as_ref().filter(|_| self.symbolize) else {
+            return Location::Addr(addr);
+        };
+        match syms.cached(addr) {
+            Some(Some(name)) => Location::Name(name),
+            Some(None) => Location::Addr(addr),
+            // The cache is full: the same text, found again.
+            None => match syms.lookup(addr) {
+                Some((name, off)) => Location::Symbol(name, off),
+                None => Location::Addr(addr),
+            },
+        }
     }
 
     /// Stacks read by the reader, before the drops that refer to them.
@@ -282,8 +316,86 @@ impl DropContext {
     }
 }
 
+/// A drop reason's name, or `reason 77` when unknown (Display).
+#[derive(Debug, Clone, Copy)]
+pub struct ReasonName<'a> {
+    name: Option<&'a str>,
+    reason: u32,
+}
+
+impl fmt::Display for ReasonName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name {
+            Some(n) => f.write_str(n),
+            None => write!(f, "reason {}", self.reason),
+        }
+    }
+}
+
+/// Written as a JSON string, without an intermediate `String`.
+impl serde::Serialize for ReasonName<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A code location: `nft_do_chain+0x1f4`, or the hex address (Display).
+#[derive(Debug, Clone, Copy)]
+pub enum Location<'a> {
+    /// Resolved before, as written then.
+    Name(&'a str),
+    /// A function and the offset into it.
+    Symbol(&'a str, u64),
+    Addr(u64),
+}
+
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Location::Name(n) => f.write_str(n),
+            Location::Symbol(n, off) => write!(f, "{n}+0x{off:x}"),
+            Location::Addr(a) => write!(f, "0x{a:x}"),
+        }
+    }
+}
+
+/// Written as a JSON string, without an intermediate `String`.
+impl serde::Serialize for Location<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// [`icmp_error_name`], written where it goes (Display).
+#[derive(Debug, Clone, Copy)]
+pub struct IcmpErrorName {
+    pub v6: bool,
+    pub kind: u8,
+    pub code: u8,
+}
+
+impl fmt::Display for IcmpErrorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match icmp_error_str(self.v6, self.kind, self.code) {
+            Some(s) => f.write_str(s),
+            None => write!(f, "type {} code {}", self.kind, self.code),
+        }
+    }
+}
+
+impl serde::Serialize for IcmpErrorName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// What an ICMP error says, in words (`port unreachable`, `time exceeded`).
 pub fn icmp_error_name(v6: bool, kind: u8, code: u8) -> String {
+    IcmpErrorName { v6, kind, code }.to_string()
+}
+
+/// The words of a known ICMP error.
+fn icmp_error_str(v6: bool, kind: u8, code: u8) -> Option<&'static str> {
     let s = match (v6, kind, code) {
         (false, 3, 0) => "net unreachable",
         (false, 3, 1) => "host unreachable",
@@ -304,22 +416,39 @@ pub fn icmp_error_name(v6: bool, kind: u8, code: u8) -> String {
         (true, 2, _) => "packet too big",
         (true, 3, _) => "time exceeded (hop limit)",
         (true, 4, _) => "parameter problem",
-        _ => return format!("type {kind} code {code}"),
+        _ => return None,
     };
-    s.to_owned()
+    Some(s)
 }
 
 /// `ENETUNREACH` and friends for route lookup errors (negative errno).
 pub fn errno_name(err: i32) -> String {
-    match err.checked_neg().unwrap_or(0) {
-        101 => "ENETUNREACH".to_owned(),
-        113 => "EHOSTUNREACH".to_owned(),
-        13 => "EACCES".to_owned(),
-        // fib_table_lookup: no route in this table (the next is tried).
-        11 => "no match (EAGAIN)".to_owned(),
-        22 => "EINVAL".to_owned(),
-        1 => "EPERM".to_owned(),
-        n => format!("errno {n}"),
+    ErrnoName(err).to_string()
+}
+
+/// [`errno_name`], written where it goes (Display).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrnoName(pub i32);
+
+impl fmt::Display for ErrnoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self.0.checked_neg().unwrap_or(0) {
+            101 => "ENETUNREACH",
+            113 => "EHOSTUNREACH",
+            13 => "EACCES",
+            // fib_table_lookup: no route in this table (the next is tried).
+            11 => "no match (EAGAIN)",
+            22 => "EINVAL",
+            1 => "EPERM",
+            n => return write!(f, "errno {n}"),
+        };
+        f.write_str(s)
+    }
+}
+
+impl serde::Serialize for ErrnoName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

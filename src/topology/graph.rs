@@ -9,10 +9,9 @@
 //! the device where it was encapsulated to the one where it came out with
 //! a tunnel edge (`vxlan 42 via eth1`), besides the underlay's own edges.
 
-use std::collections::HashMap;
-
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
+use rustc_hash::FxHashMap;
 
 use crate::correlate::{Packet, Role};
 use crate::event::{IfIndex, NetnsId, ShortName, Tunnel};
@@ -67,8 +66,8 @@ impl Edge {
 #[derive(Debug, Default)]
 pub struct HopGraph {
     pub graph: DiGraph<Node, Edge>,
-    nodes: HashMap<(NetnsId, IfIndex), NodeIndex>,
-    edges: HashMap<(NodeIndex, NodeIndex, Role), EdgeIndex>,
+    nodes: FxHashMap<(NetnsId, IfIndex), NodeIndex>,
+    edges: FxHashMap<(NodeIndex, NodeIndex, Role), EdgeIndex>,
     /// Namespaces in the order packets first reached them (requests first).
     pub namespaces: Vec<NetnsId>,
 }

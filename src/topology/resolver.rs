@@ -12,7 +12,7 @@
 //! cookie, everything learned about that inode is forgotten and looked up
 //! again.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::{Duration, Instant};
 
 use super::links::{read_links, LinkInfo, NetnsHandle};
@@ -39,15 +39,15 @@ pub struct Learned {
 
 #[derive(Debug, Default)]
 pub struct Topology {
-    names: HashMap<u32, String>,
-    links: HashMap<(u32, u32), LinkInfo>,
-    cookies: HashMap<u32, u64>,
+    names: FxHashMap<u32, String>,
+    links: FxHashMap<(u32, u32), LinkInfo>,
+    cookies: FxHashMap<u32, u64>,
     /// Keys a refresh could not resolve, and when it tried.
-    unresolved: HashMap<(u32, u32), Instant>,
+    unresolved: FxHashMap<(u32, u32), Instant>,
     /// Keys observed unknown since the last refresh.
-    pending: HashSet<(u32, u32)>,
+    pending: FxHashSet<(u32, u32)>,
     /// Namespaces named after a process, not a bind mount.
-    provisional: HashSet<u32>,
+    provisional: FxHashSet<u32>,
     last_refresh: Option<Instant>,
 }
 
@@ -149,8 +149,8 @@ impl Topology {
         learned.errors = errors;
         // A namespace read now replaces what was known of it (links
         // deleted since are dropped); namespaces gone take theirs along.
-        let read: HashSet<u32> = links.iter().map(|l| l.netns).collect();
-        let fresh: HashSet<(u32, u32)> = links.iter().map(|l| (l.netns, l.ifindex)).collect();
+        let read: FxHashSet<u32> = links.iter().map(|l| l.netns).collect();
+        let fresh: FxHashSet<(u32, u32)> = links.iter().map(|l| (l.netns, l.ifindex)).collect();
         self.links.retain(|k, _| {
             (!read.contains(&k.0) || fresh.contains(k)) && self.names.contains_key(&k.0)
         });

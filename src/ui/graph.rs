@@ -19,8 +19,7 @@ use crate::topology::graph::{Edge, HopGraph, Node};
 use crate::topology::TopologyView;
 
 pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Theme) {
-    let packets = app.flow_packets(model);
-    if packets.is_empty() {
+    let Some(g) = app.flow_graph(model).filter(|g| g.shown > 0) else {
         empty(
             f,
             area,
@@ -28,9 +27,15 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
             theme,
         );
         return;
+    };
+    let mut text = Vec::new();
+    if g.shown < g.visible {
+        text.push(Line::styled(
+            format!(" the newest {} of {} packets", g.shown, g.visible),
+            theme.dim(),
+        ));
     }
-    let g = HopGraph::build(packets.iter().copied());
-    let text = lines(&g, model, theme, area.width as usize);
+    text.extend(lines(&g.value, model, theme, area.width as usize));
     f.render_widget(Paragraph::new(text), area);
 }
 

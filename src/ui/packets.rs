@@ -7,6 +7,7 @@ use ratatui::widgets::{Row, Table, TableState};
 use ratatui::Frame;
 
 use super::{dur, empty, outcome, role_mark, role_style, scroll_offset, Theme};
+use crate::app::lists::Rows;
 use crate::app::App;
 use crate::event::L4;
 use crate::model::{transit_ns, Model};
@@ -78,7 +79,9 @@ pub fn path_summary(p: &crate::correlate::Packet) -> String {
 }
 
 pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Theme) {
-    let rows = app.packet_rows(model);
+    // Only the rows shown are looked at: the list is a window onto the
+    // flow's packets, however many it keeps.
+    let rows = app.packet_list(model);
     // What the rows need from the flow, copied out of the (possibly frozen)
     // entry so the view state can be updated below.
     let flow = app
@@ -123,10 +126,9 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
     let sel = app.packets.index.min(rows.len() - 1);
     app.packets.offset = scroll_offset(app.packets.offset, sel, height);
     let shown: Vec<&crate::correlate::Packet> = rows
-        .iter()
-        .skip(app.packets.offset)
+        .iter_from(app.packets.offset)
         .take(height)
-        .filter_map(|id| model.packet(*id))
+        .filter_map(|id| model.packet(id))
         .collect();
     let path_w = shown
         .iter()

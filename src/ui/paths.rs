@@ -10,7 +10,7 @@ use ratatui::Frame;
 
 use super::{dur, empty, netns_label, Theme};
 use crate::app::App;
-use crate::correlate::path::dominant_path;
+use crate::correlate::path::PathStats;
 use crate::correlate::Role;
 use crate::model::Model;
 
@@ -27,11 +27,14 @@ const HEADER: [&str; 9] = [
 ];
 
 pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Theme) {
-    let packets = app.flow_packets(model);
-    let stats: Vec<_> = [Role::Request, Role::Reply]
-        .into_iter()
-        .filter_map(|r| dominant_path(packets.iter().copied(), r))
-        .collect();
+    let covered = app.path_stats(model);
+    let stats: &[PathStats] = covered.as_ref().map_or(&[], |c| &c.value);
+    // Over a long flow, the statistics are the newest packets'.
+    let window = covered
+        .as_ref()
+        .filter(|c| c.shown < c.visible)
+        .map(|c| format!(" (the newest {} of {})", c.shown, c.visible))
+        .unwrap_or_default();
     if stats.is_empty() {
         empty(
             f,
@@ -57,7 +60,7 @@ pub fn render(f: &mut Frame, area: Rect, model: &Model, app: &mut App, theme: Th
         f.render_widget(
             Line::from(vec![Span::styled(
                 format!(
-                    " {} path: {} of {} packets took it, {} distinct path{}",
+                    " {} path: {} of {} packets took it, {} distinct path{}{window}",
                     st.role.name(),
                     st.on_path,
                     st.packets,
