@@ -174,7 +174,7 @@ start_seed_bpftrace() {
 	local i n
 	for i in $(seq 1 300); do
 		kill -0 "$TRACE_PID" 2>/dev/null || die "bpftrace did not start: $(cat "$OUT/bpftrace.err")"
-		n=$(bpftool prog show -j | jq --argjson p "$TRACE_PID" '[.[] | select(any(.pids[]?; .pid == $p))] | length')
+		n=$(prog_ids "$TRACE_PID" | jq length)
 		[ "$n" -ge 4 ] && return 0
 		sleep 0.1
 	done
