@@ -31,9 +31,12 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hopscope::app::{App, Input};
-use hopscope::bpf::abi::{event_bytes, RawEvent, RawTuple, ABI_VERSION, EVENT_SIZE};
+use hopscope::bpf::abi::{
+    dev_bytes, event_bytes, hop_bytes, RawDev, RawEvent, RawHop, RawTuple, ABI_VERSION, EVENT_SIZE,
+    REC_DEV, REC_HOP,
+};
 use hopscope::correlate::{Correlator, CorrelatorConfig, Sink};
-use hopscope::event::decode::decode;
+use hopscope::event::stream::StreamDecoder;
 use hopscope::model::{Model, ModelConfig};
 use hopscope::output::json::JsonSink;
 use hopscope::output::Filter;
@@ -255,7 +258,41 @@ fn next_packet(flow: &mut FlowState) -> (RawTuple, u32, bool) {
     (t, len, request)
 }
 
-/// The 9 raw events of one packet's life, in kernel order.
+/// One ring record: a full event, or a compact hop whose headers did not
+/// change since the packet's last full one (as the kernel sends them).
+// Built by value once per record of the synthetic stream; boxing the full
+// event would add an allocation per record to the set-up.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy)]
+enum Rec {
+    Full(RawEvent),
+    Hop(RawHop),
+}
+
+impl Rec {
+    fn set_ts(&mut self, ts: u64) {
+        match self {
+            Rec::Full(e) => e.ts_ns = ts,
+            Rec::Hop(h) => h.ts_ns = ts,
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Rec::Full(e) => event_bytes(e),
+            Rec::Hop(h) => hop_bytes(h),
+        }
+    }
+}
+
+/// The devices' names, as the kernel sends them before their first hop.
+const DEVICES: [Dev; 4] = [C1_ETH0, VC1, VC2, C2_ETH0];
+
+/// Device records at the head of every stream (slots that are no event).
+const DEVICE_RECORDS: usize = DEVICES.len();
+
+/// The 9 records of one packet's life, in kernel order: its first sighting
+/// and its end in full, its other device hops compact (nothing rewrites
+/// its headers on the way).
 fn packet_events(
     id: u64,
     skb: u64,
@@ -264,7 +301,7 @@ fn packet_events(
     len: u32,
     request: bool,
     kind: Kind,
-) -> Vec<RawEvent> {
+) -> Vec<Rec> {
     let base = RawEvent {
         abi_version: ABI_VERSION,
         cpu,
@@ -286,9 +323,31 @@ fn packet_events(
         }
         e
     };
+    let hop = |hook: u8, dev: Dev| {
+        Rec::Hop(RawHop {
+            kind: REC_HOP,
+            hook,
+            cpu: cpu as u16,
+            packet_id: id,
+            skb_addr: skb,
+            netns_ino: dev.netns_ino,
+            ifindex: dev.ifindex,
+            len,
+            ..RawHop::default()
+        })
+    };
     let path = if request { REQUEST_PATH } else { REPLY_PATH };
     let mut out = Vec::with_capacity(9);
     for (i, (tx, rx)) in path.into_iter().enumerate() {
+        if i > 0 {
+            out.extend([
+                hop(HOOK_QUEUE, tx),
+                hop(HOOK_RX, rx),
+                hop(HOOK_XMIT, tx),
+                hop(HOOK_RECEIVE, rx),
+            ]);
+            continue;
+        }
         let mut queue = on_dev(HOOK_QUEUE, tx, F_TUPLE);
         if i == 0 {
             queue.flags |= F_NEW;
@@ -304,21 +363,17 @@ fn packet_events(
                 });
             }
         }
-        out.push(queue);
-        out.push(on_dev(HOOK_RX, rx, F_TUPLE));
-        // net_dev_xmit carries no headers (the skb may already be gone).
-        let mut xmit = on_dev(HOOK_XMIT, tx, 0);
-        xmit.len = len;
-        out.push(xmit);
-        out.push(on_dev(HOOK_RECEIVE, rx, F_TUPLE));
+        out.push(Rec::Full(queue));
+        out.extend([hop(HOOK_RX, rx), hop(HOOK_XMIT, tx), hop(HOOK_RECEIVE, rx)]);
     }
     let mut end = base;
     end.hook = HOOK_CONSUME;
-    out.push(end);
+    out.push(Rec::Full(end));
     out
 }
 
-/// `EVENTS` records of 192 bytes, back to back, as the ring buffer holds them.
+/// `EVENTS` records, each in a slot of `EVENT_SIZE` bytes (a compact record
+/// padded), after the device records: slots keep the stream indexable.
 fn synthetic_stream() -> Vec<u8> {
     stream(EVENTS, |rng| Some((rng.next() % FLOWS as u64) as usize))
 }
@@ -362,14 +417,25 @@ fn stream(max_events: usize, mut pick: impl FnMut(&mut Rng) -> Option<usize>) ->
             ip_id: [i as u16 * 31, i as u16 * 17],
         })
         .collect();
-    let mut bytes = Vec::with_capacity(max_events * EVENT_SIZE);
+    let mut bytes = Vec::with_capacity((max_events + DEVICE_RECORDS) * EVENT_SIZE);
+    for d in DEVICES {
+        let mut r = RawDev {
+            kind: REC_DEV,
+            netns_ino: d.netns_ino,
+            netns_cookie: d.cookie,
+            ifindex: d.ifindex,
+            ..RawDev::default()
+        };
+        r.ifname = name16(d.name);
+        push_slot(&mut bytes, dev_bytes(&r));
+    }
     let mut ts: u64 = 1_000_000_000;
     let mut next_id: u64 = 1;
     let mut events = 0;
     let mut more = true;
     while events < max_events && more {
         // Two packets in flight, one per CPU; their events interleave.
-        let mut pair: [Vec<RawEvent>; 2] = Default::default();
+        let mut pair: [Vec<Rec>; 2] = Default::default();
         for (cpu, slot) in pair.iter_mut().enumerate() {
             let Some(f) = pick(&mut rng) else {
                 more = false;
@@ -391,13 +457,24 @@ fn stream(max_events: usize, mut pick: impl FnMut(&mut Rng) -> Option<usize>) ->
                 }
                 let ev = &mut evs[i];
                 ts += EVENT_GAP_NS / 2 + rng.next() % EVENT_GAP_NS;
-                ev.ts_ns = ts;
-                bytes.extend_from_slice(event_bytes(ev));
+                ev.set_ts(ts);
+                push_slot(&mut bytes, ev.bytes());
                 events += 1;
             }
         }
     }
     bytes
+}
+
+/// `rec` in a slot of `EVENT_SIZE` bytes.
+fn push_slot(bytes: &mut Vec<u8>, rec: &[u8]) {
+    bytes.extend_from_slice(rec);
+    bytes.resize(bytes.len() + EVENT_SIZE - rec.len(), 0);
+}
+
+/// The events of a stream: its slots less the device records.
+fn events_in(stream: &[u8]) -> usize {
+    stream.len() / EVENT_SIZE - DEVICE_RECORDS
 }
 
 // ---------------------------------------------------------------------------
@@ -407,16 +484,23 @@ struct Null;
 impl Sink for Null {}
 
 /// Decodes and correlates `records`, calling gc like `hopscope trace` does.
-fn run_pipeline(corr: &mut Correlator, records: &[u8], last_gc: &mut u64) {
-    run_into(corr, records, last_gc, &mut Null);
+fn run_pipeline(dec: &mut StreamDecoder, corr: &mut Correlator, records: &[u8], last_gc: &mut u64) {
+    run_into(dec, corr, records, last_gc, &mut Null);
 }
 
-/// Decodes and correlates `records` into `sink` (the explorer's model, or
-/// nothing).
-fn run_into(corr: &mut Correlator, records: &[u8], last_gc: &mut u64, sink: &mut impl Sink) {
+/// Decodes (the stream decoder keeps headers and names across calls) and
+/// correlates `records` into `sink` (the explorer's model, or nothing).
+fn run_into(
+    dec: &mut StreamDecoder,
+    corr: &mut Correlator,
+    records: &[u8],
+    last_gc: &mut u64,
+    sink: &mut impl Sink,
+) {
     for rec in records.chunks_exact(EVENT_SIZE) {
-        let ev = match decode(rec) {
-            Ok(ev) => ev,
+        let ev = match dec.decode(rec) {
+            Ok(Some(ev)) => ev,
+            Ok(None) => continue,
             Err(e) => panic!("synthetic record does not decode: {e}"),
         };
         corr.on_event(&ev, sink);
@@ -430,24 +514,29 @@ fn run_into(corr: &mut Correlator, records: &[u8], last_gc: &mut u64, sink: &mut
 /// Allocations per event in the second half of the stream, after the first
 /// half warmed the correlator's maps and visit pool up.
 fn check_allocations(stream: &[u8]) {
-    let n = stream.len() / EVENT_SIZE;
-    let half = (n / 2) * EVENT_SIZE;
+    let n = events_in(stream);
+    let half = (stream.len() / EVENT_SIZE / 2) * EVENT_SIZE;
     let (warm, measured) = stream.split_at(half);
     let measured_events = (measured.len() / EVENT_SIZE) as f64;
 
+    let mut dec = StreamDecoder::new();
+    for rec in warm.chunks_exact(EVENT_SIZE) {
+        let _ = black_box(dec.decode(black_box(rec)));
+    }
     let before = allocations();
     for rec in measured.chunks_exact(EVENT_SIZE) {
-        let _ = black_box(decode(black_box(rec)));
+        let _ = black_box(dec.decode(black_box(rec)));
     }
     let decode_allocs = allocations() - before;
 
+    let mut dec = StreamDecoder::new();
     let mut corr = Correlator::new(CorrelatorConfig::default());
     let mut last_gc = 0;
     let before = allocations();
-    run_pipeline(&mut corr, warm, &mut last_gc);
+    run_pipeline(&mut dec, &mut corr, warm, &mut last_gc);
     let warm_allocs = allocations() - before;
     let before = allocations();
-    run_pipeline(&mut corr, measured, &mut last_gc);
+    run_pipeline(&mut dec, &mut corr, measured, &mut last_gc);
     let pipeline_allocs = allocations() - before;
 
     // The explorer's model, capped so the warm-up fills it: from then on
@@ -458,9 +547,10 @@ fn check_allocations(stream: &[u8]) {
         ..ModelConfig::default()
     });
     let mut mgc = 0;
-    run_into(&mut mcorr, warm, &mut mgc, &mut model);
+    let mut mdec = StreamDecoder::new();
+    run_into(&mut mdec, &mut mcorr, warm, &mut mgc, &mut model);
     let before = allocations();
-    run_into(&mut mcorr, measured, &mut mgc, &mut model);
+    run_into(&mut mdec, &mut mcorr, measured, &mut mgc, &mut model);
     let model_allocs = allocations() - before;
     println!(
         "allocations per event with the model (steady state, 8192 packets kept): {:.4} ({model_allocs} in {measured_events} events)",
@@ -489,16 +579,17 @@ fn check_allocations(stream: &[u8]) {
 
 fn pipeline(c: &mut Criterion) {
     let stream = synthetic_stream();
-    let n = (stream.len() / EVENT_SIZE) as u64;
+    let n = events_in(&stream) as u64;
     check_allocations(&stream);
 
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(n));
     g.sampling_mode(SamplingMode::Flat);
+    let mut dec = StreamDecoder::new();
     g.bench_function("1M events", |b| {
         b.iter(|| {
             for rec in stream.chunks_exact(EVENT_SIZE) {
-                let _ = black_box(decode(black_box(rec)));
+                let _ = black_box(dec.decode(black_box(rec)));
             }
         })
     });
@@ -511,7 +602,12 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             let mut corr = Correlator::new(CorrelatorConfig::default());
             let mut last_gc = 0;
-            run_pipeline(&mut corr, black_box(&stream), &mut last_gc);
+            run_pipeline(
+                &mut StreamDecoder::new(),
+                &mut corr,
+                black_box(&stream),
+                &mut last_gc,
+            );
             black_box(corr.stats().packets)
         })
     });
@@ -527,7 +623,13 @@ fn pipeline(c: &mut Criterion) {
             let mut corr = Correlator::new(CorrelatorConfig::default());
             let mut model = Model::new(ModelConfig::default());
             let mut last_gc = 0;
-            run_into(&mut corr, black_box(&stream), &mut last_gc, &mut model);
+            run_into(
+                &mut StreamDecoder::new(),
+                &mut corr,
+                black_box(&stream),
+                &mut last_gc,
+                &mut model,
+            );
             black_box(model.packet_count())
         })
     });
@@ -538,7 +640,13 @@ fn pipeline(c: &mut Criterion) {
     let mut corr = Correlator::new(CorrelatorConfig::default());
     let mut model = Model::new(ModelConfig::default());
     let mut last_gc = 0;
-    run_into(&mut corr, &stream, &mut last_gc, &mut model);
+    run_into(
+        &mut StreamDecoder::new(),
+        &mut corr,
+        &stream,
+        &mut last_gc,
+        &mut model,
+    );
     let mut g = c.benchmark_group("render 160x45");
     for (name, keys) in [
         ("flows", &[][..]),
@@ -580,7 +688,13 @@ fn big_flow_frames(c: &mut Criterion) {
             ..ModelConfig::default()
         });
         let mut last_gc = 0;
-        run_into(&mut corr, &stream, &mut last_gc, &mut model);
+        run_into(
+            &mut StreamDecoder::new(),
+            &mut corr,
+            &stream,
+            &mut last_gc,
+            &mut model,
+        );
         corr.flush(&mut model);
         let big = model
             .flows()
@@ -643,7 +757,7 @@ fn big_flow_frames(c: &mut Criterion) {
 /// per event are counted over the second half, after the first half warmed
 /// the correlator up.
 fn json(c: &mut Criterion, stream: &[u8]) {
-    let n = (stream.len() / EVENT_SIZE) as u64;
+    let n = events_in(stream) as u64;
     // What `trace --json` writes to: a 64 KiB BufWriter over a boxed
     // writer (here one that discards what it is given).
     let sink = || {
@@ -659,9 +773,10 @@ fn json(c: &mut Criterion, stream: &[u8]) {
     let mut corr = Correlator::new(CorrelatorConfig::default());
     let mut out = sink();
     let mut last_gc = 0;
-    run_into(&mut corr, warm, &mut last_gc, &mut out);
+    let mut dec = StreamDecoder::new();
+    run_into(&mut dec, &mut corr, warm, &mut last_gc, &mut out);
     let before = allocations();
-    run_into(&mut corr, measured, &mut last_gc, &mut out);
+    run_into(&mut dec, &mut corr, measured, &mut last_gc, &mut out);
     let allocs = allocations() - before;
     let measured_events = (measured.len() / EVENT_SIZE) as f64;
     println!(
@@ -673,6 +788,7 @@ fn json(c: &mut Criterion, stream: &[u8]) {
     let mut corr = Correlator::new(CorrelatorConfig::default());
     let mut last_gc = 0;
     run_into(
+        &mut StreamDecoder::new(),
         &mut corr,
         &stream[..stream.len().min(10_000 * EVENT_SIZE)],
         &mut last_gc,
@@ -691,7 +807,13 @@ fn json(c: &mut Criterion, stream: &[u8]) {
             let mut corr = Correlator::new(CorrelatorConfig::default());
             let mut out = sink();
             let mut last_gc = 0;
-            run_into(&mut corr, black_box(stream), &mut last_gc, &mut out);
+            run_into(
+                &mut StreamDecoder::new(),
+                &mut corr,
+                black_box(stream),
+                &mut last_gc,
+                &mut out,
+            );
             black_box(out.error.is_none())
         })
     });
