@@ -511,6 +511,21 @@ fn run_into(
     }
 }
 
+/// A model built from the whole of `stream`, and the correlator that fed it.
+fn model_of(stream: &[u8], cfg: ModelConfig) -> (Correlator, Model) {
+    let mut corr = Correlator::new(CorrelatorConfig::default());
+    let mut model = Model::new(cfg);
+    let mut last_gc = 0;
+    run_into(
+        &mut StreamDecoder::new(),
+        &mut corr,
+        stream,
+        &mut last_gc,
+        &mut model,
+    );
+    (corr, model)
+}
+
 /// Allocations per event in the second half of the stream, after the first
 /// half warmed the correlator's maps and visit pool up.
 fn check_allocations(stream: &[u8]) {
@@ -637,16 +652,7 @@ fn pipeline(c: &mut Criterion) {
 
     // One frame of the explorer over a full model (1000 flows, 65,536
     // packets kept): what each redraw costs, at most 30 times a second.
-    let mut corr = Correlator::new(CorrelatorConfig::default());
-    let mut model = Model::new(ModelConfig::default());
-    let mut last_gc = 0;
-    run_into(
-        &mut StreamDecoder::new(),
-        &mut corr,
-        &stream,
-        &mut last_gc,
-        &mut model,
-    );
+    let (_, model) = model_of(&stream, ModelConfig::default());
     let mut g = c.benchmark_group("render 160x45");
     for (name, keys) in [
         ("flows", &[][..]),
@@ -682,18 +688,12 @@ fn big_flow_frames(c: &mut Criterion) {
     let mut g = c.benchmark_group("render big flow 160x45");
     for kept in [8192, 65_536] {
         let stream = big_flow_stream(kept);
-        let mut corr = Correlator::new(CorrelatorConfig::default());
-        let mut model = Model::new(ModelConfig {
-            max_packets: kept,
-            ..ModelConfig::default()
-        });
-        let mut last_gc = 0;
-        run_into(
-            &mut StreamDecoder::new(),
-            &mut corr,
+        let (mut corr, mut model) = model_of(
             &stream,
-            &mut last_gc,
-            &mut model,
+            ModelConfig {
+                max_packets: kept,
+                ..ModelConfig::default()
+            },
         );
         corr.flush(&mut model);
         let big = model

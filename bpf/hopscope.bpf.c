@@ -289,16 +289,27 @@ static __always_inline int hs_same_packet(struct sk_buff *skb, struct hs_pkt_sta
 	return 1;
 }
 
-static __always_inline struct hs_event *hs_reserve(void)
+/*
+ * size bytes of the ring for any record, counted as emitted, and as lost
+ * when the ring is full. size must fold to a constant (the verifier's rule).
+ */
+static __always_inline void *hs_reserve_bytes(__u64 size)
 {
-	struct hs_event *e;
+	void *r;
 
 	hs_count(HS_STAT_EMITTED);
-	e = bpf_ringbuf_reserve(&hs_events, sizeof(*e), 0);
-	if (!e) {
+	r = bpf_ringbuf_reserve(&hs_events, size, 0);
+	if (!r)
 		hs_count(HS_STAT_LOST);
+	return r;
+}
+
+static __always_inline struct hs_event *hs_reserve(void)
+{
+	struct hs_event *e = hs_reserve_bytes(sizeof(*e));
+
+	if (!e)
 		return NULL;
-	}
 	/*
 	 * The ring buffer does not zero memory, so every byte userspace reads
 	 * must be written; it reads comm only with HS_F_TASK (which writes it)
@@ -648,12 +659,9 @@ static __always_inline void hs_send_dev(struct net_device *dev, __u32 netns, __u
 	c = bpf_map_lookup_elem(&hs_devs, &slot);
 	if (!c || (c->key == key && c->name == nh))
 		return;
-	hs_count(HS_STAT_EMITTED);
-	d = bpf_ringbuf_reserve(&hs_events, sizeof(*d), 0);
-	if (!d) {
-		hs_count(HS_STAT_LOST);
+	d = hs_reserve_bytes(sizeof(*d));
+	if (!d)
 		return;
-	}
 	d->kind = HS_REC_DEV;
 	d->_pad0 = 0;
 	d->netns_ino = netns;
@@ -678,12 +686,9 @@ static __always_inline void hs_send_hop(__u8 hook, __u64 id, __u64 skb, __u32 le
 	struct hs_hop *h;
 
 	hs_send_dev(dev, netns, ifindex);
-	hs_count(HS_STAT_EMITTED);
-	h = bpf_ringbuf_reserve(&hs_events, sizeof(*h), 0);
-	if (!h) {
-		hs_count(HS_STAT_LOST);
+	h = hs_reserve_bytes(sizeof(*h));
+	if (!h)
 		return;
-	}
 	h->kind = HS_REC_HOP;
 	h->hook = hook;
 	h->_pad0 = 0;

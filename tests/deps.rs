@@ -27,13 +27,22 @@ const SCRIPTS: &[&str] = &[
 /// them, each with the reason.
 const NOT_RUN: &[(&str, &str)] = &[
     ("arp", "a protocol: filter expressions and output"),
-    ("column", "a word: the explorer's link column"),
+    (
+        "column",
+        "a word: the explorer's link column, `ip -br` output's columns",
+    ),
     (
         "docker",
         "a path component (/var/run/docker/netns) and a cgroup name",
     ),
-    ("file", "a word in messages"),
-    ("node", "a Graphviz keyword"),
+    (
+        "file",
+        "a word in messages and a variable (an open namespace file)",
+    ),
+    (
+        "node",
+        "a Graphviz keyword, and an overlay's node in the tunnel tests",
+    ),
     ("route", "a record type"),
     ("systemd", "a cgroup path component"),
     ("time", "a JSON field"),

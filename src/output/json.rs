@@ -890,6 +890,15 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0
         }
+        fn role(&mut self) -> Option<Role> {
+            self.some(|r| {
+                if r.next() % 2 == 0 {
+                    Role::Request
+                } else {
+                    Role::Reply
+                }
+            })
+        }
         fn some<T>(&mut self, v: impl FnOnce(&mut Rng) -> T) -> Option<T> {
             (self.next() % 3 != 0).then(|| v(self))
         }
@@ -934,13 +943,7 @@ mod tests {
                 cpu: r.next() as u32,
                 packet: r.next() >> (r.next() % 64),
                 flow: r.some(|r| FlowId(r.next() % 1000)),
-                role: r.some(|r| {
-                    if r.next() % 2 == 0 {
-                        Role::Request
-                    } else {
-                        Role::Reply
-                    }
-                }),
+                role: r.role(),
                 visit: (r.next() % 40) as usize,
                 hook: r.pick(&["net_dev_queue", "netif_rx"]),
                 netns: r.some(|r| r.next() as u32),
@@ -1009,13 +1012,7 @@ mod tests {
                 kind: "end",
                 packet: r.next(),
                 flow: r.some(|r| FlowId(r.next() % 1000)),
-                role: r.some(|r| {
-                    if r.next() % 2 == 0 {
-                        Role::Request
-                    } else {
-                        Role::Reply
-                    }
-                }),
+                role: r.role(),
                 how: r.pick(&["delivered", "dropped"]),
                 netns: r.some(|r| r.next() as u32),
                 netns_name: r.some(|r| r.pick(&names)),
