@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 
 use hopscope::correlate::{Correlator, CorrelatorConfig};
 use hopscope::event::{
-    Device, Headers, Hook, HopEvent, IfIndex, NetnsId, PacketId, ShortName, L3, L4,
+    Device, Headers, Hook, HookData, HopEvent, IfIndex, NetnsId, PacketId, ShortName, L3, L4,
 };
 use hopscope::model::{Model, ModelConfig};
 
@@ -50,14 +50,10 @@ fn hop(ts: u64, pkt: u64, hook: Hook, d: Option<Device>, h: Option<Headers>) -> 
         new_packet: hook == Hook::NetDevQueue,
         task: None,
         sk_cgroup: 0,
-        drop_reason: 0,
-        location: 0,
-        xmit_rc: 0,
-        aux: 0,
+        data: HookData::None,
         outer: None,
         link: None,
         shared: false,
-        gw: None,
     }
 }
 

@@ -7,7 +7,8 @@ use hopscope::correlate::{
     Correlator, CorrelatorConfig, End, Flow, HopContext, Packet, Role, Sink,
 };
 use hopscope::event::{
-    Device, Headers, Hook, HopEvent, IfIndex, NetnsId, PacketId, ShortName, TcpFlags, L3, L4,
+    Device, Headers, Hook, HookData, HopEvent, IfIndex, NetnsId, PacketId, ShortName, TcpFlags, L3,
+    L4,
 };
 
 const C1: u32 = 4026532258;
@@ -101,14 +102,13 @@ fn ev(ts: u64, pkt: u64, hook: Hook, d: Option<Device>, h: Option<Headers>) -> H
         new_packet: false,
         task: None,
         sk_cgroup: 0,
-        drop_reason: 0,
-        location: 0,
-        xmit_rc: 0,
-        aux: 0,
+        data: match hook {
+            Hook::NetDevXmit => HookData::Xmit { rc: 0 },
+            _ => HookData::None,
+        },
         outer: None,
         link: None,
         shared: false,
-        gw: None,
     }
 }
 
@@ -409,8 +409,11 @@ fn drops_end_the_packet_and_count_on_the_flow() {
     let mut evs = crossing(100, 1, icmp(2, 3, 8, 5, 1), true);
     let last = evs.last_mut().unwrap();
     last.hook = Hook::KfreeSkb;
-    last.drop_reason = 6;
-    last.location = 0xffff_ffff_8123_0000;
+    last.data = HookData::Freed {
+        reason: 6,
+        location: 0xffff_ffff_8123_0000,
+        stack: 0,
+    };
     let (c, sink) = run(&evs, CorrelatorConfig::default());
     assert_eq!(
         sink.done[0].end,
@@ -677,7 +680,7 @@ fn segments_tcp_merged_reach_the_socket_with_the_one_they_joined() {
     arrive(50, 5, ack(3000));
     let mut probe = |t: u64, id: u64, payload: u32| {
         let mut e = ev(t, id, Hook::TcpRcv, None, None);
-        e.aux = payload;
+        e.data = HookData::TcpSegment { payload };
         events.push(e);
     };
     probe(60, 1, 0);

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hopscope::bpf::abi::{event_bytes, RawEvent, ABI_VERSION, EVENT_SIZE};
 use hopscope::event::decode::{decode, decode_v1, DecodeError};
-use hopscope::event::{Hook, Link, PacketId, Tunnel, L3, L4};
+use hopscope::event::{Hook, HookData, HopEvent, Link, PacketId, Tunnel, L3, L4};
 
 fn raw_icmp() -> RawEvent {
     let mut e = RawEvent {
@@ -157,7 +157,14 @@ fn end_and_xmit_events_have_no_headers_or_device() {
     let ev = decode(event_bytes(&e)).unwrap();
     assert_eq!(ev.hook, Hook::KfreeSkb);
     assert!(ev.device.is_none() && ev.headers.is_none() && ev.task.is_none());
-    assert_eq!((ev.drop_reason, ev.location), (3, 0xffff_ffff_8100_0000));
+    assert_eq!(
+        ev.data,
+        HookData::Freed {
+            reason: 3,
+            location: 0xffff_ffff_8100_0000,
+            stack: 0
+        }
+    );
 }
 
 #[test]
@@ -390,14 +397,14 @@ mod stream {
 
     use super::raw_icmp;
     use hopscope::bpf::abi::{dev_bytes, event_bytes, hop_bytes, RawDev, RawHop, REC_DEV, REC_HOP};
-    use hopscope::event::decode::DecodeError;
+    use hopscope::event::decode::{wire_code, DecodeError};
     use hopscope::event::stream::{StreamDecoder, CARRIED_PACKETS};
-    use hopscope::event::{Hook, Link, PacketId, L4};
+    use hopscope::event::{Hook, HookData, Link, PacketId, L4};
 
     fn hop(packet: u64, hook: Hook, netns: u32, ifindex: u32) -> RawHop {
         RawHop {
             kind: REC_HOP,
-            hook: hook.code(),
+            hook: wire_code(hook),
             cpu: 1,
             ts_ns: 200,
             packet_id: packet,
@@ -440,7 +447,12 @@ mod stream {
         assert_eq!(ev.headers, first.headers);
         assert_eq!(ev.outer, None);
         assert!(!ev.new_packet && ev.task.is_none() && ev.link.is_none());
-        assert_eq!(ev.xmit_rc, -1);
+        // Only net_dev_xmit reports a driver's return code.
+        assert_eq!(ev.data, HookData::None);
+        let mut x = hop(42, Hook::NetDevXmit, 4026532001, 3);
+        x.xmit_rc = -1;
+        let xmit = s.decode(hop_bytes(&x)).unwrap().unwrap();
+        assert_eq!(xmit.data, HookData::Xmit { rc: -1 });
         let d = ev.device.unwrap();
         assert_eq!(
             (d.netns.0, d.ifindex.0, d.ifname.as_str(), d.netns_cookie),
@@ -460,7 +472,7 @@ mod stream {
         s.decode(event_bytes(&raw_icmp())).unwrap();
         let mut nat = raw_icmp();
         nat.flags = 1; // headers only: not new, no task
-        nat.hook = Hook::NetifReceiveSkb.code();
+        nat.hook = wire_code(Hook::NetifReceiveSkb);
         nat.tuple.daddr[..4].copy_from_slice(&[198, 18, 9, 9]);
         let rewritten = s.decode(event_bytes(&nat)).unwrap().unwrap().headers;
         let ev = s
@@ -472,7 +484,7 @@ mod stream {
         assert_eq!(ev.device.unwrap().ifname.as_str(), "");
         let mut end = raw_icmp();
         end.flags = 0;
-        end.hook = Hook::ConsumeSkb.code();
+        end.hook = wire_code(Hook::ConsumeSkb);
         s.decode(event_bytes(&end)).unwrap();
         let ev = s
             .decode(hop_bytes(&hop(42, Hook::NetDevXmit, 1, 1)))
@@ -536,5 +548,77 @@ mod stream {
         );
         assert!(s.decode(&[]).is_err());
         assert!(s.decode(&[1]).is_err());
+    }
+}
+
+/// Every typed report survives the kernel's record: what a hook's fields
+/// mean is decided in the decoder alone.
+#[test]
+fn every_hook_report_round_trips_through_the_kernel_record() {
+    use hopscope::event::encode::encode_raw;
+    use hopscope::event::RouteResult;
+    let base = decode(event_bytes(&raw_icmp())).unwrap();
+    let cases = [
+        (Hook::NetDevXmit, HookData::Xmit { rc: -105 }),
+        (Hook::TcpRcv, HookData::TcpSegment { payload: 1448 }),
+        (
+            Hook::TcpState,
+            HookData::TcpState {
+                old: 2,
+                new: 1,
+                payload: 65_535,
+            },
+        ),
+        (
+            Hook::ConsumeSkb,
+            HookData::Consumed {
+                location: 0xffff_ffff_8100_0042,
+            },
+        ),
+        (
+            Hook::KfreeSkb,
+            HookData::Freed {
+                reason: 6,
+                location: 0xffff_ffff_8123_0000,
+                stack: 9,
+            },
+        ),
+        (Hook::IcmpSend, HookData::IcmpError { kind: 3, code: 4 }),
+        (
+            Hook::FibLookup,
+            HookData::Route {
+                table: 254,
+                result: RouteResult::Found,
+                gw: Some("198.18.0.1".parse().unwrap()),
+            },
+        ),
+        (
+            Hook::FibLookup,
+            HookData::Route {
+                table: 100,
+                result: RouteResult::NotInTable,
+                gw: None,
+            },
+        ),
+        (
+            Hook::FibLookup,
+            HookData::Route {
+                table: 255,
+                result: RouteResult::Error(-101),
+                gw: None,
+            },
+        ),
+        (
+            Hook::Neigh,
+            HookData::Neigh {
+                old: 0x01,
+                new: 0x02,
+            },
+        ),
+        (Hook::NetifRx, HookData::None),
+    ];
+    for (hook, data) in cases {
+        let ev = HopEvent { hook, data, ..base };
+        assert_eq!(decode(event_bytes(&encode_raw(&ev))), Ok(ev), "{hook}");
     }
 }

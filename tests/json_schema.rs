@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 
 use hopscope::correlate::{Correlator, CorrelatorConfig};
 use hopscope::event::{
-    Device, Headers, Hook, HopEvent, IfIndex, NetnsId, PacketId, ShortName, TcpFlags, L3, L4,
+    Device, Headers, Hook, HookData, HopEvent, IfIndex, NetnsId, PacketId, ShortName, TcpFlags, L3,
+    L4,
 };
 use hopscope::output::json::JsonSink;
 use hopscope::output::Filter;
@@ -29,18 +30,18 @@ fn ev(ts: u64, pkt: u64, hook: Hook, ns: u32, name: &str, h: Option<Headers>) ->
         new_packet: false,
         task: None,
         sk_cgroup: 0,
-        drop_reason: if hook == Hook::KfreeSkb { 3 } else { 0 },
-        location: if hook == Hook::KfreeSkb {
-            0xffffffff81000000
-        } else {
-            0
+        data: match hook {
+            Hook::KfreeSkb => HookData::Freed {
+                reason: 3,
+                location: 0xffffffff81000000,
+                stack: 0,
+            },
+            Hook::NetDevXmit => HookData::Xmit { rc: 0 },
+            _ => HookData::None,
         },
-        xmit_rc: 0,
-        aux: 0,
         outer: None,
         link: None,
         shared: false,
-        gw: None,
     }
 }
 

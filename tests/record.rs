@@ -15,7 +15,8 @@ use hopscope::event::record::{
     Frame, RecordError, Recorder, RecordingInfo, Replay, Tick, FORMAT_VERSION, MAGIC,
 };
 use hopscope::event::{
-    Device, Headers, Hook, HopEvent, IfIndex, NetnsId, PacketId, ShortName, Task, TcpFlags, L3, L4,
+    Device, Headers, Hook, HookData, HopEvent, IfIndex, NetnsId, PacketId, RouteResult, ShortName,
+    Task, TcpFlags, L3, L4,
 };
 use hopscope::topology::links::{LinkInfo, LinkKind, LinkRef};
 
@@ -73,14 +74,37 @@ fn event(hook: Hook, packet: u64) -> HopEvent {
         new_packet: false,
         task: None,
         sk_cgroup: 0,
-        drop_reason: 0,
-        location: 0,
-        xmit_rc: 0,
-        aux: 0,
+        data: zero_data(hook),
         outer: None,
         link: None,
         shared: false,
-        gw: None,
+    }
+}
+
+/// What a hook reports, all zero (as the kernel sends it for such a hook).
+fn zero_data(hook: Hook) -> HookData {
+    match hook {
+        Hook::NetDevXmit => HookData::Xmit { rc: 0 },
+        Hook::TcpRcv => HookData::TcpSegment { payload: 0 },
+        Hook::TcpState => HookData::TcpState {
+            old: 0,
+            new: 0,
+            payload: 0,
+        },
+        Hook::ConsumeSkb => HookData::Consumed { location: 0 },
+        Hook::KfreeSkb => HookData::Freed {
+            reason: 0,
+            location: 0,
+            stack: 0,
+        },
+        Hook::IcmpSend => HookData::IcmpError { kind: 0, code: 0 },
+        Hook::FibLookup => HookData::Route {
+            table: 0,
+            result: RouteResult::Found,
+            gw: None,
+        },
+        Hook::Neigh => HookData::Neigh { old: 0, new: 0 },
+        _ => HookData::None,
     }
 }
 
@@ -241,20 +265,26 @@ fn varied_events() -> Vec<HopEvent> {
 
     // Driver refused the packet.
     let mut e = event(Hook::NetDevXmit, 13);
-    e.xmit_rc = -16;
+    e.data = HookData::Xmit { rc: -16 };
     e.task = Some(task(3000, "iperf3"));
     out.push(e);
 
     // Dropped with a reason, with and without headers.
     let mut e = event(Hook::KfreeSkb, 14);
     e.device = None;
-    e.drop_reason = 2;
-    e.location = 0xffff_ffff_8100_1234;
+    e.data = HookData::Freed {
+        reason: 2,
+        location: 0xffff_ffff_8100_1234,
+        stack: 0,
+    };
     out.push(e);
     let mut e = event(Hook::KfreeSkb, 15);
     e.device = None;
-    e.drop_reason = u32::MAX;
-    e.location = u64::MAX;
+    e.data = HookData::Freed {
+        reason: u32::MAX,
+        location: u64::MAX,
+        stack: u32::MAX,
+    };
     e.headers = Some(headers(
         L3::Ipv4 {
             src: v4([1, 2, 3, 4]),
@@ -281,7 +311,7 @@ fn varied_events() -> Vec<HopEvent> {
     e.skb = u64::MAX;
     e.len = u32::MAX;
     e.sk_cgroup = u64::MAX;
-    e.xmit_rc = i32::MIN;
+    e.data = HookData::Xmit { rc: i32::MIN };
     out.push(e);
 
     out
@@ -371,10 +401,11 @@ fn encode_is_the_inverse_of_decode() {
 #[test]
 fn encode_covers_every_hook_and_flag_combination() {
     let base = varied_events()[0];
-    for hook in Hook::ALL {
+    for hook in Hook::all() {
         for bits in 0..16u8 {
             let mut ev = base;
             ev.hook = hook;
+            ev.data = zero_data(hook);
             ev.new_packet = bits & 1 != 0;
             ev.task = (bits & 2 != 0).then(|| task(77, "nc"));
             ev.device = (bits & 4 != 0).then(|| device(1, 2, "br0"));

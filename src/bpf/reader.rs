@@ -24,14 +24,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, RingBufferBuilder};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::abi;
 use super::skel::{HopscopeSkel, HopscopeSkelBuilder};
-use crate::event::{stream::StreamDecoder, Hook, HopEvent};
+use crate::event::{stream::StreamDecoder, Hook, HookData, HopEvent, HOOKS};
 use crate::filter::{scope, PacketFilter, Scope};
 
 /// Events per batch handed to the consumer.
@@ -141,7 +141,7 @@ pub enum ReaderMsg {
         reader: ReaderStats,
     },
     /// Kernel stacks of drops (`--drop-stack`), by the id drop events
-    /// carry in `aux`; sent before the events that refer to them.
+    /// carry (`HookData::Freed`'s `stack`); sent before the events that refer to them.
     Stacks(Vec<(u32, Vec<u64>)>),
     /// Final counters after detach and drain.
     Done {
@@ -390,6 +390,11 @@ fn install_filter(
     Ok(())
 }
 
+/// The BPF program that reports tracepoint `tp` (bpf/hopscope.bpf.c).
+fn program_name(tp: &str) -> String {
+    format!("hs_{tp}")
+}
+
 fn run(
     cfg: &TracerConfig,
     tx: &Sender<ReaderMsg>,
@@ -445,65 +450,19 @@ fn run(
         })
     };
     let mut missing: Vec<Degraded> = Vec::new();
-    for (hook, tp, prog) in [
-        (Hook::IcmpSend, "icmp_send", &mut open.progs.hs_icmp_send),
-        (
-            Hook::TcpSendReset,
-            "tcp_send_reset",
-            &mut open.progs.hs_tcp_send_reset,
-        ),
-        (
-            Hook::TcpReceiveReset,
-            "tcp_receive_reset",
-            &mut open.progs.hs_tcp_receive_reset,
-        ),
-        (
-            Hook::TcpRetransmit,
-            "tcp_retransmit_skb",
-            &mut open.progs.hs_tcp_retransmit_skb,
-        ),
-        (
-            Hook::FibLookup,
-            "fib_table_lookup",
-            &mut open.progs.hs_fib_table_lookup,
-        ),
-        (
-            Hook::FibLookup,
-            "fib6_table_lookup",
-            &mut open.progs.hs_fib6_table_lookup,
-        ),
-        (Hook::Neigh, "neigh_update", &mut open.progs.hs_neigh_update),
-        (
-            Hook::Neigh,
-            "neigh_timer_handler",
-            &mut open.progs.hs_neigh_timer_handler,
-        ),
-        (
-            Hook::Neigh,
-            "neigh_event_send_done",
-            &mut open.progs.hs_neigh_event_send_done,
-        ),
-        (Hook::TcpRcv, "tcp_probe", &mut open.progs.hs_tcp_probe),
-        (
-            Hook::SockQueue,
-            "sk_data_ready",
-            &mut open.progs.hs_sk_data_ready,
-        ),
-        (
-            Hook::NetDevStartXmit,
-            "net_dev_start_xmit",
-            &mut open.progs.hs_net_dev_start_xmit,
-        ),
-        (
-            Hook::TcpState,
-            "inet_sock_set_state",
-            &mut open.progs.hs_inet_sock_set_state,
-        ),
-    ] {
-        if !has_tp(tp) {
+    for info in HOOKS.iter().filter(|i| !i.required) {
+        for tp in info.tracepoints.iter().filter(|tp| !has_tp(tp)) {
+            let name = program_name(tp);
+            let Some(mut prog) = open
+                .open_object_mut()
+                .progs_mut()
+                .find(|p| p.name() == name.as_str())
+            else {
+                anyhow::bail!("the BPF object has no program {name}");
+            };
             prog.set_autoload(false);
             missing.push(Degraded {
-                hook,
+                hook: info.hook,
                 error: format!("no tracepoint {tp} in this kernel"),
             });
         }
@@ -542,71 +501,30 @@ fn run(
     let mut epoch = 0u32;
     install_filter(&skel, cfg.filter.as_ref(), epoch)?;
 
-    // Attach one by one: the core hooks are required, the rest optional.
-    let progs = [
-        (Hook::NetDevQueue, &skel.progs.hs_net_dev_queue, true),
-        (Hook::NetDevXmit, &skel.progs.hs_net_dev_xmit, false),
-        (Hook::NetifRx, &skel.progs.hs_netif_rx, false),
-        (
-            Hook::NetifReceiveSkb,
-            &skel.progs.hs_netif_receive_skb,
-            true,
-        ),
-        (
-            Hook::NapiGroReceive,
-            &skel.progs.hs_napi_gro_receive_entry,
-            false,
-        ),
-        (
-            Hook::SkbCopyDatagram,
-            &skel.progs.hs_skb_copy_datagram_iovec,
-            false,
-        ),
-        (Hook::ConsumeSkb, &skel.progs.hs_consume_skb, true),
-        (Hook::KfreeSkb, &skel.progs.hs_kfree_skb, true),
-        (Hook::IcmpSend, &skel.progs.hs_icmp_send, false),
-        (Hook::TcpSendReset, &skel.progs.hs_tcp_send_reset, false),
-        (
-            Hook::TcpReceiveReset,
-            &skel.progs.hs_tcp_receive_reset,
-            false,
-        ),
-        (
-            Hook::TcpRetransmit,
-            &skel.progs.hs_tcp_retransmit_skb,
-            false,
-        ),
-        (Hook::FibLookup, &skel.progs.hs_fib_table_lookup, false),
-        (Hook::FibLookup, &skel.progs.hs_fib6_table_lookup, false),
-        (Hook::Neigh, &skel.progs.hs_neigh_update, false),
-        (Hook::Neigh, &skel.progs.hs_neigh_timer_handler, false),
-        (Hook::Neigh, &skel.progs.hs_neigh_event_send_done, false),
-        (Hook::TcpRcv, &skel.progs.hs_tcp_probe, false),
-        (Hook::SockQueue, &skel.progs.hs_sk_data_ready, false),
-        (
-            Hook::NetDevStartXmit,
-            &skel.progs.hs_net_dev_start_xmit,
-            false,
-        ),
-        (Hook::TcpState, &skel.progs.hs_inet_sock_set_state, false),
-    ];
-    let mut links: Vec<Link> = Vec::with_capacity(progs.len());
+    // Attach one by one, in the table's order: the core hooks are
+    // required, the rest optional.
+    let mut links: Vec<Link> = Vec::with_capacity(HOOKS.len());
     let mut degraded = missing;
-    for (hook, prog, required) in progs {
-        if !prog.autoload() {
-            continue;
-        }
-        match prog.attach() {
-            Ok(l) => links.push(l),
-            Err(e) if !required => degraded.push(Degraded {
-                hook,
-                error: e.to_string(),
-            }),
-            Err(e) => {
-                return Err(anyhow::anyhow!(
-                    "attaching to tracepoint {} failed: {e}",
-                    hook.name()
-                ))
+    for info in HOOKS.iter() {
+        for tp in info.tracepoints {
+            let name = program_name(tp);
+            let Some(prog) = skel
+                .object()
+                .progs_mut()
+                .find(|p| p.name() == name.as_str())
+            else {
+                anyhow::bail!("the BPF object has no program {name}");
+            };
+            if !prog.autoload() {
+                continue;
+            }
+            match prog.attach() {
+                Ok(l) => links.push(l),
+                Err(e) if !info.required => degraded.push(Degraded {
+                    hook: info.hook,
+                    error: e.to_string(),
+                }),
+                Err(e) => return Err(anyhow::anyhow!("attaching to tracepoint {tp} failed: {e}")),
             }
         }
     }
@@ -625,8 +543,13 @@ fn run(
         b.stats.received += 1;
         match decoder.decode(data) {
             Ok(Some(ev)) => {
-                if drop_stack && ev.hook == Hook::KfreeSkb && ev.aux != 0 {
-                    b.stacks.push(ev.aux);
+                if let HookData::Freed {
+                    stack: stack @ 1.., ..
+                } = ev.data
+                {
+                    if drop_stack {
+                        b.stacks.push(stack);
+                    }
                 }
                 b.batch.push(ev)
             }
@@ -725,4 +648,32 @@ fn run(
     drop(skel);
     let _ = tx.send_timeout(ReaderMsg::Done { kernel, reader }, Duration::from_secs(2));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hook table and the BPF object name the same programs: none is
+    /// loaded without being attached, none listed is missing.
+    #[test]
+    fn every_program_is_in_the_hook_table_and_back() {
+        let mut storage = MaybeUninit::uninit();
+        let mut open = HopscopeSkelBuilder::default()
+            .open(&mut storage)
+            .expect("opening the BPF object");
+        let mut in_object: Vec<String> = open
+            .open_object_mut()
+            .progs_mut()
+            .map(|p| p.name().to_string_lossy().into_owned())
+            .collect();
+        let mut in_table: Vec<String> = HOOKS
+            .iter()
+            .flat_map(|i| i.tracepoints.iter().map(|tp| program_name(tp)))
+            .collect();
+        in_object.sort();
+        in_table.sort();
+        assert_eq!(in_object, in_table);
+        assert_eq!(in_table.len(), 21);
+    }
 }

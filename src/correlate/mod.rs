@@ -28,7 +28,10 @@ pub use outcome::Outcome;
 pub use rewrite::Rewrite;
 
 use crate::event::drop_reason::DropReasons;
-use crate::event::{Device, Headers, Hook, HopEvent, Link, Outer, PacketId, Task, L3, L4};
+use crate::event::{
+    Device, Headers, Hook, HookData, HopEvent, Link, Outer, PacketId, RouteResult, Task, L3, L4,
+    NUD_INCOMPLETE,
+};
 
 /// Limits that bound the correlator's memory.
 #[derive(Debug, Clone, Copy)]
@@ -68,19 +71,19 @@ impl Default for CorrelatorConfig {
     }
 }
 
-/// Set of hooks, as a bitmask of hook codes.
+/// Set of hooks, as a bitmask of [`Hook::index`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HookSet(pub u32);
 
 impl HookSet {
     pub fn insert(&mut self, h: Hook) {
-        self.0 |= 1 << h.code();
+        self.0 |= 1 << h.index();
     }
     pub fn contains(self, h: Hook) -> bool {
-        self.0 & (1 << h.code()) != 0
+        self.0 & (1 << h.index()) != 0
     }
     pub fn iter(self) -> impl Iterator<Item = Hook> {
-        Hook::ALL.into_iter().filter(move |h| self.contains(*h))
+        Hook::all().filter(move |h| self.contains(*h))
     }
 }
 
@@ -488,12 +491,9 @@ impl Correlator {
             self.branches.insert(branch, pkt.id);
         }
         if ev.hook.is_socket() {
-            let data = match ev.hook {
-                Hook::TcpRcv => ev.aux > 0,
-                // A state change by a segment that also carried data.
-                Hook::TcpState => ev.aux >> 16 > 0,
-                _ => true,
-            };
+            // A TCP segment or state change that carried data; datagrams
+            // always do.
+            let data = ev.data.tcp_payload().is_none_or(|n| n > 0);
             // A read (the task) or data outranks what was seen before.
             if pkt.socket.is_none_or(|s| data && !s.data) || ev.hook == Hook::SkbCopyDatagram {
                 pkt.socket = Some(SocketSeen {
@@ -679,7 +679,7 @@ impl Correlator {
                 fid,
                 pkt.role == Some(Role::Reply),
                 seq,
-                ev.aux,
+                ev.data.tcp_payload().unwrap_or(0),
                 pkt.id,
                 v.device.netns,
             )),
@@ -756,7 +756,11 @@ impl Correlator {
     /// flow their headers name (a neighbour: the newest flow to that
     /// address).
     fn on_annotation(&mut self, ev: &HopEvent, sink: &mut impl Sink) {
-        if ev.hook == Hook::Neigh && ev.aux & 0xff == 0x01 {
+        if let HookData::Neigh {
+            new: NUD_INCOMPLETE,
+            ..
+        } = ev.data
+        {
             // Resolution started: once per address and second, not once
             // per packet waiting for it.
             if let Some(addr) = ev.headers.and_then(|h| h.l3.dst()) {
@@ -795,12 +799,19 @@ impl Correlator {
         if let Some(p) = self.packets.get_mut(&id) {
             at.packet = Some(p.id);
             flow = p.flow;
-            match ev.hook {
-                Hook::IcmpSend => p.icmp_error = Some(((ev.aux >> 8) as u8, ev.aux as u8)),
-                // A table without a match (-EAGAIN) only means the next one
-                // is tried; a route found later clears an earlier failure.
-                Hook::FibLookup if ev.xmit_rc == 0 => p.route_error = None,
-                Hook::FibLookup if ev.xmit_rc != -11 => p.route_error = Some((ev.aux, ev.xmit_rc)),
+            match ev.data {
+                HookData::IcmpError { kind, code } => p.icmp_error = Some((kind, code)),
+                // A table without a match only means the next one is tried;
+                // a route found later clears an earlier failure.
+                HookData::Route {
+                    result: RouteResult::Found,
+                    ..
+                } => p.route_error = None,
+                HookData::Route {
+                    table,
+                    result: RouteResult::Error(err),
+                    ..
+                } => p.route_error = Some((table, err)),
                 _ => {}
             }
         } else if id.0 != 0 {
@@ -838,12 +849,16 @@ impl Correlator {
         };
         pkt.events += 1;
         pkt.last_ts = pkt.last_ts.max(ev.ts_ns);
-        pkt.end = Some(match ev.hook {
-            Hook::KfreeSkb => End::Dropped {
+        pkt.end = Some(match ev.data {
+            HookData::Freed {
+                reason,
+                location,
+                stack,
+            } => End::Dropped {
                 ts: ev.ts_ns,
-                reason: ev.drop_reason,
-                location: ev.location,
-                stack: ev.aux,
+                reason,
+                location,
+                stack,
             },
             _ => End::Consumed { ts: ev.ts_ns },
         });
@@ -1103,7 +1118,7 @@ fn fold_visit(
         })?;
         let v = &mut pkt.visits[i];
         v.hooks.insert(Hook::NetDevXmit);
-        v.xmit_rc = Some(ev.xmit_rc);
+        v.xmit_rc = ev.data.xmit_rc();
         v.last_ts = v.last_ts.max(ev.ts_ns);
         return Some((i, v.inferred));
     }
@@ -1117,8 +1132,8 @@ fn fold_visit(
             if last.headers.is_none() {
                 last.headers = ev.headers;
             }
-            if ev.hook == Hook::NetDevXmit {
-                last.xmit_rc = Some(ev.xmit_rc);
+            if let Some(rc) = ev.data.xmit_rc() {
+                last.xmit_rc = Some(rc);
             }
             if ev.task.is_some() {
                 last.task = ev.task;
@@ -1151,7 +1166,7 @@ fn fold_visit(
         last_ts: ev.ts_ns,
         len: ev.len,
         headers: ev.headers,
-        xmit_rc: (ev.hook == Hook::NetDevXmit).then_some(ev.xmit_rc),
+        xmit_rc: ev.data.xmit_rc(),
         task: ev.task,
         rewrite,
         outer: ev.outer,

@@ -9,11 +9,11 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 use super::{
-    Device, Headers, Hook, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId, ShortName, Task,
-    TcpFlags, Tunnel, L3, L4,
+    Device, Headers, Hook, HookData, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId,
+    RouteResult, ShortName, Task, TcpFlags, Tunnel, L3, L4,
 };
 use crate::bpf::abi::{self, RawEvent, RawOuter, RawTuple};
-use crate::bpf::skel::types::{hs_event_flags, hs_tunnel, hs_tuple_flags};
+use crate::bpf::skel::types::{hs_event_flags, hs_hook, hs_tunnel, hs_tuple_flags};
 
 const F_TUPLE: u16 = hs_event_flags::HS_F_TUPLE.0 as u16;
 const F_NEW: u16 = hs_event_flags::HS_F_NEW.0 as u16;
@@ -105,7 +105,7 @@ pub fn decode_v1(bytes: &[u8]) -> Result<HopEvent, DecodeError> {
     };
     // fib lookups kept the IPv4 gateway in `location`.
     let mut gw = [0u8; 16];
-    if b[2] == Hook::FibLookup.code() {
+    if hook_of(b[2]) == Some(Hook::FibLookup) {
         gw[..4].copy_from_slice(&(u64_at(40) as u32).to_ne_bytes());
     }
     let raw = RawEvent {
@@ -153,7 +153,7 @@ pub fn decode_raw(raw: &RawEvent) -> Result<HopEvent, DecodeError> {
             want: abi::ABI_VERSION,
         });
     }
-    let hook = Hook::from_code(raw.hook).ok_or(DecodeError::Hook(raw.hook))?;
+    let hook = hook_of(raw.hook).ok_or(DecodeError::Hook(raw.hook))?;
     if raw.packet_id == 0 && !hook.is_annotation() {
         return Err(DecodeError::NoPacket);
     }
@@ -212,23 +212,88 @@ pub fn decode_raw(raw: &RawEvent) -> Result<HopEvent, DecodeError> {
         new_packet: raw.flags & F_NEW != 0,
         task,
         sk_cgroup: raw.sk_cgroup,
-        drop_reason: raw.drop_reason,
-        location: raw.location,
-        xmit_rc: raw.xmit_rc,
-        aux: raw.aux,
+        data: hook_data(hook, raw, headers.as_ref()),
         outer,
         link,
         shared: raw.flags & F_SHARED != 0,
-        gw: gateway(hook, headers.as_ref(), &raw.gw),
     })
+}
+
+/// Each hook's wire code (`enum hs_hook` of bpf/hopscope.h).
+const WIRE: [(Hook, hs_hook); 18] = [
+    (Hook::NetDevQueue, hs_hook::HS_HOOK_NET_DEV_QUEUE),
+    (Hook::NetDevXmit, hs_hook::HS_HOOK_NET_DEV_XMIT),
+    (Hook::NetifRx, hs_hook::HS_HOOK_NETIF_RX),
+    (Hook::NetifReceiveSkb, hs_hook::HS_HOOK_NETIF_RECEIVE_SKB),
+    (Hook::NapiGroReceive, hs_hook::HS_HOOK_NAPI_GRO_RECEIVE),
+    (Hook::SkbCopyDatagram, hs_hook::HS_HOOK_SKB_COPY_DATAGRAM),
+    (Hook::ConsumeSkb, hs_hook::HS_HOOK_CONSUME_SKB),
+    (Hook::KfreeSkb, hs_hook::HS_HOOK_KFREE_SKB),
+    (Hook::IcmpSend, hs_hook::HS_HOOK_ICMP_SEND),
+    (Hook::TcpSendReset, hs_hook::HS_HOOK_TCP_SEND_RESET),
+    (Hook::TcpReceiveReset, hs_hook::HS_HOOK_TCP_RECEIVE_RESET),
+    (Hook::TcpRetransmit, hs_hook::HS_HOOK_TCP_RETRANSMIT),
+    (Hook::FibLookup, hs_hook::HS_HOOK_FIB_LOOKUP),
+    (Hook::Neigh, hs_hook::HS_HOOK_NEIGH),
+    (Hook::TcpRcv, hs_hook::HS_HOOK_TCP_RCV),
+    (Hook::SockQueue, hs_hook::HS_HOOK_SOCK_QUEUE),
+    (Hook::NetDevStartXmit, hs_hook::HS_HOOK_NET_DEV_START_XMIT),
+    (Hook::TcpState, hs_hook::HS_HOOK_TCP_STATE),
+];
+
+/// The hook of a wire code.
+pub fn hook_of(code: u8) -> Option<Hook> {
+    WIRE.iter()
+        .find(|(_, w)| w.0 == u32::from(code))
+        .map(|(h, _)| *h)
+}
+
+/// The wire code of a hook.
+pub fn wire_code(hook: Hook) -> u8 {
+    WIRE.iter()
+        .find(|(h, _)| *h == hook)
+        .map_or(0, |(_, w)| w.0 as u8)
+}
+
+/// The typed report of one hook, from the record's fields whose meaning
+/// depends on the hook (`aux`, `location`, `drop_reason`, `xmit_rc`, `gw`).
+fn hook_data(hook: Hook, raw: &RawEvent, h: Option<&Headers>) -> HookData {
+    match hook {
+        Hook::NetDevXmit => HookData::Xmit { rc: raw.xmit_rc },
+        Hook::TcpRcv => HookData::TcpSegment { payload: raw.aux },
+        Hook::TcpState => HookData::TcpState {
+            old: (raw.aux >> 8) as u8,
+            new: raw.aux as u8,
+            payload: (raw.aux >> 16) as u16,
+        },
+        Hook::ConsumeSkb => HookData::Consumed {
+            location: raw.location,
+        },
+        Hook::KfreeSkb => HookData::Freed {
+            reason: raw.drop_reason,
+            location: raw.location,
+            stack: raw.aux,
+        },
+        Hook::IcmpSend => HookData::IcmpError {
+            kind: (raw.aux >> 8) as u8,
+            code: raw.aux as u8,
+        },
+        Hook::FibLookup => HookData::Route {
+            table: raw.aux,
+            result: RouteResult::from_errno(raw.xmit_rc),
+            gw: gateway(h, &raw.gw),
+        },
+        Hook::Neigh => HookData::Neigh {
+            old: (raw.aux >> 8) as u8,
+            new: raw.aux as u8,
+        },
+        _ => HookData::None,
+    }
 }
 
 /// A route lookup's gateway, of the family of the lookup (IPv6 when its
 /// headers are; none: zero).
-fn gateway(hook: Hook, h: Option<&Headers>, gw: &[u8; 16]) -> Option<std::net::IpAddr> {
-    if hook != Hook::FibLookup {
-        return None;
-    }
+fn gateway(h: Option<&Headers>, gw: &[u8; 16]) -> Option<std::net::IpAddr> {
     match h.map(|h| h.l3) {
         Some(L3::Ipv6 { .. }) => (gw.iter().any(|b| *b != 0)).then(|| Ipv6Addr::from(*gw).into()),
         _ => (gw[..4].iter().any(|b| *b != 0)).then(|| v4(gw).into()),
@@ -335,4 +400,25 @@ fn decode_tuple(t: &RawTuple, from_l2: bool) -> Result<Headers, DecodeError> {
         flow_label: t.flow_label,
         from_l2,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hook_has_its_own_wire_code() {
+        let mut codes: Vec<u8> = Hook::all().map(wire_code).collect();
+        assert!(codes
+            .iter()
+            .all(|&c| c != 0 && u32::from(c) < hs_hook::HS_HOOK_MAX.0));
+        for h in Hook::all() {
+            assert_eq!(hook_of(wire_code(h)), Some(h));
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), 18);
+        assert_eq!(hook_of(0), None);
+        assert_eq!(hook_of(hs_hook::HS_HOOK_MAX.0 as u8), None);
+    }
 }

@@ -8,7 +8,8 @@
 //! filled as the BPF side would fill them (the ethertype of IP and ARP
 //! headers) or left zero (`ip_len`, padding). Pure and heap-free.
 
-use super::{Headers, HopEvent, Link, Outer, Tunnel, L3, L4};
+use super::decode::wire_code;
+use super::{Headers, HookData, HopEvent, Link, Outer, Tunnel, L3, L4};
 use crate::bpf::abi::{self, RawEvent, RawOuter, RawTuple};
 use crate::bpf::skel::types::{hs_event_flags, hs_l3, hs_tunnel, hs_tuple_flags};
 
@@ -43,17 +44,13 @@ const IPPROTO_ICMPV6: u8 = 58;
 pub fn encode_raw(ev: &HopEvent) -> RawEvent {
     let mut raw = RawEvent {
         abi_version: abi::ABI_VERSION,
-        hook: ev.hook.code(),
+        hook: wire_code(ev.hook),
         cpu: ev.cpu,
         ts_ns: ev.ts_ns,
         packet_id: ev.packet.0,
         skb_addr: ev.skb,
-        location: ev.location,
         sk_cgroup: ev.sk_cgroup,
         len: ev.len,
-        drop_reason: ev.drop_reason,
-        xmit_rc: ev.xmit_rc,
-        aux: ev.aux,
         ..RawEvent::default()
     };
     if ev.new_packet {
@@ -110,8 +107,32 @@ pub fn encode_raw(ev: &HopEvent) -> RawEvent {
     if ev.shared {
         raw.flags |= F_SHARED;
     }
-    if let Some(gw) = ev.gw {
-        raw.gw = ip_bytes(gw).1;
+    match ev.data {
+        HookData::None => {}
+        HookData::Xmit { rc } => raw.xmit_rc = rc,
+        HookData::TcpSegment { payload } => raw.aux = payload,
+        HookData::TcpState { old, new, payload } => {
+            raw.aux = u32::from(payload) << 16 | u32::from(old) << 8 | u32::from(new);
+        }
+        HookData::Consumed { location } => raw.location = location,
+        HookData::Freed {
+            reason,
+            location,
+            stack,
+        } => {
+            raw.drop_reason = reason;
+            raw.location = location;
+            raw.aux = stack;
+        }
+        HookData::IcmpError { kind, code } => raw.aux = u32::from(kind) << 8 | u32::from(code),
+        HookData::Route { table, result, gw } => {
+            raw.aux = table;
+            raw.xmit_rc = result.errno();
+            if let Some(gw) = gw {
+                raw.gw = ip_bytes(gw).1;
+            }
+        }
+        HookData::Neigh { old, new } => raw.aux = u32::from(old) << 8 | u32::from(new),
     }
     raw
 }

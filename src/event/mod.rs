@@ -87,7 +87,8 @@ impl Serialize for ShortName {
     }
 }
 
-/// The kernel hook an event came from.
+/// The kernel hook an event came from. Its names, class and programs are
+/// in [`HOOKS`], the one list of hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hook {
     NetDevQueue,
@@ -110,8 +111,8 @@ pub enum Hook {
     FibLookup,
     /// Neighbour resolution started, answered or failed.
     Neigh,
-    /// `tcp_probe`: a segment reached an established TCP socket (`aux`:
-    /// its payload length; TCP frees what it took in without a tracepoint).
+    /// `tcp_probe`: a segment reached an established TCP socket (TCP frees
+    /// what it took in without a tracepoint; [`HookData::TcpSegment`]).
     TcpRcv,
     /// `sk_data_ready`: a packet (or the clone a raw or ping socket got)
     /// was queued to a socket.
@@ -121,115 +122,255 @@ pub enum Hook {
     NetDevStartXmit,
     /// `inet_sock_set_state`: a received TCP segment moved its socket's
     /// state (a SYN-ACK, the handshake's last ACK, a FIN, the ACK of a FIN,
-    /// a reset); TCP frees those without a tracepoint (`aux`: old state
-    /// << 8 | new state, payload length << 16: data is delivered).
+    /// a reset); TCP frees those without a tracepoint
+    /// ([`HookData::TcpState`]: a payload means data is delivered).
     TcpState,
 }
 
-impl Hook {
-    pub const ALL: [Hook; 18] = [
-        Hook::NetDevQueue,
-        Hook::NetDevXmit,
-        Hook::NetifRx,
-        Hook::NetifReceiveSkb,
-        Hook::NapiGroReceive,
-        Hook::SkbCopyDatagram,
-        Hook::ConsumeSkb,
-        Hook::KfreeSkb,
-        Hook::IcmpSend,
-        Hook::TcpSendReset,
-        Hook::TcpReceiveReset,
-        Hook::TcpRetransmit,
-        Hook::FibLookup,
-        Hook::Neigh,
-        Hook::TcpRcv,
-        Hook::SockQueue,
-        Hook::NetDevStartXmit,
-        Hook::TcpState,
-    ];
+/// What kind of report a hook makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookClass {
+    /// A packet on a device (transmit or receive side).
+    Device,
+    /// A socket took the packet in (read, queued, or TCP processed it).
+    Socket,
+    /// The skb's end of life: the device is where it was when freed.
+    End,
+    /// About a packet or a flow, not a hop of it; may name no packet (id 0).
+    Annotation,
+}
 
-    /// Wire value (enum hs_hook).
-    pub fn code(self) -> u8 {
-        match self {
-            Hook::NetDevQueue => 1,
-            Hook::NetDevXmit => 2,
-            Hook::NetifRx => 3,
-            Hook::NetifReceiveSkb => 4,
-            Hook::NapiGroReceive => 5,
-            Hook::SkbCopyDatagram => 6,
-            Hook::ConsumeSkb => 7,
-            Hook::KfreeSkb => 8,
-            Hook::IcmpSend => 9,
-            Hook::TcpSendReset => 10,
-            Hook::TcpReceiveReset => 11,
-            Hook::TcpRetransmit => 12,
-            Hook::FibLookup => 13,
-            Hook::Neigh => 14,
-            Hook::TcpRcv => 15,
-            Hook::SockQueue => 16,
-            Hook::NetDevStartXmit => 17,
-            Hook::TcpState => 18,
-        }
+/// Everything hopscope knows about one hook: [`HOOKS`] is the one list.
+#[derive(Debug)]
+pub struct HookInfo {
+    pub hook: Hook,
+    /// The tracepoint's name, as `perf list` spells it (text, JSON).
+    pub name: &'static str,
+    /// The explorer's short name in a hop's hook list.
+    pub short: &'static str,
+    pub class: HookClass,
+    /// The tracepoints whose programs (`hs_<tracepoint>` in
+    /// bpf/hopscope.bpf.c) report this hook.
+    pub tracepoints: &'static [&'static str],
+    /// Tracing refuses to start without it; the others degrade.
+    pub required: bool,
+}
+
+const fn info(
+    hook: Hook,
+    name: &'static str,
+    short: &'static str,
+    class: HookClass,
+    tracepoints: &'static [&'static str],
+    required: bool,
+) -> HookInfo {
+    HookInfo {
+        hook,
+        name,
+        short,
+        class,
+        tracepoints,
+        required,
+    }
+}
+
+use HookClass::{Annotation, Device as Dev, End, Socket};
+
+/// The hooks, in [`Hook`]'s order (checked when compiling).
+pub static HOOKS: [HookInfo; 18] = TABLE;
+
+const _: () = {
+    let mut i = 0;
+    while i < TABLE.len() {
+        assert!(TABLE[i].hook as usize == i, "HOOKS is not in Hook's order");
+        i += 1;
+    }
+};
+
+const TABLE: [HookInfo; 18] = [
+    info(
+        Hook::NetDevQueue,
+        "net_dev_queue",
+        "queue",
+        Dev,
+        &["net_dev_queue"],
+        true,
+    ),
+    info(
+        Hook::NetDevXmit,
+        "net_dev_xmit",
+        "xmit",
+        Dev,
+        &["net_dev_xmit"],
+        false,
+    ),
+    info(Hook::NetifRx, "netif_rx", "rx", Dev, &["netif_rx"], false),
+    info(
+        Hook::NetifReceiveSkb,
+        "netif_receive_skb",
+        "receive",
+        Dev,
+        &["netif_receive_skb"],
+        true,
+    ),
+    info(
+        Hook::NapiGroReceive,
+        "napi_gro_receive_entry",
+        "gro",
+        Dev,
+        &["napi_gro_receive_entry"],
+        false,
+    ),
+    info(
+        Hook::SkbCopyDatagram,
+        "skb_copy_datagram_iovec",
+        "to-socket",
+        Socket,
+        &["skb_copy_datagram_iovec"],
+        false,
+    ),
+    info(
+        Hook::ConsumeSkb,
+        "consume_skb",
+        "consume",
+        End,
+        &["consume_skb"],
+        true,
+    ),
+    info(
+        Hook::KfreeSkb,
+        "kfree_skb",
+        "free",
+        End,
+        &["kfree_skb"],
+        true,
+    ),
+    info(
+        Hook::IcmpSend,
+        "icmp_send",
+        "icmp-error",
+        Annotation,
+        &["icmp_send"],
+        false,
+    ),
+    info(
+        Hook::TcpSendReset,
+        "tcp_send_reset",
+        "rst-sent",
+        Annotation,
+        &["tcp_send_reset"],
+        false,
+    ),
+    info(
+        Hook::TcpReceiveReset,
+        "tcp_receive_reset",
+        "rst-received",
+        Annotation,
+        &["tcp_receive_reset"],
+        false,
+    ),
+    info(
+        Hook::TcpRetransmit,
+        "tcp_retransmit_skb",
+        "retransmit",
+        Annotation,
+        &["tcp_retransmit_skb"],
+        false,
+    ),
+    info(
+        Hook::FibLookup,
+        "fib_table_lookup",
+        "route",
+        Annotation,
+        &["fib_table_lookup", "fib6_table_lookup"],
+        false,
+    ),
+    info(
+        Hook::Neigh,
+        "neigh",
+        "neigh",
+        Annotation,
+        &[
+            "neigh_update",
+            "neigh_timer_handler",
+            "neigh_event_send_done",
+        ],
+        false,
+    ),
+    info(
+        Hook::TcpRcv,
+        "tcp_probe",
+        "tcp",
+        Socket,
+        &["tcp_probe"],
+        false,
+    ),
+    info(
+        Hook::SockQueue,
+        "sk_data_ready",
+        "to-socket",
+        Socket,
+        &["sk_data_ready"],
+        false,
+    ),
+    info(
+        Hook::NetDevStartXmit,
+        "net_dev_start_xmit",
+        "segment",
+        Dev,
+        &["net_dev_start_xmit"],
+        false,
+    ),
+    info(
+        Hook::TcpState,
+        "inet_sock_set_state",
+        "tcp-state",
+        Socket,
+        &["inet_sock_set_state"],
+        false,
+    ),
+];
+
+impl Hook {
+    /// Every hook, in order.
+    pub fn all() -> impl Iterator<Item = Hook> {
+        HOOKS.iter().map(|i| i.hook)
     }
 
-    pub fn from_code(c: u8) -> Option<Hook> {
-        Hook::ALL.into_iter().find(|h| h.code() == c)
+    /// Its row in [`HOOKS`].
+    pub fn info(self) -> &'static HookInfo {
+        &HOOKS[self.index()]
+    }
+
+    /// Its position in [`HOOKS`] (0..18): a bit in a set of hooks.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     /// The tracepoint's name, as `perf list` spells it.
     pub fn name(self) -> &'static str {
-        match self {
-            Hook::NetDevQueue => "net_dev_queue",
-            Hook::NetDevXmit => "net_dev_xmit",
-            Hook::NetifRx => "netif_rx",
-            Hook::NetifReceiveSkb => "netif_receive_skb",
-            Hook::NapiGroReceive => "napi_gro_receive_entry",
-            Hook::SkbCopyDatagram => "skb_copy_datagram_iovec",
-            Hook::ConsumeSkb => "consume_skb",
-            Hook::KfreeSkb => "kfree_skb",
-            Hook::IcmpSend => "icmp_send",
-            Hook::TcpSendReset => "tcp_send_reset",
-            Hook::TcpReceiveReset => "tcp_receive_reset",
-            Hook::TcpRetransmit => "tcp_retransmit_skb",
-            Hook::FibLookup => "fib_table_lookup",
-            Hook::Neigh => "neigh",
-            Hook::TcpRcv => "tcp_probe",
-            Hook::SockQueue => "sk_data_ready",
-            Hook::NetDevStartXmit => "net_dev_start_xmit",
-            Hook::TcpState => "inet_sock_set_state",
-        }
+        self.info().name
+    }
+
+    /// The explorer's short name.
+    pub fn short(self) -> &'static str {
+        self.info().short
     }
 
     /// Annotations tell about a packet or a flow; they are not hops and
     /// may name no packet (id 0).
     pub fn is_annotation(self) -> bool {
-        matches!(
-            self,
-            Hook::IcmpSend
-                | Hook::TcpSendReset
-                | Hook::TcpReceiveReset
-                | Hook::TcpRetransmit
-                | Hook::FibLookup
-                | Hook::Neigh
-        )
+        self.info().class == HookClass::Annotation
     }
 
     /// End-of-life hooks: the device is where the skb was when freed.
     pub fn is_end(self) -> bool {
-        matches!(self, Hook::ConsumeSkb | Hook::KfreeSkb)
+        self.info().class == HookClass::End
     }
 
     /// A socket took the packet in (read, queued, or TCP processed it).
     pub fn is_socket(self) -> bool {
-        matches!(
-            self,
-            Hook::SkbCopyDatagram | Hook::TcpRcv | Hook::SockQueue | Hook::TcpState
-        )
-    }
-
-    /// Transmit-side hooks.
-    pub fn is_tx(self) -> bool {
-        matches!(self, Hook::NetDevQueue | Hook::NetDevXmit)
+        self.info().class == HookClass::Socket
     }
 }
 
@@ -502,22 +643,108 @@ pub struct HopEvent {
     pub task: Option<Task>,
     /// cgroup v2 id of the socket that owns the skb (tx), 0 if none.
     pub sk_cgroup: u64,
-    /// kfree_skb only: enum skb_drop_reason value of the running kernel.
-    pub drop_reason: u32,
-    /// kfree_skb: code address of the free.
-    pub location: u64,
-    /// net_dev_xmit only: driver return code.
-    pub xmit_rc: i32,
-    /// icmp_send: ICMP type << 8 | code; fib_table_lookup: the table id;
-    /// neigh: old NUD state << 8 | new state; kfree_skb: the kernel stack
-    /// id + 1 with `--drop-stack` (0: none); tcp_probe: payload length.
-    pub aux: u32,
+    /// What this hook reports beyond the fields above, typed per hook.
+    pub data: HookData,
     /// The tunnel around `headers` (underlay hops).
     pub outer: Option<Outer>,
     /// Clones, branches and GSO segments.
     pub link: Option<Link>,
     /// An end while a clone still holds the packet's data.
     pub shared: bool,
-    /// fib lookups: the gateway found.
-    pub gw: Option<IpAddr>,
+}
+
+/// What one hook reports beyond a hop's common fields: one variant per kind
+/// of report, each field with one meaning. Decoded from the kernel's record
+/// in [`decode`]; nothing else reads the record's raw fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HookData {
+    /// Nothing more (most hops and annotations).
+    #[default]
+    None,
+    /// `net_dev_xmit`: the driver's return code (0: sent; a negative
+    /// errno or a positive `NETDEV_TX_*`/`NET_XMIT_*` code).
+    Xmit { rc: i32 },
+    /// `tcp_probe`: the segment's payload bytes (0: a pure ACK).
+    TcpSegment { payload: u32 },
+    /// `inet_sock_set_state`: the socket's TCP state before and after
+    /// (`TCP_ESTABLISHED` = 1 ...), moved by a segment that carried
+    /// `payload` bytes (capped at 65,535).
+    TcpState { old: u8, new: u8, payload: u16 },
+    /// `consume_skb`: the code address of the free.
+    Consumed { location: u64 },
+    /// `kfree_skb`: the running kernel's `enum skb_drop_reason` value, the
+    /// code address of the free, and the id + 1 of its kernel stack with
+    /// `--drop-stack` (0: none).
+    Freed {
+        reason: u32,
+        location: u64,
+        stack: u32,
+    },
+    /// `icmp_send`: the ICMP error's type and code.
+    IcmpError { kind: u8, code: u8 },
+    /// `fib_table_lookup`: the table looked in, what it found, and the
+    /// gateway of the route found (none: a direct route, or no route).
+    Route {
+        table: u32,
+        result: RouteResult,
+        gw: Option<IpAddr>,
+    },
+    /// Neighbour resolution: the NUD state before and after (`NUD_*` bits).
+    Neigh { old: u8, new: u8 },
+}
+
+impl HookData {
+    /// `net_dev_xmit`'s driver return code.
+    pub fn xmit_rc(&self) -> Option<i32> {
+        match *self {
+            HookData::Xmit { rc } => Some(rc),
+            _ => None,
+        }
+    }
+
+    /// The payload bytes a socket hook says the segment carried (`None`:
+    /// not a TCP socket report; datagrams always carry data).
+    pub fn tcp_payload(&self) -> Option<u32> {
+        match *self {
+            HookData::TcpSegment { payload } => Some(payload),
+            HookData::TcpState { payload, .. } => Some(u32::from(payload)),
+            _ => None,
+        }
+    }
+}
+
+/// `NUD_INCOMPLETE`: neighbour resolution has started.
+pub const NUD_INCOMPLETE: u8 = 0x01;
+
+/// The result of one routing table lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteResult {
+    /// A route matched.
+    Found,
+    /// No route in this table: the next rule's table is tried (the
+    /// kernel's `-EAGAIN`); not a failure by itself.
+    NotInTable,
+    /// The lookup failed with this negative errno (`-ENETUNREACH`, ...).
+    Error(i32),
+}
+
+impl RouteResult {
+    /// From the lookup's return value (0, `-EAGAIN` or another errno).
+    pub fn from_errno(err: i32) -> RouteResult {
+        const EAGAIN: i32 = 11;
+        match err {
+            0 => RouteResult::Found,
+            e if e == -EAGAIN => RouteResult::NotInTable,
+            e => RouteResult::Error(e),
+        }
+    }
+
+    /// The lookup's return value (0, `-EAGAIN` or the errno).
+    pub fn errno(self) -> i32 {
+        match self {
+            RouteResult::Found => 0,
+            RouteResult::NotInTable => -11,
+            RouteResult::Error(e) => e,
+        }
+    }
 }

@@ -12,8 +12,10 @@
 
 use rustc_hash::FxHashMap;
 
-use super::decode::{decode, DecodeError};
-use super::{Device, Headers, Hook, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId, ShortName};
+use super::decode::{decode, hook_of, DecodeError};
+use super::{
+    Device, Headers, Hook, HookData, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId, ShortName,
+};
 use crate::bpf::abi;
 
 /// Packets whose headers are kept: a packet still crossing devices after
@@ -141,7 +143,7 @@ impl StreamDecoder {
     }
 
     fn hop(&self, h: &abi::RawHop) -> Result<HopEvent, DecodeError> {
-        let hook = Hook::from_code(h.hook).ok_or(DecodeError::Hook(h.hook))?;
+        let hook = hook_of(h.hook).ok_or(DecodeError::Hook(h.hook))?;
         if h.packet_id == 0 {
             return Err(DecodeError::NoPacket);
         }
@@ -171,14 +173,14 @@ impl StreamDecoder {
             new_packet: false,
             task: None,
             sk_cgroup: 0,
-            drop_reason: 0,
-            location: 0,
-            xmit_rc: h.xmit_rc,
-            aux: 0,
+            data: if hook == Hook::NetDevXmit {
+                HookData::Xmit { rc: h.xmit_rc }
+            } else {
+                HookData::None
+            },
             outer: carried.and_then(|c| c.outer),
             link: None,
             shared: false,
-            gw: None,
         })
     }
 

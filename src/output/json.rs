@@ -18,7 +18,7 @@ use super::{proto_name, DropContext, ErrnoName, Filter, IcmpErrorName, Location,
 use crate::correlate::rewrite::Side;
 use crate::correlate::Annotation;
 use crate::correlate::{Flow, FlowId, HopContext, Outcome, Packet, Rewrite, Role, Sink};
-use crate::event::{HopEvent, TcpFlags, L4};
+use crate::event::{HookData, HopEvent, RouteResult, TcpFlags, L4};
 use crate::topology::resolver::Topology;
 
 /// Written by hand ([`WriteJson`]).
@@ -675,7 +675,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 .then_some(h.ttl)
             }),
             vlan: h.and_then(|h| h.vlan),
-            xmit_rc: (ev.hook == crate::event::Hook::NetDevXmit).then_some(ev.xmit_rc),
+            xmit_rc: ev.data.xmit_rc(),
             pid: ev.task.map(|t| t.pid),
             comm: ev.task.as_ref().map(|t| t.comm.as_str()),
             copy_of: ctx.copy_of.map(|c| c.0),
@@ -708,8 +708,22 @@ impl<W: Write> Sink for JsonSink<W> {
         };
         let route = ev.hook == crate::event::Hook::FibLookup;
         let neigh = ev.hook == crate::event::Hook::Neigh;
-        let icmp = (ev.hook == crate::event::Hook::IcmpSend)
-            .then_some(((ev.aux >> 8) as u8, ev.aux as u8));
+        let icmp = match ev.data {
+            HookData::IcmpError { kind, code } => Some((kind, code)),
+            _ => None,
+        };
+        let (table, gw, route_error) = match ev.data {
+            HookData::Route { table, result, gw } => (
+                Some(table),
+                gw,
+                Some((result != RouteResult::Found).then_some(ErrnoName(result.errno()))),
+            ),
+            _ => (None, None, None),
+        };
+        let state = match ev.data {
+            HookData::Neigh { new, .. } => Some(super::neigh_state_name(new)),
+            _ => None,
+        };
         let v6 = matches!(h.map(|h| h.l3), Some(crate::event::L3::Ipv6 { .. }));
         if let (Some(t), Some(d)) = (self.topo.as_mut(), at.device) {
             t.observe(&d);
@@ -735,14 +749,14 @@ impl<W: Write> Sink for JsonSink<W> {
                 .as_ref()
                 .map(|d| d.ifname.as_str())
                 .filter(|n| !n.is_empty() && !route),
-            table: route.then_some(ev.aux),
-            gw: ev.gw.filter(|_| route),
+            table,
+            gw,
             oif: oif
                 .as_ref()
                 .map(|d| d.ifname.as_str())
                 .filter(|n| !n.is_empty()),
-            error: route.then(|| (ev.xmit_rc != 0).then_some(ErrnoName(ev.xmit_rc))),
-            state: neigh.then(|| super::neigh_state_name(ev.aux)),
+            error: route_error,
+            state,
             addr: if neigh {
                 h.and_then(|h| h.l3.dst())
             } else {

@@ -235,11 +235,6 @@ impl DropContext {
         }
     }
 
-    /// Routine frees (see `drop_reason`); with no names known, none is.
-    pub fn benign(&self, reason: u32, headers: Option<&Headers>) -> bool {
-        self.reasons.is_benign_for(reason, headers)
-    }
-
     /// `nft_do_chain+0x1f4`, or the hex address.
     pub fn location(&mut self, addr: u64) -> String {
         self.resolve_location(addr);
@@ -453,8 +448,8 @@ impl serde::Serialize for ErrnoName {
 }
 
 /// A neighbour transition in words (`resolving`, `reachable`, `failed`).
-pub fn neigh_state_name(aux: u32) -> &'static str {
-    match aux & 0xff {
+pub fn neigh_state_name(state: u8) -> &'static str {
+    match state {
         0x01 => "resolving",
         0x02 => "reachable",
         0x04 => "stale",

@@ -18,7 +18,7 @@ use std::io::{self, Write};
 
 use super::{describe, describe_outer, fmt_duration, DropContext, Filter};
 use crate::correlate::{Annotation, Flow, HopContext, Outcome, Packet, Role, Sink};
-use crate::event::{Device, Hook, HopEvent};
+use crate::event::{Device, Hook, HookData, HopEvent, RouteResult};
 use crate::safe_text::{shown, Shown};
 use crate::topology::resolver::Topology;
 
@@ -212,9 +212,12 @@ impl<W: Write> Sink for TextSink<W> {
             Some(h) => describe(&h, &mut self.line),
             None => self.line.push_str("..."),
         }
-        if ev.hook == crate::event::Hook::KfreeSkb {
-            let name = self.drops.name(ev.drop_reason);
-            let at = self.drops.location(ev.location);
+        if let HookData::Freed {
+            reason, location, ..
+        } = ev.data
+        {
+            let name = self.drops.name(reason);
+            let at = self.drops.location(location);
             let _ = write!(self.line, " {} at {}", Shown(&name), Shown(&at));
         }
         self.emit_line();
@@ -226,7 +229,11 @@ impl<W: Write> Sink for TextSink<W> {
         }
         // Route lookups are every routed packet: JSON only, except real
         // failures (not a table without a match, where the next is tried).
-        if ev.hook == Hook::FibLookup && (ev.xmit_rc == 0 || ev.xmit_rc == -11) {
+        if let HookData::Route {
+            result: RouteResult::Found | RouteResult::NotInTable,
+            ..
+        } = ev.data
+        {
             return;
         }
         let packet = at.packet;
@@ -240,30 +247,28 @@ impl<W: Write> Sink for TextSink<W> {
             ev.headers.map(|h| h.l3),
             Some(crate::event::L3::Ipv6 { .. })
         );
-        let _ = match ev.hook {
-            Hook::IcmpSend => {
-                let (t, c) = ((ev.aux >> 8) as u8, ev.aux as u8);
+        let _ = match (ev.hook, ev.data) {
+            (_, HookData::IcmpError { kind: t, code: c }) => {
                 write!(
                     self.line,
                     "ICMP error sent: {} (type {t} code {c})",
                     super::icmp_error_name(v6, t, c)
                 )
             }
-            Hook::TcpSendReset => write!(self.line, "TCP reset sent"),
-            Hook::TcpReceiveReset => write!(self.line, "TCP reset received"),
-            Hook::FibLookup => write!(
+            (Hook::TcpSendReset, _) => write!(self.line, "TCP reset sent"),
+            (Hook::TcpReceiveReset, _) => write!(self.line, "TCP reset received"),
+            (_, HookData::Route { table, result, .. }) => write!(
                 self.line,
-                "no route in table {}: {}",
-                ev.aux,
-                super::errno_name(ev.xmit_rc)
+                "no route in table {table}: {}",
+                super::errno_name(result.errno())
             ),
-            Hook::Neigh => write!(
+            (_, HookData::Neigh { new, .. }) => write!(
                 self.line,
                 "neighbour {} {}",
                 ev.headers
                     .and_then(|h| h.l3.dst())
                     .map_or_else(|| "?".to_owned(), |a| a.to_string()),
-                super::neigh_state_name(ev.aux)
+                super::neigh_state_name(new)
             ),
             _ => write!(self.line, "TCP retransmission"),
         };

@@ -271,28 +271,9 @@ pub fn drop_hint(p: &Packet, model: &Model) -> Option<String> {
     )
 }
 
-/// Short hook names for the hop list.
+/// Short hook names for the hop list (see [`crate::event::HOOKS`]).
 pub fn hook_short(h: Hook) -> &'static str {
-    match h {
-        Hook::NetDevQueue => "queue",
-        Hook::NetDevXmit => "xmit",
-        Hook::NetifRx => "rx",
-        Hook::NetifReceiveSkb => "receive",
-        Hook::NapiGroReceive => "gro",
-        Hook::SkbCopyDatagram => "to-socket",
-        Hook::ConsumeSkb => "consume",
-        Hook::KfreeSkb => "free",
-        Hook::IcmpSend => "icmp-error",
-        Hook::TcpSendReset => "rst-sent",
-        Hook::TcpReceiveReset => "rst-received",
-        Hook::TcpRetransmit => "retransmit",
-        Hook::FibLookup => "route",
-        Hook::Neigh => "neigh",
-        Hook::TcpRcv => "tcp",
-        Hook::SockQueue => "to-socket",
-        Hook::NetDevStartXmit => "segment",
-        Hook::TcpState => "tcp-state",
-    }
+    h.short()
 }
 
 /// Keeps the selected row visible: returns the first row to draw.
