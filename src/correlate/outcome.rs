@@ -57,7 +57,7 @@ impl Outcome {
             ..
         }) = p.end
         {
-            if !routine(p, reason, reasons) {
+            if !reasons.is_routine(reason, p.headers.as_ref(), p.copy_of.is_some()) {
                 return Outcome::Dropped {
                     reason,
                     location,
@@ -109,20 +109,4 @@ impl Outcome {
             _ => None,
         }
     }
-}
-
-/// A free that is no alarm: a routine reason; `OTHERHOST` ending a copy (a
-/// bridge's own copy of a frame it forwarded, as with tcpdump on it); a
-/// multicast packet for a group nobody here joined (MLD reports reach every
-/// namespace on the link).
-fn routine(p: &Packet, reason: u32, reasons: &DropReasons) -> bool {
-    let name = reasons.name(reason);
-    let multicast = p
-        .headers
-        .and_then(|h| h.l3.dst())
-        .is_some_and(|d| d.is_multicast());
-    !reasons.is_empty()
-        && (reasons.is_benign_for(reason, p.headers.as_ref())
-            || (p.copy_of.is_some() && name == Some("OTHERHOST"))
-            || (multicast && matches!(name, Some("IP_INNOROUTES" | "OTHERHOST"))))
 }

@@ -76,17 +76,40 @@ impl DropReasons {
         self.names.get(&value).map(String::as_str)
     }
 
-    /// Routine frees (see the module doc). Unknown values are not benign.
+    /// Routine whatever the packet (see the module doc): the part of
+    /// [`DropReasons::is_routine`] the kernel side can apply on its own.
+    /// Unknown values are not benign.
     pub fn is_benign(&self, value: u32) -> bool {
         self.name(value).is_some_and(|n| BENIGN.contains(&n))
     }
 
-    /// Routine for this packet: the benign reasons, and `NO_SOCKET` on an
-    /// ICMP echo reply. The kernel hands every echo reply to the raw sockets
-    /// (ping) as a copy, then looks for an ICMP datagram socket
-    /// (`ping_rcv`), finds none and frees the original with `NO_SOCKET`.
-    pub fn is_benign_for(&self, value: u32, headers: Option<&super::Headers>) -> bool {
+    /// The one routine-or-drop decision: is a `kfree_skb` of this packet
+    /// with reason `value` routine (shown "freed") rather than a drop?
+    /// Without the kernel's reason names nothing is routine: nothing is
+    /// hidden. Routine are:
+    /// - the benign reasons ([`DropReasons::is_benign`]);
+    /// - `NO_SOCKET` on an ICMP echo reply: the kernel hands every echo
+    ///   reply to the raw sockets (ping) as a copy, then looks for an ICMP
+    ///   datagram socket (`ping_rcv`), finds none and frees the original;
+    /// - `OTHERHOST` ending a copy (`is_copy`): a bridge's own copy of a
+    ///   frame it forwarded, as with tcpdump on it;
+    /// - a multicast packet for a group nobody here joined
+    ///   (`IP_INNOROUTES`, `OTHERHOST`): MLD reports reach every namespace
+    ///   on the link.
+    pub fn is_routine(&self, value: u32, headers: Option<&super::Headers>, is_copy: bool) -> bool {
+        if self.is_empty() {
+            return false;
+        }
         if self.is_benign(value) {
+            return true;
+        }
+        let name = self.name(value);
+        let multicast = headers
+            .and_then(|h| h.l3.dst())
+            .is_some_and(|d| d.is_multicast());
+        if (is_copy && name == Some("OTHERHOST"))
+            || (multicast && matches!(name, Some("IP_INNOROUTES" | "OTHERHOST")))
+        {
             return true;
         }
         let echo_reply = headers.is_some_and(|h| {
@@ -223,12 +246,43 @@ mod tests {
             flow_label: 0,
             from_l2: true,
         };
-        assert!(r.is_benign_for(3, Some(&icmp(0))), "echo reply");
+        assert!(r.is_routine(3, Some(&icmp(0)), false), "echo reply");
         assert!(
-            !r.is_benign_for(3, Some(&icmp(8))),
+            !r.is_routine(3, Some(&icmp(8)), false),
             "an echo request nobody takes is a drop"
         );
-        assert!(!r.is_benign_for(3, None));
+        assert!(!r.is_routine(3, None, false));
+    }
+
+    #[test]
+    fn a_copys_otherhost_and_multicast_nobody_joined_are_routine() {
+        use crate::event::{Headers, L3, L4};
+        let r = DropReasons::from_pairs([
+            (4, "SKB_DROP_REASON_OTHERHOST".to_owned()),
+            (5, "SKB_DROP_REASON_IP_INNOROUTES".to_owned()),
+        ]);
+        let to = |dst: [u8; 4]| Headers {
+            l3: L3::Ipv4 {
+                src: [198, 18, 0, 3].into(),
+                dst: dst.into(),
+            },
+            l4: L4::None,
+            vlan: None,
+            ttl: 1,
+            ip_id: 0,
+            flow_label: 0,
+            from_l2: true,
+        };
+        let unicast = to([198, 18, 0, 2]);
+        let group = to([224, 0, 0, 22]);
+        assert!(r.is_routine(4, Some(&unicast), true), "a bridge's copy");
+        assert!(!r.is_routine(4, Some(&unicast), false), "the packet itself");
+        assert!(r.is_routine(5, Some(&group), false));
+        assert!(!r.is_routine(5, Some(&unicast), false));
+        assert!(
+            !DropReasons::default().is_routine(1, None, false),
+            "without names nothing is hidden"
+        );
     }
 
     #[test]
