@@ -136,19 +136,38 @@ impl<'a> Obj<'a> {
     }
 }
 
-/// Decimal digits of `v`.
+/// Two decimal digits of every number below 100.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Decimal digits of `v`, two at a time, written in place: the buffer
+/// grows by a constant 20 bytes and is cut back, so no copy of a length
+/// known only at run time (a call to `memcpy`) is made per number.
 fn write_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+    let n = v.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 20]);
+    let digits = &mut out[start..start + n];
+    let mut i = n;
+    while v >= 100 {
+        let d = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        digits[i] = DIGIT_PAIRS[d];
+        digits[i + 1] = DIGIT_PAIRS[d + 1];
     }
-    out.extend_from_slice(&buf[i..]);
+    if v >= 10 {
+        let d = v as usize * 2;
+        digits[i - 2] = DIGIT_PAIRS[d];
+        digits[i - 1] = DIGIT_PAIRS[d + 1];
+    } else {
+        digits[i - 1] = b'0' + v as u8;
+    }
+    out.truncate(start + n);
 }
 
 /// `s` as a JSON string, escaped like serde_json.
@@ -234,10 +253,15 @@ mod tests {
             let want = serde_json::to_vec(&serde_json::json!({ "a": a })).unwrap();
             assert_eq!(out, want);
         }
-        for v in [0, 1, 9, 10, 99, 100, 4_026_532_258, u64::MAX] {
-            let mut out = Vec::new();
+        let mut every_length = vec![0, u64::MAX];
+        for d in 1..20 {
+            let p = 10u64.pow(d);
+            every_length.extend([p - 1, p, p + 1, p + p / 2 + 7]);
+        }
+        for v in every_length {
+            let mut out = b"x".to_vec();
             write_u64(&mut out, v);
-            assert_eq!(out, v.to_string().as_bytes());
+            assert_eq!(out, format!("x{v}").as_bytes());
         }
         #[derive(serde::Serialize)]
         struct Empty {}
