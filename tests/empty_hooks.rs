@@ -26,7 +26,10 @@ fn tracer_source() -> String {
     for header in names_after(&main, "\n#include \"", '"') {
         let path = format!("bpf/{header}");
         // vmlinux.h is not in bpf/ (and has no programs).
-        if std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&path).exists() {
+        if std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(&path)
+            .exists()
+        {
             all += &read(&path);
         }
     }
