@@ -1,4 +1,5 @@
-//! Compiles bpf/hopscope.bpf.c with clang and generates its libbpf-rs
+//! Compiles bpf/hopscope.bpf.c (one source; its programs are in the bpf/
+//! headers it includes) with clang and generates its libbpf-rs
 //! skeleton (including the Rust mirror of bpf/hopscope.h) into OUT_DIR;
 //! likewise bpf/empty_hooks.bpf.c, the benchmark's control
 //! (examples/empty_hooks.rs). Fails when a program's call chain needs more
@@ -51,6 +52,8 @@ fn main() {
         }
     }
 
+    // A directory: cargo reruns this when any file in it changes, so every
+    // bpf/*.h the sources include is covered.
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed={vmlinux_dir}");
 }

@@ -5,6 +5,10 @@
 //! flows, roles, copies), [`output`] (text and JSON lines), [`trace`] (the
 //! `hopscope trace` driver), [`cgroup`] (following one command's tree) and
 //! [`lab`] (the demo topology).
+//!
+//! No `unsafe` outside [`bpf::abi`] (kernel bytes as structs) and the
+//! generated skeleton ([`bpf::skel`]): both say so with `allow(unsafe_code)`.
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod bpf;

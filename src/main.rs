@@ -1,5 +1,6 @@
 //! hopscope's entry point: parse arguments, wire the layers, map errors to
 //! exit codes (2 for bad input, 1 for failures). Nothing else lives here.
+#![deny(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

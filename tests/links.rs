@@ -226,7 +226,7 @@ fn vxlan_macvlan_vlan_tun_tap_ids_and_parents() {
     ip(&["-n", &h, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
     // 802.1Q is optional in kernels (CONFIG_VLAN_8021Q): try it, and say so
     // loudly when the kernel cannot; the decoding of vlan ids is also
-    // covered by the unit test topology::links::tests::vlan_*.
+    // covered by the unit test topology::links::parse::tests::vlan_*.
     let vlan = run(
         "ip",
         &[

@@ -1,6 +1,8 @@
 //! Kernel side glue: the generated skeleton, the ABI, start-up checks and
 //! the reader thread that owns everything loaded into the kernel.
 
+// The only hand-written unsafe: `plain` impls and byte views of ABI structs.
+#[allow(unsafe_code)]
 pub mod abi;
 pub mod probe;
 pub mod reader;
