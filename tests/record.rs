@@ -907,6 +907,32 @@ fn format_1_reads_as_the_same_frames() {
 }
 
 #[test]
+fn format_1_fixture_and_its_converted_twin_hold_the_same_frames() {
+    let dir = fixtures_dir();
+    let (v1, info1, frames1) = read_file(&dir.join("v1/lab.hsrec"));
+    let (v2, info2, frames2) = read_file(&dir.join("lab.hsrec"));
+    assert_eq!((v1, v2), (1, 2));
+    assert_eq!(info1, info2);
+    assert_eq!(frames1.len(), frames2.len());
+    assert_eq!(frames1, frames2);
+    let events = frames1
+        .iter()
+        .filter(|f| matches!(f, Frame::Event(_)))
+        .count();
+    assert!(events > 100, "{events} events");
+    // Every fixture is in the current format.
+    let mut n = 0;
+    for e in fs::read_dir(&dir).expect("fixtures") {
+        let path = e.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "hsrec") {
+            assert_eq!(read_file(&path).0, FORMAT_VERSION, "{}", path.display());
+            n += 1;
+        }
+    }
+    assert_eq!(n, 7);
+}
+
+#[test]
 fn format_1_of_another_event_abi_is_refused() {
     let mut bytes = v1_recording(&info(), &[]);
     bytes[18..20].copy_from_slice(&9u16.to_le_bytes());
