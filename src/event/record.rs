@@ -52,9 +52,8 @@
 //! - `5` Scope: `(Vec<u32>, u64, String)`: what the live run showed: the
 //!   namespace inodes (at most 65536, empty: all), the owner cgroup (0:
 //!   any) and a label for people (at most 4096 bytes).
-//! - `6` Link: a [`LinkInfo`](crate::topology::links::LinkInfo), one link
-//!   of one namespace as the live run learned it over rtnetlink; N at most
-//!   4096.
+//! - `6` Link: a [`LinkInfo`], one link of one namespace as the live run
+//!   learned it over rtnetlink; N at most 4096.
 //! - `7` Symbol: `(u64, String)`: a kernel code address and its
 //!   `function+0xoff` (at most 4096 bytes), as the live run resolved it.
 //! - `0` is reserved and makes the file corrupt: a crash can leave a
@@ -73,14 +72,15 @@
 //!
 //! ## Evolving the format
 //!
-//! Any change of a serialized type changes the encoding: a field added,
-//! removed, retyped or reordered, an enum variant added anywhere but last
-//! or reordered, in [`HopEvent`] or any type it holds, [`Tick`],
-//! [`LinkInfo`](crate::topology::links::LinkInfo), or a payload tuple
-//! above. Each such change bumps [`FORMAT_VERSION`]; the reader then keeps
-//! reading the previous versions by converting them (as it does format 1),
-//! or refuses them with their version number. New facts take a new kind,
-//! which older readers skip.
+//! Any change of a serialized type changes the format: a field added,
+//! removed, retyped or reordered, an enum variant added, removed or
+//! reordered, in [`HopEvent`] or any type it holds, in [`Tick`], in
+//! [`LinkInfo`] or in a payload tuple above. Each such change bumps
+//! [`FORMAT_VERSION`], even a variant added last (an older reader would
+//! call the file corrupt instead of naming its version). The reader then
+//! keeps reading the previous versions by converting them (as it does
+//! format 1), or refuses them by their version number. New facts take a
+//! new kind, which older readers skip.
 //!
 //! # Format, version 1 (read, converted)
 //!
@@ -91,9 +91,9 @@
 //! format 2 (so the hostname length was at byte 40). The frame kinds were
 //! the same, with fixed layouts instead of postcard:
 //! - `1` Event: the `struct hs_event` bytes of the header's ABI, exactly as
-//!   the ring buffer carried them; decoded by
-//!   [`RecordedAbi`](crate::event::decode::RecordedAbi) (ABI versions 1,
-//!   192-byte records, and 2, 272 bytes; other ABIs are refused).
+//!   the ring buffer carried them; decoded by [`RecordedAbi`] (ABI
+//!   versions 1, 192-byte records, and 2, 272 bytes; other ABIs are
+//!   refused).
 //! - `2` Tick: seven u64 in the order of [`Tick`]'s fields.
 //! - `3` NetnsName: inode (u32), then the name (UTF-8, N - 4 bytes).
 //! - `4` DropReasons: entries of value (u32), name length L (u16, at most
