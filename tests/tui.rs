@@ -1130,9 +1130,10 @@ fn assert_refused(what: &str, out: &Output, words: &[&str]) {
 /// hand from the documented format).
 fn frame_starts(data: &[u8]) -> Vec<usize> {
     let u32_at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().unwrap()) as usize;
-    let h = u32_at(40);
-    let k = u32_at(44 + h);
-    let mut o = 48 + h + k;
+    // Format 2: the hostname's length at byte 34, the kernel's after it.
+    let h = u32_at(34);
+    let k = u32_at(38 + h);
+    let mut o = 42 + h + k;
     let mut starts = Vec::new();
     while o < data.len() {
         starts.push(o);

@@ -54,6 +54,55 @@ pub enum DecodeError {
     Tunnel(u8),
 }
 
+/// The event ABI of the records in a format-1 recording, which stored
+/// `struct hs_event` bytes as the ring buffer carried them (recordings
+/// are independent of the ABI since format 2). This module is the only
+/// place that knows those bytes, so it converts them: each ABI version a
+/// format-1 recording can hold stays decodable here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedAbi {
+    version: u16,
+}
+
+/// The event ABI versions [`RecordedAbi`] converts, oldest first.
+pub const RECORDED_ABI_VERSIONS: [u16; 2] = [abi::ABI_VERSION_1, abi::ABI_VERSION];
+
+/// The longest record of any ABI in [`RECORDED_ABI_VERSIONS`]: a buffer
+/// this long holds any of them.
+pub const MAX_RECORDED_SIZE: usize = if abi::EVENT_SIZE > abi::EVENT_SIZE_1 {
+    abi::EVENT_SIZE
+} else {
+    abi::EVENT_SIZE_1
+};
+
+impl RecordedAbi {
+    /// The ABI a format-1 header names by its ABI version and record size,
+    /// when this hopscope converts it.
+    pub fn from_header(version: u16, record_size: u32) -> Option<RecordedAbi> {
+        let known = (version == abi::ABI_VERSION && record_size as usize == abi::EVENT_SIZE)
+            || (version == abi::ABI_VERSION_1 && record_size as usize == abi::EVENT_SIZE_1);
+        known.then_some(RecordedAbi { version })
+    }
+
+    /// Bytes of one record.
+    pub fn record_size(self) -> usize {
+        if self.version == abi::ABI_VERSION_1 {
+            abi::EVENT_SIZE_1
+        } else {
+            abi::EVENT_SIZE
+        }
+    }
+
+    /// Decodes one record of this ABI.
+    pub fn decode(self, bytes: &[u8]) -> Result<HopEvent, DecodeError> {
+        if self.version == abi::ABI_VERSION_1 {
+            decode_v1(bytes)
+        } else {
+            decode(bytes)
+        }
+    }
+}
+
 /// Decodes one record of the first ABI (192 bytes; recordings made before
 /// the second): converted field by field, then decoded as today's.
 pub fn decode_v1(bytes: &[u8]) -> Result<HopEvent, DecodeError> {

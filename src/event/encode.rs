@@ -1,7 +1,7 @@
 //! Encoder: [`HopEvent`] → raw ABI event, the exact inverse of
-//! [`decode_raw`](super::decode::decode_raw). Recordings store events in
-//! the kernel's own wire format through it, and tests use it to build
-//! fixtures from readable domain values.
+//! [`decode_raw`](super::decode::decode_raw). Tests and the fuzz targets
+//! use it to build kernel records from readable domain values (recordings
+//! of format 1 held such records; format 2 holds the domain values).
 //!
 //! For every event the decoder can produce,
 //! `decode_raw(&encode_raw(&ev)) == Ok(ev)`. Fields the decoder ignores are

@@ -6,6 +6,13 @@
 //! - A netns is named by its inode (`ns.inum`); inodes can be reused after a
 //!   namespace dies, which the net cookie (5.14+) disambiguates.
 //! - `ts_ns` is CLOCK_MONOTONIC (bpf_ktime_get_ns), comparable across CPUs.
+//!
+//! The types derive serde's `Serialize` and `Deserialize`: their compact
+//! (postcard) encoding is the event schema of recordings (see
+//! [`record`]), so changing a serialized type changes the recording
+//! format and bumps [`record::FORMAT_VERSION`]. [`ShortName`] and
+//! [`TcpFlags`] read as text for people (JSON) and as raw bytes in compact
+//! formats, so that recordings round-trip them exactly.
 
 pub mod decode;
 pub mod drop_reason;
@@ -16,20 +23,20 @@ pub mod stream;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Stable id of one skb's life, handed out by the kernel side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PacketId(pub u64);
 
 /// Network namespace inode number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NetnsId(pub u32);
 
 /// Interface index, meaningful only together with a [`NetnsId`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct IfIndex(pub u32);
 
@@ -81,15 +88,36 @@ impl fmt::Display for ShortName {
     }
 }
 
+/// For people (JSON): the name as a string. For compact formats
+/// (recordings): the 16 raw bytes, so that any name round-trips exactly.
 impl Serialize for ShortName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(self.as_str())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+/// The inverse of [`ShortName`]'s `Serialize`: a string (cut to 16 bytes)
+/// from human-readable formats, the 16 raw bytes from compact ones. Either
+/// way, as [`ShortName::from_bytes`] reads them: what follows the first
+/// NUL is zeroed.
+impl<'de> Deserialize<'de> for ShortName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            Ok(ShortName::from_bytes(s.as_bytes()))
+        } else {
+            <[u8; 16]>::deserialize(d).map(|b| ShortName::from_bytes(&b))
+        }
     }
 }
 
 /// The kernel hook an event came from. Its names, class and programs are
 /// in [`HOOKS`], the one list of hooks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Hook {
     NetDevQueue,
     NetDevXmit,
@@ -381,7 +409,7 @@ impl fmt::Display for Hook {
 }
 
 /// Network-layer header of a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum L3 {
     Ipv4 {
         src: Ipv4Addr,
@@ -423,7 +451,7 @@ impl L3 {
 }
 
 /// Transport header of a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum L4 {
     None,
     Tcp {
@@ -476,10 +504,46 @@ impl TcpFlags {
     }
 }
 
-/// Serialized in tcpdump's notation, written straight into the output.
+/// Serialized in tcpdump's notation, written straight into the output, for
+/// people (JSON); as the flag byte for compact formats (recordings).
 impl Serialize for TcpFlags {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_u8(self.0)
+        }
+    }
+}
+
+/// The inverse of [`TcpFlags`]' `Serialize`: tcpdump's notation (the five
+/// flags shown, or `none`) from human-readable formats, the flag byte from
+/// compact ones.
+impl<'de> Deserialize<'de> for TcpFlags {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return u8::deserialize(d).map(TcpFlags);
+        }
+        let s = String::deserialize(d)?;
+        if s == "none" {
+            return Ok(TcpFlags(0));
+        }
+        let mut bits = 0;
+        for c in s.chars() {
+            bits |= match c {
+                'S' => Self::SYN,
+                'F' => Self::FIN,
+                'P' => Self::PSH,
+                'R' => Self::RST,
+                '.' => Self::ACK,
+                _ => {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "TCP flags {s:?}: unknown flag {c:?}"
+                    )))
+                }
+            };
+        }
+        Ok(TcpFlags(bits))
     }
 }
 
@@ -511,7 +575,7 @@ impl fmt::Display for TcpFlags {
 }
 
 /// Parsed headers of one packet at one hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Headers {
     pub l3: L3,
     pub l4: L4,
@@ -552,7 +616,7 @@ impl std::fmt::Display for Sock {
 }
 
 /// The task in whose context an event happened (sender or receiver).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub pid: u32,
     pub tid: u32,
@@ -560,7 +624,7 @@ pub struct Task {
 }
 
 /// A device as the kernel named it at that moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Device {
     pub netns: NetnsId,
     pub netns_cookie: u64,
@@ -569,7 +633,7 @@ pub struct Device {
 }
 
 /// A tunnel whose inner packet the kernel side read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Tunnel {
     Vxlan,
     Geneve,
@@ -590,7 +654,7 @@ impl Tunnel {
 }
 
 /// The outer headers around a tunnelled packet, on an underlay hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Outer {
     pub kind: Tunnel,
     pub src: IpAddr,
@@ -605,7 +669,7 @@ pub struct Outer {
 }
 
 /// How this event's skb relates to another packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Link {
     /// This skb is a clone of that packet (a flood's further copy). On a
     /// socket hook, the event names that packet itself: a raw or ping
@@ -626,7 +690,7 @@ pub enum Link {
 }
 
 /// One kernel observation of one skb at one hook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HopEvent {
     pub ts_ns: u64,
     pub cpu: u32,
@@ -656,7 +720,7 @@ pub struct HopEvent {
 /// What one hook reports beyond a hop's common fields: one variant per kind
 /// of report, each field with one meaning. Decoded from the kernel's record
 /// in [`decode`]; nothing else reads the record's raw fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum HookData {
     /// Nothing more (most hops and annotations).
     #[default]
@@ -717,7 +781,7 @@ impl HookData {
 pub const NUD_INCOMPLETE: u8 = 0x01;
 
 /// The result of one routing table lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RouteResult {
     /// A route matched.
     Found,

@@ -2,26 +2,31 @@
 //! `hopscope replay FILE` can rebuild exactly the state the live run had.
 //! [`Recorder`] writes one, [`Replay`] reads one back frame by frame.
 //!
-//! # Format, version 1
+//! A recording holds domain events ([`HopEvent`]) and the facts the live
+//! run learned (namespace names, links, symbols, drop reasons, scope,
+//! counters), not kernel ABI bytes: a change of the BPF side's records does
+//! not touch recordings, and [`crate::event::decode`] stays the only place
+//! that knows those bytes.
 //!
-//! All integers are little-endian. The file starts with a header:
+//! # Format, version 2
+//!
+//! All fixed-size integers are little-endian. The file starts with a header:
 //!
 //! | offset  | size | field                                                   |
 //! |---------|------|---------------------------------------------------------|
 //! | 0       | 16   | magic `"HOPSCOPE-REC\r\n\x1a\n"` ([`MAGIC`])            |
-//! | 16      | 2    | format version, u16 ([`FORMAT_VERSION`] = 1)            |
-//! | 18      | 2    | event ABI version, u16 (`HS_ABI_VERSION` of hopscope.h) |
-//! | 20      | 4    | event record size, u32 (256, `sizeof(struct hs_event)`) |
-//! | 24      | 8    | `started_realtime_ns`, u64: CLOCK_REALTIME at start     |
-//! | 32      | 8    | `started_monotonic_ns`, u64: CLOCK_MONOTONIC, same time |
-//! | 40      | 4    | hostname length H, u32, at most 4096                    |
-//! | 44      | H    | hostname, UTF-8                                         |
-//! | 44+H    | 4    | kernel release length K, u32, at most 4096              |
-//! | 48+H    | K    | kernel release (`uname -r`), UTF-8                      |
+//! | 16      | 2    | format version, u16 ([`FORMAT_VERSION`] = 2)            |
+//! | 18      | 8    | `started_realtime_ns`, u64: CLOCK_REALTIME at start     |
+//! | 26      | 8    | `started_monotonic_ns`, u64: CLOCK_MONOTONIC, same time |
+//! | 34      | 4    | hostname length H, u32, at most 4096                    |
+//! | 38      | H    | hostname, UTF-8                                         |
+//! | 38+H    | 4    | kernel release length K, u32, at most 4096              |
+//! | 42+H    | K    | kernel release (`uname -r`), UTF-8                      |
 //!
-//! Bytes 0..18 (magic and format version) keep their place in every future
-//! version, so any hopscope can tell a recording it cannot read from a file
-//! that is not a recording at all.
+//! Bytes 0..18 (magic and format version) keep their place in every
+//! version, so any hopscope can tell a recording it cannot read (a newer
+//! format: refused by its version number) from a file that is not a
+//! recording at all.
 //!
 //! Then frames follow, up to the end of the file:
 //!
@@ -31,37 +36,76 @@
 //! | 1      | 4    | payload length N, u32, at most 1 MiB |
 //! | 5      | N    | payload                              |
 //!
-//! Kinds:
-//! - `1` Event: N = the event record size; the `struct hs_event` bytes
-//!   exactly as the ring buffer carries them (see [`encode`](super::encode)),
-//!   decoded with [`decode`] on replay. Timestamps are CLOCK_MONOTONIC.
-//!   Recordings of the first event ABI (version 1, 192-byte records) are
-//!   read too: each record is converted as it is read ([`decode_v1`]).
-//! - `2` Tick: N = 56; seven u64: `now_ns` (CLOCK_MONOTONIC), `emitted`,
-//!   `lost`, `received`, `decode_errors`, `channel_dropped`, `reused`, the
-//!   cumulative counters of the live run at that moment (see [`Tick`]).
-//! - `3` NetnsName: N = 4 + L, L at most 4096; the namespace inode (u32)
-//!   and its name (UTF-8, L bytes), as the live run learned it.
-//! - `4` DropReasons: the recording kernel's `enum skb_drop_reason`, as
-//!   entries of value (u32), name length L (u16, at most 255) and name
-//!   (UTF-8, L bytes), filling the payload exactly.
-//! - `5` Scope: what the live run showed: owner cgroup (u64, 0 for any),
-//!   label length L (u16, at most 4096), label (UTF-8), namespace count C
-//!   (u32, at most 65536), C namespace inodes (u32); N = 14 + L + 4C.
-//! - `6` Link: N at most 4096; one link of one namespace as the live run
-//!   learned it over rtnetlink, as a UTF-8 JSON object with the fields of
-//!   `topology::links::LinkInfo` (netns, ifindex, ifname, kind, kind_name,
-//!   master, peer, parent, vlan_id, vxlan_id, mtu, up).
-//! - `7` Symbol: N = 8 + L, L at most 4096; a kernel code address (u64)
-//!   and its `function+0xoff` (UTF-8), as the live run resolved it.
+//! Each payload is the [postcard] encoding (serde's data model in varints,
+//! no field names, enum variants by index) of one value, and must be
+//! exactly that long. The schema of a payload is the serde derive of the
+//! type named:
+//! - `1` Event: a [`HopEvent`] (with its parts in [`crate::event`]).
+//!   Timestamps are CLOCK_MONOTONIC.
+//! - `2` Tick: a [`Tick`], the cumulative counters of the live run at
+//!   that moment.
+//! - `3` NetnsName: `(u32, String)`: a namespace inode and its name (at
+//!   most 4096 bytes), as the live run learned it.
+//! - `4` DropReasons: `Vec<(u32, String)>`: the recording kernel's
+//!   `enum skb_drop_reason` as (value, name) pairs, at most 2048 of them,
+//!   names at most 255 bytes.
+//! - `5` Scope: `(Vec<u32>, u64, String)`: what the live run showed: the
+//!   namespace inodes (at most 65536, empty: all), the owner cgroup (0:
+//!   any) and a label for people (at most 4096 bytes).
+//! - `6` Link: a [`LinkInfo`], one link of one namespace as the live run
+//!   learned it over rtnetlink; N at most 4096.
+//! - `7` Symbol: `(u64, String)`: a kernel code address and its
+//!   `function+0xoff` (at most 4096 bytes), as the live run resolved it.
 //! - `0` is reserved and makes the file corrupt: a crash can leave a
 //!   zero-filled tail, which must not read as a run of empty frames.
 //! - Any other kind is skipped using its length, so newer writers can add
 //!   kinds that older readers ignore.
 //!
-//! A file ends cleanly only at a frame boundary; anything else is reported as
-//! truncated. Reading never panics and never allocates more than 4096 bytes
-//! because of a length field.
+//! Events are checked as the kernel decoder checks records: packet id 0
+//! only on annotation hooks, no link to packet 0.
+//!
+//! A file ends cleanly only at a frame boundary; anything else is reported
+//! as truncated. Reading never panics and never allocates more than a
+//! frame's payload (1 MiB) because of a length field; a payload is read in
+//! steps of 64 KiB, so a truncated file does not make it allocate its
+//! claimed length.
+//!
+//! ## Evolving the format
+//!
+//! Any change of a serialized type changes the format: a field added,
+//! removed, retyped or reordered, an enum variant added, removed or
+//! reordered, in [`HopEvent`] or any type it holds, in [`Tick`], in
+//! [`LinkInfo`] or in a payload tuple above. Each such change bumps
+//! [`FORMAT_VERSION`], even a variant added last (an older reader would
+//! call the file corrupt instead of naming its version). The reader then
+//! keeps reading the previous versions by converting them (as it does
+//! format 1), or refuses them by their version number. New facts take a
+//! new kind, which older readers skip.
+//!
+//! # Format, version 1 (read, converted)
+//!
+//! Written by hopscope before format 2, still read: every frame is
+//! converted to the [`Frame`] format 2 would hold. The header had two more
+//! fields after the format version: the event ABI version (u16,
+//! `HS_ABI_VERSION`) and the event record size (u32), then the fields of
+//! format 2 (so the hostname length was at byte 40). The frame kinds were
+//! the same, with fixed layouts instead of postcard:
+//! - `1` Event: the `struct hs_event` bytes of the header's ABI, exactly as
+//!   the ring buffer carried them; decoded by [`RecordedAbi`] (ABI
+//!   versions 1, 192-byte records, and 2, 272 bytes; other ABIs are
+//!   refused).
+//! - `2` Tick: seven u64 in the order of [`Tick`]'s fields.
+//! - `3` NetnsName: inode (u32), then the name (UTF-8, N - 4 bytes).
+//! - `4` DropReasons: entries of value (u32), name length L (u16, at most
+//!   255) and name, filling the payload exactly.
+//! - `5` Scope: owner cgroup (u64), label length L (u16), label, namespace
+//!   count C (u32), C inodes (u32); N = 14 + L + 4C.
+//! - `6` Link: a JSON object of `LinkInfo`'s fields, at most 4096 bytes.
+//! - `7` Symbol: address (u64), then the name (UTF-8, N - 8 bytes).
+//!
+//! [postcard]: https://postcard.jamesmunns.com/wire-format
+
+mod v1;
 
 use std::fmt;
 use std::fs::File;
@@ -70,18 +114,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::time::{clock_gettime, ClockId};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::decode::{decode, decode_v1, DecodeError};
-use super::encode::encode_raw;
-use super::HopEvent;
-use crate::bpf::abi;
+use super::decode::{DecodeError, RecordedAbi, RECORDED_ABI_VERSIONS};
+use super::{HopEvent, Link};
+use crate::topology::links::LinkInfo;
 
 /// The first 16 bytes of every recording.
 pub const MAGIC: [u8; 16] = *b"HOPSCOPE-REC\r\n\x1a\n";
-/// The format version this hopscope writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
-/// Longest hostname or kernel release accepted, in bytes.
+/// The format version this hopscope writes. It reads this one and every
+/// older one (converting them).
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this hopscope reads.
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
+/// Longest hostname, kernel release, namespace name, symbol name, scope
+/// label or link frame accepted, in bytes.
 pub const MAX_STRING: usize = 4096;
 /// Longest frame payload accepted, in bytes (1 MiB).
 pub const MAX_FRAME: u32 = 1 << 20;
@@ -98,11 +146,13 @@ const KIND_SYMBOL: u8 = 7;
 const MAX_SCOPE_NETNS: usize = 65_536;
 /// Longest drop reason name in a recording.
 const MAX_REASON_NAME: usize = 255;
+/// Most entries of a drop reason table (kernels have about 120): any
+/// table read from format 1 fits a format-2 frame.
+const MAX_DROP_REASONS: usize = 2048;
 
 const FRAME_HEAD: usize = 5;
-const TICK_SIZE: usize = 7 * 8;
-/// `EVENT_SIZE` as written in the header and in event frame lengths.
-const EVENT_SIZE_U32: u32 = abi::EVENT_SIZE as u32;
+/// Payloads are read in steps of this many bytes.
+const READ_STEP: usize = 64 * 1024;
 
 /// Where and when a recording was made.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -154,7 +204,7 @@ fn bounded(s: &str) -> String {
 /// Counters of the live run at one moment, recorded periodically so that a
 /// replay reports the same losses as the live run did. All are cumulative
 /// since the start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Tick {
     /// CLOCK_MONOTONIC, comparable with event timestamps.
     pub now_ns: u64,
@@ -172,44 +222,6 @@ pub struct Tick {
     pub reused: u64,
 }
 
-impl Tick {
-    fn to_bytes(self) -> [u8; TICK_SIZE] {
-        let fields = [
-            self.now_ns,
-            self.emitted,
-            self.lost,
-            self.received,
-            self.decode_errors,
-            self.channel_dropped,
-            self.reused,
-        ];
-        let mut b = [0u8; TICK_SIZE];
-        for (chunk, v) in b.chunks_exact_mut(8).zip(fields) {
-            chunk.copy_from_slice(&v.to_le_bytes());
-        }
-        b
-    }
-
-    fn from_bytes(b: &[u8; TICK_SIZE]) -> Tick {
-        let mut f = [0u64; 7];
-        for (v, chunk) in f.iter_mut().zip(b.chunks_exact(8)) {
-            let mut le = [0u8; 8];
-            le.copy_from_slice(chunk);
-            *v = u64::from_le_bytes(le);
-        }
-        let [now_ns, emitted, lost, received, decode_errors, channel_dropped, reused] = f;
-        Tick {
-            now_ns,
-            emitted,
-            lost,
-            received,
-            decode_errors,
-            channel_dropped,
-            reused,
-        }
-    }
-}
-
 /// One unit of a recording.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -223,7 +235,7 @@ pub enum Frame {
     /// The recording kernel's `enum skb_drop_reason`: (value, name).
     DropReasons(Vec<(u32, String)>),
     /// A link as the live run learned it (rtnetlink).
-    Link(crate::topology::links::LinkInfo),
+    Link(LinkInfo),
     /// A kernel code address and its `function+0xoff` (kallsyms).
     Symbol {
         addr: u64,
@@ -250,25 +262,47 @@ pub enum RecordError {
     },
     #[error("not a hopscope recording: {why} (expected a file written by `hopscope --record`)")]
     NotARecording { why: &'static str },
-    #[error("recording format version {got}, this hopscope reads {want}")]
+    /// A format version this hopscope does not read: `want` is the newest
+    /// it reads ([`FORMAT_VERSION`]).
+    #[error("{}", version_message(*.got, *.want))]
     Version { got: u16, want: u16 },
+    /// A format-1 recording of events of an ABI that is not converted.
     #[error(
-        "recording holds ABI version {abi} events of {size} bytes, this hopscope reads \
-         ABI version {} events of {} bytes",
-        abi::ABI_VERSION,
-        abi::EVENT_SIZE
+        "recording (format 1) holds events of ABI version {abi} ({size}-byte records), which \
+         this hopscope cannot convert (it converts ABI versions {})",
+        abi_list()
     )]
     AbiMismatch { abi: u16, size: u32 },
     #[error("recording truncated at byte {offset} (the recorder was killed?)")]
     Truncated { offset: u64 },
     #[error("recording corrupt at byte {offset}: {what}")]
     Corrupt { offset: u64, what: String },
+    /// A format-1 event record that does not decode.
     #[error("recording corrupt at byte {offset}: bad event")]
     Decode {
         offset: u64,
         #[source]
         source: DecodeError,
     },
+}
+
+fn version_message(got: u16, want: u16) -> String {
+    if got > want {
+        format!(
+            "recording format version {got} is newer than this hopscope reads (versions \
+             {OLDEST_FORMAT_VERSION} to {want}): replay it with a newer hopscope"
+        )
+    } else {
+        format!(
+            "recording format version {got} does not exist (this hopscope reads versions \
+             {OLDEST_FORMAT_VERSION} to {want}): the file is damaged"
+        )
+    }
+}
+
+fn abi_list() -> String {
+    let v: Vec<String> = RECORDED_ABI_VERSIONS.iter().map(u16::to_string).collect();
+    v.join(" and ")
 }
 
 /// Displays " PATH" when the path is known.
@@ -283,12 +317,78 @@ impl fmt::Display for At<'_> {
     }
 }
 
-/// Writes a recording: the header at creation, then one frame per call.
-/// Events are written without allocating; wrap files in a [`BufWriter`]
-/// (as [`Recorder::create`] does) so that they cost no syscall either.
+// ------------------------------------------------------------------ limits
+//
+// The writer refuses and the reader reports corrupt the same things, so
+// that whatever is read can be written again.
+
+fn check_name(what: &'static str, name: &str) -> Result<(), &'static str> {
+    if name.len() > MAX_STRING {
+        return Err(what);
+    }
+    Ok(())
+}
+
+fn check_scope(netns: &[u32], label: &str) -> Result<(), &'static str> {
+    if label.len() > MAX_STRING || netns.len() > MAX_SCOPE_NETNS {
+        return Err("scope too large");
+    }
+    Ok(())
+}
+
+fn check_drop_reasons<'a>(
+    count: usize,
+    mut names: impl Iterator<Item = &'a str>,
+) -> Result<(), &'static str> {
+    if count > MAX_DROP_REASONS || names.any(|n| n.len() > MAX_REASON_NAME) {
+        return Err("drop reason table too large");
+    }
+    Ok(())
+}
+
+/// What the decoder of kernel records guarantees of every event.
+fn check_event(ev: &HopEvent) -> Result<(), &'static str> {
+    if ev.packet.0 == 0 && !ev.hook.is_annotation() {
+        return Err("event of packet id 0, which is reserved");
+    }
+    let related = match ev.link {
+        Some(Link::CloneOf(p) | Link::Branch(p) | Link::SegmentOf { parent: p, .. }) => Some(p),
+        Some(Link::Segmented { .. }) | None => None,
+    };
+    if related.is_some_and(|p| p.0 == 0) {
+        return Err("event linked to packet id 0, which is reserved");
+    }
+    Ok(())
+}
+
+/// The limits of [`Recorder`], as the reader checks them.
+fn check_frame(f: &Frame) -> Result<(), &'static str> {
+    match f {
+        Frame::Event(e) => check_event(e),
+        Frame::Tick(_) | Frame::Link(_) => Ok(()),
+        Frame::NetnsName { name, .. } => check_name("namespace name over 4096 bytes", name),
+        Frame::Symbol { name, .. } => check_name("symbol name over 4096 bytes", name),
+        Frame::Scope { netns, label, .. } => check_scope(netns, label),
+        Frame::DropReasons(r) => check_drop_reasons(r.len(), r.iter().map(|(_, n)| n.as_str())),
+    }
+}
+
+fn invalid(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what.into())
+}
+
+// ------------------------------------------------------------------ writer
+
+/// Writes a recording (always in format [`FORMAT_VERSION`]): the header at
+/// creation, then one frame per call. Frames are encoded into a buffer the
+/// recorder keeps, so events cost no allocation once it has grown; wrap
+/// files in a [`BufWriter`] (as [`Recorder::create`] does) so that they
+/// cost no syscall either.
 pub struct Recorder<W: Write> {
     w: W,
     frames: u64,
+    /// The frame being written, kept for its capacity.
+    buf: Vec<u8>,
 }
 
 impl Recorder<BufWriter<File>> {
@@ -313,40 +413,69 @@ impl<W: Write> Recorder<W> {
     /// Writes the header. Fails with `InvalidInput` when a string of `info`
     /// is over [`MAX_STRING`] bytes (no reader would accept it).
     pub fn new(mut w: W, info: &RecordingInfo) -> io::Result<Self> {
-        let mut head = [0u8; 40];
+        let mut head = [0u8; 34];
         head[..16].copy_from_slice(&MAGIC);
         head[16..18].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        head[18..20].copy_from_slice(&abi::ABI_VERSION.to_le_bytes());
-        head[20..24].copy_from_slice(&EVENT_SIZE_U32.to_le_bytes());
-        head[24..32].copy_from_slice(&info.started_realtime_ns.to_le_bytes());
-        head[32..40].copy_from_slice(&info.started_monotonic_ns.to_le_bytes());
+        head[18..26].copy_from_slice(&info.started_realtime_ns.to_le_bytes());
+        head[26..34].copy_from_slice(&info.started_monotonic_ns.to_le_bytes());
+        for (what, s) in [
+            ("hostname", &info.hostname),
+            ("kernel release", &info.kernel),
+        ] {
+            if s.len() > MAX_STRING {
+                return Err(invalid(format!(
+                    "{what} is {} bytes, over the {MAX_STRING}-byte limit",
+                    s.len()
+                )));
+            }
+        }
         w.write_all(&head)?;
-        write_string(&mut w, "hostname", &info.hostname)?;
-        write_string(&mut w, "kernel release", &info.kernel)?;
-        Ok(Recorder { w, frames: 0 })
+        write_string(&mut w, &info.hostname)?;
+        write_string(&mut w, &info.kernel)?;
+        Ok(Recorder {
+            w,
+            frames: 0,
+            buf: Vec::with_capacity(256),
+        })
     }
 
-    /// Appends one event frame. Heap-free.
-    pub fn event(&mut self, ev: &HopEvent) -> io::Result<()> {
-        let raw = encode_raw(ev);
-        let mut buf = [0u8; FRAME_HEAD + abi::EVENT_SIZE];
-        buf[0] = KIND_EVENT;
-        buf[1..FRAME_HEAD].copy_from_slice(&EVENT_SIZE_U32.to_le_bytes());
-        buf[FRAME_HEAD..].copy_from_slice(abi::event_bytes(&raw));
-        self.w.write_all(&buf)?;
+    /// Appends one frame of `kind` holding `value`, whose encoding must be
+    /// at most `max` bytes.
+    fn put<T: Serialize + ?Sized>(
+        &mut self,
+        kind: u8,
+        value: &T,
+        max: usize,
+        what: &str,
+    ) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.extend_from_slice(&[kind, 0, 0, 0, 0]);
+        let mut buf =
+            postcard::to_extend(value, buf).map_err(|e| invalid(format!("{what}: {e}")))?;
+        let len = buf.len() - FRAME_HEAD;
+        let written = if len > max {
+            Err(invalid(format!("{what} too large ({len} bytes)")))
+        } else {
+            buf[1..FRAME_HEAD].copy_from_slice(&(len as u32).to_le_bytes());
+            self.w.write_all(&buf)
+        };
+        self.buf = buf;
+        written?;
         self.frames += 1;
         Ok(())
+    }
+
+    /// Appends one event frame. Fails with `InvalidInput` on an event no
+    /// kernel record decodes to (packet id 0 on a hop, a link to packet 0).
+    pub fn event(&mut self, ev: &HopEvent) -> io::Result<()> {
+        check_event(ev).map_err(invalid)?;
+        self.put(KIND_EVENT, ev, MAX_FRAME as usize, "event")
     }
 
     /// Appends one tick frame.
     pub fn tick(&mut self, t: &Tick) -> io::Result<()> {
-        let mut buf = [0u8; FRAME_HEAD + TICK_SIZE];
-        buf[0] = KIND_TICK;
-        buf[1..FRAME_HEAD].copy_from_slice(&(TICK_SIZE as u32).to_le_bytes());
-        buf[FRAME_HEAD..].copy_from_slice(&t.to_bytes());
-        self.w.write_all(&buf)?;
-        self.frames += 1;
-        Ok(())
+        self.put(KIND_TICK, t, MAX_FRAME as usize, "tick")
     }
 
     /// Appends any frame (copying or rewriting recordings).
@@ -356,8 +485,8 @@ impl<W: Write> Recorder<W> {
             Frame::Tick(t) => self.tick(t),
             Frame::NetnsName { inode, name } => self.netns_name(*inode, name),
             Frame::DropReasons(r) => {
-                let pairs: Vec<(u32, &str)> = r.iter().map(|(v, n)| (*v, n.as_str())).collect();
-                self.drop_reasons(&pairs)
+                check_drop_reasons(r.len(), r.iter().map(|(_, n)| n.as_str())).map_err(invalid)?;
+                self.put(KIND_DROP_REASONS, r, MAX_FRAME as usize, "drop reasons")
             }
             Frame::Scope {
                 netns,
@@ -371,102 +500,47 @@ impl<W: Write> Recorder<W> {
 
     /// Appends a namespace name (at most [`MAX_STRING`] bytes).
     pub fn netns_name(&mut self, inode: u32, name: &str) -> io::Result<()> {
-        if name.len() > MAX_STRING {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "namespace name over 4096 bytes",
-            ));
-        }
-        let mut head = [0u8; FRAME_HEAD + 4];
-        head[0] = KIND_NETNS_NAME;
-        head[1..FRAME_HEAD].copy_from_slice(&(4 + name.len() as u32).to_le_bytes());
-        head[FRAME_HEAD..].copy_from_slice(&inode.to_le_bytes());
-        self.w.write_all(&head)?;
-        self.w.write_all(name.as_bytes())?;
-        self.frames += 1;
-        Ok(())
+        check_name("namespace name over 4096 bytes", name).map_err(invalid)?;
+        self.put(
+            KIND_NETNS_NAME,
+            &(inode, name),
+            MAX_FRAME as usize,
+            "namespace name",
+        )
     }
 
     /// Appends what the live run showed (see [`Frame::Scope`]).
     pub fn scope(&mut self, netns: &[u32], owner_cgroup: u64, label: &str) -> io::Result<()> {
-        if label.len() > MAX_STRING || netns.len() > MAX_SCOPE_NETNS {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "scope too large",
-            ));
-        }
-        let len = 8 + 2 + label.len() + 4 + 4 * netns.len();
-        let mut head = [0u8; FRAME_HEAD];
-        head[0] = KIND_SCOPE;
-        head[1..].copy_from_slice(&(len as u32).to_le_bytes());
-        self.w.write_all(&head)?;
-        self.w.write_all(&owner_cgroup.to_le_bytes())?;
-        self.w.write_all(&(label.len() as u16).to_le_bytes())?;
-        self.w.write_all(label.as_bytes())?;
-        self.w.write_all(&(netns.len() as u32).to_le_bytes())?;
-        for n in netns {
-            self.w.write_all(&n.to_le_bytes())?;
-        }
-        self.frames += 1;
-        Ok(())
+        check_scope(netns, label).map_err(invalid)?;
+        self.put(
+            KIND_SCOPE,
+            &(netns, owner_cgroup, label),
+            MAX_FRAME as usize,
+            "scope",
+        )
     }
 
     /// Appends a resolved code address (name at most [`MAX_STRING`] bytes).
     pub fn symbol(&mut self, addr: u64, name: &str) -> io::Result<()> {
-        if name.len() > MAX_STRING {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "symbol name too long",
-            ));
-        }
-        let mut head = [0u8; FRAME_HEAD + 8];
-        head[0] = KIND_SYMBOL;
-        head[1..FRAME_HEAD].copy_from_slice(&(8 + name.len() as u32).to_le_bytes());
-        head[FRAME_HEAD..].copy_from_slice(&addr.to_le_bytes());
-        self.w.write_all(&head)?;
-        self.w.write_all(name.as_bytes())?;
-        self.frames += 1;
-        Ok(())
+        check_name("symbol name over 4096 bytes", name).map_err(invalid)?;
+        self.put(KIND_SYMBOL, &(addr, name), MAX_FRAME as usize, "symbol")
     }
 
-    /// Appends a link (a JSON object of at most [`MAX_STRING`] bytes).
-    pub fn link(&mut self, l: &crate::topology::links::LinkInfo) -> io::Result<()> {
-        let json = serde_json::to_vec(l).map_err(io::Error::from)?;
-        if json.len() > MAX_STRING {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "link record too large",
-            ));
-        }
-        let mut head = [0u8; FRAME_HEAD];
-        head[0] = KIND_LINK;
-        head[1..].copy_from_slice(&(json.len() as u32).to_le_bytes());
-        self.w.write_all(&head)?;
-        self.w.write_all(&json)?;
-        self.frames += 1;
-        Ok(())
+    /// Appends a link (encoded in at most [`MAX_STRING`] bytes).
+    pub fn link(&mut self, l: &LinkInfo) -> io::Result<()> {
+        self.put(KIND_LINK, l, MAX_STRING, "link record")
     }
 
-    /// Appends the drop reason table (names of at most 255 bytes).
+    /// Appends the drop reason table (at most 2048 entries, names of at
+    /// most 255 bytes).
     pub fn drop_reasons(&mut self, reasons: &[(u32, &str)]) -> io::Result<()> {
-        let len: usize = reasons.iter().map(|(_, n)| 6 + n.len()).sum();
-        if len > MAX_FRAME as usize || reasons.iter().any(|(_, n)| n.len() > MAX_REASON_NAME) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "drop reason table too large",
-            ));
-        }
-        let mut head = [0u8; FRAME_HEAD];
-        head[0] = KIND_DROP_REASONS;
-        head[1..].copy_from_slice(&(len as u32).to_le_bytes());
-        self.w.write_all(&head)?;
-        for (v, n) in reasons {
-            self.w.write_all(&v.to_le_bytes())?;
-            self.w.write_all(&(n.len() as u16).to_le_bytes())?;
-            self.w.write_all(n.as_bytes())?;
-        }
-        self.frames += 1;
-        Ok(())
+        check_drop_reasons(reasons.len(), reasons.iter().map(|(_, n)| *n)).map_err(invalid)?;
+        self.put(
+            KIND_DROP_REASONS,
+            reasons,
+            MAX_FRAME as usize,
+            "drop reasons",
+        )
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -479,36 +553,42 @@ impl<W: Write> Recorder<W> {
         Ok(self.w)
     }
 
-    /// Frames written so far (events and ticks).
+    /// Frames written so far (of every kind).
     pub fn frames(&self) -> u64 {
         self.frames
     }
 }
 
-fn write_string<W: Write>(w: &mut W, what: &str, s: &str) -> io::Result<()> {
-    if s.len() > MAX_STRING {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{what} is {} bytes, over the {MAX_STRING}-byte limit",
-                s.len()
-            ),
-        ));
-    }
+/// A string of at most [`MAX_STRING`] bytes (checked), length first.
+fn write_string<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
     w.write_all(&(s.len() as u32).to_le_bytes())?;
     w.write_all(s.as_bytes())
 }
 
-/// Reads a recording back: the header at creation, then one frame per call.
-/// It is also an iterator of frames that stops after the first error.
+// ------------------------------------------------------------------ reader
+
+/// How the frames of the file being read are encoded.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    /// Format 1, with the event ABI its header names.
+    V1(RecordedAbi),
+    V2,
+}
+
+/// Reads a recording back, of any format version from
+/// [`OLDEST_FORMAT_VERSION`] to [`FORMAT_VERSION`]: the header at
+/// creation, then one frame per call, each as format [`FORMAT_VERSION`]
+/// holds it. It is also an iterator of frames that stops after the first
+/// error.
 pub struct Replay<R: Read> {
     r: R,
     path: Option<PathBuf>,
     /// Bytes consumed so far: where the next read starts.
     offset: u64,
     info: RecordingInfo,
-    /// The header's event ABI: today's, or the first one (converted).
-    abi_version: u16,
+    format: Format,
+    /// The payload being decoded, kept for its capacity.
+    buf: Vec<u8>,
     /// Set at the end of the file or after an error.
     done: bool,
 }
@@ -536,7 +616,8 @@ impl<R: Read> Replay<R> {
             path,
             offset: 0,
             info: RecordingInfo::default(),
-            abi_version: abi::ABI_VERSION,
+            format: Format::V2,
+            buf: Vec::new(),
             done: false,
         };
         rp.read_header()?;
@@ -546,6 +627,15 @@ impl<R: Read> Replay<R> {
     /// Where and when the recording was made.
     pub fn info(&self) -> &RecordingInfo {
         &self.info
+    }
+
+    /// The format version of the file (frames come converted to the
+    /// current one).
+    pub fn format_version(&self) -> u16 {
+        match self.format {
+            Format::V1(_) => 1,
+            Format::V2 => 2,
+        }
     }
 
     /// The next frame, or `Ok(None)` at a clean end of file (exactly at a
@@ -582,24 +672,25 @@ impl<R: Read> Replay<R> {
             }
             _ => {}
         }
-        let version = self.u16()?;
-        if version != FORMAT_VERSION {
-            return Err(RecordError::Version {
-                got: version,
-                want: FORMAT_VERSION,
-            });
-        }
-        let abi_version = self.u16()?;
-        let size = self.u32()?;
-        let known = (abi_version == abi::ABI_VERSION && size == EVENT_SIZE_U32)
-            || (abi_version == abi::ABI_VERSION_1 && size as usize == abi::EVENT_SIZE_1);
-        if !known {
-            return Err(RecordError::AbiMismatch {
-                abi: abi_version,
-                size,
-            });
-        }
-        self.abi_version = abi_version;
+        self.format = match self.u16()? {
+            1 => Format::V1(self.v1_header()?),
+            2 => {
+                self.info_fields()?;
+                Format::V2
+            }
+            got => {
+                return Err(RecordError::Version {
+                    got,
+                    want: FORMAT_VERSION,
+                })
+            }
+        };
+        Ok(())
+    }
+
+    /// The header fields every format has, in this order: both clocks,
+    /// hostname, kernel release.
+    fn info_fields(&mut self) -> Result<(), RecordError> {
         self.info.started_realtime_ns = self.u64()?;
         self.info.started_monotonic_ns = self.u64()?;
         self.info.hostname = self.string("hostname")?;
@@ -624,10 +715,6 @@ impl<R: Read> Replay<R> {
                     what: format!("frame length {len} is over the 1 MiB limit"),
                 });
             }
-            let corrupt_len = |want: usize| RecordError::Corrupt {
-                offset: start,
-                what: format!("frame of kind {kind} is {len} bytes, expected {want}"),
-            };
             match kind {
                 KIND_RESERVED => {
                     return Err(RecordError::Corrupt {
@@ -635,175 +722,68 @@ impl<R: Read> Replay<R> {
                         what: "frame kind 0 is reserved (zero-filled data?)".to_string(),
                     })
                 }
-                KIND_EVENT => {
-                    // Records of the first ABI are converted as they are read.
-                    let (want, v1) = if self.abi_version == abi::ABI_VERSION_1 {
-                        (abi::EVENT_SIZE_1, true)
-                    } else {
-                        (abi::EVENT_SIZE, false)
-                    };
-                    if len as usize != want {
-                        return Err(corrupt_len(want));
-                    }
-                    let mut b = [0u8; abi::EVENT_SIZE];
-                    self.exact(&mut b[..want])?;
-                    let decoded = if v1 {
-                        decode_v1(&b[..want])
-                    } else {
-                        decode(&b)
-                    };
-                    return match decoded {
-                        Ok(ev) => Ok(Some(Frame::Event(ev))),
-                        Err(source) => Err(RecordError::Decode {
-                            offset: start,
-                            source,
-                        }),
-                    };
+                KIND_EVENT..=KIND_SYMBOL => {}
+                _ => {
+                    self.skip(u64::from(len))?;
+                    continue;
                 }
-                KIND_TICK => {
-                    if len as usize != TICK_SIZE {
-                        return Err(corrupt_len(TICK_SIZE));
-                    }
-                    let mut b = [0u8; TICK_SIZE];
-                    self.exact(&mut b)?;
-                    return Ok(Some(Frame::Tick(Tick::from_bytes(&b))));
-                }
-                KIND_SYMBOL => {
-                    let len = len as usize;
-                    if !(8..=8 + MAX_STRING).contains(&len) {
-                        return Err(RecordError::Corrupt {
-                            offset: start,
-                            what: format!("symbol frame of {len} bytes"),
-                        });
-                    }
-                    let mut b = [0u8; 8 + MAX_STRING];
-                    self.exact(&mut b[..len])?;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(&b[..8]);
-                    let name =
-                        std::str::from_utf8(&b[8..len]).map_err(|_| RecordError::Corrupt {
-                            offset: start,
-                            what: "symbol name is not UTF-8".to_string(),
-                        })?;
-                    return Ok(Some(Frame::Symbol {
-                        addr: u64::from_le_bytes(a),
-                        name: name.to_owned(),
-                    }));
-                }
-                KIND_LINK => {
-                    let len = len as usize;
-                    if len > MAX_STRING {
-                        return Err(RecordError::Corrupt {
-                            offset: start,
-                            what: format!("link frame of {len} bytes"),
-                        });
-                    }
-                    let mut b = [0u8; MAX_STRING];
-                    self.exact(&mut b[..len])?;
-                    let l =
-                        serde_json::from_slice(&b[..len]).map_err(|e| RecordError::Corrupt {
-                            offset: start,
-                            what: format!("link frame: {e}"),
-                        })?;
-                    return Ok(Some(Frame::Link(l)));
-                }
-                KIND_SCOPE => {
-                    let corrupt = |what: &str| RecordError::Corrupt {
-                        offset: start,
-                        what: format!("scope frame: {what}"),
-                    };
-                    let len = len as usize;
-                    if len < 14 {
-                        return Err(corrupt("too short"));
-                    }
-                    let mut fixed = [0u8; 10];
-                    self.exact(&mut fixed)?;
-                    let mut cg = [0u8; 8];
-                    cg.copy_from_slice(&fixed[..8]);
-                    let owner_cgroup = u64::from_le_bytes(cg);
-                    let label_len = usize::from(u16::from_le_bytes([fixed[8], fixed[9]]));
-                    if label_len > MAX_STRING || 10 + label_len + 4 > len {
-                        return Err(corrupt("label length"));
-                    }
-                    let mut b = [0u8; MAX_STRING];
-                    self.exact(&mut b[..label_len])?;
-                    let label = std::str::from_utf8(&b[..label_len])
-                        .map_err(|_| corrupt("label is not UTF-8"))?
-                        .to_owned();
-                    let mut c = [0u8; 4];
-                    self.exact(&mut c)?;
-                    let count = u32::from_le_bytes(c) as usize;
-                    if count > MAX_SCOPE_NETNS || 10 + label_len + 4 + 4 * count != len {
-                        return Err(corrupt("namespace count"));
-                    }
-                    let mut netns = Vec::with_capacity(count.min(1024));
-                    for _ in 0..count {
-                        self.exact(&mut c)?;
-                        netns.push(u32::from_le_bytes(c));
-                    }
-                    return Ok(Some(Frame::Scope {
-                        netns,
-                        owner_cgroup,
-                        label,
-                    }));
-                }
-                KIND_DROP_REASONS => {
-                    // Entry by entry: a length field never sizes an allocation.
-                    let mut left = len as usize;
-                    let mut reasons = Vec::new();
-                    while left > 0 {
-                        let mut eh = [0u8; 6];
-                        if left < eh.len() {
-                            return Err(RecordError::Corrupt {
-                                offset: start,
-                                what: "drop reason entry cut short".to_string(),
-                            });
-                        }
-                        self.exact(&mut eh)?;
-                        let value = u32::from_le_bytes([eh[0], eh[1], eh[2], eh[3]]);
-                        let n = usize::from(u16::from_le_bytes([eh[4], eh[5]]));
-                        if n > MAX_REASON_NAME || 6 + n > left {
-                            return Err(RecordError::Corrupt {
-                                offset: start,
-                                what: format!("drop reason name of {n} bytes"),
-                            });
-                        }
-                        let mut b = [0u8; MAX_REASON_NAME];
-                        self.exact(&mut b[..n])?;
-                        let name =
-                            std::str::from_utf8(&b[..n]).map_err(|_| RecordError::Corrupt {
-                                offset: start,
-                                what: "drop reason name is not UTF-8".to_string(),
-                            })?;
-                        reasons.push((value, name.to_owned()));
-                        left -= 6 + n;
-                    }
-                    return Ok(Some(Frame::DropReasons(reasons)));
-                }
-                KIND_NETNS_NAME => {
-                    let len = len as usize;
-                    if !(4..=4 + MAX_STRING).contains(&len) {
-                        return Err(RecordError::Corrupt {
-                            offset: start,
-                            what: format!("namespace name frame of {len} bytes"),
-                        });
-                    }
-                    let mut b = [0u8; 4 + MAX_STRING];
-                    self.exact(&mut b[..len])?;
-                    let inode = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    let name =
-                        std::str::from_utf8(&b[4..len]).map_err(|_| RecordError::Corrupt {
-                            offset: start,
-                            what: "namespace name is not UTF-8".to_string(),
-                        })?;
-                    return Ok(Some(Frame::NetnsName {
-                        inode,
-                        name: name.to_owned(),
-                    }));
-                }
-                _ => self.skip(u64::from(len))?,
             }
+            let frame = match self.format {
+                Format::V1(abi) => self.v1_frame(abi, start, kind, len)?,
+                Format::V2 => self.v2_frame(start, kind, len)?,
+            };
+            if let Err(what) = check_frame(&frame) {
+                return Err(RecordError::Corrupt {
+                    offset: start,
+                    what: what.to_string(),
+                });
+            }
+            return Ok(Some(frame));
         }
+    }
+
+    /// The payload of a format-2 frame of a known `kind`.
+    fn v2_frame(&mut self, start: u64, kind: u8, len: u32) -> Result<Frame, RecordError> {
+        let len = len as usize;
+        if kind == KIND_LINK && len > MAX_STRING {
+            return Err(RecordError::Corrupt {
+                offset: start,
+                what: format!("link frame of {len} bytes"),
+            });
+        }
+        self.payload(len)?;
+        let buf = &self.buf;
+        match kind {
+            KIND_EVENT => payload(start, "event", buf).map(Frame::Event),
+            KIND_TICK => payload(start, "tick", buf).map(Frame::Tick),
+            KIND_NETNS_NAME => payload(start, "namespace name", buf)
+                .map(|(inode, name)| Frame::NetnsName { inode, name }),
+            KIND_DROP_REASONS => payload(start, "drop reasons", buf).map(Frame::DropReasons),
+            KIND_SCOPE => {
+                payload(start, "scope", buf).map(|(netns, owner_cgroup, label)| Frame::Scope {
+                    netns,
+                    owner_cgroup,
+                    label,
+                })
+            }
+            KIND_LINK => payload(start, "link", buf).map(Frame::Link),
+            _ => payload(start, "symbol", buf).map(|(addr, name)| Frame::Symbol { addr, name }),
+        }
+    }
+
+    /// Reads `len` payload bytes into `self.buf`, growing it one step at a
+    /// time as the bytes arrive.
+    fn payload(&mut self, len: usize) -> Result<(), RecordError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut read = Ok(());
+        while buf.len() < len && read.is_ok() {
+            let at = buf.len();
+            buf.resize(at + (len - at).min(READ_STEP), 0);
+            read = self.exact(&mut buf[at..]);
+        }
+        self.buf = buf;
+        read
     }
 
     /// Reads until `buf` is full or the file ends; returns the bytes read.
@@ -886,6 +866,24 @@ impl<R: Read> Replay<R> {
             offset: at + 4,
             what: format!("{what} is not UTF-8"),
         })
+    }
+}
+
+/// One postcard value filling `bytes` exactly: the payload of the frame at
+/// `start`.
+fn payload<'a, T: Deserialize<'a>>(
+    start: u64,
+    what: &str,
+    bytes: &'a [u8],
+) -> Result<T, RecordError> {
+    let corrupt = |why: String| RecordError::Corrupt {
+        offset: start,
+        what: format!("{what} frame: {why}"),
+    };
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((v, [])) => Ok(v),
+        Ok((_, rest)) => Err(corrupt(format!("{} bytes after its value", rest.len()))),
+        Err(e) => Err(corrupt(e.to_string())),
     }
 }
 
