@@ -26,7 +26,7 @@ static __always_inline struct hs_event *hs_clone_delivery(struct sk_buff *skb, _
 	if (!s || !BPF_CORE_READ_BITFIELD(skb, cloned))
 		return NULL;
 	head = (__u64)skb->head;
-	h = bpf_map_lookup_elem(&hs_heads, &head);
+	h = hs_head_of(head);
 	if (!h || bpf_ktime_get_ns() - h->ts > hs_cfg_max_packet_age_ns)
 		return NULL;
 	__builtin_memset(&s->t, 0, sizeof(s->t));

@@ -12,17 +12,56 @@
 #ifndef HOPSCOPE_IDENTITY_H
 #define HOPSCOPE_IDENTITY_H
 
+static __always_inline __u32 hs_head_slot(__u64 head)
+{
+	__u64 v = 0;
+
+	/*
+	 * A number: since 6.17 a plain load of skb->head is a read-only
+	 * pointer to the verifier, and no part of it may be stored as a key.
+	 */
+	bpf_probe_read_kernel(&v, sizeof(v), &head);
+	return (__u32)((v * 0x9e3779b97f4a7c15ULL) >> 32) & (HS_HEAD_SLOTS - 1);
+}
+
+/*
+ * The check word of slot h, from its fields as stored (volatile loads:
+ * numbers to the verifier, where the addresses written were pointers).
+ */
+static __always_inline __u64 hs_head_check(const struct hs_head_state *h)
+{
+	__u64 head = *(volatile const __u64 *)&h->head, skb = *(volatile const __u64 *)&h->skb;
+
+	return ((head ^ skb) * 0x9e3779b97f4a7c15ULL) ^ (h->packet_id * 0xc2b2ae3d27d4eb4fULL) ^
+	       h->fingerprint;
+}
+
+/* The slot of data buffer head, when it holds that buffer whole. */
+static __always_inline struct hs_head_state *hs_head_of(__u64 head)
+{
+	__u32 slot = hs_head_slot(head);
+	struct hs_head_state *h = bpf_map_lookup_elem(&hs_heads, &slot);
+
+	if (!h || h->head != head || h->check != hs_head_check(h))
+		return NULL;
+	return h;
+}
+
 /* Whose data skb's buffer holds from now on (see hs_heads). */
 static __always_inline void hs_head_owner(__u64 head, __u64 skb, __u64 id, __u64 now, __u32 fp)
 {
-	struct hs_head_state h = {
-		.packet_id = id,
-		.skb = skb,
-		.ts = now,
-		.fingerprint = fp,
-	};
+	__u32 slot = hs_head_slot(head);
+	struct hs_head_state *h = bpf_map_lookup_elem(&hs_heads, &slot);
 
-	bpf_map_update_elem(&hs_heads, &head, &h, BPF_ANY);
+	if (!h)
+		return;
+	h->head = head;
+	h->packet_id = id;
+	h->skb = skb;
+	h->ts = now;
+	h->taken = 0;
+	h->fingerprint = fp;
+	h->check = hs_head_check(h);
 }
 
 /*
@@ -95,7 +134,7 @@ static __noinline __u16 hs_adopt_clone(struct sk_buff *skb, __u32 fp, __u64 *id,
 
 	if (!BPF_CORE_READ_BITFIELD(skb, cloned))
 		return 0;
-	h = bpf_map_lookup_elem(&hs_heads, &head);
+	h = hs_head_of(head);
 	/*
 	 * The same headers, or it is a buffer freed (TCP frees without a
 	 * tracepoint) and handed to another packet, not a clone.
@@ -117,6 +156,7 @@ static __noinline __u16 hs_adopt_clone(struct sk_buff *skb, __u32 fp, __u64 *id,
 	*id = h->packet_id;
 	*related = branch;
 	h->skb = key;
+	h->check = hs_head_check(h);
 	h->taken = 1;
 	h->ts = now;
 	return HS_F_BRANCH;
