@@ -47,11 +47,12 @@ static __always_inline int hs_same_packet(struct sk_buff *skb, struct hs_pkt_sta
 	if (!s)
 		return 0;
 	/* The bytes the last device hop saw, in the same place: no need to parse. */
-	hs_win_fill(&s->p, skb, st->hdr_hash ? st->win_at : HS_WIN_FRAME_OF_SKB);
+	hs_win_fill(&s->p, skb, st->hdr_hash ? st->win_at : HS_WIN_FRAME_OF_SKB,
+		    st->hdr_hash ? HS_HASH_BYTES : HS_WIN);
 	if (s->p.len && st->hdr_hash == hs_win_hash(&s->p) && st->head == head)
 		return 1;
 	if (st->hdr_hash)
-		hs_win_fill(&s->p, skb, HS_WIN_FRAME_OF_SKB);
+		hs_win_fill(&s->p, skb, HS_WIN_FRAME_OF_SKB, HS_WIN);
 	__builtin_memset(&s->t, 0, sizeof(s->t));
 	if (hs_parse_win(&s->p, &s->t, &s->o) & HS_F_TUPLE)
 		fp = hs_fingerprint(&s->t);

@@ -141,7 +141,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		return 0;
 	now = bpf_ktime_get_ns();
 	head = (__u64)skb->head;
-	hs_win_fill(p, skb, HS_WIN_FRAME_OF_SKB);
+	hs_win_fill(p, skb, HS_WIN_FRAME_OF_SKB, HS_HASH_BYTES);
 	hash = hs_win_hash(p);
 	/*
 	 * A packet followed already, whose header bytes are those it had where
@@ -176,6 +176,9 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 			    &hs_no_tuple);
 		return 0;
 	}
+	/* The headers are parsed: the whole window (tunnels go deeper). */
+	if (p->len == HS_HASH_BYTES)
+		hs_win_fill(p, skb, HS_WIN_FRAME_OF_SKB, HS_WIN);
 	hs_clear_headers(e);
 	flags = hs_parse_win(p, &e->tuple, &e->outer);
 	if (flags & HS_F_TUPLE)

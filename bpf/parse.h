@@ -537,8 +537,14 @@ static __always_inline __u16 hs_parse_at(struct hs_parse_buf *w, __u32 off, __u8
 /* hs_win_fill's at: let the skb and its device say where the packet starts. */
 #define HS_WIN_FRAME_OF_SKB 0xffffffffu
 
+/* Header bytes the hash covers: every header a hop may rewrite but deep tunnels'. */
+#define HS_HASH_WORDS 16
+#define HS_HASH_BYTES (HS_HASH_WORDS * 8)
+
 /*
- * Copies the first bytes of skb's packet into w, and notes how to read them
+ * Copies the first bytes of skb's packet into w (at most limit: HS_WIN to
+ * parse, HS_HASH_BYTES to hash; payload bytes past the headers are often
+ * in cache lines no one touched yet), and notes how to read them
  * (w->at: where they start, | 1 << 16 for an Ethernet frame). Where at says
  * (a framing an earlier sighting found: the device may be gone by now, TCP
  * clears skb->dev), or else Ethernet framing where the device has it and
@@ -547,7 +553,8 @@ static __always_inline __u16 hs_parse_at(struct hs_parse_buf *w, __u32 off, __u8
  * skb must be a BTF pointer (a tracepoint's argument, or a field loaded from
  * one): its fields are plain loads. Not inlined: one copy for every caller.
  */
-static __noinline void hs_win_fill(struct hs_parse_buf *w, struct sk_buff *skb, __u32 at)
+static __noinline void hs_win_fill(struct hs_parse_buf *w, struct sk_buff *skb, __u32 at,
+				   __u32 limit)
 {
 	const unsigned char *head = skb->head;
 	__u16 mac = skb->mac_header;
@@ -598,6 +605,8 @@ static __noinline void hs_win_fill(struct hs_parse_buf *w, struct sk_buff *skb, 
 	if (tail <= start)
 		return;
 	n = tail - start < HS_WIN ? tail - start : HS_WIN;
+	if (n > limit)
+		n = limit;
 	if (bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID)) {
 		/*
 		 * Plain loads (see hs_head_u64 in filter.h), in blocks of 32
@@ -632,9 +641,6 @@ static __noinline void hs_win_fill(struct hs_parse_buf *w, struct sk_buff *skb, 
 	w->len = n;
 	w->at = start | (__u32)eth << 16;
 }
-
-/* Header bytes the hash covers: every header a hop may rewrite but deep tunnels'. */
-#define HS_HASH_WORDS 16
 
 /*
  * A hash of the first bytes of the packet in w (and how they are framed):
@@ -692,7 +698,7 @@ static __always_inline __u16 hs_parse_skb(struct sk_buff *skb, struct hs_parse_b
 {
 	if (!w)
 		return 0;
-	hs_win_fill(w, skb, HS_WIN_FRAME_OF_SKB);
+	hs_win_fill(w, skb, HS_WIN_FRAME_OF_SKB, HS_WIN);
 	return hs_parse_win(w, t, o);
 }
 
