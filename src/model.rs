@@ -1,8 +1,9 @@
 //! The explorer's state of the world: flows, the finished packets of each
-//! flow, and the counters the status bar shows. It is a correlator [`Sink`]
-//! and nothing else: no I/O, no terminal, no clock ("now" arrives with
-//! [`Model::on_tick`]), so a replayed recording rebuilds exactly the state of
-//! the live run that wrote it.
+//! flow, and the counters the status bar shows. It is a pipeline sink
+//! ([`Sink`], [`FactSink`]) and nothing else: no I/O, no terminal, no clock
+//! ("now" arrives with [`Model::on_tick`]), no lookups (names, links and
+//! symbols arrive as facts), so a replayed recording rebuilds exactly the
+//! state of the live run that wrote it.
 //!
 //! Memory is bounded: at most `max_flows` flows (the least recently seen are
 //! evicted in batches, so eviction costs O(log n) amortised) and at most

@@ -1,4 +1,6 @@
-//! `hopscope trace`: load, attach, correlate and print until told to stop.
+//! `hopscope trace`: the [`crate::pipeline`] with the kernel as its source
+//! and a printer (text or JSON lines, plus the `--dot` graph) as its sink,
+//! until told to stop.
 //!
 //! The main thread waits on the reader's channel for at most `GC_PERIOD` and
 //! checks its stop conditions between batches: a signal (SIGINT, SIGTERM,
@@ -18,7 +20,7 @@ use serde::Serialize;
 use crate::bpf::reader::TracerConfig;
 use crate::cgroup::CommandCgroup;
 use crate::correlate::{
-    Annotation, Correlator, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
+    Annotation, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
 };
 use crate::event::record::Tick;
 use crate::event::HopEvent;
@@ -315,11 +317,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         filter,
         graph: opts.dot.as_ref().map(|_| HopGraph::default()),
     };
-    let mut corr = Correlator::new(ccfg);
-    corr.set_scope(
-        opts.tracer.scope.inodes(),
-        opts.tracer.scope.ifnames.clone(),
-    );
+    let corr = source::correlator(ccfg, &opts.tracer);
     let mut pipe = Pipeline::new(corr, FactService::live(opts.inodes), sink, recorder);
     if let Some(r) = pipe.recorder() {
         // A replay shows what this run printed.

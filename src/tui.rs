@@ -1,5 +1,6 @@
-//! The explorer's runners: the live loop (reader thread → correlator →
-//! model → screen) and the replay of a recording, plus terminal hygiene.
+//! The explorer's runners: the live loop (the kernel source and the model
+//! as the sink of the [`crate::pipeline`], then the screen) and the replay
+//! of a recording (the recording as the source), plus terminal hygiene.
 //!
 //! - The terminal is put back (raw mode off, main screen, mouse capture
 //!   off, cursor shown) by an RAII guard on every exit path, and by a panic
@@ -283,11 +284,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         .as_deref()
         .map(|p| source::create_recording(p, opts.force))
         .transpose()?;
-    let mut corr = Correlator::new(opts.correlator);
-    corr.set_scope(
-        opts.tracer.scope.inodes(),
-        opts.tracer.scope.ifnames.clone(),
-    );
+    let corr = source::correlator(opts.correlator, &opts.tracer);
     let model = Model::new(opts.model.clone());
     let mut pipe = Pipeline::new(corr, FactService::live(false), model, recorder);
     if let Some(r) = pipe.recorder() {

@@ -2,7 +2,9 @@
 //! per visit (or per hook), or JSON lines. They write into any `io::Write`
 //! and reuse their line buffer; the per-packet work (names, drop reasons
 //! and locations) allocates a few small strings per printed packet, never
-//! per event that is not printed.
+//! per event that is not printed. They look nothing up: names, links,
+//! symbols and reason names are the facts the pipeline's edge gave them
+//! ([`crate::facts`]).
 
 pub mod json;
 mod json_line;

@@ -269,3 +269,63 @@ impl<S: FactSink> Pipeline<S> {
         Ok(self.sink)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::CorrelatorConfig;
+    use crate::event::record::Replay;
+
+    /// Keeps the facts it is given.
+    #[derive(Default)]
+    struct Facts(Vec<Fact>);
+
+    impl crate::correlate::Sink for Facts {}
+
+    impl FactSink for Facts {
+        fn fact(&mut self, fact: &Fact) {
+            self.0.push(fact.clone());
+        }
+    }
+
+    fn pipeline(recorder: Option<FileRecorder>) -> Pipeline<Facts> {
+        Pipeline::new(
+            Correlator::new(CorrelatorConfig::default()),
+            FactService::replay(),
+            Facts::default(),
+            recorder,
+        )
+    }
+
+    #[test]
+    fn facts_reach_the_sink_live_and_from_the_recording_alike() {
+        let dir = std::env::temp_dir().join(format!("hopscope-pipe-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let facts = vec![
+            Fact::NetnsName {
+                inode: 4026532001,
+                name: "hs-c1".to_owned(),
+            },
+            Fact::Symbol {
+                addr: 0xffff_ffff_8100_0000,
+                name: "ip_rcv+0x10".to_owned(),
+            },
+            Fact::DropReasons(crate::event::drop_reason::DropReasons::from_pairs(vec![(
+                2,
+                "NOT_SPECIFIED".to_owned(),
+            )])),
+        ];
+        let mut live = pipeline(Some(source::create_recording(&dir, false).unwrap()));
+        for f in &facts {
+            live.give(f.clone()).unwrap();
+        }
+        assert_eq!(live.finish(None).unwrap().0, facts, "live: as given");
+
+        let mut replay = pipeline(None);
+        for frame in Replay::open(&dir).unwrap() {
+            replay.frame(frame.unwrap()).unwrap();
+        }
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(replay.finish(None).unwrap().0, facts, "replay: as recorded");
+    }
+}

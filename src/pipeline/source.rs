@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::bpf::probe;
 use crate::bpf::reader::{Degraded, Reader, ReaderMsg, TracerConfig, READY_TIMEOUT};
+use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::event::record::{Frame, Recorder, RecordingInfo, Replay};
 use crate::UsageError;
 
@@ -24,6 +25,14 @@ pub fn start_kernel(tracer: &TracerConfig) -> Result<(Reader, Vec<Degraded>)> {
         Ok(_) | Err(_) => anyhow::bail!("the BPF reader did not start"),
     };
     Ok((reader, degraded))
+}
+
+/// The correlator for events of this kernel source: it knows the scope the
+/// kernel was given (namespaces, interfaces), to tell where packets left it.
+pub fn correlator(cfg: CorrelatorConfig, tracer: &TracerConfig) -> Correlator {
+    let mut corr = Correlator::new(cfg);
+    corr.set_scope(tracer.scope.inodes(), tracer.scope.ifnames.clone());
+    corr
 }
 
 /// Whether this process may trace (root or CAP_BPF + CAP_PERFMON, BTF):
