@@ -58,6 +58,8 @@ pub struct Pipeline<S: FactSink> {
 }
 
 impl<S: FactSink> Pipeline<S> {
+    /// A pipeline into `sink`, its facts from `facts` (live lookups, or a
+    /// replay's frames), everything also into `recorder` if given.
     pub fn new(
         corr: Correlator,
         facts: FactService,
