@@ -37,11 +37,11 @@ use hopscope::bpf::abi::{
 };
 use hopscope::correlate::{Correlator, CorrelatorConfig, Sink};
 use hopscope::event::stream::StreamDecoder;
+use hopscope::facts::{Fact, FactSink};
 use hopscope::model::{Model, ModelConfig};
 use hopscope::output::json::JsonSink;
 use hopscope::output::Filter;
 use hopscope::topology::links::{LinkInfo, LinkKind, LinkRef};
-use hopscope::topology::resolver::Topology;
 use hopscope::ui::{self, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -762,11 +762,14 @@ fn json(c: &mut Criterion, stream: &[u8]) {
     // writer (here one that discards what it is given).
     let sink = || {
         let out: Box<dyn io::Write + Send> = Box::new(io::sink());
-        JsonSink::new(
+        let mut s = JsonSink::new(
             io::BufWriter::with_capacity(64 * 1024, out),
             Filter::default(),
-        )
-        .with_topology(lab_topology())
+        );
+        for f in lab_facts() {
+            s.fact(&f);
+        }
+        s
     };
     let half = (stream.len() / EVENT_SIZE / 2) * EVENT_SIZE;
     let (warm, measured) = stream.split_at(half);
@@ -784,7 +787,10 @@ fn json(c: &mut Criterion, stream: &[u8]) {
         allocs as f64 / measured_events
     );
     // The bytes written, to compare formatters.
-    let mut counted = JsonSink::new(Vec::new(), Filter::default()).with_topology(lab_topology());
+    let mut counted = JsonSink::new(Vec::new(), Filter::default());
+    for f in lab_facts() {
+        counted.fact(&f);
+    }
     let mut corr = Correlator::new(CorrelatorConfig::default());
     let mut last_gc = 0;
     run_into(
@@ -820,17 +826,20 @@ fn json(c: &mut Criterion, stream: &[u8]) {
     g.finish();
 }
 
-/// What `trace --json` knows of the lab's devices: namespace names and
+/// What `trace --json` is told of the lab's devices: namespace names and
 /// links (the veth pairs and the bridge), so hop records carry names.
-fn lab_topology() -> Topology {
-    let mut t = Topology::new();
-    for (ino, name) in [
+fn lab_facts() -> Vec<Fact> {
+    let mut t: Vec<Fact> = [
         (C1_ETH0.netns_ino, "hs-c1"),
         (VC1.netns_ino, "hs-br"),
         (C2_ETH0.netns_ino, "hs-c2"),
-    ] {
-        t.set_name(ino, name);
-    }
+    ]
+    .into_iter()
+    .map(|(inode, name)| Fact::NetnsName {
+        inode,
+        name: name.to_owned(),
+    })
+    .collect();
     let link = |d: Dev, peer: Dev, master: Option<u32>| LinkInfo {
         netns: d.netns_ino,
         ifindex: d.ifindex,
@@ -853,10 +862,10 @@ fn lab_topology() -> Topology {
         mtu: Some(1500),
         up: true,
     };
-    t.set_link(link(C1_ETH0, VC1, None));
-    t.set_link(link(VC1, C1_ETH0, Some(3)));
-    t.set_link(link(VC2, C2_ETH0, Some(3)));
-    t.set_link(link(C2_ETH0, VC2, None));
+    t.push(Fact::Link(link(C1_ETH0, VC1, None)));
+    t.push(Fact::Link(link(VC1, C1_ETH0, Some(3))));
+    t.push(Fact::Link(link(VC2, C2_ETH0, Some(3))));
+    t.push(Fact::Link(link(C2_ETH0, VC2, None)));
     t
 }
 

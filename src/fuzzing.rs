@@ -25,6 +25,8 @@ use crate::event::encode::encode_raw;
 use crate::event::record::{Frame, Recorder, Replay};
 use crate::filter::expr::{check, Insn, PacketFilter};
 use crate::model::{Model, ModelConfig};
+use crate::pipeline::facts::FactService;
+use crate::pipeline::Pipeline;
 use crate::safe_text::shown;
 
 /// Longest expression the filter target compiles: libpcap's time grows
@@ -168,12 +170,17 @@ pub fn recording(data: &[u8]) {
         max_flows: 16,
         ..ModelConfig::default()
     };
-    let mut corr = Correlator::new(corr_cfg);
-    let mut model = Model::new(model_cfg);
+    let mut pipe = Pipeline::new(
+        Correlator::new(corr_cfg),
+        FactService::replay(),
+        Model::new(model_cfg),
+        None,
+    );
     for f in frames {
-        crate::tui::apply_frame(f, &mut corr, &mut model);
+        pipe.frame(f).expect("a replay writes nothing");
     }
-    corr.flush(&mut model);
+    pipe.flush().expect("a replay writes nothing");
+    let model = &pipe.sink;
     assert!(
         model.flow_count() <= 16,
         "{} flows kept",

@@ -1,8 +1,9 @@
 //! The explorer's state of the world: flows, the finished packets of each
-//! flow, and the counters the status bar shows. It is a correlator [`Sink`]
-//! and nothing else: no I/O, no terminal, no clock ("now" arrives with
-//! [`Model::on_tick`]), so a replayed recording rebuilds exactly the state of
-//! the live run that wrote it.
+//! flow, and the counters the status bar shows. It is a pipeline sink
+//! ([`Sink`], [`FactSink`]) and nothing else: no I/O, no terminal, no clock
+//! ("now" arrives with [`Model::on_tick`]), no lookups (names, links and
+//! symbols arrive as facts), so a replayed recording rebuilds exactly the
+//! state of the live run that wrote it.
 //!
 //! Memory is bounded: at most `max_flows` flows (the least recently seen are
 //! evicted in batches, so eviction costs O(log n) amortised) and at most
@@ -19,16 +20,14 @@ use crate::correlate::{Flow, FlowId, FlowKey, HopContext, Outcome, Packet, Role,
 use crate::event::drop_reason::DropReasons;
 use crate::event::record::Tick;
 use crate::event::{HopEvent, NetnsId, PacketId};
-use crate::output::Filter;
+use crate::facts::{Fact, FactSink};
+use crate::select::Filter;
 use crate::topology::links::LinkInfo;
 use crate::topology::TopologyView;
 
 /// Namespace names, links and drop locations kept (beyond, new ones are
 /// shown by number).
 const MAX_TOPOLOGY_ENTRIES: usize = 65_536;
-
-/// Devices remembered as unknown between two lookups.
-const MAX_UNKNOWN: usize = 256;
 
 /// Window of the events-per-second figure.
 const RATE_WINDOW_NS: u64 = 3_000_000_000;
@@ -359,16 +358,12 @@ pub struct Model {
     netns_names: FxHashMap<u32, String>,
     /// The traced kernel's drop reason names (empty: unknown).
     drop_reasons: DropReasons,
-    /// Namespaces seen in finished packets that have no name yet.
-    unknown: Vec<crate::event::Device>,
     /// Links of the namespaces (live: rtnetlink; replay: the recording).
     links: FxHashMap<(u32, u32), LinkInfo>,
     /// Drops by reason, namespace and device.
     drops: FxHashMap<DropKey, DropStat>,
     /// Drop locations resolved to `function+0xoff`.
     symbols: FxHashMap<u64, String>,
-    /// Drop locations seen since the last call and not resolved yet.
-    unresolved_locations: Vec<u64>,
     /// Bumped on every change that can alter what is shown.
     generation: u64,
     /// Bumped whenever a packet enters or leaves a flow.
@@ -390,11 +385,9 @@ impl Model {
             rate_samples: VecDeque::new(),
             netns_names: FxHashMap::default(),
             drop_reasons: DropReasons::default(),
-            unknown: Vec::new(),
             links: FxHashMap::default(),
             drops: FxHashMap::default(),
             symbols: FxHashMap::default(),
-            unresolved_locations: Vec::new(),
             generation: 0,
             packet_changes: 0,
             names_version: 0,
@@ -524,8 +517,6 @@ impl Model {
         }
         if self.netns_names.get(&ns.0).map(String::as_str) != Some(name) {
             self.netns_names.insert(ns.0, name.to_owned());
-            self.unknown
-                .retain(|d| d.netns != ns || !self.links.contains_key(&(ns.0, d.ifindex.0)));
             self.generation += 1;
             self.names_version += 1;
         }
@@ -539,7 +530,6 @@ impl Model {
         }
         if self.links.get(&key) != Some(&l) {
             self.links.insert(key, l);
-            self.unknown.retain(|d| (d.netns.0, d.ifindex.0) != key);
             self.generation += 1;
         }
     }
@@ -563,19 +553,7 @@ impl Model {
             return;
         }
         self.symbols.insert(addr, name.to_owned());
-        self.unresolved_locations.retain(|a| *a != addr);
         self.generation += 1;
-    }
-
-    /// Drop locations of finished packets not resolved yet.
-    pub fn take_unresolved_locations(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.unresolved_locations)
-    }
-
-    /// Devices of finished packets, seen since the last call, whose
-    /// namespace name or link is not known yet.
-    pub fn take_unknown(&mut self) -> Vec<crate::event::Device> {
-        std::mem::take(&mut self.unknown)
     }
 
     pub fn set_in_flight(&mut self, n: u64) {
@@ -638,6 +616,43 @@ impl Model {
             self.packet_changes += 1;
             f.packets.remove(p.id, p.role, self.packet_changes);
         }
+    }
+}
+
+/// The explorer's sink takes facts into its own tables (what the screens
+/// and a `d` export read) and the clock from ticks.
+impl FactSink for Model {
+    fn fact(&mut self, fact: &Fact) {
+        match fact {
+            Fact::NetnsName { inode, name } => self.set_netns_name(NetnsId(*inode), name),
+            Fact::Link(l) => self.set_link(l.clone()),
+            Fact::Symbol { addr, name } => self.set_symbol(*addr, name),
+            Fact::DropReasons(r) => self.set_drop_reasons(r.clone()),
+            Fact::Stack { .. } => {}
+        }
+    }
+
+    fn tick(&mut self, tick: &Tick, in_flight: u64) {
+        self.on_tick(tick);
+        self.set_in_flight(in_flight);
+    }
+
+    /// Hops and annotations are counted, not shown with their places.
+    fn shows_hop(&self, _ev: &HopEvent, _ctx: &HopContext, _flow: Option<&Flow>) -> bool {
+        false
+    }
+
+    fn shows_annotation(
+        &self,
+        _ev: &HopEvent,
+        _at: &crate::correlate::Annotation,
+        _flow: Option<&Flow>,
+    ) -> bool {
+        false
+    }
+
+    fn shows_packet(&self, p: &Packet, flow: Option<&Flow>) -> bool {
+        flow.is_some() && self.cfg.filter.packet(p, flow)
     }
 }
 
@@ -704,22 +719,6 @@ impl Sink for Model {
         let first_ns = p.visits.first().map(|v| v.device.netns);
         let last_ns = p.visits.last().map(|v| v.device.netns);
         let transit = transit_ns(p);
-        for v in &p.visits {
-            let d = v.device;
-            let known = self.netns_names.contains_key(&d.netns.0)
-                && self.links.contains_key(&(d.netns.0, d.ifindex.0));
-            if !known && self.unknown.len() < MAX_UNKNOWN && !self.unknown.contains(&d) {
-                self.unknown.push(d);
-            }
-        }
-        if let Some((_, location)) = p.outcome.reason() {
-            if !self.symbols.contains_key(&location)
-                && !self.unresolved_locations.contains(&location)
-                && self.unresolved_locations.len() < MAX_UNKNOWN
-            {
-                self.unresolved_locations.push(location);
-            }
-        }
         // Routine frees (socket close, ...) are not drops (the correlator
         // decided, with the kernel's reason names).
         let dropped = match p.outcome {

@@ -128,7 +128,7 @@ pub fn unpredictable_name(stem: &str, ext: &str) -> String {
     let ok = File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut b));
     if ok.is_err() {
         // Still unguessable enough to an attacker who cannot see the clock.
-        let t = crate::trace::monotonic_ns() ^ u64::from(std::process::id()) << 40;
+        let t = crate::clock::monotonic_ns() ^ u64::from(std::process::id()) << 40;
         b.copy_from_slice(&t.to_le_bytes()[..6]);
     }
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();

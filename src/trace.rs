@@ -1,4 +1,6 @@
-//! `hopscope trace`: load, attach, correlate and print until told to stop.
+//! `hopscope trace`: the [`crate::pipeline`] with the kernel as its source
+//! and a printer (text or JSON lines, plus the `--dot` graph) as its sink,
+//! until told to stop.
 //!
 //! The main thread waits on the reader's channel for at most `GC_PERIOD` and
 //! checks its stop conditions between batches: a signal (SIGINT, SIGTERM,
@@ -9,28 +11,29 @@
 
 use std::io;
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 
-use crate::bpf::probe;
-use crate::bpf::reader::{KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
+use crate::bpf::reader::TracerConfig;
 use crate::cgroup::CommandCgroup;
 use crate::correlate::{
-    Annotation, Correlator, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
+    Annotation, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
 };
-use crate::event::record::{Recorder, RecordingInfo};
+use crate::event::record::Tick;
 use crate::event::HopEvent;
+use crate::facts::{Fact, FactSink, FactTable};
 use crate::output::json::JsonSink;
 use crate::output::text::TextSink;
-use crate::output::{DropContext, Filter};
+use crate::output::{lost_phrase, Filter};
+use crate::pipeline::facts::FactService;
+use crate::pipeline::source::{self, kernel_scope_label};
+use crate::pipeline::stop::quit_signals;
+use crate::pipeline::{Pipeline, Step};
 use crate::safe_text::Shown;
 use crate::topology::graph::HopGraph;
-use crate::topology::resolver::Topology;
 use crate::UsageError;
 
 /// Time left for replies after `-- COMMAND` exits.
@@ -131,19 +134,8 @@ impl Out {
             s.release(now);
         }
     }
-    fn drops_mut(&mut self) -> &mut DropContext {
-        match self {
-            Out::Text(s) => s.drops_mut(),
-            Out::Json(s) => s.drops_mut(),
-        }
-    }
-    fn drops(&self) -> &DropContext {
-        match self {
-            Out::Text(s) => s.drops(),
-            Out::Json(s) => s.drops(),
-        }
-    }
-    fn topology(&self) -> Option<&Topology> {
+    /// The names and links the printer was given.
+    fn topology(&self) -> &FactTable {
         match self {
             Out::Text(s) => s.topology(),
             Out::Json(s) => s.topology(),
@@ -156,6 +148,45 @@ struct TraceSink {
     out: Out,
     filter: Filter,
     graph: Option<HopGraph>,
+}
+
+impl FactSink for TraceSink {
+    fn fact(&mut self, fact: &Fact) {
+        match &mut self.out {
+            Out::Text(s) => s.fact(fact),
+            Out::Json(s) => s.fact(fact),
+        }
+    }
+
+    fn shows_hop(&self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) -> bool {
+        match &self.out {
+            Out::Text(s) => s.shows_hop(ev, ctx, flow),
+            Out::Json(s) => s.shows_hop(ev, ctx, flow),
+        }
+    }
+
+    fn shows_annotation(&self, ev: &HopEvent, at: &Annotation, flow: Option<&Flow>) -> bool {
+        match &self.out {
+            Out::Text(s) => s.shows_annotation(ev, at, flow),
+            Out::Json(s) => s.shows_annotation(ev, at, flow),
+        }
+    }
+
+    /// The graph takes the packets the printer shows.
+    fn shows_packet(&self, p: &Packet, flow: Option<&Flow>) -> bool {
+        match &self.out {
+            Out::Text(s) => s.shows_packet(p, flow),
+            Out::Json(s) => s.shows_packet(p, flow),
+        }
+    }
+
+    /// Idle packets ended before this: text blocks whose reorder window
+    /// passed go out, and everything is flushed (a steady trickle never
+    /// lets the source's wait time out).
+    fn tick(&mut self, tick: &Tick, _in_flight: u64) {
+        self.out.release(tick.now_ns);
+        self.out.flush();
+    }
 }
 
 impl Sink for TraceSink {
@@ -186,51 +217,21 @@ impl Sink for TraceSink {
     }
 }
 
-/// Writes the graph with what the topology learned while printing (every
-/// link of every namespace seen, so masters and veth peers are in), or
-/// bare with `--inodes`, into the file created when the run started.
+/// Writes the graph with the facts the printer was given (every link of
+/// every namespace seen, so masters and veth peers are in; none with
+/// `--inodes`: bare), into the file created when the run started.
 fn write_dot_file(
     path: &std::path::Path,
     file: std::fs::File,
     g: &HopGraph,
-    topo: Option<&Topology>,
+    topo: &FactTable,
 ) -> Result<()> {
     let mut buf = Vec::new();
-    let empty = Topology::new();
-    crate::topology::dot::write_dot(g, topo.unwrap_or(&empty), &mut buf)?;
+    crate::topology::dot::write_dot(g, topo, &mut buf)?;
     let mut file = file;
     io::Write::write_all(&mut file, &buf)
         .with_context(|| format!("writing {}", Shown(&path.to_string_lossy())))?;
     Ok(())
-}
-
-/// The last of SIGINT, SIGTERM or SIGHUP received: each means "detach and
-/// quit".
-#[derive(Clone)]
-pub struct QuitSignal(Arc<AtomicUsize>);
-
-impl QuitSignal {
-    /// The signal's number, once one came.
-    pub fn received(&self) -> Option<i32> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(n as i32),
-        }
-    }
-}
-
-/// Installs the handlers of SIGINT, SIGTERM and SIGHUP.
-pub fn quit_signals() -> Result<QuitSignal> {
-    let got = Arc::new(AtomicUsize::new(0));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register_usize(sig, got.clone(), sig as usize)
-            .context("installing signal handlers")?;
-    }
-    Ok(QuitSignal(got))
 }
 
 /// Ends `-- COMMAND` after hopscope was told to quit: SIGTERM to every
@@ -256,13 +257,6 @@ fn end_command(child: &mut std::process::Child, cgroup: &CommandCgroup) -> Optio
     child.wait().ok().map(exit_code)
 }
 
-/// CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
-
 fn exit_code(st: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     st.code()
@@ -270,31 +264,17 @@ fn exit_code(st: ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-/// What the kernel was told to follow, for people: the filter and the
-/// scope ("`icmp` · netns hs-c1"), or None for everything.
-pub fn kernel_scope_label(tracer: &TracerConfig) -> Option<String> {
-    let parts: Vec<String> = tracer
-        .filter
-        .as_ref()
-        .map(crate::filter::PacketFilter::label)
-        .into_iter()
-        .chain(tracer.scope.label())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" · "))
-}
-
 /// Runs the trace; returns the process exit code.
 pub fn run(opts: TraceOptions) -> Result<i32> {
-    probe::check_can_trace()?;
+    source::check_can_trace()?;
     let term = quit_signals()?;
 
     // Every output file exists (safely created) before anything is loaded.
-    let record_file = opts
+    let recorder = opts
         .record
         .as_deref()
-        .map(|p| crate::outfile::create(p, opts.force, "recording"))
-        .transpose()
-        .map_err(UsageError::from)?;
+        .map(|p| source::create_recording(p, opts.force))
+        .transpose()?;
     let dot_file = opts
         .dot
         .as_deref()
@@ -325,39 +305,40 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         kernel_filtered: opts.tracer.filter.is_some(),
     };
 
-    let mut recorder = match record_file {
-        Some(file) => {
-            let mut r = Recorder::new(io::BufWriter::new(file), &RecordingInfo::now())
-                .map_err(|e| UsageError(format!("cannot record: {e}")))?;
-            // A replay shows what this run printed.
-            let label = match (&cgroup, &opts.netns_label) {
-                (Some(_), _) => format!("flows of `{}`", opts.command.join(" ")),
-                (None, Some(l)) => l.clone(),
-                (None, None) if !opts.only_netns.is_empty() => {
-                    format!("{} namespaces", opts.only_netns.len())
-                }
-                (None, None) => {
-                    kernel_scope_label(&opts.tracer).unwrap_or_else(|| "everything".to_owned())
-                }
-            };
-            r.scope(&opts.only_netns, ccfg.owner_cgroup, &label)
-                .context("writing the recording")?;
-            // Replays name drop reasons with the table of this kernel.
-            if let Ok(reasons) = crate::event::drop_reason::DropReasons::from_kernel() {
-                r.drop_reasons(&reasons.pairs())
-                    .context("writing the recording")?;
+    // The sink: a printer, plus the hop graph of what it printed.
+    let stdout: OutWriter = io::BufWriter::with_capacity(64 * 1024, dest);
+    let out = if opts.json {
+        Out::Json(JsonSink::new(stdout, filter.clone()))
+    } else {
+        Out::Text(TextSink::new(stdout, opts.all_hooks, filter.clone()))
+    };
+    let sink = TraceSink {
+        out,
+        filter,
+        graph: opts.dot.as_ref().map(|_| HopGraph::default()),
+    };
+    let corr = source::correlator(ccfg, &opts.tracer);
+    let mut pipe = Pipeline::new(corr, FactService::live(opts.inodes), sink, recorder);
+    if let Some(r) = pipe.recorder() {
+        // A replay shows what this run printed.
+        let label = match (&cgroup, &opts.netns_label) {
+            (Some(_), _) => format!("flows of `{}`", opts.command.join(" ")),
+            (None, Some(l)) => l.clone(),
+            (None, None) if !opts.only_netns.is_empty() => {
+                format!("{} namespaces", opts.only_netns.len())
             }
-            Some(r)
-        }
-        None => None,
-    };
+            (None, None) => {
+                kernel_scope_label(&opts.tracer).unwrap_or_else(|| "everything".to_owned())
+            }
+        };
+        r.scope(&opts.only_netns, ccfg.owner_cgroup, &label)
+            .context("writing the recording")?;
+    }
+    // Numbers only, when the kernel's BTF has no names.
+    let _ = pipe.kernel_drop_reasons()?;
+
     let started = Instant::now();
-    let mut reader = Reader::spawn(opts.tracer.clone()).context("starting the reader thread")?;
-    let degraded = match reader.rx.recv_timeout(crate::bpf::reader::READY_TIMEOUT) {
-        Ok(ReaderMsg::Ready { degraded }) => degraded,
-        Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
-        Ok(_) | Err(_) => anyhow::bail!("the BPF reader did not start"),
-    };
+    let (mut reader, degraded) = source::start_kernel(&opts.tracer)?;
     for d in &degraded {
         eprintln!(
             "hopscope: hook {} unavailable, continuing without it: {}",
@@ -380,85 +361,23 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         _ => None,
     };
 
-    let stdout: OutWriter = io::BufWriter::with_capacity(64 * 1024, dest);
-    let topology = (!opts.inodes).then(Topology::new);
-    let drops = DropContext::from_kernel();
-    let mut corr = Correlator::new(ccfg);
-    corr.set_drop_reasons(drops.reasons().clone());
-    corr.set_scope(
-        opts.tracer.scope.inodes(),
-        opts.tracer.scope.ifnames.clone(),
-    );
-    let out = match (opts.json, topology) {
-        (true, Some(t)) => Out::Json(
-            JsonSink::new(stdout, filter.clone())
-                .with_topology(t)
-                .with_drops(drops),
-        ),
-        (true, None) => Out::Json(JsonSink::new(stdout, filter.clone()).with_drops(drops)),
-        (false, Some(t)) => Out::Text(
-            TextSink::new(stdout, opts.all_hooks, filter.clone())
-                .with_topology(t)
-                .with_drops(drops),
-        ),
-        (false, None) => {
-            Out::Text(TextSink::new(stdout, opts.all_hooks, filter.clone()).with_drops(drops))
-        }
-    };
-    let mut sink = TraceSink {
-        out,
-        filter,
-        graph: opts.dot.as_ref().map(|_| HopGraph::default()),
-    };
     let mut last_gc = Instant::now();
     let mut child_done: Option<(Instant, i32)> = None;
-    let mut final_stats: Option<(KernelStats, ReaderStats)> = None;
     let mut stopping = false;
-    let mut live_stats = (KernelStats::default(), ReaderStats::default());
-    let mut written = RecordedTopology::default();
 
     loop {
         // At most GC_PERIOD between rounds: few wakeups when idle.
         match reader.rx.recv_timeout(GC_PERIOD) {
-            Ok(ReaderMsg::Events(batch)) => {
-                for ev in &batch {
-                    if let Some(r) = recorder.as_mut() {
-                        r.event(ev).context("writing the recording")?;
-                    }
-                    corr.on_event(ev, &mut sink);
-                }
-                reader.recycle(batch);
-            }
-            Ok(ReaderMsg::Done { kernel, reader: r }) => {
-                final_stats = Some((kernel, r));
-                break;
-            }
-            Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
-            Ok(ReaderMsg::Stats { kernel, reader: r }) => live_stats = (kernel, r),
-            Ok(ReaderMsg::Ready { .. } | ReaderMsg::Filter(_)) => {}
-            Ok(ReaderMsg::Stacks(stacks)) => sink.out.drops_mut().add_stacks(stacks),
-            Err(RecvTimeoutError::Timeout) => sink.out.flush(),
+            Ok(msg) => match pipe.kernel(msg, &reader)? {
+                Step::Done(..) => break,
+                Step::Continue | Step::Filter(_) => {}
+            },
+            Err(RecvTimeoutError::Timeout) => pipe.sink.out.flush(),
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_gc.elapsed() >= GC_PERIOD {
             last_gc = Instant::now();
-            let now = monotonic_ns();
-            corr.gc(now, &mut sink);
-            sink.out.release(now);
-            // A steady trickle never lets the receive time out.
-            sink.out.flush();
-            if let Some(r) = recorder.as_mut() {
-                record_tick(
-                    r,
-                    now,
-                    &live_stats.0,
-                    &live_stats.1,
-                    sink.out.topology(),
-                    sink.out.drops(),
-                    &mut written,
-                )
-                .context("writing the recording")?;
-            }
+            pipe.tick_now()?;
         }
         if stopping {
             continue;
@@ -468,10 +387,11 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                 child_done = Some((Instant::now(), exit_code(st)));
             }
         }
+        let out = &pipe.sink.out;
         let done = term.received().is_some()
-            || sink.out.error().is_some()
+            || out.error().is_some()
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
-            || opts.packets.is_some_and(|n| sink.out.printed() >= n)
+            || opts.packets.is_some_and(|n| out.printed() >= n)
             || child_done.is_some_and(|(t, _)| t.elapsed() >= COMMAND_GRACE);
         if done {
             stopping = true;
@@ -483,12 +403,11 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         }
     }
     reader.join();
-    corr.flush(&mut sink);
-    sink.out.release(u64::MAX);
-    if let (Some(path), Some(file), Some(g)) = (&opts.dot, dot_file, &sink.graph) {
-        write_dot_file(path, file, g, sink.out.topology())?;
+    pipe.flush()?;
+    pipe.sink.out.release(u64::MAX);
+    if let (Some(path), Some(file), Some(g)) = (&opts.dot, dot_file, &pipe.sink.graph) {
+        write_dot_file(path, file, g, pipe.sink.out.topology())?;
     }
-    let mut out = sink.out;
 
     // Stopped before COMMAND finished (a signal, a write error): end it.
     if let (Some(c), Some(cg), None) = (child.as_mut(), &cgroup, child_done) {
@@ -496,23 +415,12 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             child_done = Some((Instant::now(), code));
         }
     }
-    let (kernel, rstats) = final_stats.unwrap_or_default();
-    if let Some(mut r) = recorder.take() {
-        record_tick(
-            &mut r,
-            monotonic_ns(),
-            &kernel,
-            &rstats,
-            out.topology(),
-            out.drops(),
-            &mut written,
-        )
-        .and_then(|()| r.flush())
-        .context("writing the recording")?;
-    }
+    let cstats: CorrelatorStats = pipe.correlator_stats();
+    let (kernel, rstats) = pipe.kernel_stats();
+    let last = crate::bpf::reader::tick(crate::clock::monotonic_ns(), &kernel, &rstats);
+    let mut out = pipe.finish(Some(&last))?.out;
     // What was printed counts once it is out.
     out.flush();
-    let cstats: CorrelatorStats = corr.stats();
     let summary = Summary {
         kind: "summary",
         emitted: kernel.emitted,
@@ -561,73 +469,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     })
 }
 
-/// Namespace names and links already written to the recording.
-#[derive(Default)]
-struct RecordedTopology {
-    names: std::collections::HashMap<u32, String>,
-    links: std::collections::HashMap<(u32, u32), crate::topology::links::LinkInfo>,
-    symbols: std::collections::HashSet<u64>,
-}
-
-/// One tick into a recording, preceded by the names and links the printer
-/// learned since the last one (new or changed).
-fn record_tick(
-    r: &mut Recorder<io::BufWriter<std::fs::File>>,
-    now: u64,
-    kernel: &KernelStats,
-    reader: &ReaderStats,
-    topo: Option<&Topology>,
-    drops: &DropContext,
-    written: &mut RecordedTopology,
-) -> io::Result<()> {
-    for (addr, name) in drops.resolved() {
-        if written.symbols.insert(addr) {
-            r.symbol(addr, name)?;
-        }
-    }
-    // Bounded: beyond a cap, start over (frames are written again).
-    if written.links.len() > 65_536
-        || written.names.len() > 65_536
-        || written.symbols.len() > 65_536
-    {
-        *written = RecordedTopology::default();
-    }
-    if let Some(t) = topo {
-        for (ino, name) in t.names() {
-            if written.names.get(&ino).map(String::as_str) != Some(name) {
-                r.netns_name(ino, name)?;
-                written.names.insert(ino, name.to_owned());
-            }
-        }
-        for l in t.links() {
-            let key = (l.netns, l.ifindex);
-            if written.links.get(&key) != Some(l) {
-                r.link(l)?;
-                written.links.insert(key, l.clone());
-            }
-        }
-    }
-    r.tick(&crate::bpf::reader::tick(now, kernel, reader))
-}
-
-/// Events lost, as every mode counts them (the explorer's status bar, its
-/// exit line, the trace's summary): those the full ring buffer refused plus
-/// those dropped while processing lagged, and where they went.
-pub fn lost_phrase(ring_full: u64, lagged: u64) -> String {
-    let mut s = format!("{} lost", ring_full + lagged);
-    match (ring_full, lagged) {
-        (0, 0) => {}
-        (r, 0) => s.push_str(&format!(
-            " ({r} with the ring buffer full: raise --ring-size)"
-        )),
-        (0, l) => s.push_str(&format!(" ({l} while processing lagged)")),
-        (r, l) => s.push_str(&format!(
-            " ({r} with the ring buffer full: raise --ring-size; {l} while processing lagged)"
-        )),
-    }
-    s
-}
-
+/// The summary line of text mode (stderr).
 pub fn text_summary(s: &Summary) -> String {
     let mut line = format!(
         "hopscope: {} packets ({} shown), {} flows in {:.1}s; events: {} emitted, {} received, {}",

@@ -1,5 +1,6 @@
-//! The explorer's runners: the live loop (reader thread → correlator →
-//! model → screen) and the replay of a recording, plus terminal hygiene.
+//! The explorer's runners: the live loop (the kernel source and the model
+//! as the sink of the [`crate::pipeline`], then the screen) and the replay
+//! of a recording (the recording as the source), plus terminal hygiene.
 //!
 //! - The terminal is put back (raw mode off, main screen, mouse capture
 //!   off, cursor shown) by an RAII guard on every exit path, and by a panic
@@ -33,21 +34,19 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
 use crate::app::{App, FilterSpec, Input, KernelFilter};
-use crate::bpf::probe;
-use crate::bpf::reader::{self, KernelStats, Reader, ReaderMsg, ReaderStats, TracerConfig};
+use crate::bpf::reader::{Reader, TracerConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
-use crate::event::drop_reason::DropReasons;
-use crate::event::record::{Frame, Recorder, RecordingInfo, Replay};
-use crate::event::NetnsId;
 use crate::filter::expr::COMPILE_TIME_LIMIT;
 use crate::filter::Compilation;
 use crate::model::{Model, ModelConfig};
-use crate::output::Filter;
-use crate::symbols::KernelSymbols;
+use crate::output::lost_phrase;
+use crate::pipeline::facts::FactService;
+use crate::pipeline::source::{self, kernel_scope_label, Recording};
+use crate::pipeline::stop::quit_signals;
+use crate::pipeline::{Pipeline, Step};
+use crate::select::Filter;
 use crate::topology::dot::write_dot;
 use crate::topology::graph::HopGraph;
-use crate::topology::resolver::Topology;
-use crate::trace::{kernel_scope_label, monotonic_ns, quit_signals};
 use crate::ui::{self, Theme};
 use crate::UsageError;
 
@@ -269,64 +268,9 @@ impl Painter {
     }
 }
 
-/// Resolves the drop locations the model saw (kallsyms, read on the first
-/// drop), and records them.
-fn learn_symbols(
-    model: &mut Model,
-    symbols: &mut Option<KernelSymbols>,
-    recorder: &mut Option<Recorder<io::BufWriter<std::fs::File>>>,
-) -> Result<()> {
-    let wanted = model.take_unresolved_locations();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let syms = symbols.get_or_insert_with(KernelSymbols::load);
-    for addr in wanted {
-        if let Some(name) = syms.resolve(addr) {
-            if let Some(r) = recorder.as_mut() {
-                r.symbol(addr, &name).context("writing the recording")?;
-            }
-            model.set_symbol(addr, &name);
-        }
-    }
-    Ok(())
-}
-
-/// Looks up the namespaces and links of devices the model saw without a
-/// name or link facts (rate-limited by the resolver), and records them.
-fn learn_topology(
-    model: &mut Model,
-    topo: &mut Topology,
-    recorder: &mut Option<Recorder<io::BufWriter<std::fs::File>>>,
-    force: bool,
-) -> Result<()> {
-    for d in model.take_unknown() {
-        topo.observe(&d);
-    }
-    let Some(learned) = topo.refresh(force) else {
-        return Ok(());
-    };
-    for e in &learned.errors {
-        log::info!("topology: {e}");
-    }
-    for (ino, name) in learned.names {
-        model.set_netns_name(NetnsId(ino), &name);
-        if let Some(r) = recorder.as_mut() {
-            r.netns_name(ino, &name).context("writing the recording")?;
-        }
-    }
-    for l in learned.links {
-        if let Some(r) = recorder.as_mut() {
-            r.link(&l).context("writing the recording")?;
-        }
-        model.set_link(l);
-    }
-    Ok(())
-}
-
 /// The live explorer. Returns the exit code.
 pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
-    probe::check_can_trace()?;
+    source::check_can_trace()?;
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         return Err(UsageError(
             "the explorer needs a terminal; for scripts use `hopscope trace` (text or --json)"
@@ -335,18 +279,15 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         .into());
     }
     let term_flag = quit_signals()?;
-    let mut recorder = match &opts.record {
-        Some(p) => {
-            let file =
-                crate::outfile::create(p, opts.force, "recording").map_err(UsageError::from)?;
-            Some(
-                Recorder::new(io::BufWriter::new(file), &RecordingInfo::now())
-                    .map_err(|e| UsageError(format!("cannot record: {e}")))?,
-            )
-        }
-        None => None,
-    };
-    if let Some(r) = recorder.as_mut() {
+    let recorder = opts
+        .record
+        .as_deref()
+        .map(|p| source::create_recording(p, opts.force))
+        .transpose()?;
+    let corr = source::correlator(opts.correlator, &opts.tracer);
+    let model = Model::new(opts.model.clone());
+    let mut pipe = Pipeline::new(corr, FactService::live(false), model, recorder);
+    if let Some(r) = pipe.recorder() {
         // The filter the run started with (changes made with `f` are not
         // recorded: a replay shows the events, whichever filter chose them).
         let label = match kernel_scope_label(&opts.tracer) {
@@ -360,37 +301,14 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
             .context("writing the recording")?;
     }
     crate::logging::quiet_terminal();
-    let mut reader = Reader::spawn(opts.tracer.clone()).context("starting the reader thread")?;
-    let degraded = match reader.rx.recv_timeout(crate::bpf::reader::READY_TIMEOUT) {
-        Ok(ReaderMsg::Ready { degraded }) => degraded,
-        Ok(ReaderMsg::Failed(e)) => anyhow::bail!("{e}"),
-        Ok(_) | Err(_) => anyhow::bail!("the BPF reader did not start"),
-    };
-    let mut model = Model::new(opts.model.clone());
-    let mut corr = Correlator::new(opts.correlator);
-    corr.set_scope(
-        opts.tracer.scope.inodes(),
-        opts.tracer.scope.ifnames.clone(),
-    );
+    let (mut reader, degraded) = source::start_kernel(&opts.tracer)?;
     let mut unavailable: Vec<String> = degraded.iter().map(|d| d.hook.name().to_owned()).collect();
-    match DropReasons::from_kernel() {
-        Ok(reasons) => {
-            if let Some(r) = recorder.as_mut() {
-                r.drop_reasons(&reasons.pairs())
-                    .context("writing the recording")?;
-            }
-            corr.set_drop_reasons(reasons.clone());
-            model.set_drop_reasons(reasons);
-        }
-        Err(e) => {
-            log::warn!("drop reasons shown as numbers: {e}");
-            unavailable.push("drop reason names".to_owned());
-        }
+    if let Err(e) = pipe.kernel_drop_reasons()? {
+        log::warn!("drop reasons shown as numbers: {e}");
+        unavailable.push("drop reason names".to_owned());
     }
-    model.set_degraded(unavailable);
-    let mut topo = Topology::new();
-    let mut symbols = None;
-    learn_topology(&mut model, &mut topo, &mut recorder, true)?;
+    pipe.sink.set_degraded(unavailable);
+    pipe.prime_facts()?;
     let initial = opts.tracer.filter.as_ref();
     let mut app = App {
         filter_label: opts.filter_label.clone(),
@@ -416,7 +334,6 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         let input = InputThread::spawn()?;
         let ticker = tick(TICK_PERIOD);
         let mut painter = Painter::new();
-        let mut stats = (KernelStats::default(), ReaderStats::default());
         let started = Instant::now();
         let mut compiling: Option<(FilterSpec, Compilation)> = None;
         let no_compilation = crossbeam_channel::never();
@@ -436,43 +353,24 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                     }
                 },
                 recv(reader.rx) -> msg => match msg {
-                    Ok(ReaderMsg::Events(batch)) => {
-                        for ev in &batch {
-                            if let Some(r) = recorder.as_mut() {
-                                r.event(ev).context("writing the recording")?;
-                            }
-                            corr.on_event(ev, &mut model);
+                    Ok(msg) => match pipe.kernel(msg, &reader) {
+                        Ok(Step::Filter(res)) => {
+                            app.filter_applied(res);
+                            painter.view_changed = true;
                         }
-                        reader.recycle(batch);
-                    }
-                    Ok(ReaderMsg::Stats { kernel, reader: r }) => stats = (kernel, r),
-                    Ok(ReaderMsg::Filter(res)) => {
-                        app.filter_applied(res);
-                        painter.view_changed = true;
-                    }
-                    Ok(ReaderMsg::Failed(e)) => break Err(anyhow::anyhow!("{e}")),
-                    Ok(ReaderMsg::Done { .. } | ReaderMsg::Ready { .. } | ReaderMsg::Stacks(_)) => {}
+                        Ok(Step::Continue | Step::Done(..)) => {}
+                        Err(e) => break Err(e),
+                    },
                     Err(_) => break Err(anyhow::anyhow!("the BPF reader stopped")),
                 },
                 recv(input.rx) -> ev => match ev {
-                    Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, Some(&reader)),
+                    Ok(ev) => on_terminal_event(&mut app, &pipe.sink, ev, &mut painter, Some(&reader)),
                     // Without input there is no way to quit: stop. A hangup
                     // usually comes with SIGHUP: then it is a quit.
                     Err(_) if term_flag.received().is_some() => break Ok(()),
                     Err(_) => break Err(terminal_gone()),
                 },
-                recv(ticker) -> _ => {
-                    let now = monotonic_ns();
-                    corr.gc(now, &mut model);
-                    let t = reader::tick(now, &stats.0, &stats.1);
-                    model.on_tick(&t);
-                    model.set_in_flight(corr.packets_in_flight() as u64);
-                    if let Some(r) = recorder.as_mut() {
-                        r.tick(&t).context("writing the recording")?;
-                    }
-                    learn_topology(&mut model, &mut topo, &mut recorder, false)?;
-                    learn_symbols(&mut model, &mut symbols, &mut recorder)?;
-                },
+                recv(ticker) -> _ => pipe.tick_now().map(drop)?,
                 default(FRAME_PERIOD) => {},
             }
             pump_filter(&mut app, &mut compiling, &reader, &mut painter);
@@ -482,7 +380,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
             {
                 break Ok(());
             }
-            painter.maybe_draw(&mut guard.term, &model, &mut app)?;
+            painter.maybe_draw(&mut guard.term, &pipe.sink, &mut app)?;
         };
         drop(input);
         drop(guard);
@@ -492,9 +390,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     // Detach every program first, then flush the recording (it ends with
     // the last tick the screen was drawn from, plus the events after it).
     reader.join();
-    if let Some(mut r) = recorder.take() {
-        r.flush().context("writing the recording")?;
-    }
+    let model = pipe.finish(None)?;
     result?;
     let s = &model.counters;
     eprintln!(
@@ -503,7 +399,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         s.packets_finished,
         s.tick.emitted,
         s.tick.received,
-        crate::trace::lost_phrase(s.tick.lost, s.tick.channel_dropped)
+        lost_phrase(s.tick.lost, s.tick.channel_dropped)
     );
     Ok(0)
 }
@@ -589,72 +485,42 @@ fn export_dot(app: &App, model: &Model, flow: crate::correlate::FlowId) -> Resul
     Ok(path)
 }
 
-/// Applies one recorded frame, exactly as the live run did at that point.
-pub fn apply_frame(frame: Frame, corr: &mut Correlator, model: &mut Model) {
-    match frame {
-        Frame::Event(ev) => corr.on_event(&ev, model),
-        Frame::Tick(t) => {
-            corr.gc(t.now_ns, model);
-            model.on_tick(&t);
-            model.set_in_flight(corr.packets_in_flight() as u64);
-        }
-        Frame::NetnsName { inode, name } => model.set_netns_name(NetnsId(inode), &name),
-        Frame::Link(l) => model.set_link(l),
-        Frame::Symbol { addr, name } => model.set_symbol(addr, &name),
-        Frame::DropReasons(pairs) => {
-            let reasons = DropReasons::from_pairs(pairs);
-            corr.set_drop_reasons(reasons.clone());
-            model.set_drop_reasons(reasons);
-        }
-        // Read by load_recording before the model exists.
-        Frame::Scope { .. } => {}
-    }
-}
-
-/// Rebuilds the model a recording describes (no root, no BPF).
+/// Rebuilds the model a recording describes (no root, no BPF): the
+/// recording as the source, the model as the sink. Returns it with the
+/// words for what it shows.
 pub fn load_recording(
     path: &Path,
     model_cfg: ModelConfig,
     corr_cfg: CorrelatorConfig,
 ) -> Result<(Model, String)> {
-    let replay = Replay::open(path).map_err(|e| UsageError(e.to_string()))?;
+    let mut recording = Recording::open(path)?;
     let (mut model_cfg, mut corr_cfg) = (model_cfg, corr_cfg);
     let mut label = "everything".to_owned();
-    let mut state: Option<(Correlator, Model)> = None;
-    for frame in replay {
-        let frame = frame.map_err(|e| UsageError(e.to_string()))?;
-        // The live run's scope, unless the caller narrowed it already.
-        if let Frame::Scope {
-            netns,
-            owner_cgroup,
-            label: l,
-        } = &frame
-        {
-            let caller_filtered = model_cfg.filter.only_owned || !model_cfg.filter.netns.is_empty();
-            if state.is_none() && !caller_filtered {
-                model_cfg.filter = Filter {
-                    only_owned: *owner_cgroup != 0,
-                    netns: netns.clone(),
-                    kernel_filtered: false,
-                };
-                corr_cfg.owner_cgroup = *owner_cgroup;
-                label = format!("as recorded: {l}");
-            }
-            continue;
-        }
-        let (corr, model) =
-            state.get_or_insert_with(|| (Correlator::new(corr_cfg), Model::new(model_cfg.clone())));
-        apply_frame(frame, corr, model);
+    // The live run's scope, unless the caller narrowed it already.
+    let caller_filtered = model_cfg.filter.only_owned || !model_cfg.filter.netns.is_empty();
+    if let (Some(scope), false) = (&recording.scope, caller_filtered) {
+        model_cfg.filter = Filter {
+            only_owned: scope.owner_cgroup != 0,
+            netns: scope.netns.clone(),
+            kernel_filtered: false,
+        };
+        corr_cfg.owner_cgroup = scope.owner_cgroup;
+        label = format!("as recorded: {}", scope.label);
+    }
+    let mut pipe = Pipeline::new(
+        Correlator::new(corr_cfg),
+        FactService::replay(),
+        Model::new(model_cfg),
+        None,
+    );
+    while let Some(frame) = recording.next_frame()? {
+        pipe.frame(frame)?;
     }
     // The recording is all there is: packets still in flight at its end
     // end there, as a live run's do when it stops.
-    if let Some((corr, model)) = state.as_mut() {
-        corr.flush(model);
-        model.set_in_flight(0);
-    }
-    let mut model = state.map_or_else(|| Model::new(model_cfg), |(_, m)| m);
-    model.take_unknown();
-    model.take_unresolved_locations();
+    pipe.flush()?;
+    let mut model = pipe.finish(None)?;
+    model.set_in_flight(0);
     Ok((model, label))
 }
 

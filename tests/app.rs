@@ -14,14 +14,16 @@ use hopscope::event::record::Recorder;
 use hopscope::event::record::{Frame, Replay};
 use hopscope::model::{Model, ModelConfig};
 use hopscope::output::Filter;
-use hopscope::tui::{apply_frame, load_recording};
+use hopscope::pipeline::facts::FactService;
+use hopscope::pipeline::Pipeline;
+use hopscope::tui::load_recording;
 
 /// Replays the fixture frame by frame, so tests can look in between.
 struct Feed {
     frames: Vec<Frame>,
     pos: usize,
-    corr: Correlator,
-    model: Model,
+    /// The replay's pipeline; its sink is the model.
+    pipe: Pipeline<Model>,
 }
 
 impl Feed {
@@ -35,28 +37,32 @@ impl Feed {
         Feed {
             frames,
             pos: 0,
-            corr: Correlator::new(CorrelatorConfig::default()),
-            model: Model::new(ModelConfig {
-                max_flows,
-                max_packets,
-                filter: Filter {
-                    only_owned: false,
-                    netns,
-                    kernel_filtered: false,
-                },
-            }),
+            pipe: Pipeline::new(
+                Correlator::new(CorrelatorConfig::default()),
+                FactService::replay(),
+                Model::new(ModelConfig {
+                    max_flows,
+                    max_packets,
+                    filter: Filter {
+                        only_owned: false,
+                        netns,
+                        kernel_filtered: false,
+                    },
+                }),
+                None,
+            ),
         }
     }
 
     /// Feeds frames until `n` more packets finished (or the end).
     fn packets(&mut self, n: u64) -> bool {
-        let want = self.model.counters.packets_finished + n;
-        while self.model.counters.packets_finished < want {
+        let want = self.pipe.sink.counters.packets_finished + n;
+        while self.pipe.sink.counters.packets_finished < want {
             let Some(f) = self.frames.get(self.pos).cloned() else {
                 return false;
             };
             self.pos += 1;
-            apply_frame(f, &mut self.corr, &mut self.model);
+            self.pipe.frame(f).unwrap();
         }
         true
     }
@@ -214,14 +220,14 @@ fn selection_follows_the_flow_while_new_flows_arrive() {
     let mut feed = Feed::new(65_536, 16_384);
     feed.packets(30);
     let mut a = App::default();
-    a.clamp(&feed.model);
-    press(&mut a, &feed.model, KeyCode::End);
+    a.clamp(&feed.pipe.sink);
+    press(&mut a, &feed.pipe.sink, KeyCode::End);
     let chosen = a.flows.selected.unwrap();
     let row_before = a.flows.index;
     feed.all();
-    a.clamp(&feed.model);
+    a.clamp(&feed.pipe.sink);
     assert_eq!(a.flows.selected, Some(chosen), "same flow, by id");
-    let rows = a.flow_rows(&feed.model);
+    let rows = a.flow_rows(&feed.pipe.sink);
     assert_eq!(rows[a.flows.index], chosen);
     assert!(rows.len() > row_before + 1, "new flows were listed");
 }
@@ -232,19 +238,19 @@ fn the_flow_drilled_into_stays_while_newer_flows_arrive() {
     feed.packets(30);
     let mut a = App::default();
     // Untouched, the cursor shows the newest flow...
-    a.clamp(&feed.model);
+    a.clamp(&feed.pipe.sink);
     let first = a.flows.selected.unwrap();
-    press(&mut a, &feed.model, KeyCode::Enter);
-    press(&mut a, &feed.model, KeyCode::Enter);
+    press(&mut a, &feed.pipe.sink, KeyCode::Enter);
+    press(&mut a, &feed.pipe.sink, KeyCode::Enter);
     let packet = a.packets.selected.unwrap();
     feed.all();
-    a.clamp(&feed.model);
+    a.clamp(&feed.pipe.sink);
     // ...but once drilled into, it stays on that flow and packet.
-    assert_ne!(a.flow_rows(&feed.model)[0], first, "newer flows came");
+    assert_ne!(a.flow_rows(&feed.pipe.sink)[0], first, "newer flows came");
     assert_eq!(a.flows.selected, Some(first));
     assert_eq!(a.packets.selected, Some(packet));
-    press(&mut a, &feed.model, KeyCode::Esc);
-    press(&mut a, &feed.model, KeyCode::Esc);
+    press(&mut a, &feed.pipe.sink, KeyCode::Esc);
+    press(&mut a, &feed.pipe.sink, KeyCode::Esc);
     assert_eq!(a.flows.selected, Some(first));
 }
 
@@ -254,22 +260,22 @@ fn evicted_selection_clamps_to_its_row() {
     let mut feed = Feed::new(6, 4);
     feed.packets(8);
     let mut a = App::default();
-    press(&mut a, &feed.model, KeyCode::Enter);
+    press(&mut a, &feed.pipe.sink, KeyCode::Enter);
     assert_eq!(a.screen, Screen::Packets);
-    press(&mut a, &feed.model, KeyCode::Down);
+    press(&mut a, &feed.pipe.sink, KeyCode::Down);
     let (before, old_index) = (a.packets.selected.unwrap(), a.packets.index);
     feed.all();
-    assert!(feed.model.packet_count() <= 6);
-    assert!(feed.model.flow_count() <= 4);
-    assert!(feed.model.counters.packets_evicted > 0);
+    assert!(feed.pipe.sink.packet_count() <= 6);
+    assert!(feed.pipe.sink.flow_count() <= 4);
+    assert!(feed.pipe.sink.counters.packets_evicted > 0);
     assert!(
-        feed.model.packet(before).is_none(),
+        feed.pipe.sink.packet(before).is_none(),
         "the selected packet was evicted"
     );
-    a.clamp(&feed.model);
+    a.clamp(&feed.pipe.sink);
     // The cursor keeps its row number, clamped, and selects what is there
     // now (or nothing when the list emptied).
-    let rows = a.packet_rows(&feed.model);
+    let rows = a.packet_rows(&feed.pipe.sink);
     match a.packets.selected {
         Some(p) => {
             assert_eq!(a.packets.index, old_index.min(rows.len() - 1));
@@ -284,7 +290,7 @@ fn evicted_selection_clamps_to_its_row() {
         KeyCode::Tab,
         KeyCode::Up,
     ] {
-        press(&mut a, &feed.model, code);
+        press(&mut a, &feed.pipe.sink, code);
     }
 }
 
@@ -313,8 +319,8 @@ fn freezing_keeps_the_lists_still() {
     let mut feed = Feed::new(65_536, 16_384);
     feed.packets(20);
     let mut a = App::default();
-    press(&mut a, &feed.model, KeyCode::Char(' '));
-    let frozen_rows = a.flow_rows(&feed.model);
+    press(&mut a, &feed.pipe.sink, KeyCode::Char(' '));
+    let frozen_rows = a.flow_rows(&feed.pipe.sink);
     let counts = |a: &App, m: &Model| -> Vec<(u64, u64, u64)> {
         frozen_rows
             .iter()
@@ -324,31 +330,32 @@ fn freezing_keeps_the_lists_still() {
             })
             .collect()
     };
-    let before = counts(&a, &feed.model);
+    let before = counts(&a, &feed.pipe.sink);
     feed.all();
     assert_eq!(
-        a.flow_rows(&feed.model),
+        a.flow_rows(&feed.pipe.sink),
         frozen_rows,
         "no flow added or moved"
     );
     assert_eq!(
-        counts(&a, &feed.model),
+        counts(&a, &feed.pipe.sink),
         before,
         "the rows show what they showed"
     );
     assert!(
         frozen_rows.iter().any(|id| {
-            feed.model.flow(*id).unwrap().last_ts != a.flow_entry(&feed.model, *id).unwrap().last_ts
+            feed.pipe.sink.flow(*id).unwrap().last_ts
+                != a.flow_entry(&feed.pipe.sink, *id).unwrap().last_ts
         }),
         "the model itself went on"
     );
     let last = a.frozen.as_ref().unwrap().last_packet;
     assert!(a
-        .flow_packets(&feed.model)
+        .flow_packets(&feed.pipe.sink)
         .iter()
         .all(|p| Some(p.id) <= last));
-    press(&mut a, &feed.model, KeyCode::Char(' '));
-    assert!(a.flow_rows(&feed.model).len() > frozen_rows.len());
+    press(&mut a, &feed.pipe.sink, KeyCode::Char(' '));
+    assert!(a.flow_rows(&feed.pipe.sink).len() > frozen_rows.len());
 }
 
 #[test]

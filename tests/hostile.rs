@@ -302,11 +302,11 @@ fn the_exit_lines_count_lost_events_as_the_status_bar_does() {
     });
     let (status, _) = render(&model, &mut App::default());
     assert!(status.contains("LOST 429951 of 500000"), "{status}");
-    let phrase = hopscope::trace::lost_phrase(0, 429_951);
+    let phrase = hopscope::output::lost_phrase(0, 429_951);
     assert_eq!(phrase, "429951 lost (429951 while processing lagged)");
     assert_eq!(
-        hopscope::trace::lost_phrase(10, 5),
+        hopscope::output::lost_phrase(10, 5),
         "15 lost (10 with the ring buffer full: raise --ring-size; 5 while processing lagged)"
     );
-    assert_eq!(hopscope::trace::lost_phrase(0, 0), "0 lost");
+    assert_eq!(hopscope::output::lost_phrase(0, 0), "0 lost");
 }

@@ -19,7 +19,8 @@ use crate::correlate::rewrite::Side;
 use crate::correlate::Annotation;
 use crate::correlate::{Flow, FlowId, HopContext, Outcome, Packet, Rewrite, Role, Sink};
 use crate::event::{HookData, HopEvent, RouteResult, TcpFlags, L4};
-use crate::topology::resolver::Topology;
+use crate::facts::{Fact, FactSink, FactTable};
+use crate::topology::TopologyView;
 
 /// Written by hand ([`WriteJson`]).
 #[derive(Serialize)]
@@ -443,8 +444,9 @@ pub struct JsonSink<W: Write> {
     filter: Filter,
     /// Drop reason names, locations and hints.
     drops: DropContext,
-    /// Names and links of what hops cross (absent: inodes and ifindexes only).
-    topo: Option<Topology>,
+    /// Names and links of what hops cross, as the edge gave them (none
+    /// with `--inodes`: inodes and ifindexes only).
+    topo: FactTable,
     pub printed: u64,
     /// Packets written since the last flush (counted once it succeeds).
     unflushed: u64,
@@ -459,7 +461,7 @@ impl<W: Write> JsonSink<W> {
             out,
             filter,
             drops: DropContext::default(),
-            topo: None,
+            topo: FactTable::default(),
             printed: 0,
             unflushed: 0,
             error: None,
@@ -467,28 +469,9 @@ impl<W: Write> JsonSink<W> {
         }
     }
 
-    /// Adds namespace names and link facts to hop records.
-    pub fn with_topology(mut self, topo: Topology) -> Self {
-        self.topo = Some(topo);
-        self
-    }
-
-    /// Names drop reasons and locations, and adds `drop` records.
-    pub fn with_drops(mut self, drops: DropContext) -> Self {
-        self.drops = drops;
-        self
-    }
-
-    pub fn drops(&self) -> &DropContext {
-        &self.drops
-    }
-
-    pub fn drops_mut(&mut self) -> &mut DropContext {
-        &mut self.drops
-    }
-
-    pub fn topology(&self) -> Option<&Topology> {
-        self.topo.as_ref()
+    /// Namespace names and links given so far.
+    pub fn topology(&self) -> &FactTable {
+        &self.topo
     }
 
     pub fn into_inner(self) -> W {
@@ -568,6 +551,26 @@ fn write_line<W: Write, T: Serialize>(
     }
 }
 
+impl<W: Write> FactSink for JsonSink<W> {
+    fn fact(&mut self, fact: &Fact) {
+        self.topo.learn(fact);
+        self.drops.learn(fact);
+    }
+
+    /// An end is a hop only where it shows a device no hook did.
+    fn shows_hop(&self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) -> bool {
+        (!ev.hook.is_end() || ctx.inferred) && self.filter.hop(ev, flow)
+    }
+
+    fn shows_annotation(&self, _ev: &HopEvent, at: &Annotation, flow: Option<&Flow>) -> bool {
+        self.filter.annotation(at.device, flow)
+    }
+
+    fn shows_packet(&self, p: &Packet, flow: Option<&Flow>) -> bool {
+        self.filter.packet(p, flow)
+    }
+}
+
 impl<W: Write> Sink for JsonSink<W> {
     fn hop(&mut self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) {
         // An end is a hop only where it shows a device no hook did.
@@ -609,15 +612,11 @@ impl<W: Write> Sink for JsonSink<W> {
             Some(crate::event::L3::Arp { op, .. }) => Some(op),
             _ => None,
         };
-        if let (Some(t), Some(d)) = (self.topo.as_mut(), ev.device) {
-            t.observe(&d);
-            t.refresh(false);
-        }
-        let topo = self.topo.as_ref();
+        let topo = &self.topo;
         // A socket's namespace without a device is not a place of its own:
         // the hop belongs to the visit it names.
         let device = ev.device.filter(|d| d.ifindex.0 != 0);
-        let link = device.and_then(|d| topo.and_then(|t| t.link(d.netns.0, d.ifindex.0)));
+        let link = device.and_then(|d| topo.link(d.netns.0, d.ifindex.0));
         let rec = HopRecord {
             kind: "hop",
             ts_ns: ev.ts_ns,
@@ -629,7 +628,7 @@ impl<W: Write> Sink for JsonSink<W> {
             hook: ev.hook.name(),
             netns: device.map(|d| d.netns.0),
             netns_cookie: device.and_then(|d| (d.netns_cookie != 0).then_some(d.netns_cookie)),
-            netns_name: device.and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
+            netns_name: device.and_then(|d| topo.netns_name(d.netns.0)),
             ifindex: device.map(|d| d.ifindex.0),
             ifname: ev
                 .device
@@ -725,11 +724,7 @@ impl<W: Write> Sink for JsonSink<W> {
             _ => None,
         };
         let v6 = matches!(h.map(|h| h.l3), Some(crate::event::L3::Ipv6 { .. }));
-        if let (Some(t), Some(d)) = (self.topo.as_mut(), at.device) {
-            t.observe(&d);
-            t.refresh(false);
-        }
-        let topo = self.topo.as_ref();
+        let topo = &self.topo;
         // A route: where it was decided (at), and the output device found.
         let (place, oif) = if route {
             (at.device, ev.device)
@@ -744,7 +739,7 @@ impl<W: Write> Sink for JsonSink<W> {
             flow: flow.map(|f| f.id),
             ts_ns: ev.ts_ns,
             netns: place.map(|d| d.netns.0),
-            netns_name: place.and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
+            netns_name: place.and_then(|d| topo.netns_name(d.netns.0)),
             ifname: place
                 .as_ref()
                 .map(|d| d.ifname.as_str())
@@ -802,16 +797,9 @@ impl<W: Write> Sink for JsonSink<W> {
         };
         let reason = p.outcome.reason();
         let at = p.end_device.or(p.visits.last().map(|v| v.device));
-        if let (Some(t), Some(d)) = (self.topo.as_mut(), at) {
-            t.observe(&d);
-            t.refresh(false);
-        }
-        if let Some((_, location)) = reason {
-            self.drops.resolve_location(location);
-        }
         let reason_name = reason.map(|r| self.drops.reason_name(r.0));
         let location = reason.map(|r| self.drops.location_of(r.1));
-        let topo = self.topo.as_ref();
+        let topo = &self.topo;
         let rec = EndRecord {
             kind: "end",
             packet: p.id.0,
@@ -819,7 +807,7 @@ impl<W: Write> Sink for JsonSink<W> {
             role: p.role,
             how: p.outcome.word(),
             netns: at.map(|d| d.netns.0),
-            netns_name: at.and_then(|d| topo.and_then(|t| t.netns_name(d.netns.0))),
+            netns_name: at.and_then(|d| topo.netns_name(d.netns.0)),
             ifname: at.as_ref().map(|d| d.ifname.as_str()),
             outside_scope: p.end_outside,
             segments: p.segmented,
@@ -850,17 +838,12 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         if let (Some((ts, reason, location, stack)), Some(last)) = (dropped, p.visits.last()) {
             let d = last.device;
-            if let Some(t) = self.topo.as_mut() {
-                t.observe(&d);
-                t.refresh(false);
-            }
             let h = p.headers;
             let (sport, dport) = ports(h);
-            let netns_name = self.topo.as_ref().and_then(|t| t.netns_name(d.netns.0));
+            let netns_name = self.topo.netns_name(d.netns.0);
             let label = netns_name.map_or_else(|| d.netns.0.to_string(), str::to_owned);
-            self.drops.resolve_location(location);
             let stack = (stack != 0).then(|| self.drops.stack(stack)).flatten();
-            let netns_name = self.topo.as_ref().and_then(|t| t.netns_name(d.netns.0));
+            let netns_name = self.topo.netns_name(d.netns.0);
             let rec = DropRecord {
                 kind: "drop",
                 packet: p.id.0,

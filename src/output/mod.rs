@@ -2,7 +2,9 @@
 //! per visit (or per hook), or JSON lines. They write into any `io::Write`
 //! and reuse their line buffer; the per-packet work (names, drop reasons
 //! and locations) allocates a few small strings per printed packet, never
-//! per event that is not printed.
+//! per event that is not printed. They look nothing up: names, links,
+//! symbols and reason names are the facts the pipeline's edge gave them
+//! ([`crate::facts`]).
 
 pub mod json;
 mod json_line;
@@ -11,54 +13,10 @@ pub mod text;
 use std::fmt;
 use std::fmt::Write as _;
 
-use crate::correlate::{Flow, Packet};
+pub use crate::clock::fmt_duration;
 pub(crate) use crate::event::{Addr, Sock};
-use crate::event::{Headers, HopEvent, Outer, L3, L4};
-
-/// Which packets the sinks print. Applied after correlation (kernel-side
-/// filtering is separate).
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Only flows marked owned (`trace -- COMMAND`).
-    pub only_owned: bool,
-    /// Only hops in these netns inodes, and packets that visited one (empty: all).
-    pub netns: Vec<u32>,
-    /// A filter in the kernel chose the packets: annotations must belong to
-    /// a flow of theirs (route lookups and neighbour events of other
-    /// traffic are not shown).
-    pub kernel_filtered: bool,
-}
-
-impl Filter {
-    fn flow_ok(&self, flow: Option<&Flow>) -> bool {
-        !self.only_owned || flow.is_some_and(|f| f.owned)
-    }
-
-    /// Whether to print this hop event.
-    pub fn hop(&self, ev: &HopEvent, flow: Option<&Flow>) -> bool {
-        self.flow_ok(flow)
-            && (self.netns.is_empty() || ev.device.is_some_and(|d| self.netns.contains(&d.netns.0)))
-    }
-
-    /// Whether to print this annotation: its flow passes, and it happened
-    /// in one of the namespaces (if any are set; without a namespace, it
-    /// passes with its flow).
-    pub fn annotation(&self, device: Option<crate::event::Device>, flow: Option<&Flow>) -> bool {
-        self.flow_ok(flow)
-            && (!self.kernel_filtered || flow.is_some())
-            && (self.netns.is_empty() || device.is_none_or(|d| self.netns.contains(&d.netns.0)))
-    }
-
-    /// Whether to print this finished packet.
-    pub fn packet(&self, p: &Packet, flow: Option<&Flow>) -> bool {
-        self.flow_ok(flow)
-            && !p.visits.is_empty()
-            && (self.netns.is_empty()
-                || p.visits
-                    .iter()
-                    .any(|v| self.netns.contains(&v.device.netns.0)))
-    }
-}
+use crate::event::{Headers, Outer, L3, L4};
+pub use crate::select::Filter;
 
 /// Protocol name as used in text and JSON output.
 pub fn proto_name(h: &Headers) -> &'static str {
@@ -180,40 +138,36 @@ pub fn describe_outer(o: &Outer, out: &mut String) {
     };
 }
 
-/// Human duration: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
-pub fn fmt_duration(ns: u64, out: &mut String) {
-    let _ = if ns < 1_000 {
-        write!(out, "{ns}ns")
-    } else if ns < 1_000_000 {
-        write!(out, "{:.1}µs", ns as f64 / 1e3)
-    } else if ns < 1_000_000_000 {
-        write!(out, "{:.2}ms", ns as f64 / 1e6)
-    } else {
-        write!(out, "{:.2}s", ns as f64 / 1e9)
-    };
-}
-
 /// What line mode says about a `kfree_skb`: the reason's name (from the
 /// kernel's BTF), whether it is routine, the code location as
-/// `function+0xoff` (kallsyms, read on the first drop), and a hint.
+/// `function+0xoff`, and a hint. It only reads what the edge gave it
+/// ([`crate::facts::Fact`]): reason names, symbols, stacks.
 #[derive(Debug, Default)]
 pub struct DropContext {
     reasons: crate::event::drop_reason::DropReasons,
-    /// Read kallsyms on the first drop (`from_kernel`); else hex addresses.
-    symbolize: bool,
-    symbols: Option<crate::symbols::KernelSymbols>,
+    /// Code addresses resolved by the edge, as `function+0xoff`.
+    symbols: rustc_hash::FxHashMap<u64, String>,
     /// Kernel stacks of drops (`--drop-stack`), by stack id + 1.
     stacks: std::collections::HashMap<u32, Vec<u64>>,
 }
 
 impl DropContext {
-    /// The running kernel's reason names (numbers only when BTF lacks them).
-    pub fn from_kernel() -> DropContext {
-        DropContext {
-            reasons: crate::event::drop_reason::DropReasons::from_kernel().unwrap_or_default(),
-            symbolize: true,
-            symbols: None,
-            stacks: std::collections::HashMap::new(),
+    /// Keeps the facts about drops: reason names, symbols, stacks.
+    pub fn learn(&mut self, fact: &crate::facts::Fact) {
+        use crate::facts::Fact;
+        match fact {
+            Fact::DropReasons(r) => self.reasons = r.clone(),
+            Fact::Symbol { addr, name } => {
+                crate::facts::bounded_insert(&mut self.symbols, *addr, name.clone());
+            }
+            Fact::Stack { id, ips } => {
+                // The kernel map holds 1024 stacks; this mirrors at most that many.
+                if self.stacks.len() > 4096 {
+                    self.stacks.clear();
+                }
+                self.stacks.insert(*id, ips.clone());
+            }
+            Fact::NetnsName { .. } | Fact::Link(_) => {}
         }
     }
 
@@ -236,56 +190,23 @@ impl DropContext {
     }
 
     /// `nft_do_chain+0x1f4`, or the hex address.
-    pub fn location(&mut self, addr: u64) -> String {
-        self.resolve_location(addr);
+    pub fn location(&self, addr: u64) -> String {
         self.location_of(addr).to_string()
     }
 
-    /// Resolves `addr` (reading kallsyms on the first call) and remembers
-    /// it for recordings ([`DropContext::resolved`]); then
-    /// [`DropContext::location_of`] writes it without allocating.
-    pub fn resolve_location(&mut self, addr: u64) {
-        if !self.symbolize {
-            return;
-        }
-        let syms = self
-            .symbols
-            .get_or_insert_with(crate::symbols::KernelSymbols::load);
-        if syms.cached(addr).is_none() {
-            syms.resolve(addr);
-        }
-    }
-
-    /// [`DropContext::location`] of an address resolved before, to write.
+    /// [`DropContext::location`], to write without allocating.
     pub fn location_of(&self, addr: u64) -> Location<'_> {
-        let Some(syms) = self.symbols.as_ref().filter(|_| self.symbolize) else {
-            return Location::Addr(addr);
-        };
-        match syms.cached(addr) {
-            Some(Some(name)) => Location::Name(name),
-            Some(None) => Location::Addr(addr),
-            // The cache is full: the same text, found again.
-            None => match syms.lookup(addr) {
-                Some((name, off)) => Location::Symbol(name, off),
-                None => Location::Addr(addr),
-            },
+        match self.symbols.get(&addr) {
+            Some(name) => Location::Name(name),
+            None => Location::Addr(addr),
         }
-    }
-
-    /// Stacks read by the reader, before the drops that refer to them.
-    pub fn add_stacks(&mut self, stacks: Vec<(u32, Vec<u64>)>) {
-        // The kernel map holds 1024 stacks; this mirrors at most that many.
-        if self.stacks.len() > 4096 {
-            self.stacks.clear();
-        }
-        self.stacks.extend(stacks);
     }
 
     /// The symbolized kernel stack of a drop, innermost first, from the
     /// function that dropped it (the tracing frames above are left out).
-    pub fn stack(&mut self, id: u32) -> Option<Vec<String>> {
-        let ips = self.stacks.get(&id)?.clone();
-        let frames: Vec<String> = ips.into_iter().map(|ip| self.location(ip)).collect();
+    pub fn stack(&self, id: u32) -> Option<Vec<String>> {
+        let ips = self.stacks.get(&id)?;
+        let frames: Vec<String> = ips.iter().map(|ip| self.location(*ip)).collect();
         let tracing = |f: &String| {
             f.starts_with("bpf_prog_")
                 || f.starts_with("bpf_trace_run")
@@ -293,11 +214,6 @@ impl DropContext {
         };
         let skip = frames.iter().position(|f| !tracing(f)).unwrap_or(0);
         Some(frames[skip..].to_vec())
-    }
-
-    /// Locations resolved so far (recordings carry them).
-    pub fn resolved(&self) -> impl Iterator<Item = (u64, &str)> {
-        self.symbols.iter().flat_map(|s| s.resolved())
     }
 
     pub fn hint(
@@ -337,7 +253,7 @@ impl serde::Serialize for ReasonName<'_> {
 /// A code location: `nft_do_chain+0x1f4`, or the hex address (Display).
 #[derive(Debug, Clone, Copy)]
 pub enum Location<'a> {
-    /// Resolved before, as written then.
+    /// Resolved by the edge, as `function+0xoff`.
     Name(&'a str),
     /// A function and the offset into it.
     Symbol(&'a str, u64),
@@ -460,4 +376,22 @@ pub fn neigh_state_name(state: u8) -> &'static str {
         0x80 => "permanent",
         _ => "other",
     }
+}
+
+/// Events lost, as every mode counts them (the explorer's status bar, its
+/// exit line, the trace's summary): those the full ring buffer refused plus
+/// those dropped while processing lagged, and where they went.
+pub fn lost_phrase(ring_full: u64, lagged: u64) -> String {
+    let mut s = format!("{} lost", ring_full + lagged);
+    match (ring_full, lagged) {
+        (0, 0) => {}
+        (r, 0) => s.push_str(&format!(
+            " ({r} with the ring buffer full: raise --ring-size)"
+        )),
+        (0, l) => s.push_str(&format!(" ({l} while processing lagged)")),
+        (r, l) => s.push_str(&format!(
+            " ({r} with the ring buffer full: raise --ring-size; {l} while processing lagged)"
+        )),
+    }
+    s
 }

@@ -19,8 +19,9 @@ use std::io::{self, Write};
 use super::{describe, describe_outer, fmt_duration, DropContext, Filter};
 use crate::correlate::{Annotation, Flow, HopContext, Outcome, Packet, Role, Sink};
 use crate::event::{Device, Hook, HookData, HopEvent, RouteResult};
+use crate::facts::{Fact, FactSink, FactTable};
 use crate::safe_text::{shown, Shown};
-use crate::topology::resolver::Topology;
+use crate::topology::TopologyView;
 
 /// A packet is printed once this long has passed since its first sighting
 /// (and it ended): packets that end out of order are put back in order.
@@ -32,8 +33,9 @@ pub struct TextSink<W: Write> {
     out: W,
     all_hooks: bool,
     filter: Filter,
-    /// Names instead of inodes, and bridge masters (absent: inodes only).
-    topo: Option<Topology>,
+    /// Namespace names and bridge masters, as the edge gave them (none
+    /// with `--inodes`: inodes only).
+    topo: FactTable,
     /// Drop reason names, locations and hints.
     drops: DropContext,
     line: String,
@@ -57,7 +59,7 @@ impl<W: Write> TextSink<W> {
             out,
             all_hooks,
             filter,
-            topo: None,
+            topo: FactTable::default(),
             drops: DropContext::default(),
             line: String::with_capacity(256),
             block: String::with_capacity(1024),
@@ -115,38 +117,15 @@ impl<W: Write> TextSink<W> {
         }
     }
 
-    /// Shows namespace names (where known) and bridge masters.
-    pub fn with_topology(mut self, topo: Topology) -> Self {
-        self.topo = Some(topo);
-        self
-    }
-
-    /// Names drop reasons and locations.
-    pub fn with_drops(mut self, drops: DropContext) -> Self {
-        self.drops = drops;
-        self
-    }
-
-    pub fn drops(&self) -> &DropContext {
-        &self.drops
-    }
-
-    pub fn drops_mut(&mut self) -> &mut DropContext {
-        &mut self.drops
-    }
-
-    pub fn topology(&self) -> Option<&Topology> {
-        self.topo.as_ref()
+    /// Namespace names and links given so far.
+    pub fn topology(&self) -> &FactTable {
+        &self.topo
     }
 
     /// `[netns]` label and device text of one device: the namespace's name
     /// (else its inode), the interface and its bridge or bond master.
-    fn place(&mut self, d: &Device) -> (String, String) {
-        let Some(t) = self.topo.as_mut() else {
-            return (d.netns.0.to_string(), d.ifname.to_string());
-        };
-        t.observe(d);
-        t.refresh(false);
+    fn place(&self, d: &Device) -> (String, String) {
+        let t = &self.topo;
         let ns = t
             .netns_name(d.netns.0)
             .map_or_else(|| d.netns.0.to_string(), |n| shown(n).into_owned());
@@ -191,6 +170,39 @@ fn role_name(r: Option<Role>) -> &'static str {
     r.map_or("-", Role::name)
 }
 
+impl<W: Write> FactSink for TextSink<W> {
+    fn fact(&mut self, fact: &Fact) {
+        self.topo.learn(fact);
+        self.drops.learn(fact);
+    }
+
+    /// Hops are lines of their own only with `all_hooks`.
+    fn shows_hop(&self, ev: &HopEvent, _ctx: &HopContext, flow: Option<&Flow>) -> bool {
+        self.all_hooks && self.filter.hop(ev, flow)
+    }
+
+    fn shows_annotation(&self, ev: &HopEvent, at: &Annotation, flow: Option<&Flow>) -> bool {
+        prints_annotation(ev) && self.filter.annotation(at.device, flow)
+    }
+
+    fn shows_packet(&self, p: &Packet, flow: Option<&Flow>) -> bool {
+        self.filter.packet(p, flow)
+    }
+}
+
+/// Route lookups are every routed packet: lines show them (JSON shows all)
+/// only where they failed, not for a table without a match, where the next
+/// one is tried.
+fn prints_annotation(ev: &HopEvent) -> bool {
+    !matches!(
+        ev.data,
+        HookData::Route {
+            result: RouteResult::Found | RouteResult::NotInTable,
+            ..
+        }
+    )
+}
+
 impl<W: Write> Sink for TextSink<W> {
     fn hop(&mut self, ev: &HopEvent, ctx: &HopContext, flow: Option<&Flow>) {
         if !self.all_hooks || !self.filter.hop(ev, flow) {
@@ -227,13 +239,7 @@ impl<W: Write> Sink for TextSink<W> {
         if !self.filter.annotation(at.device, flow) {
             return;
         }
-        // Route lookups are every routed packet: JSON only, except real
-        // failures (not a table without a match, where the next is tried).
-        if let HookData::Route {
-            result: RouteResult::Found | RouteResult::NotInTable,
-            ..
-        } = ev.data
-        {
+        if !prints_annotation(ev) {
             return;
         }
         let packet = at.packet;

@@ -12,8 +12,8 @@ use std::io::{self, Write};
 
 use super::graph::HopGraph;
 use super::TopologyView;
+use crate::clock::fmt_duration;
 use crate::correlate::Role;
-use crate::output::fmt_duration;
 
 /// DOT-quoted string.
 fn q(s: &str) -> String {
