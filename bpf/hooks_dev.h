@@ -159,7 +159,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		hs_send_hop(hook, id, key, skb->len, dev, now, 0);
 		if (hook == HS_HOOK_NETIF_RECEIVE_SKB)
 			hs_note_rx(key, id, dev ? dev->nd_net.net->ns.inum : 0,
-				   ((__u64)st->tcp_ctl << 32) | ((__u64)st->sport << 16) | st->dport,
+				   ((__u64)st->is_tcp << 32) | ((__u64)st->sport << 16) | st->dport,
 				   now);
 		return 0;
 	}
@@ -218,8 +218,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 		hs_fill_sender(e, skb, is_new);
 	if (hook == HS_HOOK_NETIF_RECEIVE_SKB)
 		hs_note_rx(key, id, e->netns_ino,
-			   ((__u64)(fp && e->tuple.l4_proto == HS_IPPROTO_TCP &&
-				    (e->tuple.tcp_flags & 0x07)) << 32) |
+			   ((__u64)(fp && e->tuple.l4_proto == HS_IPPROTO_TCP) << 32) |
 				   ((__u64)e->tuple.sport << 16) | e->tuple.dport,
 			   now);
 	hs_submit(e);

@@ -2,7 +2,8 @@
 /*
  * hooks_end.h: where a packet's life ends. Routine drop reasons
  * (hs_quiet_reason), drop stacks (hs_drop_stack), packets first seen at their
- * drop (hs_first_seen_dropped), the common free path (hs_on_free), and the
+ * drop (hs_first_seen_dropped), the common free path (hs_on_free: a
+ * struct hs_end), and the
  * programs consume_skb and kfree_skb.
  *
  * Part of hopscope.bpf.c (see state.h).
@@ -85,7 +86,10 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 {
 	__u64 key = (__u64)skb;
 	struct hs_pkt_state *st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
-	struct hs_event *e;
+	__u32 netns, ifindex;
+	struct net_device *dev;
+	struct hs_end *r;
+	struct net *net;
 	__u8 tx;
 	__u64 id;
 
@@ -104,19 +108,32 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 	}
 	if (!bpf_map_delete_elem(&hs_packets, &key))
 		__sync_fetch_and_add(&hs_followed, -1);
-	e = hs_reserve();
-	if (!e)
-		return 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->hook = hook;
-	e->packet_id = id;
-	e->skb_addr = key;
-	e->location = location;
-	e->drop_reason = reason;
-	if (hook == HS_HOOK_KFREE_SKB)
-		e->aux = hs_drop_stack(ctx, reason);
 	/* Where it ended: a device no hook showed (macvlan's rx handler) says so. */
-	hs_fill_dev(e, skb->dev);
+	dev = skb->dev;
+	net = dev ? dev->nd_net.net : NULL;
+	netns = net ? net->ns.inum : 0;
+	ifindex = dev ? dev->ifindex : 0;
+	if (dev)
+		hs_send_dev(dev, netns, ifindex);
+	r = hs_reserve_bytes(sizeof(*r));
+	if (!r)
+		return 0;
+	r->kind = HS_REC_END;
+	r->hook = hook;
+	r->_pad0 = 0;
+	r->flags = 0;
+	r->cpu = bpf_get_smp_processor_id();
+	r->ts_ns = bpf_ktime_get_ns();
+	r->packet_id = id;
+	r->skb_addr = key;
+	r->location = location;
+	r->netns_ino = netns;
+	r->ifindex = ifindex;
+	r->drop_reason = reason;
+	r->stack = hook == HS_HOOK_KFREE_SKB ? hs_drop_stack(ctx, reason) : 0;
+	r->seg_count = 0;
+	r->_pad1 = 0;
+	r->_pad2 = 0;
 	{
 		struct skb_shared_info *sh =
 			(void *)(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, end));
@@ -124,7 +141,7 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 		__u16 gso_size = BPF_CORE_READ(sh, gso_size);
 
 		if (BPF_CORE_READ_BITFIELD_PROBED(skb, cloned) && (dataref & 0xffff) > 1)
-			e->flags |= HS_F_SHARED;
+			r->flags |= HS_F_SHARED;
 		/*
 		 * Consumed on its way out right after skb_gso_segment cut it: its
 		 * segments come next (a GRO packet consumed on receipt is no such).
@@ -132,20 +149,19 @@ static __always_inline int hs_on_free(void *ctx, struct sk_buff *skb, __u8 hook,
 		if (hook == HS_HOOK_CONSUME_SKB && gso_size && tx) {
 			__u32 zero = 0;
 			struct hs_gso_state *g = bpf_map_lookup_elem(&hs_gso, &zero);
-			struct net_device *dev = skb->dev;
 
-			e->flags |= HS_F_SEGMENTED;
-			e->seg_count = BPF_CORE_READ(sh, gso_segs);
+			r->flags |= HS_F_SEGMENTED;
+			r->seg_count = BPF_CORE_READ(sh, gso_segs);
 			if (g && dev) {
 				g->parent = id;
-				g->ts = e->ts_ns;
-				g->ifindex = BPF_CORE_READ(dev, ifindex);
-				g->segs = e->seg_count;
+				g->ts = r->ts_ns;
+				g->ifindex = ifindex;
+				g->segs = r->seg_count;
 				g->next = 0;
 			}
 		}
 	}
-	hs_submit(e);
+	hs_submit(r);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * hooks_sock.h: the socket hooks, where packets reach a socket. Clone
- * deliveries (hs_clone_delivery), socket hops (hs_socket_hop), and the
+ * deliveries (hs_clone_of), the packet at a socket (hs_socket_packet), its
+ * record (hs_sock_record, struct hs_sock), and the
  * programs skb_copy_datagram_iovec, tcp_probe, inet_sock_set_state (with the
  * TCP state and flag constants it matches) and sk_data_ready.
  *
@@ -12,84 +13,115 @@
 
 /*
  * skb is not followed: when it is a clone of a followed packet (the copy a
- * raw or ping socket got, queued or read after the original was freed), a
- * record naming that packet, with HS_F_CLONE; else NULL. The headers must
+ * raw or ping socket got, queued or read after the original was freed),
+ * that packet's id, with *flags |= HS_F_CLONE; else 0. The headers must
  * agree: a data buffer freed and handed to another packet is not a clone.
  */
-static __always_inline struct hs_event *hs_clone_delivery(struct sk_buff *skb, __u32 hook)
+static __always_inline __u64 hs_clone_of(struct sk_buff *skb, __u32 hook, __u16 *flags)
 {
 	struct hs_scratch *s = hs_scratch_of(hook);
 	struct hs_head_state *h;
-	struct hs_event *e;
 	__u64 head;
 
 	if (!s || !BPF_CORE_READ_BITFIELD(skb, cloned))
-		return NULL;
+		return 0;
 	head = (__u64)skb->head;
 	h = hs_head_of(head);
 	if (!h || bpf_ktime_get_ns() - h->ts > hs_cfg_max_packet_age_ns)
-		return NULL;
+		return 0;
 	__builtin_memset(&s->t, 0, sizeof(s->t));
 	if (!(hs_parse_skb(skb, &s->p, &s->t, &s->o) & HS_F_TUPLE) ||
 	    hs_fingerprint(&s->t) != h->fingerprint)
-		return NULL;
-	e = hs_reserve();
-	if (!e)
-		return NULL;
-	e->packet_id = h->packet_id;
-	e->related = h->packet_id;
-	e->flags = HS_F_CLONE;
-	return e;
+		return 0;
+	*flags |= HS_F_CLONE;
+	return h->packet_id;
 }
 
 /*
- * A record for a hook that names where a packet ended up (a socket), when
- * skb is a followed packet or a clone of one. NULL otherwise.
+ * The packet a socket hook's skb is: a followed packet's id, or (see
+ * hs_clone_of) the id of the packet it is a clone of. 0: neither.
  */
-static __always_inline struct hs_event *hs_socket_hop(struct sk_buff *skb, __u32 hook)
+static __always_inline __u64 hs_socket_packet(struct sk_buff *skb, __u32 hook, __u16 *flags)
 {
 	__u64 key = (__u64)skb;
 	struct hs_pkt_state *st = hs_nothing_followed() ? NULL : bpf_map_lookup_elem(&hs_packets, &key);
-	struct hs_event *e;
 
 	/*
 	 * Not followed, or the address is a dead packet's (sk_buffs are
 	 * reused at once): maybe a clone of a followed one.
 	 */
-	if (!st || !hs_same_packet(skb, st, hook))
-		return hs_clone_delivery(skb, hook);
-	e = hs_reserve();
-	if (e)
-		e->packet_id = st->packet_id;
-	return e;
+	if (st && hs_same_packet(skb, st, hook))
+		return st->packet_id;
+	return hs_clone_of(skb, hook, flags);
+}
+
+/*
+ * A socket record (struct hs_sock) of packet id at hook: on dev when the
+ * skb still has one (its name sent first, see hs_send_dev), else in the
+ * socket's namespace net. Its task fields are left to the caller: pid,
+ * tid and comm are zero. NULL when the ring is full.
+ */
+static __always_inline struct hs_sock *hs_sock_record(__u8 hook, __u64 id, __u16 flags, __u64 skb,
+						      __u32 len, struct net_device *dev,
+						      struct net *net, __u64 now)
+{
+	__u32 netns, ifindex = 0;
+	struct hs_sock *r;
+
+	if (dev) {
+		net = dev->nd_net.net;
+		ifindex = dev->ifindex;
+	}
+	netns = net ? net->ns.inum : 0;
+	if (dev)
+		hs_send_dev(dev, netns, ifindex);
+	r = hs_reserve_bytes(sizeof(*r));
+	if (!r)
+		return NULL;
+	r->kind = HS_REC_SOCK;
+	r->hook = hook;
+	r->_pad0 = 0;
+	r->flags = flags;
+	r->cpu = bpf_get_smp_processor_id();
+	r->ts_ns = now;
+	r->packet_id = id;
+	r->skb_addr = skb;
+	r->netns_cookie = 0;
+	if (net && bpf_core_field_exists(net->net_cookie))
+		r->netns_cookie = net->net_cookie;
+	r->netns_ino = netns;
+	r->ifindex = ifindex;
+	r->len = len;
+	r->aux = 0;
+	r->pid = 0;
+	r->tid = 0;
+	__builtin_memset(r->comm, 0, sizeof(r->comm));
+	return r;
 }
 
 /* Delivered into a socket (read by a task): followed packets and their clones. */
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 {
-	struct hs_event *e = hs_socket_hop(skb, HS_HOOK_SKB_COPY_DATAGRAM);
+	__u16 flags = HS_F_TASK;
+	__u64 id = hs_socket_packet(skb, HS_HOOK_SKB_COPY_DATAGRAM, &flags);
+	struct sock *sk;
+	struct hs_sock *r;
 	__u64 pt;
 
-	if (!e)
+	if (!id)
 		return 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->hook = HS_HOOK_SKB_COPY_DATAGRAM;
-	e->skb_addr = (__u64)skb;
-	e->len = len;
-	{
-		struct sock *sk = skb->sk;
-
-		if (sk)
-			hs_fill_net(e, sk->__sk_common.skc_net.net);
-	}
+	sk = skb->sk;
+	r = hs_sock_record(HS_HOOK_SKB_COPY_DATAGRAM, id, flags, (__u64)skb, len, NULL,
+			   sk ? sk->__sk_common.skc_net.net : NULL, bpf_ktime_get_ns());
+	if (!r)
+		return 0;
 	/* recvmsg runs in the receiving task's context. */
 	pt = bpf_get_current_pid_tgid();
-	e->pid = pt >> 32;
-	e->tid = (__u32)pt;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->flags |= HS_F_TASK;
-	hs_submit(e);
+	r->pid = pt >> 32;
+	r->tid = (__u32)pt;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	hs_submit(r);
 	return 0;
 }
 
@@ -102,28 +134,28 @@ int BPF_PROG(hs_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(hs_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
-	struct hs_event *e;
+	__u16 flags = 0;
+	struct hs_sock *r;
 	unsigned char *data;
 	__u8 doff = 0;
+	__u64 id;
 
 	if (hs_nothing_followed())
 		return 0;
-	e = hs_socket_hop((struct sk_buff *)skb, HS_HOOK_TCP_RCV);
-	if (!e)
+	id = hs_socket_packet((struct sk_buff *)skb, HS_HOOK_TCP_RCV, &flags);
+	if (!id)
 		return 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->hook = HS_HOOK_TCP_RCV;
-	e->skb_addr = (__u64)skb;
-	e->len = BPF_CORE_READ(skb, len);
+	/* Without a device, at least the socket's namespace (scopes check it). */
+	r = hs_sock_record(HS_HOOK_TCP_RCV, id, flags, (__u64)skb, skb->len, skb->dev,
+			   sk->__sk_common.skc_net.net, bpf_ktime_get_ns());
+	if (!r)
+		return 0;
 	/* skb->data is at the TCP header here. */
-	data = BPF_CORE_READ(skb, data);
+	data = skb->data;
 	bpf_probe_read_kernel(&doff, 1, data + 12);
 	doff = (doff >> 4) * 4;
-	e->aux = e->len > doff ? e->len - doff : 0;
-	hs_fill_dev(e, skb->dev);
-	/* Without a device, at least the socket's namespace (scopes check it). */
-	hs_fill_net(e, sk->__sk_common.skc_net.net);
-	hs_submit(e);
+	r->aux = r->len > doff ? r->len - doff : 0;
+	hs_submit(r);
 	return 0;
 }
 
@@ -196,7 +228,7 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	struct hs_pkt_state *st;
 	struct hs_last_rx *r;
 	struct sk_buff *skb;
-	struct hs_event *e;
+	struct hs_sock *rec;
 	__u16 sport, dport;
 	__u32 zero = 0;
 	__u8 flags = 0;
@@ -217,17 +249,15 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	skb = r && now - r->ts <= HS_STATE_WINDOW_NS ? (struct sk_buff *)r->skb : NULL;
 	id = r ? r->packet_id : 0;
 	if (!skb || !hs_tcp_ports_flags(skb, sport, dport, &flags)) {
-		struct hs_tcp_ctl_key k = {
-			.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum),
-			.sport = sport,
-			.dport = dport,
-		};
+		__u32 netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		__u32 slot = hs_tcp_rx_slot(netns, sport, dport);
+		struct hs_tcp_rx *c = bpf_map_lookup_elem(&hs_tcp_rx, &slot);
 
-		r = bpf_map_lookup_elem(&hs_tcp_ctl, &k);
-		if (!r || now - r->ts > HS_BACKLOG_WINDOW_NS)
+		if (!c || c->netns != netns || c->sport != sport || c->dport != dport ||
+		    now - c->ts > HS_BACKLOG_WINDOW_NS)
 			return 0;
-		skb = (struct sk_buff *)r->skb;
-		id = r->packet_id;
+		skb = (struct sk_buff *)c->skb;
+		id = c->packet_id;
 		if (!hs_tcp_ports_flags(skb, sport, dport, &flags))
 			return 0;
 	}
@@ -244,24 +274,19 @@ int BPF_PROG(hs_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 	st = bpf_map_lookup_elem(&hs_packets, &key);
 	if (!st || st->packet_id != id)
 		return 0;
-	e = hs_reserve();
-	if (!e)
+	/* No device: TCP reuses skb->dev's word by now. */
+	rec = hs_sock_record(HS_HOOK_TCP_STATE, id, 0, (__u64)skb, BPF_CORE_READ(skb, len), NULL,
+			     sk->__sk_common.skc_net.net, now);
+	if (!rec)
 		return 0;
-	e->packet_id = id;
-	e->ts_ns = now;
-	e->hook = HS_HOOK_TCP_STATE;
-	e->skb_addr = (__u64)skb;
-	e->len = BPF_CORE_READ(skb, len);
 	/* A segment with data is delivered, not only consumed: its length too. */
-	e->aux = ((__u32)oldstate << 8) | (__u32)newstate;
+	rec->aux = ((__u32)oldstate << 8) | (__u32)newstate;
 	{
 		__u32 payload = hs_tcp_payload(skb);
 
-		e->aux |= (payload > 0xffff ? 0xffff : payload) << 16;
+		rec->aux |= (payload > 0xffff ? 0xffff : payload) << 16;
 	}
-	/* No device: TCP reuses skb->dev's word by now. */
-	hs_fill_net(e, sk->__sk_common.skc_net.net);
-	hs_submit(e);
+	hs_submit(rec);
 	return 0;
 }
 
@@ -280,7 +305,9 @@ int BPF_PROG(hs_sk_data_ready, const struct sock *sk)
 {
 	__u16 family = sk->__sk_common.skc_family;
 	struct sk_buff *skb;
-	struct hs_event *e;
+	struct hs_sock *r;
+	__u16 flags = 0;
+	__u64 id;
 
 	if (family == HS_AF_PACKET ||
 	    ((family == HS_AF_INET || family == HS_AF_INET6) && sk->sk_protocol == HS_IPPROTO_TCP))
@@ -291,16 +318,13 @@ int BPF_PROG(hs_sk_data_ready, const struct sock *sk)
 	skb = sk->sk_receive_queue.prev;
 	if (!skb)
 		return 0;
-	e = hs_socket_hop(skb, HS_HOOK_SOCK_QUEUE);
-	if (!e)
+	id = hs_socket_packet(skb, HS_HOOK_SOCK_QUEUE, &flags);
+	if (!id)
 		return 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->hook = HS_HOOK_SOCK_QUEUE;
-	e->skb_addr = (__u64)skb;
-	e->len = BPF_CORE_READ(skb, len);
-	hs_fill_dev(e, skb->dev);
-	hs_fill_net(e, sk->__sk_common.skc_net.net);
-	hs_submit(e);
+	r = hs_sock_record(HS_HOOK_SOCK_QUEUE, id, flags, (__u64)skb, skb->len, skb->dev,
+			   sk->__sk_common.skc_net.net, bpf_ktime_get_ns());
+	if (r)
+		hs_submit(r);
 	return 0;
 }
 

@@ -63,4 +63,6 @@ enum hs_tunnel _hs_tunnel_btf = HS_TUNNEL_NONE;
 enum hs_tuple_flags _hs_tuple_flags_btf = HS_T_VLAN;
 struct hs_hop _hs_hop_btf = {};
 struct hs_dev _hs_dev_btf = {};
+struct hs_sock _hs_sock_btf = {};
+struct hs_end _hs_end_btf = {};
 enum hs_rec_kind _hs_rec_kind_btf = HS_REC_HOP;

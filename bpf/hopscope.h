@@ -192,8 +192,10 @@ _Static_assert(sizeof(struct hs_event) == 272, "hs_event layout");
  * first field is its kind: the kinds never equal an ABI version.
  */
 enum hs_rec_kind {
-	HS_REC_HOP = 0x4801, /* struct hs_hop */
-	HS_REC_DEV = 0x4802, /* struct hs_dev */
+	HS_REC_HOP = 0x4801,  /* struct hs_hop */
+	HS_REC_DEV = 0x4802,  /* struct hs_dev */
+	HS_REC_SOCK = 0x4803, /* struct hs_sock */
+	HS_REC_END = 0x4804,  /* struct hs_end */
 };
 
 /*
@@ -232,6 +234,53 @@ struct hs_dev {
 	__u8 ifname[HS_IFNAMSIZ];
 };
 _Static_assert(sizeof(struct hs_dev) == 40, "hs_dev layout");
+
+/*
+ * A followed packet, or a clone of one (HS_F_CLONE), reached a socket:
+ * skb_copy_datagram_iovec (a task read it: HS_F_TASK), tcp_probe,
+ * sk_data_ready, inet_sock_set_state. No headers: the packet's last ones.
+ */
+struct hs_sock {
+	__u16 kind;         /* HS_REC_SOCK */
+	__u8 hook;          /* enum hs_hook: a socket hook */
+	__u8 _pad0;
+	__u16 flags;        /* HS_F_TASK, HS_F_CLONE */
+	__u16 cpu;
+	__u64 ts_ns;
+	__u64 packet_id;    /* the packet (a clone's: the packet it copies) */
+	__u64 skb_addr;
+	__u64 netns_cookie; /* of netns_ino (0 where the kernel has none) */
+	__u32 netns_ino;    /* the device's namespace, or the socket's */
+	__u32 ifindex;      /* 0: no device; its name: the last hs_dev for it */
+	__u32 len;
+	__u32 aux;          /* tcp_probe: payload bytes; inet_sock_set_state:
+	                     * old state << 8 | new, payload (at most 0xffff) << 16 */
+	__u32 pid;          /* HS_F_TASK: the reading task */
+	__u32 tid;
+	__u8 comm[HS_COMM_LEN]; /* HS_F_TASK */
+};
+_Static_assert(sizeof(struct hs_sock) == 80, "hs_sock layout");
+
+/* A followed packet's end: consume_skb or kfree_skb. */
+struct hs_end {
+	__u16 kind;         /* HS_REC_END */
+	__u8 hook;          /* HS_HOOK_CONSUME_SKB or HS_HOOK_KFREE_SKB */
+	__u8 _pad0;
+	__u16 flags;        /* HS_F_SHARED, HS_F_SEGMENTED */
+	__u16 cpu;
+	__u64 ts_ns;
+	__u64 packet_id;
+	__u64 skb_addr;
+	__u64 location;     /* code address of the free */
+	__u32 netns_ino;    /* where it was (0: no device) */
+	__u32 ifindex;      /* its name: the last hs_dev for it */
+	__u32 drop_reason;  /* kfree_skb: enum skb_drop_reason of this kernel */
+	__u32 stack;        /* kfree_skb: stack id + 1 with --drop-stack (0: none) */
+	__u16 seg_count;    /* HS_F_SEGMENTED: segments made */
+	__u16 _pad1;
+	__u32 _pad2;
+};
+_Static_assert(sizeof(struct hs_end) == 64, "hs_end layout");
 
 /*
  * Filters (src/filter). A pcap-filter expression is compiled by libpcap

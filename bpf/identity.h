@@ -74,7 +74,7 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 {
 	struct hs_pkt_state *st = bpf_map_lookup_elem(&hs_packets, &skb);
 	struct hs_pkt_state fresh = {};
-	__u8 tcp_ctl = fp && t->l4_proto == HS_IPPROTO_TCP && (t->tcp_flags & 0x07);
+	__u8 is_tcp = fp && t->l4_proto == HS_IPPROTO_TCP;
 
 	if (st) {
 		int reused = (fp && st->fingerprint && fp != st->fingerprint) ||
@@ -90,7 +90,7 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 				st->fingerprint = fp;
 			st->hdr_hash = hash;
 			st->win_at = win_at;
-			st->tcp_ctl = tcp_ctl;
+			st->is_tcp = is_tcp;
 			st->sport = t->sport;
 			st->dport = t->dport;
 			*is_new = 0;
@@ -105,7 +105,7 @@ static __always_inline __u64 hs_identify(__u64 skb, __u64 head, __u32 fp, __u64 
 	fresh.tx = tx;
 	fresh.hdr_hash = hash;
 	fresh.win_at = win_at;
-	fresh.tcp_ctl = tcp_ctl;
+	fresh.is_tcp = is_tcp;
 	fresh.sport = t->sport;
 	fresh.dport = t->dport;
 	if (bpf_map_update_elem(&hs_packets, &skb, &fresh, BPF_ANY))
@@ -242,26 +242,35 @@ static __noinline void hs_fill_sender(struct hs_event *e, struct sk_buff *skb, _
 
 /*
  * A followed packet goes up the stack on this CPU (see hs_last_rx), and a
- * TCP segment that may change its socket's state is noted by its ports
- * (see hs_tcp_ctl). tcp: 1 << 32 for such a segment, | sport << 16 |
- * dport. Not inlined: off the device hooks' frames.
+ * TCP segment is noted by its connection (see hs_tcp_rx). tcp: 1 << 32
+ * for a TCP segment, | sport << 16 | dport. Not inlined: off the device
+ * hooks' frames.
  */
 static __noinline void hs_note_rx(__u64 skb, __u64 id, __u32 netns, __u64 tcp, __u64 now)
 {
 	struct hs_last_rx v = { .skb = skb, .ts = now, .packet_id = id };
-	struct hs_tcp_ctl_key k = {};
 	struct hs_last_rx *r;
-	__u32 zero = 0;
+	struct hs_tcp_rx *c;
+	__u16 sport, dport;
+	__u32 zero = 0, slot;
 
 	r = bpf_map_lookup_elem(&hs_last_rx, &zero);
 	if (r)
 		*r = v;
 	if (!(tcp >> 32) || !netns)
 		return;
-	k.netns = netns;
-	k.sport = (__u16)(tcp >> 16);
-	k.dport = (__u16)tcp;
-	bpf_map_update_elem(&hs_tcp_ctl, &k, &v, BPF_ANY);
+	sport = (__u16)(tcp >> 16);
+	dport = (__u16)tcp;
+	slot = hs_tcp_rx_slot(netns, sport, dport);
+	c = bpf_map_lookup_elem(&hs_tcp_rx, &slot);
+	if (!c)
+		return;
+	c->netns = netns;
+	c->sport = sport;
+	c->dport = dport;
+	c->skb = skb;
+	c->ts = now;
+	c->packet_id = id;
 }
 
 #endif /* HOPSCOPE_IDENTITY_H */

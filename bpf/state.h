@@ -56,7 +56,7 @@ struct hs_pkt_state {
 	__u64 head;
 	__u32 fingerprint;
 	__u8 tx;      /* the last device sighting was a transmit */
-	__u8 tcp_ctl; /* a TCP segment with SYN, FIN or RST (see hs_tcp_ctl) */
+	__u8 is_tcp;  /* a TCP segment (see hs_tcp_rx) */
 	__u16 sport;  /* its ports, host order (TCP only) */
 	__u16 dport;
 	__u16 _pad;
@@ -163,22 +163,40 @@ struct {
 #define HS_STATE_WINDOW_NS (2ULL * 1000 * 1000)
 
 /*
- * The last followed TCP segment with SYN, FIN or RST received in a
- * namespace, by its ports (host order): a socket a task holds gets such
- * segments later, from its backlog, in the task's context on any CPU.
+ * The last followed TCP segment received on each connection, by its
+ * namespace and ports (host order): a socket a task holds gets segments
+ * later, from its backlog, in the task's context on any CPU, and a state
+ * change there (a handshake's or a close's last ACK, a FIN) is found here.
+ * Every segment is noted, not only SYN, FIN and RST: the ACK that closes a
+ * LAST_ACK socket carries none of them. Direct-mapped by a hash of the
+ * connection (a write, not a map update, per segment); a slot two CPUs
+ * wrote at once fails the checks of what it names (its ports, then the
+ * packet's identity), never names another packet.
  */
-struct hs_tcp_ctl_key {
+#define HS_TCP_RX_SLOTS 16384
+
+struct hs_tcp_rx {
 	__u32 netns;
 	__u16 sport;
 	__u16 dport;
+	__u64 skb;
+	__u64 ts;
+	__u64 packet_id;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct hs_tcp_ctl_key);
-	__type(value, struct hs_last_rx);
-} hs_tcp_ctl SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HS_TCP_RX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct hs_tcp_rx);
+} hs_tcp_rx SEC(".maps");
+
+static __always_inline __u32 hs_tcp_rx_slot(__u32 netns, __u16 sport, __u16 dport)
+{
+	__u64 k = ((__u64)netns << 32) | ((__u32)sport << 16) | dport;
+
+	return (__u32)((k * 0x9e3779b97f4a7c15ULL) >> 40) & (HS_TCP_RX_SLOTS - 1);
+}
 
 /* A socket's backlog is processed when its task lets go: this soon. */
 #define HS_BACKLOG_WINDOW_NS (100ULL * 1000 * 1000)

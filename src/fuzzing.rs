@@ -68,7 +68,8 @@ pub fn decode(data: &[u8]) {
 
 /// `data` as a stream of records (each as long as its kind's record, the
 /// last one short) through a [`StreamDecoder`] with few slots: no panic,
-/// and a compact hop's headers are those a full record gave that packet.
+/// a compact hop's headers are those a full record gave that packet, and
+/// socket and end records get none.
 fn decode_stream(data: &[u8]) {
     use crate::bpf::abi;
     use crate::event::stream::StreamDecoder;
@@ -79,6 +80,8 @@ fn decode_stream(data: &[u8]) {
         let size = match abi::record_kind(rest) {
             Some(abi::REC_HOP) => std::mem::size_of::<abi::RawHop>(),
             Some(abi::REC_DEV) => std::mem::size_of::<abi::RawDev>(),
+            Some(abi::REC_SOCK) => std::mem::size_of::<abi::RawSock>(),
+            Some(abi::REC_END) => std::mem::size_of::<abi::RawEnd>(),
             _ => abi::EVENT_SIZE,
         };
         let (rec, tail) = rest.split_at(size.min(rest.len()));
@@ -89,7 +92,14 @@ fn decode_stream(data: &[u8]) {
         if let Some(d) = ev.device {
             assert_printable(&d.ifname.to_string());
         }
-        if abi::record_kind(rec) == Some(abi::REC_HOP) {
+        if let Some(t) = ev.task {
+            assert_printable(&t.comm.to_string());
+        }
+        let kind = abi::record_kind(rec);
+        if matches!(kind, Some(abi::REC_SOCK | abi::REC_END)) {
+            assert!(ev.headers.is_none(), "a socket or end record got headers");
+        }
+        if kind == Some(abi::REC_HOP) {
             if let Some(h) = ev.headers {
                 assert!(
                     seen.contains(&(ev.packet, h)),

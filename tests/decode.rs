@@ -396,7 +396,10 @@ mod stream {
     //! names the full records and device records gave.
 
     use super::raw_icmp;
-    use hopscope::bpf::abi::{dev_bytes, event_bytes, hop_bytes, RawDev, RawHop, REC_DEV, REC_HOP};
+    use hopscope::bpf::abi::{
+        dev_bytes, end_bytes, event_bytes, hop_bytes, sock_bytes, RawDev, RawEnd, RawHop, RawSock,
+        REC_DEV, REC_END, REC_HOP, REC_SOCK,
+    };
     use hopscope::event::decode::{wire_code, DecodeError};
     use hopscope::event::stream::{StreamDecoder, CARRIED_PACKETS};
     use hopscope::event::{Hook, HookData, Link, PacketId, L4};
@@ -521,6 +524,166 @@ mod stream {
             .unwrap()
             .unwrap();
         assert!(matches!(y.headers.unwrap().l4, L4::Udp { .. }));
+    }
+
+    fn sock(packet: u64, hook: Hook, netns: u32, ifindex: u32) -> RawSock {
+        RawSock {
+            kind: REC_SOCK,
+            hook: wire_code(hook),
+            cpu: 1,
+            ts_ns: 300,
+            packet_id: packet,
+            skb_addr: 0xffff_8880_0000_2000,
+            netns_cookie: 9,
+            netns_ino: netns,
+            ifindex,
+            len: 1500,
+            ..RawSock::default()
+        }
+    }
+
+    fn end(packet: u64, hook: Hook, netns: u32, ifindex: u32) -> RawEnd {
+        RawEnd {
+            kind: REC_END,
+            hook: wire_code(hook),
+            cpu: 0,
+            ts_ns: 400,
+            packet_id: packet,
+            skb_addr: 0xffff_8880_0000_3000,
+            netns_ino: netns,
+            ifindex,
+            ..RawEnd::default()
+        }
+    }
+
+    #[test]
+    fn socket_records_name_their_device_task_clone_and_tcp_report() {
+        let mut s = StreamDecoder::new();
+        s.decode(event_bytes(&raw_icmp())).unwrap();
+        s.decode(dev_bytes(&dev(4026532001, 3, "eth0"))).unwrap();
+        // tcp_probe on a device: its name from the stream, the payload typed.
+        let mut r = sock(42, Hook::TcpRcv, 4026532001, 3);
+        r.aux = 1448;
+        let ev = s.decode(sock_bytes(&r)).unwrap().unwrap();
+        assert_eq!(
+            (ev.hook, ev.packet, ev.len, ev.ts_ns, ev.cpu, ev.skb),
+            (
+                Hook::TcpRcv,
+                PacketId(42),
+                1500,
+                300,
+                1,
+                0xffff_8880_0000_2000
+            )
+        );
+        let d = ev.device.unwrap();
+        assert_eq!(
+            (d.netns.0, d.ifindex.0, d.ifname.as_str(), d.netns_cookie),
+            (4026532001, 3, "eth0", 9)
+        );
+        assert_eq!(ev.data, HookData::TcpSegment { payload: 1448 });
+        assert!(ev.headers.is_none() && ev.task.is_none() && ev.link.is_none());
+        // A read by a task, in the socket's namespace (no device).
+        let mut r = sock(42, Hook::SkbCopyDatagram, 4026532002, 0);
+        r.flags = 1 << 2; // HS_F_TASK
+        r.pid = 77;
+        r.tid = 78;
+        r.comm[..4].copy_from_slice(b"ping");
+        let ev = s.decode(sock_bytes(&r)).unwrap().unwrap();
+        let t = ev.task.unwrap();
+        assert_eq!((t.pid, t.tid, t.comm.as_str()), (77, 78, "ping"));
+        let d = ev.device.unwrap();
+        assert_eq!(
+            (d.netns.0, d.ifindex.0, d.ifname.as_str(), d.netns_cookie),
+            (4026532002, 0, "", 9)
+        );
+        assert_eq!(ev.data, HookData::None);
+        // A raw socket's clone names the packet it copies.
+        let mut r = sock(42, Hook::SockQueue, 4026532002, 0);
+        r.flags = 1 << 6; // HS_F_CLONE
+        let ev = s.decode(sock_bytes(&r)).unwrap().unwrap();
+        assert_eq!(ev.link, Some(Link::CloneOf(PacketId(42))));
+        // inet_sock_set_state: old << 8 | new | payload << 16.
+        let mut r = sock(42, Hook::TcpState, 4026532002, 0);
+        r.aux = 2 << 8 | 1 | 100 << 16;
+        let ev = s.decode(sock_bytes(&r)).unwrap().unwrap();
+        assert_eq!(
+            ev.data,
+            HookData::TcpState {
+                old: 2,
+                new: 1,
+                payload: 100
+            }
+        );
+    }
+
+    #[test]
+    fn end_records_say_how_and_where_and_forget_the_headers() {
+        let mut s = StreamDecoder::new();
+        s.decode(event_bytes(&raw_icmp())).unwrap();
+        s.decode(dev_bytes(&dev(4026532001, 3, "vc1"))).unwrap();
+        let mut r = end(42, Hook::KfreeSkb, 4026532001, 3);
+        r.drop_reason = 6;
+        r.location = 0xffff_ffff_8123_0000;
+        r.stack = 5;
+        r.flags = 1 << 10; // HS_F_SHARED
+        let ev = s.decode(end_bytes(&r)).unwrap().unwrap();
+        assert_eq!(
+            ev.data,
+            HookData::Freed {
+                reason: 6,
+                location: 0xffff_ffff_8123_0000,
+                stack: 5
+            }
+        );
+        assert!(ev.shared && ev.headers.is_none() && ev.link.is_none());
+        let d = ev.device.unwrap();
+        assert_eq!((d.ifname.as_str(), d.netns_cookie), ("vc1", 5));
+        // The packet ended: a later hop of its id gets no headers.
+        let later = s
+            .decode(hop_bytes(&hop(42, Hook::NetifRx, 1, 1)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(later.headers, None);
+        // A GSO packet consumed once cut into segments; no device.
+        let mut r = end(50, Hook::ConsumeSkb, 0, 0);
+        r.flags = 1 << 9; // HS_F_SEGMENTED
+        r.seg_count = 3;
+        r.location = 0xffff_ffff_8100_0042;
+        let ev = s.decode(end_bytes(&r)).unwrap().unwrap();
+        assert_eq!(ev.link, Some(Link::Segmented { count: 3 }));
+        assert_eq!(
+            ev.data,
+            HookData::Consumed {
+                location: 0xffff_ffff_8100_0042
+            }
+        );
+        assert_eq!(ev.device, None);
+    }
+
+    #[test]
+    fn typed_records_of_the_wrong_hook_or_size_are_errors() {
+        let mut s = StreamDecoder::new();
+        let r = sock(7, Hook::NetifRx, 1, 1);
+        assert_eq!(
+            s.decode(sock_bytes(&r)).unwrap_err(),
+            DecodeError::Hook(wire_code(Hook::NetifRx))
+        );
+        let e = end(7, Hook::TcpRcv, 1, 1);
+        assert_eq!(
+            s.decode(end_bytes(&e)).unwrap_err(),
+            DecodeError::Hook(wire_code(Hook::TcpRcv))
+        );
+        assert_eq!(
+            s.decode(&sock_bytes(&sock(7, Hook::TcpRcv, 1, 1))[..79])
+                .unwrap_err(),
+            DecodeError::Short { got: 79, want: 80 }
+        );
+        assert_eq!(
+            s.decode(end_bytes(&end(0, Hook::ConsumeSkb, 1, 1)))
+                .unwrap_err(),
+            DecodeError::NoPacket
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The ABI module: the only place that reinterprets kernel bytes as structs.
 //!
 //! A ring record is a full `struct hs_event` (its first field: the ABI
-//! version), a compact device hop `struct hs_hop` or a device name `struct
-//! hs_dev` (their first field: a record kind, [`REC_HOP`], [`REC_DEV`]);
-//! [`record_kind`] tells them apart.
+//! version), or a typed record whose first field is its kind: a compact
+//! device hop `struct hs_hop` ([`REC_HOP`]), a device name `struct hs_dev`
+//! ([`REC_DEV`]), a socket hop `struct hs_sock` ([`REC_SOCK`]) or a
+//! packet's end `struct hs_end` ([`REC_END`]); [`record_kind`] tells them
+//! apart.
 //!
 //! The types come from the skeleton libbpf-cargo generated from
 //! `bpf/hopscope.h` (through the object's BTF), so nothing is mirrored by
@@ -12,8 +14,9 @@
 //! borrowed in place.
 
 pub use super::skel::types::{
-    hs_cbpf_insn as RawInsn, hs_cbpf_prog as RawProgram, hs_dev as RawDev, hs_event as RawEvent,
-    hs_filter_ctl as RawFilterCtl, hs_hop as RawHop, hs_outer as RawOuter, hs_tuple as RawTuple,
+    hs_cbpf_insn as RawInsn, hs_cbpf_prog as RawProgram, hs_dev as RawDev, hs_end as RawEnd,
+    hs_event as RawEvent, hs_filter_ctl as RawFilterCtl, hs_hop as RawHop, hs_outer as RawOuter,
+    hs_sock as RawSock, hs_tuple as RawTuple,
 };
 
 /// Must match `HS_ABI_VERSION` in bpf/hopscope.h.
@@ -27,10 +30,16 @@ pub const EVENT_SIZE: usize = std::mem::size_of::<RawEvent>();
 pub const REC_HOP: u16 = super::skel::types::hs_rec_kind::HS_REC_HOP.0 as u16;
 /// First field of a device record (`HS_REC_DEV`).
 pub const REC_DEV: u16 = super::skel::types::hs_rec_kind::HS_REC_DEV.0 as u16;
+/// First field of a socket hop record (`HS_REC_SOCK`).
+pub const REC_SOCK: u16 = super::skel::types::hs_rec_kind::HS_REC_SOCK.0 as u16;
+/// First field of an end record (`HS_REC_END`).
+pub const REC_END: u16 = super::skel::types::hs_rec_kind::HS_REC_END.0 as u16;
 
 const _: () = assert!(std::mem::size_of::<RawEvent>() == 272);
 const _: () = assert!(std::mem::size_of::<RawHop>() == 48);
 const _: () = assert!(std::mem::size_of::<RawDev>() == 40);
+const _: () = assert!(std::mem::size_of::<RawSock>() == 80);
+const _: () = assert!(std::mem::size_of::<RawEnd>() == 64);
 const _: () = assert!(std::mem::size_of::<RawOuter>() == 44);
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 72);
 const _: () = assert!(std::mem::size_of::<RawInsn>() == 8);
@@ -53,6 +62,10 @@ unsafe impl plain::Plain for RawEvent {}
 unsafe impl plain::Plain for RawHop {}
 // SAFETY: as above.
 unsafe impl plain::Plain for RawDev {}
+// SAFETY: as above.
+unsafe impl plain::Plain for RawSock {}
+// SAFETY: as above.
+unsafe impl plain::Plain for RawEnd {}
 
 /// The first field of a record: an ABI version or a record kind.
 pub fn record_kind(bytes: &[u8]) -> Option<u16> {
@@ -71,6 +84,32 @@ pub fn read_dev(bytes: &[u8]) -> Option<RawDev> {
     let mut d = RawDev::default();
     plain::copy_from_bytes(&mut d, bytes).ok()?;
     Some(d)
+}
+
+/// Copies a socket hop record out of `bytes`. Fails when `bytes` is too short.
+pub fn read_sock(bytes: &[u8]) -> Option<RawSock> {
+    let mut r = RawSock::default();
+    plain::copy_from_bytes(&mut r, bytes).ok()?;
+    Some(r)
+}
+
+/// Copies an end record out of `bytes`. Fails when `bytes` is too short.
+pub fn read_end(bytes: &[u8]) -> Option<RawEnd> {
+    let mut r = RawEnd::default();
+    plain::copy_from_bytes(&mut r, bytes).ok()?;
+    Some(r)
+}
+
+/// The bytes of a socket hop record, as the kernel would write them (tests).
+pub fn sock_bytes(r: &RawSock) -> &[u8] {
+    // SAFETY: RawSock is Plain and has no implicit padding (see above).
+    unsafe { plain::as_bytes(r) }
+}
+
+/// The bytes of an end record, as the kernel would write them (tests).
+pub fn end_bytes(r: &RawEnd) -> &[u8] {
+    // SAFETY: RawEnd is Plain and has no implicit padding (see above).
+    unsafe { plain::as_bytes(r) }
 }
 
 /// The bytes of a compact hop, as the kernel would write them (tests).

@@ -12,7 +12,7 @@ use super::{
     Device, Headers, Hook, HookData, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId,
     RouteResult, ShortName, Task, TcpFlags, Tunnel, L3, L4,
 };
-use crate::bpf::abi::{self, RawEvent, RawOuter, RawTuple};
+use crate::bpf::abi::{self, RawEnd, RawEvent, RawOuter, RawSock, RawTuple};
 use crate::bpf::skel::types::{hs_event_flags, hs_hook, hs_tunnel, hs_tuple_flags};
 
 const F_TUPLE: u16 = hs_event_flags::HS_F_TUPLE.0 as u16;
@@ -309,20 +309,8 @@ pub fn wire_code(hook: Hook) -> u8 {
 fn hook_data(hook: Hook, raw: &RawEvent, h: Option<&Headers>) -> HookData {
     match hook {
         Hook::NetDevXmit => HookData::Xmit { rc: raw.xmit_rc },
-        Hook::TcpRcv => HookData::TcpSegment { payload: raw.aux },
-        Hook::TcpState => HookData::TcpState {
-            old: (raw.aux >> 8) as u8,
-            new: raw.aux as u8,
-            payload: (raw.aux >> 16) as u16,
-        },
-        Hook::ConsumeSkb => HookData::Consumed {
-            location: raw.location,
-        },
-        Hook::KfreeSkb => HookData::Freed {
-            reason: raw.drop_reason,
-            location: raw.location,
-            stack: raw.aux,
-        },
+        Hook::TcpRcv | Hook::TcpState => socket_data(hook, raw.aux),
+        Hook::ConsumeSkb | Hook::KfreeSkb => end_data(hook, raw.location, raw.drop_reason, raw.aux),
         Hook::IcmpSend => HookData::IcmpError {
             kind: (raw.aux >> 8) as u8,
             code: raw.aux as u8,
@@ -338,6 +326,109 @@ fn hook_data(hook: Hook, raw: &RawEvent, h: Option<&Headers>) -> HookData {
         },
         _ => HookData::None,
     }
+}
+
+/// A socket hook's report from its `aux`: tcp_probe's payload bytes,
+/// inet_sock_set_state's old state << 8 | new state | payload << 16.
+fn socket_data(hook: Hook, aux: u32) -> HookData {
+    match hook {
+        Hook::TcpRcv => HookData::TcpSegment { payload: aux },
+        Hook::TcpState => HookData::TcpState {
+            old: (aux >> 8) as u8,
+            new: aux as u8,
+            payload: (aux >> 16) as u16,
+        },
+        _ => HookData::None,
+    }
+}
+
+/// An end's report.
+fn end_data(hook: Hook, location: u64, reason: u32, stack: u32) -> HookData {
+    match hook {
+        Hook::KfreeSkb => HookData::Freed {
+            reason,
+            location,
+            stack,
+        },
+        Hook::ConsumeSkb => HookData::Consumed { location },
+        _ => HookData::None,
+    }
+}
+
+/// A socket hop record (`struct hs_sock`) as an event. `name`: the name and
+/// namespace cookie of its device, as the stream last named it (unused
+/// without a device: the record's own cookie is the socket's namespace's).
+pub(super) fn sock_event(r: &RawSock, name: (ShortName, u64)) -> Result<HopEvent, DecodeError> {
+    let hook = hook_of(r.hook)
+        .filter(|h| h.is_socket())
+        .ok_or(DecodeError::Hook(r.hook))?;
+    if r.packet_id == 0 {
+        return Err(DecodeError::NoPacket);
+    }
+    let device = (r.netns_ino != 0 || r.ifindex != 0).then(|| Device {
+        netns: NetnsId(r.netns_ino),
+        netns_cookie: r.netns_cookie,
+        ifindex: IfIndex(r.ifindex),
+        ifname: if r.ifindex != 0 {
+            name.0
+        } else {
+            ShortName::default()
+        },
+    });
+    Ok(HopEvent {
+        ts_ns: r.ts_ns,
+        cpu: u32::from(r.cpu),
+        hook,
+        packet: PacketId(r.packet_id),
+        skb: r.skb_addr,
+        device,
+        len: r.len,
+        headers: None,
+        new_packet: false,
+        task: (r.flags & F_TASK != 0).then(|| Task {
+            pid: r.pid,
+            tid: r.tid,
+            comm: ShortName::from_bytes(&r.comm),
+        }),
+        sk_cgroup: 0,
+        data: socket_data(hook, r.aux),
+        outer: None,
+        link: (r.flags & F_CLONE != 0).then_some(Link::CloneOf(PacketId(r.packet_id))),
+        shared: false,
+    })
+}
+
+/// An end record (`struct hs_end`) as an event; `name` as for [`sock_event`].
+pub(super) fn end_event(r: &RawEnd, name: (ShortName, u64)) -> Result<HopEvent, DecodeError> {
+    let hook = hook_of(r.hook)
+        .filter(|h| h.is_end())
+        .ok_or(DecodeError::Hook(r.hook))?;
+    if r.packet_id == 0 {
+        return Err(DecodeError::NoPacket);
+    }
+    let device = (r.netns_ino != 0 || r.ifindex != 0).then_some(Device {
+        netns: NetnsId(r.netns_ino),
+        netns_cookie: name.1,
+        ifindex: IfIndex(r.ifindex),
+        ifname: name.0,
+    });
+    Ok(HopEvent {
+        ts_ns: r.ts_ns,
+        cpu: u32::from(r.cpu),
+        hook,
+        packet: PacketId(r.packet_id),
+        skb: r.skb_addr,
+        device,
+        len: 0,
+        headers: None,
+        new_packet: false,
+        task: None,
+        sk_cgroup: 0,
+        data: end_data(hook, r.location, r.drop_reason, r.stack),
+        outer: None,
+        link: (r.flags & F_SEGMENTED != 0).then_some(Link::Segmented { count: r.seg_count }),
+        shared: r.flags & F_SHARED != 0,
+    })
 }
 
 /// A route lookup's gateway, of the family of the lookup (IPv6 when its

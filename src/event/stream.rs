@@ -6,13 +6,15 @@
 //! headers nor device (`struct hs_hop`), and a device's name comes once, in
 //! a record of its own (`struct hs_dev`). [`StreamDecoder`] keeps both, in
 //! bounded tables, and gives every hop the headers and the name it had, so
-//! that everything above sees whole events.
+//! that everything above sees whole events. Socket hops (`struct hs_sock`)
+//! and ends (`struct hs_end`) carry no headers, as their full records never
+//! did; they get their device's name the same way.
 //!
 //! Pure (no I/O) and, once its tables are warm, allocation-free.
 
 use rustc_hash::FxHashMap;
 
-use super::decode::{decode, hook_of, DecodeError};
+use super::decode::{decode, end_event, hook_of, sock_event, DecodeError};
 use super::{
     Device, Headers, Hook, HookData, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId, ShortName,
 };
@@ -76,6 +78,22 @@ impl StreamDecoder {
                 })?;
                 self.hop(&h).map(Some)
             }
+            Some(abi::REC_SOCK) => {
+                let r = abi::read_sock(bytes).ok_or(DecodeError::Short {
+                    got: bytes.len(),
+                    want: std::mem::size_of::<abi::RawSock>(),
+                })?;
+                sock_event(&r, self.name_of(r.netns_ino, r.ifindex)).map(Some)
+            }
+            Some(abi::REC_END) => {
+                let r = abi::read_end(bytes).ok_or(DecodeError::Short {
+                    got: bytes.len(),
+                    want: std::mem::size_of::<abi::RawEnd>(),
+                })?;
+                let ev = end_event(&r, self.name_of(r.netns_ino, r.ifindex))?;
+                self.forget(ev.packet.0);
+                Ok(Some(ev))
+            }
             Some(abi::REC_DEV) => {
                 let d = abi::read_dev(bytes).ok_or(DecodeError::Short {
                     got: bytes.len(),
@@ -117,10 +135,7 @@ impl StreamDecoder {
             return;
         }
         if ev.hook.is_end() {
-            let i = self.slot_of(ev.packet.0);
-            if self.carried[i].is_some_and(|c| c.packet == ev.packet.0) {
-                self.carried[i] = None;
-            }
+            self.forget(ev.packet.0);
             return;
         }
         let Some(headers) = ev.headers else {
@@ -142,6 +157,22 @@ impl StreamDecoder {
         });
     }
 
+    /// A packet ended: its headers go.
+    fn forget(&mut self, packet: u64) {
+        let i = self.slot_of(packet);
+        if self.carried[i].is_some_and(|c| c.packet == packet) {
+            self.carried[i] = None;
+        }
+    }
+
+    /// The name and namespace cookie the stream gave a device (empty: none).
+    fn name_of(&self, netns: u32, ifindex: u32) -> (ShortName, u64) {
+        self.devices
+            .get(&(netns, ifindex))
+            .copied()
+            .unwrap_or_default()
+    }
+
     fn hop(&self, h: &abi::RawHop) -> Result<HopEvent, DecodeError> {
         let hook = hook_of(h.hook).ok_or(DecodeError::Hook(h.hook))?;
         if h.packet_id == 0 {
@@ -149,11 +180,7 @@ impl StreamDecoder {
         }
         let carried = self.carried[self.slot_of(h.packet_id)].filter(|c| c.packet == h.packet_id);
         let device = (h.netns_ino != 0 || h.ifindex != 0).then(|| {
-            let (ifname, netns_cookie) = self
-                .devices
-                .get(&(h.netns_ino, h.ifindex))
-                .copied()
-                .unwrap_or_default();
+            let (ifname, netns_cookie) = self.name_of(h.netns_ino, h.ifindex);
             Device {
                 netns: NetnsId(h.netns_ino),
                 netns_cookie,
