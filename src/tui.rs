@@ -17,7 +17,7 @@
 //!   reader, and the status bar shows it once the reader answers that it is
 //!   in force. What is already listed stays.
 
-use std::io::{self, IsTerminal, Stdout};
+use std::io::{self, IsTerminal, Stdout, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
@@ -380,7 +380,14 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
             {
                 break Ok(());
             }
-            painter.maybe_draw(&mut guard.term, &pipe.sink, &mut app)?;
+            if let Err(e) = painter.maybe_draw(&mut guard.term, &pipe.sink, &mut app) {
+                // A lost terminal fails the next draw (EIO), often just
+                // before its SIGHUP arrives: a hangup either way.
+                break match term_flag.received() {
+                    Some(_) => Ok(()),
+                    None => Err(e.context(terminal_gone())),
+                };
+            }
         };
         drop(input);
         drop(guard);
@@ -391,9 +398,11 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
     // the last tick the screen was drawn from, plus the events after it).
     reader.join();
     let model = pipe.finish(None)?;
-    result?;
+    // The summary, also when the terminal went away (then stderr may be
+    // gone too: nothing to do about a failed write).
     let s = &model.counters;
-    eprintln!(
+    let _ = writeln!(
+        io::stderr(),
         "hopscope: {} flows, {} packets finished; events: {} emitted, {} received, {}",
         model.flow_count(),
         s.packets_finished,
@@ -401,6 +410,7 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
         s.tick.received,
         lost_phrase(s.tick.lost, s.tick.channel_dropped)
     );
+    result?;
     Ok(0)
 }
 
@@ -538,7 +548,13 @@ pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfi
     let input = InputThread::spawn()?;
     let mut painter = Painter::new();
     loop {
-        painter.maybe_draw(&mut guard.term, &model, &mut app)?;
+        if let Err(e) = painter.maybe_draw(&mut guard.term, &model, &mut app) {
+            // A lost terminal: see run_live.
+            if term_flag.received().is_some() {
+                break;
+            }
+            return Err(e.context(terminal_gone()));
+        }
         match input.rx.recv_timeout(FRAME_PERIOD) {
             Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, None),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}

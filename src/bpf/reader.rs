@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, RingBuffer, RingBufferBuilder};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::abi;
-use super::skel::{HopscopeSkel, HopscopeSkelBuilder};
+use super::skel::{HopscopeSkel, HopscopeSkelBuilder, OpenHopscopeSkel};
 use crate::event::{stream::StreamDecoder, Hook, HookData, HopEvent, HOOKS};
 use crate::filter::{scope, PacketFilter, Scope};
 
@@ -395,6 +395,9 @@ fn program_name(tp: &str) -> String {
     format!("hs_{tp}")
 }
 
+/// The reader thread's life: open, configure and load the programs,
+/// attach them, then drain the ring until told to stop; detach and drain
+/// what is left.
 fn run(
     cfg: &TracerConfig,
     tx: &Sender<ReaderMsg>,
@@ -409,6 +412,103 @@ fn run(
     let mut open = HopscopeSkelBuilder::default()
         .open(&mut storage)
         .context("opening the BPF object")?;
+    configure(&mut open, cfg)?;
+    let mut degraded = leave_out_missing(&mut open)?;
+    let skel = open.load().map_err(load_error)?;
+    // The filter is in force before the first program runs.
+    let mut epoch = 0u32;
+    install_filter(&skel, cfg.filter.as_ref(), epoch)?;
+    let links = attach(&skel, &mut degraded)?;
+
+    let state = Rc::new(RefCell::new(Batcher {
+        batch: Vec::with_capacity(BATCH),
+        stats: ReaderStats::default(),
+        stacks: Vec::new(),
+    }));
+    let ring = ring_reader(&skel, state.clone(), cfg.drop_stack)?;
+    let out = Out {
+        skel: &skel,
+        ring: &ring,
+        state: &state,
+        tx,
+        recycled,
+    };
+
+    let _ = tx.send(ReaderMsg::Ready { degraded });
+    // Our own epoll set: the ring buffer and the waker.
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("creating an epoll set")?;
+    epoll
+        .add(
+            skel.maps.hs_events.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, 0),
+        )
+        .and_then(|()| epoll.add(waker, EpollEvent::new(EpollFlags::EPOLLIN, 1)))
+        .context("watching the ring buffer")?;
+    let mut ready = [EpollEvent::empty(); 2];
+    let mut empty_drains = 0u32;
+    let mut last_stats = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let period = if empty_drains >= IDLE_AFTER {
+            IDLE_PERIOD
+        } else {
+            DRAIN_PERIOD
+        };
+        let timeout = EpollTimeout::try_from(period).unwrap_or(EpollTimeout::NONE);
+        // EINTR and the like: the loop drains and comes back.
+        let _ = epoll.wait(&mut ready, timeout);
+        let _ = waker.read();
+        while let Ok(Control::SetFilter(f)) = control.try_recv() {
+            // The epoch moves only once the new one is complete: a failed
+            // install must not leave the next one writing the programs in force.
+            let next = epoch.wrapping_add(1);
+            let res = install_filter(&skel, f.as_ref(), next)
+                .map(|()| {
+                    epoch = next;
+                    f.as_ref().map(PacketFilter::label)
+                })
+                .map_err(|e| format!("{e:#}"));
+            let _ = tx.send_timeout(ReaderMsg::Filter(res), Duration::from_secs(2));
+        }
+        empty_drains = if out.drain(false) == 0 {
+            empty_drains.saturating_add(1)
+        } else {
+            0
+        };
+        if last_stats.elapsed() >= STATS_PERIOD {
+            last_stats = Instant::now();
+            let reader = state.borrow().stats;
+            let _ = tx.try_send(ReaderMsg::Stats {
+                kernel: read_kernel_stats(&skel),
+                reader,
+            });
+        }
+    }
+
+    // Detach first. An invocation already running on another CPU may still
+    // finish after its link is gone, so drain until the counters stop moving:
+    // then emitted == received + lost holds exactly.
+    drop(links);
+    let mut kernel = read_kernel_stats(&skel);
+    for _ in 0..100 {
+        thread::sleep(Duration::from_millis(5));
+        let consumed = out.drain(true);
+        let now = read_kernel_stats(&skel);
+        if consumed == 0 && now == kernel {
+            break;
+        }
+        kernel = now;
+    }
+    let reader = state.borrow().stats;
+    drop(ring);
+    drop(skel);
+    let _ = tx.send_timeout(ReaderMsg::Done { kernel, reader }, Duration::from_secs(2));
+    Ok(())
+}
+
+/// The programs' settings (read-only data) and the sizes of their maps.
+fn configure(open: &mut OpenHopscopeSkel<'_>, cfg: &TracerConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.hs_cfg_wakeup_bytes = cfg.wakeup_bytes;
         ro.hs_cfg_quiet_reasons = quiet_reasons();
@@ -440,8 +540,13 @@ fn run(
         .hs_packets
         .set_max_entries(cfg.max_packets)
         .context("sizing the packet map")?;
-    // Optional hooks whose tracepoint this kernel lacks are not loaded at
-    // all (a program for a missing tp_btf target fails the whole load).
+    Ok(())
+}
+
+/// Optional hooks whose tracepoint this kernel lacks are not loaded at all
+/// (a program for a missing tp_btf target fails the whole load): what is
+/// left out, and why.
+fn leave_out_missing(open: &mut OpenHopscopeSkel<'_>) -> anyhow::Result<Vec<Degraded>> {
     let vmlinux = libbpf_rs::btf::Btf::from_vmlinux().ok();
     let has_tp = |name: &str| {
         vmlinux.as_ref().is_some_and(|b| {
@@ -484,27 +589,27 @@ fn run(
                 .into(),
         });
     }
-    let skel = open.load().map_err(|e| {
-        let hint = match (e.kind(), nix::unistd::geteuid().is_root()) {
-            (libbpf_rs::ErrorKind::PermissionDenied, false) => {
-                " (permission denied: hopscope needs root, or CAP_BPF and CAP_PERFMON)"
-            }
-            (libbpf_rs::ErrorKind::PermissionDenied, true) => {
-                " (the verifier rejected a program; HOPSCOPE_LOG=debug shows its log)"
-            }
-            _ => " (HOPSCOPE_LOG=debug shows libbpf's log)",
-        };
-        anyhow::anyhow!("loading the BPF programs into the kernel failed{hint}: {e}")
-    })?;
+    Ok(missing)
+}
 
-    // The filter is in force before the first program runs.
-    let mut epoch = 0u32;
-    install_filter(&skel, cfg.filter.as_ref(), epoch)?;
+/// A failed load, with what to do about it.
+fn load_error(e: libbpf_rs::Error) -> anyhow::Error {
+    let hint = match (e.kind(), nix::unistd::geteuid().is_root()) {
+        (libbpf_rs::ErrorKind::PermissionDenied, false) => {
+            " (permission denied: hopscope needs root, or CAP_BPF and CAP_PERFMON)"
+        }
+        (libbpf_rs::ErrorKind::PermissionDenied, true) => {
+            " (the verifier rejected a program; HOPSCOPE_LOG=debug shows its log)"
+        }
+        _ => " (HOPSCOPE_LOG=debug shows libbpf's log)",
+    };
+    anyhow::anyhow!("loading the BPF programs into the kernel failed{hint}: {e}")
+}
 
-    // Attach one by one, in the table's order: the core hooks are
-    // required, the rest optional.
+/// Attaches the loaded programs one by one, in the hook table's order: the
+/// core hooks are required, the others degrade (added to `degraded`).
+fn attach(skel: &HopscopeSkel<'_>, degraded: &mut Vec<Degraded>) -> anyhow::Result<Vec<Link>> {
     let mut links: Vec<Link> = Vec::with_capacity(HOOKS.len());
-    let mut degraded = missing;
     for info in HOOKS.iter() {
         for tp in info.tracepoints {
             let name = program_name(tp);
@@ -528,18 +633,23 @@ fn run(
             }
         }
     }
+    Ok(links)
+}
 
-    let state = Rc::new(RefCell::new(Batcher {
-        batch: Vec::with_capacity(BATCH),
-        stats: ReaderStats::default(),
-        stacks: Vec::new(),
-    }));
-    let drop_stack = cfg.drop_stack;
-    let cb_state = state.clone();
+/// The ring buffer's reader: its callback decodes each record into the
+/// batch (no blocking, no allocation once warm) and notes the drops'
+/// stacks to read (`--drop-stack`).
+fn ring_reader(
+    skel: &HopscopeSkel<'_>,
+    state: Rc<RefCell<Batcher>>,
+    drop_stack: bool,
+) -> anyhow::Result<RingBuffer<'static>> {
+    use anyhow::Context;
+
     let mut rbb = RingBufferBuilder::new();
     let mut decoder = StreamDecoder::new();
     rbb.add(&skel.maps.hs_events, move |data: &[u8]| {
-        let mut b = cb_state.borrow_mut();
+        let mut b = state.borrow_mut();
         b.stats.received += 1;
         match decoder.decode(data) {
             Ok(Some(ev)) => {
@@ -558,96 +668,34 @@ fn run(
         }
         0
     })?;
-    let ring = rbb.build().context("setting up the ring buffer reader")?;
+    rbb.build().context("setting up the ring buffer reader")
+}
 
-    let _ = tx.send(ReaderMsg::Ready { degraded });
-    // Our own epoll set: the ring buffer and the waker.
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("creating an epoll set")?;
-    epoll
-        .add(
-            skel.maps.hs_events.as_fd(),
-            EpollEvent::new(EpollFlags::EPOLLIN, 0),
-        )
-        .and_then(|()| epoll.add(waker, EpollEvent::new(EpollFlags::EPOLLIN, 1)))
-        .context("watching the ring buffer")?;
-    let mut ready = [EpollEvent::empty(); 2];
-    let mut empty_drains = 0u32;
-    let mut last_stats = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        let period = if empty_drains >= IDLE_AFTER {
-            IDLE_PERIOD
-        } else {
-            DRAIN_PERIOD
-        };
-        let timeout = EpollTimeout::try_from(period).unwrap_or(EpollTimeout::NONE);
-        // EINTR and the like: the loop drains and comes back.
-        let _ = epoll.wait(&mut ready, timeout);
-        let _ = waker.read();
-        while let Ok(Control::SetFilter(f)) = control.try_recv() {
-            // The epoch moves only once the new one is complete: a failed
-            // install must not leave the next one writing the programs in force.
-            let next = epoch.wrapping_add(1);
-            let res = install_filter(&skel, f.as_ref(), next)
-                .map(|()| {
-                    epoch = next;
-                    f.as_ref().map(PacketFilter::label)
-                })
-                .map_err(|e| format!("{e:#}"));
-            let _ = tx.send_timeout(ReaderMsg::Filter(res), Duration::from_secs(2));
-        }
-        let mut consumed = 0;
+/// Where the ring's events go: the channel, with the stacks they name first.
+struct Out<'a, 'obj> {
+    skel: &'a HopscopeSkel<'obj>,
+    ring: &'a RingBuffer<'static>,
+    state: &'a Rc<RefCell<Batcher>>,
+    tx: &'a Sender<ReaderMsg>,
+    recycled: &'a Receiver<Vec<HopEvent>>,
+}
+
+impl Out<'_, '_> {
+    /// Consumes what the ring holds, batch by batch, sending each batch
+    /// (`block`: waiting for room, at the end; else counted as dropped when
+    /// the consumer lags). Returns the records consumed.
+    fn drain(&self, block: bool) -> i64 {
+        let mut consumed = 0i64;
         loop {
-            let n = ring.consume_raw_n(BATCH);
-            consumed += n.max(0);
-            send_stacks(&skel, &mut state.borrow_mut(), tx, false);
-            send_batch(&mut state.borrow_mut(), tx, recycled, false);
+            let n = self.ring.consume_raw_n(BATCH);
+            consumed += i64::from(n.max(0));
+            send_stacks(self.skel, &mut self.state.borrow_mut(), self.tx, block);
+            send_batch(&mut self.state.borrow_mut(), self.tx, self.recycled, block);
             if n < BATCH as i32 {
-                break;
+                return consumed;
             }
         }
-        empty_drains = if consumed == 0 {
-            empty_drains.saturating_add(1)
-        } else {
-            0
-        };
-        if last_stats.elapsed() >= STATS_PERIOD {
-            last_stats = Instant::now();
-            let reader = state.borrow().stats;
-            let _ = tx.try_send(ReaderMsg::Stats {
-                kernel: read_kernel_stats(&skel),
-                reader,
-            });
-        }
     }
-
-    // Detach first. An invocation already running on another CPU may still
-    // finish after its link is gone, so drain until the counters stop moving:
-    // then emitted == received + lost holds exactly.
-    drop(links);
-    let mut kernel = read_kernel_stats(&skel);
-    for _ in 0..100 {
-        thread::sleep(Duration::from_millis(5));
-        let mut consumed = 0;
-        loop {
-            let n = ring.consume_raw_n(BATCH);
-            consumed += n.max(0);
-            send_stacks(&skel, &mut state.borrow_mut(), tx, true);
-            send_batch(&mut state.borrow_mut(), tx, recycled, true);
-            if n < BATCH as i32 {
-                break;
-            }
-        }
-        let now = read_kernel_stats(&skel);
-        if consumed == 0 && now == kernel {
-            break;
-        }
-        kernel = now;
-    }
-    let reader = state.borrow().stats;
-    drop(ring);
-    drop(skel);
-    let _ = tx.send_timeout(ReaderMsg::Done { kernel, reader }, Duration::from_secs(2));
-    Ok(())
 }
 
 #[cfg(test)]

@@ -29,6 +29,10 @@ pub const REORDER_WINDOW_NS: u64 = 500_000_000;
 /// Blocks held for reordering, at most (the oldest go out beyond).
 const MAX_PENDING: usize = 16_384;
 
+/// The sink of `hopscope trace` without `--json`: one line per packet
+/// (its visits, role and outcome), per drop and per annotation, in the
+/// order packets started (held up to [`REORDER_WINDOW_NS`]), with
+/// `--all-hooks` a line per hop; names come from the facts it was given.
 pub struct TextSink<W: Write> {
     out: W,
     all_hooks: bool,

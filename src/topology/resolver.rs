@@ -37,6 +37,12 @@ pub struct Learned {
     pub errors: Vec<String>,
 }
 
+/// The namespaces and links the packets named, as learned from the
+/// machine: namespace names (bind mounts, processes), each link's kind,
+/// master, peer and parent over rtnetlink. Only the pipeline's facts edge
+/// asks it ([`Topology::observe`] what a packet named, then
+/// [`Topology::refresh`], rate-limited); a namespace whose inode was reused
+/// (its cookie changed) is forgotten and learned again.
 #[derive(Debug, Default)]
 pub struct Topology {
     names: FxHashMap<u32, String>,
