@@ -355,16 +355,27 @@ fn end_data(hook: Hook, location: u64, reason: u32, stack: u32) -> HookData {
     }
 }
 
+/// The hook of a typed record, of the kind `fits` accepts, naming a packet
+/// (never id 0).
+pub(super) fn record_hook(
+    code: u8,
+    packet: u64,
+    fits: fn(Hook) -> bool,
+) -> Result<Hook, DecodeError> {
+    let hook = hook_of(code)
+        .filter(|h| fits(*h))
+        .ok_or(DecodeError::Hook(code))?;
+    if packet == 0 {
+        return Err(DecodeError::NoPacket);
+    }
+    Ok(hook)
+}
+
 /// A socket hop record (`struct hs_sock`) as an event. `name`: the name and
 /// namespace cookie of its device, as the stream last named it (unused
 /// without a device: the record's own cookie is the socket's namespace's).
 pub(super) fn sock_event(r: &RawSock, name: (ShortName, u64)) -> Result<HopEvent, DecodeError> {
-    let hook = hook_of(r.hook)
-        .filter(|h| h.is_socket())
-        .ok_or(DecodeError::Hook(r.hook))?;
-    if r.packet_id == 0 {
-        return Err(DecodeError::NoPacket);
-    }
+    let hook = record_hook(r.hook, r.packet_id, Hook::is_socket)?;
     let device = (r.netns_ino != 0 || r.ifindex != 0).then(|| Device {
         netns: NetnsId(r.netns_ino),
         netns_cookie: r.netns_cookie,
@@ -400,12 +411,7 @@ pub(super) fn sock_event(r: &RawSock, name: (ShortName, u64)) -> Result<HopEvent
 
 /// An end record (`struct hs_end`) as an event; `name` as for [`sock_event`].
 pub(super) fn end_event(r: &RawEnd, name: (ShortName, u64)) -> Result<HopEvent, DecodeError> {
-    let hook = hook_of(r.hook)
-        .filter(|h| h.is_end())
-        .ok_or(DecodeError::Hook(r.hook))?;
-    if r.packet_id == 0 {
-        return Err(DecodeError::NoPacket);
-    }
+    let hook = record_hook(r.hook, r.packet_id, Hook::is_end)?;
     let device = (r.netns_ino != 0 || r.ifindex != 0).then_some(Device {
         netns: NetnsId(r.netns_ino),
         netns_cookie: name.1,

@@ -14,7 +14,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::decode::{decode, end_event, hook_of, sock_event, DecodeError};
+use super::decode::{decode, end_event, record_hook, sock_event, DecodeError};
 use super::{
     Device, Headers, Hook, HookData, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId, ShortName,
 };
@@ -174,10 +174,7 @@ impl StreamDecoder {
     }
 
     fn hop(&self, h: &abi::RawHop) -> Result<HopEvent, DecodeError> {
-        let hook = hook_of(h.hook).ok_or(DecodeError::Hook(h.hook))?;
-        if h.packet_id == 0 {
-            return Err(DecodeError::NoPacket);
-        }
+        let hook = record_hook(h.hook, h.packet_id, |_| true)?;
         let carried = self.carried[self.slot_of(h.packet_id)].filter(|c| c.packet == h.packet_id);
         let device = (h.netns_ino != 0 || h.ifindex != 0).then(|| {
             let (ifname, netns_cookie) = self.name_of(h.netns_ino, h.ifindex);

@@ -174,7 +174,8 @@ pub(super) struct Edge<'a, S> {
 }
 
 impl<S: FactSink> Edge<'_, S> {
-    fn deliver(&mut self) {
+    /// Hands what the service learned to the sink and the recorder.
+    pub(super) fn deliver(&mut self) {
         self.facts
             .deliver(self.sink, self.recorder.as_deref_mut(), self.error);
     }

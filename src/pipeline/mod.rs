@@ -143,46 +143,17 @@ impl<S: FactSink> Pipeline<S> {
         if let Some(r) = self.recorder.as_mut() {
             r.event(ev).context("writing the recording")?;
         }
-        let Pipeline {
-            corr,
-            facts,
-            sink,
-            recorder,
-            record_error,
-            ..
-        } = self;
-        corr.on_event(
-            ev,
-            &mut Edge {
-                facts,
-                sink,
-                recorder: recorder.as_mut(),
-                error: record_error,
-            },
-        );
+        let (corr, mut edge) = self.parts();
+        corr.on_event(ev, &mut edge);
         self.check()
     }
 
     /// The clock moved on: idle packets end, facts still pending are
     /// looked up, the sink sees the tick, and the recording gets it.
     pub fn tick(&mut self, t: &Tick) -> Result<()> {
-        let Pipeline {
-            corr,
-            facts,
-            sink,
-            recorder,
-            record_error,
-            ..
-        } = self;
-        let mut edge = Edge {
-            facts,
-            sink,
-            recorder: recorder.as_mut(),
-            error: record_error,
-        };
+        let (corr, mut edge) = self.parts();
         corr.gc(t.now_ns, &mut edge);
-        edge.facts
-            .deliver(edge.sink, edge.recorder.as_deref_mut(), edge.error);
+        edge.deliver();
         let in_flight = corr.packets_in_flight() as u64;
         self.sink.tick(t, in_flight);
         self.check()?;
@@ -242,21 +213,23 @@ impl<S: FactSink> Pipeline<S> {
 
     /// The source ended: every packet still in flight ends here.
     pub fn flush(&mut self) -> Result<()> {
-        let Pipeline {
-            corr,
-            facts,
-            sink,
-            recorder,
-            record_error,
-            ..
-        } = self;
-        corr.flush(&mut Edge {
-            facts,
-            sink,
-            recorder: recorder.as_mut(),
-            error: record_error,
-        });
+        let (corr, mut edge) = self.parts();
+        corr.flush(&mut edge);
         self.check()
+    }
+
+    /// The correlator, and the edge it calls back into (the other fields,
+    /// borrowed apart from it).
+    fn parts(&mut self) -> (&mut Correlator, Edge<'_, S>) {
+        (
+            &mut self.corr,
+            Edge {
+                facts: &mut self.facts,
+                sink: &mut self.sink,
+                recorder: self.recorder.as_mut(),
+                error: &mut self.record_error,
+            },
+        )
     }
 
     /// Ends the recording (after a last tick, if given) and returns the
