@@ -105,6 +105,7 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	__u16 flags = 0;
 	struct hs_event *e;
 	__u32 fp = 0, hash;
+	__u8 snap;
 	__u64 id;
 
 	if (!hs_in_scope(dev)) {
@@ -170,6 +171,8 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	 * next hop sends its headers). The record is tested once: 6.1's
 	 * verifier cannot tell that a record proven there is not NULL later.
 	 */
+	/* A local sender's transmit of bytes sent already needs no snapshot. */
+	snap = hs_cfg_snaplen && !(st && p->len && st->hdr_hash == hash && st->head == head);
 	e = hs_reserve();
 	if (!e) {
 		hs_identify(key, head, 0, now, hook == HS_HOOK_NET_DEV_QUEUE, &is_new, 0, p->at,
@@ -216,6 +219,8 @@ static __always_inline int hs_on_skb(struct sk_buff *skb, __u8 hook)
 	hs_fill_dev(e, dev);
 	if (hook == HS_HOOK_NET_DEV_QUEUE)
 		hs_fill_sender(e, skb, is_new);
+	if (snap)
+		hs_send_snap(skb, p->at, id, now);
 	if (hook == HS_HOOK_NETIF_RECEIVE_SKB)
 		hs_note_rx(key, id, e->netns_ino,
 			   ((__u64)(fp && e->tuple.l4_proto == HS_IPPROTO_TCP) << 32) |

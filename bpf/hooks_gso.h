@@ -75,6 +75,8 @@ int BPF_PROG(hs_net_dev_start_xmit, const struct sk_buff *skb, const struct net_
 	if (g->next >= g->segs)
 		g->parent = 0;
 	hs_fill_dev(e, (struct net_device *)dev);
+	if (hs_cfg_snaplen && p && p->len)
+		hs_send_snap((struct sk_buff *)skb, p->at, id, now);
 	hs_submit(e);
 	return 0;
 }

@@ -65,4 +65,7 @@ struct hs_hop _hs_hop_btf = {};
 struct hs_dev _hs_dev_btf = {};
 struct hs_sock _hs_sock_btf = {};
 struct hs_end _hs_end_btf = {};
+struct hs_snap _hs_snap_btf = {};
+enum hs_snap_flags _hs_snap_flags_btf = HS_SNAP_ETHER;
+enum hs_snap_limit _hs_snap_limit_btf = HS_SNAPLEN_MAX;
 enum hs_rec_kind _hs_rec_kind_btf = HS_REC_HOP;

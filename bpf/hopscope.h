@@ -196,6 +196,7 @@ enum hs_rec_kind {
 	HS_REC_DEV = 0x4802,  /* struct hs_dev */
 	HS_REC_SOCK = 0x4803, /* struct hs_sock */
 	HS_REC_END = 0x4804,  /* struct hs_end */
+	HS_REC_SNAP = 0x4805, /* struct hs_snap */
 };
 
 /*
@@ -281,6 +282,35 @@ struct hs_end {
 	__u32 _pad2;
 };
 _Static_assert(sizeof(struct hs_end) == 64, "hs_end layout");
+
+/*
+ * --snaplen: the first bytes of a packet where its headers were sent in
+ * full (its first sighting, and where NAT or a tunnel changed them), sent
+ * just before that struct hs_event and with its ts_ns. A hop's bytes are its
+ * packet's latest snapshot taken at or before the hop. The record is
+ * sizeof(struct hs_snap) + hs_cfg_snap_room bytes long; caplen of them are
+ * the packet's, from its link-layer header (HS_SNAP_ETHER) or else from its
+ * network header. Only in the ring: recordings hold the decoded snapshots.
+ */
+enum hs_snap_limit {
+	HS_SNAPLEN_MAX = 2048, /* the largest --snaplen */
+};
+enum hs_snap_flags {
+	HS_SNAP_ETHER = 1 << 0, /* data starts at an Ethernet header */
+};
+
+struct hs_snap {
+	__u16 kind;         /* HS_REC_SNAP */
+	__u16 flags;        /* enum hs_snap_flags */
+	__u16 caplen;       /* bytes of data that are the packet's */
+	__u16 _pad0;
+	__u32 orig_len;     /* the whole frame's length, from where data starts */
+	__u32 _pad1;
+	__u64 ts_ns;        /* the struct hs_event it goes with */
+	__u64 packet_id;
+	/* __u8 data[hs_cfg_snap_room] follows */
+};
+_Static_assert(sizeof(struct hs_snap) == 32, "hs_snap layout");
 
 /*
  * Filters (src/filter). A pcap-filter expression is compiled by libpcap

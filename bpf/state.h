@@ -32,6 +32,13 @@ const volatile __u64 hs_cfg_max_packet_age_ns = 5ULL * 1000 * 1000 * 1000;
  * its drop (held for a neighbour, dropped before any device hook).
  */
 const volatile __u64 hs_cfg_quiet_reasons[4] = { ~0ULL, ~0ULL, ~0ULL, ~0ULL };
+/*
+ * --snaplen: bytes of a packet to copy where its headers are sent in full
+ * (0: none), and the room a struct hs_snap record has for them (the
+ * snaplen rounded up to 8; a constant to the verifier: .rodata is frozen).
+ */
+const volatile __u32 hs_cfg_snaplen = 0;
+const volatile __u32 hs_cfg_snap_room = 8;
 /* --drop-stack: record the kernel stack of drops (not routine frees). */
 const volatile __u8 hs_cfg_drop_stack = 0;
 

@@ -30,7 +30,10 @@ Examples:
   sudo hopscope trace --flow 'dst host 198.18.0.3'
 
   # Only what crosses eth0 inside one namespace
-  sudo hopscope trace --netns hs-c1 --iface eth0";
+  sudo hopscope trace --netns hs-c1 --iface eth0
+
+  # Every hop's bytes for Wireshark: the same echo on each interface it crossed
+  sudo hopscope trace --pcapng path.pcapng -- ip netns exec hs-c1 ping -c 3 198.18.0.3 && tshark -r path.pcapng";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
@@ -81,7 +84,7 @@ pub struct ExploreArgs {
 pub enum Cmd {
     /// Trace packets and print one line (or JSON object) per hop.
     #[command(after_help = TRACE_EXAMPLES)]
-    Trace(TraceArgs),
+    Trace(Box<TraceArgs>),
     /// Build, inspect, exercise or remove the demo topology of namespaces.
     #[command(after_help = LAB_EXAMPLES)]
     Lab {
@@ -106,7 +109,9 @@ Examples:
 const REPLAY_EXAMPLES: &str = "\
 Examples:
   sudo hopscope trace --record run.hsrec --duration 10 > /dev/null
-  hopscope replay run.hsrec";
+  hopscope replay run.hsrec
+  sudo hopscope trace --snaplen 128 --record run.hsrec --duration 10 > /dev/null
+  hopscope replay run.hsrec --pcapng run.pcapng   # every hop's bytes, for Wireshark";
 
 #[derive(Debug, Args, Clone)]
 pub struct ReplayArgs {
@@ -119,6 +124,13 @@ pub struct ReplayArgs {
     /// Flows kept for display (about 1 KiB each, besides their packets).
     #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
     pub max_flows: u32,
+    /// Instead of the explorer, write every hop of the recording's packets to FILE as
+    /// pcapng (mode 0600); the recording needs their bytes (recorded with --snaplen).
+    #[arg(long, value_name = "FILE")]
+    pub pcapng: Option<PathBuf>,
+    /// Overwrite an existing --pcapng file (never through a symbolic link).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -156,6 +168,10 @@ pub struct TracerArgs {
     /// Look only at hops in the network namespace of process PID. Repeatable.
     #[arg(long, value_name = "PID", help_heading = "Filtering")]
     pub pid: Vec<u32>,
+    /// Copy the first N bytes (at most 2048) of each packet where it is first seen and where
+    /// NAT or a tunnel changes its headers, for pcapng. Default: 128 with --pcapng, else none.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=2048))]
+    pub snaplen: Option<u32>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -187,7 +203,11 @@ pub struct TraceArgs {
     /// Write the trace (text or JSON lines) to FILE, mode 0600, instead of stdout.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Overwrite existing output files (-o, --record, --dot); a symbolic link is never followed.
+    /// Write every hop of the packets printed to FILE as pcapng (mode 0600), for Wireshark:
+    /// the same packet on each interface it crossed, its packet id in `frame.packet_id`.
+    #[arg(long, value_name = "FILE")]
+    pub pcapng: Option<PathBuf>,
+    /// Overwrite existing output files (-o, --record, --dot, --pcapng); a symbolic link is never followed.
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use crate::correlate::{Annotation, Flow, HopContext, Packet, Sink};
 use crate::event::drop_reason::DropReasons;
 use crate::event::record::Tick;
+use crate::event::snapshot::Snapshot;
 use crate::event::HopEvent;
 use crate::topology::links::LinkInfo;
 use crate::topology::TopologyView;
@@ -59,6 +60,9 @@ pub trait FactSink: Sink {
     /// The source's clock moved on (live: every tick; replay: a recorded
     /// tick), with the packets the correlator holds in flight.
     fn tick(&mut self, _tick: &Tick, _in_flight: u64) {}
+    /// A packet's first bytes (`--snaplen`), before the hops they are of
+    /// end (see [`crate::event::snapshot`]).
+    fn snapshot(&mut self, _s: &Snapshot) {}
 }
 
 /// Namespace names and links given to a sink, bounded.

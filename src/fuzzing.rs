@@ -131,7 +131,7 @@ fn frame_strings(f: &Frame) -> Vec<&str> {
             )
             .map(String::as_str)
             .collect(),
-        Frame::Event(_) | Frame::Tick(_) => Vec::new(),
+        Frame::Event(_) | Frame::Tick(_) | Frame::Snapshot(_) => Vec::new(),
     }
 }
 

@@ -22,6 +22,9 @@ use hopscope::trace::{self, TraceOptions};
 use hopscope::tui::{self, ExplorerOptions};
 use hopscope::UsageError;
 
+/// `--snaplen` when `--pcapng` asks for bytes and the user did not say.
+const DEFAULT_PCAPNG_SNAPLEN: u32 = 128;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -77,7 +80,8 @@ fn explorer_options(
     record: Option<std::path::PathBuf>,
     duration: Option<Duration>,
 ) -> Result<ExplorerOptions> {
-    let (tracer, correlator) = tracer_options(t)?;
+    let (mut tracer, correlator) = tracer_options(t)?;
+    tracer.snaplen = t.snaplen.unwrap_or(0);
     Ok(ExplorerOptions {
         tracer,
         correlator,
@@ -106,6 +110,16 @@ fn run(cli: Cli) -> Result<i32> {
         return tui::run_live(opts);
     };
     match command {
+        Cmd::Replay(r) if r.pcapng.is_some() => trace::replay_to_pcapng(
+            &r.file,
+            r.pcapng.as_deref().unwrap_or(std::path::Path::new("")),
+            r.force,
+            CorrelatorConfig {
+                max_packets: r.max_packets as usize,
+                max_flows: r.max_flows as usize,
+                ..CorrelatorConfig::default()
+            },
+        ),
         Cmd::Replay(r) => tui::run_replay(
             &r.file,
             ModelConfig {
@@ -122,6 +136,17 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Trace(a) => {
             let (mut tracer, correlator) = tracer_options(&a.tracer)?;
             tracer.drop_stack = a.drop_stack;
+            tracer.snaplen = match (a.tracer.snaplen, &a.pcapng) {
+                (Some(0), Some(_)) => {
+                    return Err(UsageError(
+                        "--pcapng writes packet bytes: --snaplen must be 1 or more".into(),
+                    )
+                    .into())
+                }
+                (Some(n), _) => n,
+                (None, Some(_)) => DEFAULT_PCAPNG_SNAPLEN,
+                (None, None) => 0,
+            };
             trace::run(TraceOptions {
                 json: a.json,
                 all_hooks: a.all_hooks,
@@ -137,6 +162,7 @@ fn run(cli: Cli) -> Result<i32> {
                 dot: a.dot,
                 output: a.output,
                 force: a.force,
+                pcapng: a.pcapng,
             })
         }
         Cmd::Lab { action } => lab(action),
@@ -231,6 +257,7 @@ fn demo(d: DemoArgs) -> Result<i32> {
         netns: Vec::new(),
         iface: Vec::new(),
         pid: Vec::new(),
+        snaplen: None,
     };
     let inodes: Vec<u32> = lab
         .namespaces()
@@ -261,6 +288,7 @@ fn demo(d: DemoArgs) -> Result<i32> {
             dot: None,
             output: None,
             force: d.force,
+            pcapng: None,
         })
     } else {
         let mut opts = explorer_options(&tracer_args, d.record, d.duration)?;

@@ -23,9 +23,11 @@ use crate::correlate::{
     Annotation, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
 };
 use crate::event::record::Tick;
+use crate::event::snapshot::Snapshot;
 use crate::event::HopEvent;
 use crate::facts::{Fact, FactSink, FactTable};
 use crate::output::json::JsonSink;
+use crate::output::pcapng::{PcapngSink, PcapngStats, PcapngWriter};
 use crate::output::text::TextSink;
 use crate::output::{lost_phrase, Filter};
 use crate::pipeline::facts::FactService;
@@ -66,6 +68,8 @@ pub struct TraceOptions {
     pub output: Option<std::path::PathBuf>,
     /// Overwrite existing output files (never through a link).
     pub force: bool,
+    /// Write every hop of the packets printed here, as pcapng.
+    pub pcapng: Option<std::path::PathBuf>,
 }
 
 /// The last JSON line, and the numbers behind the text summary.
@@ -98,6 +102,45 @@ pub struct Summary {
     pub duration_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command_exit: Option<i32>,
+    /// What `--pcapng` wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcapng: Option<PcapngSummary>,
+}
+
+/// What `--pcapng` wrote, in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct PcapngSummary {
+    pub file: String,
+    pub packets: u64,
+    pub hops: u64,
+    /// Hops left out: no bytes of their packet were kept.
+    pub hops_without_bytes: u64,
+}
+
+impl PcapngSummary {
+    fn new(file: &std::path::Path, s: PcapngStats) -> PcapngSummary {
+        PcapngSummary {
+            file: Shown(&file.to_string_lossy()).to_string(),
+            packets: s.packets,
+            hops: s.hops,
+            hops_without_bytes: s.hops_without_bytes,
+        }
+    }
+
+    /// `; pcapng: 12 hops of 3 packets in FILE`, for the text summaries.
+    pub fn phrase(&self) -> String {
+        let mut p = format!(
+            "; pcapng: {} hops of {} packets in {}",
+            self.hops, self.packets, self.file
+        );
+        if self.hops_without_bytes > 0 {
+            p.push_str(&format!(
+                " ({} hops without bytes left out)",
+                self.hops_without_bytes
+            ));
+        }
+        p
+    }
 }
 
 /// Where the trace goes: stdout or the `-o` file, buffered.
@@ -143,11 +186,16 @@ impl Out {
     }
 }
 
-/// The printer, plus the hop graph of what it printed (`--dot`).
+/// The pcapng file `--pcapng` writes.
+type PcapngFile = PcapngSink<io::BufWriter<std::fs::File>>;
+
+/// The printer, plus the hop graph of what it printed (`--dot`) and its
+/// packets' bytes (`--pcapng`).
 struct TraceSink {
     out: Out,
     filter: Filter,
     graph: Option<HopGraph>,
+    pcapng: Option<PcapngFile>,
 }
 
 impl FactSink for TraceSink {
@@ -155,6 +203,15 @@ impl FactSink for TraceSink {
         match &mut self.out {
             Out::Text(s) => s.fact(fact),
             Out::Json(s) => s.fact(fact),
+        }
+        if let Some(p) = self.pcapng.as_mut() {
+            p.fact(fact);
+        }
+    }
+
+    fn snapshot(&mut self, s: &Snapshot) {
+        if let Some(p) = self.pcapng.as_mut() {
+            p.snapshot(s);
         }
     }
 
@@ -183,9 +240,12 @@ impl FactSink for TraceSink {
     /// Idle packets ended before this: text blocks whose reorder window
     /// passed go out, and everything is flushed (a steady trickle never
     /// lets the source's wait time out).
-    fn tick(&mut self, tick: &Tick, _in_flight: u64) {
+    fn tick(&mut self, tick: &Tick, in_flight: u64) {
         self.out.release(tick.now_ns);
         self.out.flush();
+        if let Some(p) = self.pcapng.as_mut() {
+            p.tick(tick, in_flight);
+        }
     }
 }
 
@@ -213,6 +273,9 @@ impl Sink for TraceSink {
             if self.filter.packet(p, flow) {
                 g.add(p);
             }
+        }
+        if let Some(w) = self.pcapng.as_mut() {
+            w.packet_done(p, flow);
         }
     }
 }
@@ -281,6 +344,12 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         .map(|p| crate::outfile::create(p, opts.force, "DOT graph"))
         .transpose()
         .map_err(UsageError::from)?;
+    let pcapng_file = opts
+        .pcapng
+        .as_deref()
+        .map(|p| crate::outfile::create(p, opts.force, "pcapng file"))
+        .transpose()
+        .map_err(UsageError::from)?;
     let dest: Box<dyn io::Write + Send> = match &opts.output {
         Some(p) => Box::new(
             crate::outfile::create(p, opts.force, "trace output").map_err(UsageError::from)?,
@@ -312,10 +381,23 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     } else {
         Out::Text(TextSink::new(stdout, opts.all_hooks, filter.clone()))
     };
+    let pcapng = match pcapng_file {
+        Some(f) => {
+            let w = PcapngWriter::new(
+                io::BufWriter::with_capacity(256 * 1024, f),
+                realtime_offset_ns(),
+                opts.tracer.snaplen,
+            )
+            .context("writing the pcapng file")?;
+            Some(PcapngSink::new(w, filter.clone()))
+        }
+        None => None,
+    };
     let sink = TraceSink {
         out,
         filter,
         graph: opts.dot.as_ref().map(|_| HopGraph::default()),
+        pcapng,
     };
     let corr = source::correlator(ccfg, &opts.tracer);
     let mut pipe = Pipeline::new(corr, FactService::live(opts.inodes), sink, recorder);
@@ -418,7 +500,21 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     let cstats: CorrelatorStats = pipe.correlator_stats();
     let (kernel, rstats) = pipe.kernel_stats();
     let last = crate::bpf::reader::tick(crate::clock::monotonic_ns(), &kernel, &rstats);
-    let mut out = pipe.finish(Some(&last))?.out;
+    let sink = pipe.finish(Some(&last))?;
+    let mut out = sink.out;
+    let pcapng = match (sink.pcapng, &opts.pcapng) {
+        (Some(mut w), Some(path)) => {
+            w.release(u64::MAX);
+            if let Some(e) = w.error {
+                anyhow::bail!(
+                    "writing the pcapng file {}: {e}",
+                    Shown(&path.to_string_lossy())
+                );
+            }
+            Some(PcapngSummary::new(path, w.stats()))
+        }
+        _ => None,
+    };
     // What was printed counts once it is out.
     out.flush();
     let summary = Summary {
@@ -439,6 +535,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         degraded_hooks: degraded.iter().map(|d| d.hook.name().to_owned()).collect(),
         duration_s: started.elapsed().as_secs_f64(),
         command_exit: child_done.map(|(_, c)| c),
+        pcapng,
     };
     match &mut out {
         Out::Json(s) => s.record(&summary),
@@ -490,5 +587,63 @@ pub fn text_summary(s: &Summary) -> String {
             s.degraded_hooks.join(", ")
         ));
     }
+    if let Some(p) = &s.pcapng {
+        line.push_str(&p.phrase());
+    }
     line
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC now: moves event times to the wall clock.
+pub fn realtime_offset_ns() -> i64 {
+    crate::event::record::RecordingInfo::now().realtime_offset_ns()
+}
+
+/// `hopscope replay FILE --pcapng OUT`: every hop of the recording's
+/// packets (those the live run showed) with bytes, as pcapng. Returns the
+/// exit status.
+pub fn replay_to_pcapng(
+    path: &std::path::Path,
+    out: &std::path::Path,
+    force: bool,
+    corr_cfg: CorrelatorConfig,
+) -> Result<i32> {
+    let mut recording = source::Recording::open(path)?;
+    let file = crate::outfile::create(out, force, "pcapng file").map_err(UsageError::from)?;
+    let mut corr_cfg = corr_cfg;
+    let mut filter = Filter::default();
+    if let Some(scope) = &recording.scope {
+        filter.only_owned = scope.owner_cgroup != 0;
+        filter.netns = scope.netns.clone();
+        corr_cfg.owner_cgroup = scope.owner_cgroup;
+    }
+    let w = PcapngWriter::new(
+        io::BufWriter::with_capacity(256 * 1024, file),
+        recording.info().realtime_offset_ns(),
+        crate::bpf::abi::SNAPLEN_MAX,
+    )
+    .context("writing the pcapng file")?;
+    let mut pipe = Pipeline::new(
+        crate::correlate::Correlator::new(corr_cfg),
+        FactService::replay(),
+        PcapngSink::new(w, filter),
+        None,
+    );
+    while let Some(frame) = recording.next_frame()? {
+        pipe.frame(frame)?;
+    }
+    pipe.flush()?;
+    let mut sink = pipe.finish(None)?;
+    sink.release(u64::MAX);
+    let shown = Shown(&out.to_string_lossy()).to_string();
+    if let Some(e) = sink.error {
+        anyhow::bail!("writing the pcapng file {shown}: {e}");
+    }
+    let s = PcapngSummary::new(out, sink.stats());
+    eprintln!("hopscope: {}", &s.phrase()[2..]);
+    if s.hops == 0 && s.hops_without_bytes > 0 {
+        eprintln!(
+            "hopscope: the recording holds no packet bytes: record with --snaplen N (trace --pcapng sets 128)"
+        );
+    }
+    Ok(0)
 }

@@ -397,10 +397,11 @@ mod stream {
 
     use super::raw_icmp;
     use hopscope::bpf::abi::{
-        dev_bytes, end_bytes, event_bytes, hop_bytes, sock_bytes, RawDev, RawEnd, RawHop, RawSock,
-        REC_DEV, REC_END, REC_HOP, REC_SOCK,
+        dev_bytes, end_bytes, event_bytes, hop_bytes, snap_bytes, sock_bytes, RawDev, RawEnd,
+        RawHop, RawSnap, RawSock, REC_DEV, REC_END, REC_HOP, REC_SNAP, REC_SOCK, SNAP_ETHER,
     };
     use hopscope::event::decode::{wire_code, DecodeError};
+    use hopscope::event::snapshot::{Framing, Snapshot};
     use hopscope::event::stream::{StreamDecoder, CARRIED_PACKETS};
     use hopscope::event::{Hook, HookData, Link, PacketId, L4};
 
@@ -554,6 +555,80 @@ mod stream {
             ifindex,
             ..RawEnd::default()
         }
+    }
+
+    /// A snapshot record: its header, then `room` bytes of which `data` are
+    /// the packet's.
+    fn snap_record(packet: u64, flags: u16, data: &[u8], orig_len: u32, room: usize) -> Vec<u8> {
+        let r = RawSnap {
+            kind: REC_SNAP,
+            flags,
+            caplen: data.len() as u16,
+            orig_len,
+            ts_ns: 500,
+            packet_id: packet,
+            ..RawSnap::default()
+        };
+        let mut b = snap_bytes(&r).to_vec();
+        b.extend_from_slice(data);
+        b.resize(32 + room, 0xee);
+        b
+    }
+
+    #[test]
+    fn snapshots_are_kept_aside_with_their_bytes_and_framing() {
+        let mut s = StreamDecoder::new();
+        let frame: Vec<u8> = (0..98).collect();
+        // A record with room for 128 bytes, 98 of them the frame's.
+        assert!(s
+            .decode(&snap_record(42, SNAP_ETHER, &frame, 98, 128))
+            .unwrap()
+            .is_none());
+        assert!(s
+            .decode(&snap_record(43, 0, &frame[14..], 1500, 128))
+            .unwrap()
+            .is_none());
+        let mut got = Vec::new();
+        s.take_snapshots(&mut got);
+        assert_eq!(
+            got,
+            vec![
+                Snapshot {
+                    packet: PacketId(42),
+                    ts_ns: 500,
+                    framing: Framing::Ethernet,
+                    orig_len: 98,
+                    bytes: frame.clone(),
+                },
+                Snapshot {
+                    packet: PacketId(43),
+                    ts_ns: 500,
+                    framing: Framing::RawIp,
+                    orig_len: 1500,
+                    bytes: frame[14..].to_vec(),
+                }
+            ]
+        );
+        s.take_snapshots(&mut got);
+        assert_eq!(got.len(), 2, "taken once");
+        // More bytes than the record holds, packet 0, a short header: errors.
+        let mut bad = snap_record(44, 0, &frame, 98, 128);
+        bad[4..6].copy_from_slice(&200u16.to_le_bytes());
+        assert!(matches!(
+            s.decode(&bad),
+            Err(DecodeError::SnapshotLength {
+                caplen: 200,
+                room: 128
+            })
+        ));
+        assert!(matches!(
+            s.decode(&snap_record(0, 0, &frame, 98, 128)),
+            Err(DecodeError::NoPacket)
+        ));
+        assert!(matches!(
+            s.decode(&snap_record(44, 0, &[], 0, 0)[..20]),
+            Err(DecodeError::Short { got: 20, want: 32 })
+        ));
     }
 
     #[test]

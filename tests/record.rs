@@ -16,6 +16,7 @@ use hopscope::event::encode::encode_raw;
 use hopscope::event::record::{
     Frame, RecordError, Recorder, RecordingInfo, Replay, Tick, FORMAT_VERSION, MAGIC,
 };
+use hopscope::event::snapshot::{Framing, Snapshot};
 use hopscope::event::{
     Device, Headers, Hook, HookData, HopEvent, IfIndex, Link, NetnsId, PacketId, RouteResult,
     ShortName, Task, TcpFlags, L3, L4,
@@ -366,6 +367,29 @@ fn link() -> LinkInfo {
 }
 
 /// One frame of every kind, with events of every branch and ticks between.
+/// [`every_kind`] and the kinds added since format 1 (snapshots).
+fn every_kind_v2() -> Vec<Frame> {
+    let mut frames = every_kind();
+    frames.insert(
+        3,
+        Frame::Snapshot(Snapshot {
+            packet: PacketId(7),
+            ts_ns: 1_000,
+            framing: Framing::Ethernet,
+            orig_len: 98,
+            bytes: (0..64).collect(),
+        }),
+    );
+    frames.push(Frame::Snapshot(Snapshot {
+        packet: PacketId(u64::MAX),
+        ts_ns: u64::MAX,
+        framing: Framing::RawIp,
+        orig_len: 0,
+        bytes: Vec::new(),
+    }));
+    frames
+}
+
 fn every_kind() -> Vec<Frame> {
     let events = varied_events();
     let mut frames = vec![
@@ -519,6 +543,7 @@ fn v1_frame(f: &Frame) -> Vec<u8> {
             p.extend_from_slice(name.as_bytes());
             7
         }
+        Frame::Snapshot(_) => panic!("format 1 had no snapshot frames"),
     };
     let mut b = vec![kind];
     b.extend_from_slice(&(p.len() as u32).to_le_bytes());
@@ -668,7 +693,7 @@ fn encode_writes_what_the_kernel_writes() {
 
 #[test]
 fn every_frame_kind_round_trips_exactly() {
-    let frames = every_kind();
+    let frames = every_kind_v2();
     let bytes = recording(&info(), &frames);
     // Each frame is as documented: kind, length, postcard payload.
     let framed: usize = frames
@@ -712,6 +737,7 @@ fn every_frame_kind_round_trips_exactly() {
             } => rec.scope(netns, *owner_cgroup, label),
             Frame::Link(l) => rec.link(l),
             Frame::Symbol { addr, name } => rec.symbol(*addr, name),
+            Frame::Snapshot(snap) => rec.snapshot(snap),
         }
         .expect("frame");
     }
@@ -799,7 +825,7 @@ fn names_and_flags_round_trip_byte_for_byte() {
 fn layout_is_as_documented() {
     let ev = varied_events()[0];
     let t = tick(5);
-    let frames = every_kind();
+    let frames = every_kind_v2();
     let bytes = recording(&info(), &frames);
 
     assert_eq!(&MAGIC, b"HOPSCOPE-REC\r\n\x1a\n");
@@ -828,6 +854,7 @@ fn layout_is_as_documented() {
             } => frame_bytes(5, &(netns, *owner_cgroup, label)),
             Frame::Link(l) => frame_bytes(6, l),
             Frame::Symbol { addr, name } => frame_bytes(7, &(*addr, name)),
+            Frame::Snapshot(snap) => frame_bytes(8, snap),
         });
     }
     assert_eq!(&bytes[HEADER_LEN..], &want[..]);
@@ -1285,8 +1312,10 @@ fn unknown_frame_kinds_are_skipped() {
                 frame_bytes(1, &evs[1]),
             )
         };
-        // Empty, small and exactly-1-MiB frames of kinds this reader lacks.
-        for (kind, len) in [(8u8, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
+        // Empty, small and exactly-1-MiB frames of kinds this reader lacks
+        // (format 1 had no snapshots, kind 8).
+        let unknown = if v1 { 8u8 } else { 9 };
+        for (kind, len) in [(unknown, 0usize), (0x7f, 10), (0xff, 1 << 20)] {
             bytes.push(kind);
             bytes.extend_from_slice(&(len as u32).to_le_bytes());
             bytes.extend(std::iter::repeat_n(0xa5, len));

@@ -3,9 +3,10 @@
 //! A ring record is a full `struct hs_event` (its first field: the ABI
 //! version), or a typed record whose first field is its kind: a compact
 //! device hop `struct hs_hop` ([`REC_HOP`]), a device name `struct hs_dev`
-//! ([`REC_DEV`]), a socket hop `struct hs_sock` ([`REC_SOCK`]) or a
-//! packet's end `struct hs_end` ([`REC_END`]); [`record_kind`] tells them
-//! apart.
+//! ([`REC_DEV`]), a socket hop `struct hs_sock` ([`REC_SOCK`]), a
+//! packet's end `struct hs_end` ([`REC_END`]) or its first bytes
+//! `struct hs_snap` ([`REC_SNAP`], followed by the bytes); [`record_kind`]
+//! tells them apart.
 //!
 //! The types come from the skeleton libbpf-cargo generated from
 //! `bpf/hopscope.h` (through the object's BTF), so nothing is mirrored by
@@ -16,7 +17,7 @@
 pub use super::skel::types::{
     hs_cbpf_insn as RawInsn, hs_cbpf_prog as RawProgram, hs_dev as RawDev, hs_end as RawEnd,
     hs_event as RawEvent, hs_filter_ctl as RawFilterCtl, hs_hop as RawHop, hs_outer as RawOuter,
-    hs_sock as RawSock, hs_tuple as RawTuple,
+    hs_snap as RawSnap, hs_sock as RawSock, hs_tuple as RawTuple,
 };
 
 /// Must match `HS_ABI_VERSION` in bpf/hopscope.h.
@@ -34,12 +35,19 @@ pub const REC_DEV: u16 = super::skel::types::hs_rec_kind::HS_REC_DEV.0 as u16;
 pub const REC_SOCK: u16 = super::skel::types::hs_rec_kind::HS_REC_SOCK.0 as u16;
 /// First field of an end record (`HS_REC_END`).
 pub const REC_END: u16 = super::skel::types::hs_rec_kind::HS_REC_END.0 as u16;
+/// First field of a snapshot record (`HS_REC_SNAP`).
+pub const REC_SNAP: u16 = super::skel::types::hs_rec_kind::HS_REC_SNAP.0 as u16;
+/// `hs_snap.flags`: the bytes start at an Ethernet header.
+pub const SNAP_ETHER: u16 = super::skel::types::hs_snap_flags::HS_SNAP_ETHER.0 as u16;
+/// The largest `--snaplen` (`HS_SNAPLEN_MAX`).
+pub const SNAPLEN_MAX: u32 = super::skel::types::hs_snap_limit::HS_SNAPLEN_MAX.0;
 
 const _: () = assert!(std::mem::size_of::<RawEvent>() == 272);
 const _: () = assert!(std::mem::size_of::<RawHop>() == 48);
 const _: () = assert!(std::mem::size_of::<RawDev>() == 40);
 const _: () = assert!(std::mem::size_of::<RawSock>() == 80);
 const _: () = assert!(std::mem::size_of::<RawEnd>() == 64);
+const _: () = assert!(std::mem::size_of::<RawSnap>() == 32);
 const _: () = assert!(std::mem::size_of::<RawOuter>() == 44);
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 72);
 const _: () = assert!(std::mem::size_of::<RawInsn>() == 8);
@@ -66,6 +74,8 @@ unsafe impl plain::Plain for RawDev {}
 unsafe impl plain::Plain for RawSock {}
 // SAFETY: as above.
 unsafe impl plain::Plain for RawEnd {}
+// SAFETY: as above.
+unsafe impl plain::Plain for RawSnap {}
 
 /// The first field of a record: an ABI version or a record kind.
 pub fn record_kind(bytes: &[u8]) -> Option<u16> {
@@ -98,6 +108,21 @@ pub fn read_end(bytes: &[u8]) -> Option<RawEnd> {
     let mut r = RawEnd::default();
     plain::copy_from_bytes(&mut r, bytes).ok()?;
     Some(r)
+}
+
+/// Copies a snapshot record's header out of `bytes` and returns the bytes
+/// after it. Fails when `bytes` is shorter than the header.
+pub fn read_snap(bytes: &[u8]) -> Option<(RawSnap, &[u8])> {
+    let mut r = RawSnap::default();
+    plain::copy_from_bytes(&mut r, bytes).ok()?;
+    Some((r, bytes.get(std::mem::size_of::<RawSnap>()..)?))
+}
+
+/// The bytes of a snapshot record's header, as the kernel would write them
+/// (tests; the packet's bytes follow it).
+pub fn snap_bytes(r: &RawSnap) -> &[u8] {
+    // SAFETY: RawSnap is Plain and has no implicit padding (see above).
+    unsafe { plain::as_bytes(r) }
 }
 
 /// The bytes of a socket hop record, as the kernel would write them (tests).

@@ -31,7 +31,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::abi;
 use super::skel::{HopscopeSkel, HopscopeSkelBuilder, OpenHopscopeSkel};
-use crate::event::{stream::StreamDecoder, Hook, HookData, HopEvent, HOOKS};
+use crate::event::{snapshot::Snapshot, stream::StreamDecoder, Hook, HookData, HopEvent, HOOKS};
 use crate::filter::{scope, PacketFilter, Scope};
 
 /// Events per batch handed to the consumer.
@@ -63,6 +63,9 @@ pub struct TracerConfig {
     pub channel_batches: usize,
     /// Record the kernel stack of every drop that is not routine.
     pub drop_stack: bool,
+    /// Copy this many first bytes of a packet where its headers are sent in
+    /// full (0: none; at most [`abi::SNAPLEN_MAX`]).
+    pub snaplen: u32,
     /// Follow only packets this pcap filter accepts at their first sighting.
     pub filter: Option<PacketFilter>,
     /// Look only at hops in these namespaces and interfaces.
@@ -77,6 +80,7 @@ impl Default for TracerConfig {
             max_packets: 65_536,
             channel_batches: 256,
             drop_stack: false,
+            snaplen: 0,
             filter: None,
             scope: Scope::default(),
         }
@@ -136,6 +140,9 @@ pub enum ReaderMsg {
         degraded: Vec<Degraded>,
     },
     Events(Vec<HopEvent>),
+    /// Packets' first bytes (`--snaplen`), sent before the events that
+    /// follow them in the ring.
+    Snapshots(Vec<Snapshot>),
     Stats {
         kernel: KernelStats,
         reader: ReaderStats,
@@ -256,6 +263,8 @@ struct Batcher {
     stats: ReaderStats,
     /// Stack ids (+1) of drops in `batch`, to read before it is sent.
     stacks: Vec<u32>,
+    /// Snapshots (`--snaplen`) of packets in or before `batch`, sent first.
+    snapshots: Vec<Snapshot>,
 }
 
 fn read_kernel_stats(skel: &HopscopeSkel<'_>) -> KernelStats {
@@ -334,6 +343,19 @@ fn send_batch(
     recycled: &Receiver<Vec<HopEvent>>,
     block: bool,
 ) {
+    if !b.snapshots.is_empty() {
+        let snaps = std::mem::take(&mut b.snapshots);
+        let n = snaps.len() as u64;
+        let res = if block {
+            tx.send_timeout(ReaderMsg::Snapshots(snaps), Duration::from_secs(2))
+                .map_err(|_| ())
+        } else {
+            tx.try_send(ReaderMsg::Snapshots(snaps)).map_err(|_| ())
+        };
+        if res.is_err() {
+            b.stats.channel_dropped += n;
+        }
+    }
     if b.batch.is_empty() {
         return;
     }
@@ -424,6 +446,7 @@ fn run(
         batch: Vec::with_capacity(BATCH),
         stats: ReaderStats::default(),
         stacks: Vec::new(),
+        snapshots: Vec::new(),
     }));
     let ring = ring_reader(&skel, state.clone(), cfg.drop_stack)?;
     let out = Out {
@@ -513,6 +536,9 @@ fn configure(open: &mut OpenHopscopeSkel<'_>, cfg: &TracerConfig) -> anyhow::Res
         ro.hs_cfg_wakeup_bytes = cfg.wakeup_bytes;
         ro.hs_cfg_quiet_reasons = quiet_reasons();
         ro.hs_cfg_drop_stack = u8::from(cfg.drop_stack);
+        let snaplen = cfg.snaplen.min(abi::SNAPLEN_MAX);
+        ro.hs_cfg_snaplen = snaplen;
+        ro.hs_cfg_snap_room = snaplen.div_ceil(8).max(1) * 8;
         for (dst, ino) in ro.hs_cfg_scope_netns.iter_mut().zip(cfg.scope.inodes()) {
             *dst = ino;
         }
@@ -663,7 +689,7 @@ fn ring_reader(
                 }
                 b.batch.push(ev)
             }
-            Ok(None) => {}
+            Ok(None) => decoder.take_snapshots(&mut b.snapshots),
             Err(_) => b.stats.decode_errors += 1,
         }
         0

@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
+use super::snapshot::{Framing, Snapshot};
 use super::{
     Device, Headers, Hook, HookData, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId,
     RouteResult, ShortName, Task, TcpFlags, Tunnel, L3, L4,
@@ -52,6 +53,8 @@ pub enum DecodeError {
     NoPacket,
     #[error("unknown tunnel kind {0}")]
     Tunnel(u8),
+    #[error("snapshot of {caplen} bytes in a record with room for {room}")]
+    SnapshotLength { caplen: u16, room: usize },
 }
 
 /// The event ABI of the records in a format-1 recording, which stored
@@ -434,6 +437,35 @@ pub(super) fn end_event(r: &RawEnd, name: (ShortName, u64)) -> Result<HopEvent, 
         outer: None,
         link: (r.flags & F_SEGMENTED != 0).then_some(Link::Segmented { count: r.seg_count }),
         shared: r.flags & F_SHARED != 0,
+    })
+}
+
+/// A snapshot record (`struct hs_snap` and the bytes after it).
+pub(super) fn snapshot(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+    let (r, data) = abi::read_snap(bytes).ok_or(DecodeError::Short {
+        got: bytes.len(),
+        want: std::mem::size_of::<abi::RawSnap>(),
+    })?;
+    if r.packet_id == 0 {
+        return Err(DecodeError::NoPacket);
+    }
+    let caplen = usize::from(r.caplen);
+    let Some(data) = data.get(..caplen) else {
+        return Err(DecodeError::SnapshotLength {
+            caplen: r.caplen,
+            room: data.len(),
+        });
+    };
+    Ok(Snapshot {
+        packet: PacketId(r.packet_id),
+        ts_ns: r.ts_ns,
+        framing: if r.flags & abi::SNAP_ETHER != 0 {
+            Framing::Ethernet
+        } else {
+            Framing::RawIp
+        },
+        orig_len: r.orig_len.max(u32::from(r.caplen)),
+        bytes: data.to_vec(),
     })
 }
 

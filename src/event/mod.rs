@@ -18,6 +18,7 @@ pub mod decode;
 pub mod drop_reason;
 pub mod encode;
 pub mod record;
+pub mod snapshot;
 pub mod stream;
 
 use std::fmt;

@@ -56,6 +56,9 @@
 //!   learned it over rtnetlink; N at most 4096.
 //! - `7` Symbol: `(u64, String)`: a kernel code address and its
 //!   `function+0xoff` (at most 4096 bytes), as the live run resolved it.
+//! - `8` Snapshot: a [`Snapshot`], a packet's first bytes (`--snaplen`, at
+//!   most 2048 of them). Added after format 2 was first written, as a new
+//!   kind: older readers skip it.
 //! - `0` is reserved and makes the file corrupt: a crash can leave a
 //!   zero-filled tail, which must not read as a run of empty frames.
 //! - Any other kind is skipped using its length, so newer writers can add
@@ -118,6 +121,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::decode::{DecodeError, RecordedAbi, RECORDED_ABI_VERSIONS};
+use super::snapshot::Snapshot;
 use super::{HopEvent, Link};
 use crate::topology::links::LinkInfo;
 
@@ -142,6 +146,7 @@ const KIND_DROP_REASONS: u8 = 4;
 const KIND_SCOPE: u8 = 5;
 const KIND_LINK: u8 = 6;
 const KIND_SYMBOL: u8 = 7;
+const KIND_SNAPSHOT: u8 = 8;
 /// Most namespaces a scope frame lists.
 const MAX_SCOPE_NETNS: usize = 65_536;
 /// Longest drop reason name in a recording.
@@ -168,6 +173,12 @@ pub struct RecordingInfo {
 }
 
 impl RecordingInfo {
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC at the start: added to an event's
+    /// `ts_ns`, its wall-clock time.
+    pub fn realtime_offset_ns(&self) -> i64 {
+        (self.started_realtime_ns as i64).wrapping_sub(self.started_monotonic_ns as i64)
+    }
+
     /// This machine, now.
     pub fn now() -> RecordingInfo {
         // Both clocks exist on every Linux; 0 would only mean "unknown".
@@ -248,6 +259,8 @@ pub enum Frame {
         owner_cgroup: u64,
         label: String,
     },
+    /// A packet's first bytes (`--snaplen`).
+    Snapshot(Snapshot),
 }
 
 /// Why a recording could not be written or read.
@@ -366,11 +379,22 @@ fn check_frame(f: &Frame) -> Result<(), &'static str> {
     match f {
         Frame::Event(e) => check_event(e),
         Frame::Tick(_) | Frame::Link(_) => Ok(()),
+        Frame::Snapshot(s) => check_snapshot(s),
         Frame::NetnsName { name, .. } => check_name("namespace name over 4096 bytes", name),
         Frame::Symbol { name, .. } => check_name("symbol name over 4096 bytes", name),
         Frame::Scope { netns, label, .. } => check_scope(netns, label),
         Frame::DropReasons(r) => check_drop_reasons(r.len(), r.iter().map(|(_, n)| n.as_str())),
     }
+}
+
+fn check_snapshot(s: &Snapshot) -> Result<(), &'static str> {
+    if s.packet.0 == 0 {
+        return Err("snapshot of packet id 0, which is reserved");
+    }
+    if s.bytes.len() > crate::bpf::abi::SNAPLEN_MAX as usize {
+        return Err("snapshot over 2048 bytes");
+    }
+    Ok(())
 }
 
 fn invalid(what: impl Into<String>) -> io::Error {
@@ -495,7 +519,14 @@ impl<W: Write> Recorder<W> {
             } => self.scope(netns, *owner_cgroup, label),
             Frame::Link(l) => self.link(l),
             Frame::Symbol { addr, name } => self.symbol(*addr, name),
+            Frame::Snapshot(s) => self.snapshot(s),
         }
+    }
+
+    /// Appends a packet's first bytes (at most 2048 of them).
+    pub fn snapshot(&mut self, s: &Snapshot) -> io::Result<()> {
+        check_snapshot(s).map_err(invalid)?;
+        self.put(KIND_SNAPSHOT, s, MAX_FRAME as usize, "snapshot")
     }
 
     /// Appends a namespace name (at most [`MAX_STRING`] bytes).
@@ -722,6 +753,7 @@ impl<R: Read> Replay<R> {
                         what: "frame kind 0 is reserved (zero-filled data?)".to_string(),
                     })
                 }
+                KIND_SNAPSHOT if matches!(self.format, Format::V2) => {}
                 KIND_EVENT..=KIND_SYMBOL => {}
                 _ => {
                     self.skip(u64::from(len))?;
@@ -767,6 +799,7 @@ impl<R: Read> Replay<R> {
                 })
             }
             KIND_LINK => payload(start, "link", buf).map(Frame::Link),
+            KIND_SNAPSHOT => payload(start, "snapshot", buf).map(Frame::Snapshot),
             _ => payload(start, "symbol", buf).map(|(addr, name)| Frame::Symbol { addr, name }),
         }
     }

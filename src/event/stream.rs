@@ -8,13 +8,16 @@
 //! bounded tables, and gives every hop the headers and the name it had, so
 //! that everything above sees whole events. Socket hops (`struct hs_sock`)
 //! and ends (`struct hs_end`) carry no headers, as their full records never
-//! did; they get their device's name the same way.
+//! did; they get their device's name the same way. Snapshots of packets'
+//! first bytes (`struct hs_snap`, with `--snaplen`) are kept aside until
+//! [`StreamDecoder::take_snapshots`].
 //!
 //! Pure (no I/O) and, once its tables are warm, allocation-free.
 
 use rustc_hash::FxHashMap;
 
-use super::decode::{decode, end_event, record_hook, sock_event, DecodeError};
+use super::decode::{decode, end_event, record_hook, snapshot, sock_event, DecodeError};
+use super::snapshot::Snapshot;
 use super::{
     Device, Headers, Hook, HookData, HopEvent, IfIndex, Link, NetnsId, Outer, PacketId, ShortName,
 };
@@ -42,6 +45,8 @@ pub struct StreamDecoder {
     carried: Vec<Option<Carried>>,
     /// (namespace inode, ifindex) → name and namespace cookie.
     devices: FxHashMap<(u32, u32), (ShortName, u64)>,
+    /// Snapshots decoded since the last [`StreamDecoder::take_snapshots`].
+    snapshots: Vec<Snapshot>,
 }
 
 impl Default for StreamDecoder {
@@ -64,11 +69,12 @@ impl StreamDecoder {
         StreamDecoder {
             carried: vec![None; slots.max(1)],
             devices,
+            snapshots: Vec::new(),
         }
     }
 
     /// Decodes one record: an event, or `Ok(None)` for a record that only
-    /// informs the decoder (a device's name).
+    /// informs the decoder (a device's name) or is kept aside (a snapshot).
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Option<HopEvent>, DecodeError> {
         match abi::record_kind(bytes) {
             Some(abi::REC_HOP) => {
@@ -94,6 +100,10 @@ impl StreamDecoder {
                 self.forget(ev.packet.0);
                 Ok(Some(ev))
             }
+            Some(abi::REC_SNAP) => {
+                self.snapshots.push(snapshot(bytes)?);
+                Ok(None)
+            }
             Some(abi::REC_DEV) => {
                 let d = abi::read_dev(bytes).ok_or(DecodeError::Short {
                     got: bytes.len(),
@@ -113,6 +123,12 @@ impl StreamDecoder {
                 Ok(Some(ev))
             }
         }
+    }
+
+    /// Moves the snapshots decoded so far to the end of `out`. The caller
+    /// takes them after each record that decoded to nothing.
+    pub fn take_snapshots(&mut self, out: &mut Vec<Snapshot>) {
+        out.append(&mut self.snapshots);
     }
 
     fn learn_device(&mut self, netns: u32, ifindex: u32, name: ShortName, cookie: u64) {

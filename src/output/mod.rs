@@ -8,6 +8,7 @@
 
 pub mod json;
 mod json_line;
+pub mod pcapng;
 pub mod text;
 
 use std::fmt;
@@ -135,6 +136,39 @@ pub fn describe_outer(o: &Outer, out: &mut String) {
         )
     } else {
         write!(out, " {} -> {}", o.src, o.dst)
+    };
+}
+
+/// How packet `p` ended, for people: `delivered to nc[1234]`, `consumed`,
+/// `dropped: NETFILTER_DROP at nft_do_chain+0x1f4` (names from `drops`).
+pub fn describe_outcome(p: &crate::correlate::Packet, drops: &DropContext, out: &mut String) {
+    use crate::correlate::Outcome;
+    use crate::safe_text::Shown;
+    let _ = match p.outcome {
+        Outcome::Delivered { task: Some(t) } => write!(out, "delivered to {}[{}]", t.comm, t.pid),
+        Outcome::Delivered { task: None } => match p.coalesced_into {
+            Some(into) => write!(out, "delivered with packet {} (TCP merged it)", into.0),
+            None => write!(out, "delivered"),
+        },
+        Outcome::Consumed => match p.segmented {
+            Some(n) => write!(out, "consumed: cut into {n} segments (GSO)"),
+            None => write!(out, "consumed"),
+        },
+        Outcome::Freed { reason, location } => write!(
+            out,
+            "freed ({}) at {}",
+            Shown(&drops.name(reason)),
+            Shown(&drops.location(location))
+        ),
+        Outcome::Dropped {
+            reason, location, ..
+        } => write!(
+            out,
+            "dropped: {} at {}",
+            Shown(&drops.name(reason)),
+            Shown(&drops.location(location))
+        ),
+        Outcome::Unseen => write!(out, "unseen: no end event"),
     };
 }
 

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use super::{describe, describe_outer, fmt_duration, DropContext, Filter};
+use super::{describe, describe_outcome, describe_outer, fmt_duration, DropContext, Filter};
 use crate::correlate::{Annotation, Flow, HopContext, Outcome, Packet, Role, Sink};
 use crate::event::{Device, Hook, HookData, HopEvent, RouteResult};
 use crate::facts::{Fact, FactSink, FactTable};
@@ -371,50 +371,16 @@ impl<W: Write> Sink for TextSink<W> {
             prev_ts = v.first_ts;
             if i + 1 == n {
                 self.line.push_str(" → ");
-                match p.outcome {
-                    Outcome::Delivered { task: Some(t) } => {
-                        let _ = write!(self.line, "delivered to {}[{}]", t.comm, t.pid);
+                describe_outcome(p, &self.drops, &mut self.line);
+                if let Outcome::Dropped { reason, stack, .. } = p.outcome {
+                    stack_id = stack;
+                    let vlan = p.headers.and_then(|h| h.vlan);
+                    if let Some(h) =
+                        self.drops
+                            .hint(reason, &ns, &v.device.ifname.to_string(), vlan)
+                    {
+                        let _ = write!(self.line, "; {h}");
                     }
-                    Outcome::Delivered { task: None } => match p.coalesced_into {
-                        Some(into) => {
-                            let _ = write!(
-                                self.line,
-                                "delivered with packet {} (TCP merged it)",
-                                into.0
-                            );
-                        }
-                        None => self.line.push_str("delivered"),
-                    },
-                    Outcome::Consumed => match p.segmented {
-                        Some(n) => {
-                            let _ = write!(self.line, "consumed: cut into {n} segments (GSO)");
-                        }
-                        None => self.line.push_str("consumed"),
-                    },
-                    Outcome::Freed { reason, location } => {
-                        let name = self.drops.name(reason);
-                        let at = self.drops.location(location);
-                        let _ = write!(self.line, "freed ({}) at {}", Shown(&name), Shown(&at));
-                    }
-                    Outcome::Dropped {
-                        reason,
-                        location,
-                        stack,
-                    } => {
-                        stack_id = stack;
-                        let raw_name = self.drops.name(reason);
-                        let at = self.drops.location(location);
-                        let _ =
-                            write!(self.line, "dropped: {} at {}", Shown(&raw_name), Shown(&at));
-                        let vlan = p.headers.and_then(|h| h.vlan);
-                        if let Some(h) =
-                            self.drops
-                                .hint(reason, &ns, &v.device.ifname.to_string(), vlan)
-                        {
-                            let _ = write!(self.line, "; {h}");
-                        }
-                    }
-                    Outcome::Unseen => self.line.push_str("unseen: no end event"),
                 }
                 if p.end_outside {
                     match p.end_device {

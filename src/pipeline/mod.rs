@@ -26,6 +26,7 @@ use crate::bpf::reader::{self, KernelStats, Reader, ReaderMsg, ReaderStats};
 use crate::clock::monotonic_ns;
 use crate::correlate::{Correlator, CorrelatorStats};
 use crate::event::record::{Frame, Recorder, Tick};
+use crate::event::snapshot::Snapshot;
 use crate::event::HopEvent;
 use crate::facts::{Fact, FactSink};
 use facts::{Edge, FactService};
@@ -138,6 +139,15 @@ impl<S: FactSink> Pipeline<S> {
         }
     }
 
+    /// A packet's first bytes (`--snaplen`): recorded, then to the sink.
+    pub fn snapshot(&mut self, s: Snapshot) -> Result<()> {
+        if let Some(r) = self.recorder.as_mut() {
+            r.snapshot(&s).context("writing the recording")?;
+        }
+        self.sink.snapshot(&s);
+        Ok(())
+    }
+
     /// One event: recorded, correlated, its facts delivered, then sunk.
     pub fn event(&mut self, ev: &HopEvent) -> Result<()> {
         if let Some(r) = self.recorder.as_mut() {
@@ -179,6 +189,11 @@ impl<S: FactSink> Pipeline<S> {
                 }
                 reader.recycle(batch);
             }
+            ReaderMsg::Snapshots(snaps) => {
+                for s in snaps {
+                    self.snapshot(s)?;
+                }
+            }
             ReaderMsg::Stats { kernel, reader } => self.stats = (kernel, reader),
             ReaderMsg::Stacks(stacks) => {
                 self.facts.stacks(stacks);
@@ -206,6 +221,7 @@ impl<S: FactSink> Pipeline<S> {
             Frame::DropReasons(pairs) => self.give(Fact::DropReasons(
                 crate::event::drop_reason::DropReasons::from_pairs(pairs),
             )),
+            Frame::Snapshot(s) => self.snapshot(s),
             // The source keeps it (see `source::Recording`).
             Frame::Scope { .. } => Ok(()),
         }

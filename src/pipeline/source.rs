@@ -113,6 +113,11 @@ impl Recording {
         })
     }
 
+    /// Where and when the recording was made.
+    pub fn info(&self) -> &crate::event::record::RecordingInfo {
+        self.frames.info()
+    }
+
     /// The next frame (later scope frames are skipped), or bad input.
     pub fn next_frame(&mut self) -> Result<Option<Frame>> {
         if let Some(f) = self.first.take() {
