@@ -17,7 +17,7 @@ PACKAGES=(
     clang llvm libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc
     iproute2 iputils-ping bpftool util-linux procps
     iperf3 tcpdump tmux graphviz nftables iptables ncat ca-certificates curl
-    jq afl++ ethtool python3-minimal
+    jq afl++ ethtool python3-minimal tshark
 )
 ((vm)) && PACKAGES+=(qemu-system-x86 busybox-static kmod python3-pip)
 

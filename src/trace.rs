@@ -22,7 +22,7 @@ use crate::cgroup::CommandCgroup;
 use crate::correlate::{
     Annotation, CorrelatorConfig, CorrelatorStats, Flow, HopContext, Packet, Sink,
 };
-use crate::event::record::Tick;
+use crate::event::record::{Frame, Tick};
 use crate::event::snapshot::Snapshot;
 use crate::event::HopEvent;
 use crate::facts::{Fact, FactSink, FactTable};
@@ -628,6 +628,18 @@ pub fn replay_to_pcapng(
         PcapngSink::new(w, filter),
         None,
     );
+    // The live run recorded a name, link or symbol when it first printed a
+    // packet that named it, after that packet's events: every fact goes to
+    // the sink first, so each packet is written with its names.
+    let mut facts = source::Recording::open(path)?;
+    while let Some(frame) = facts.next_frame()? {
+        if matches!(
+            frame,
+            Frame::NetnsName { .. } | Frame::Link(_) | Frame::Symbol { .. } | Frame::DropReasons(_)
+        ) {
+            pipe.frame(frame)?;
+        }
+    }
     while let Some(frame) = recording.next_frame()? {
         pipe.frame(frame)?;
     }

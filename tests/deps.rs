@@ -315,7 +315,7 @@ fn install_deps_installs_every_program_the_tests_lab_and_demo_run() {
         missing.join("\n  ")
     );
     for needed in [
-        "ip", "ping", "tmux", "bpftool", "ncat", "tcpdump", "dot", "jq",
+        "ip", "ping", "tmux", "bpftool", "ncat", "tcpdump", "dot", "jq", "tshark",
     ] {
         assert!(
             checked

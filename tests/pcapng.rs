@@ -1,0 +1,465 @@
+//! `--pcapng`: every hop of every packet, for Wireshark, through the real
+//! binary on the real kernel, read back by `tshark` (Wireshark's own
+//! reader) and set against `tcpdump` on each interface in the same run:
+//! the same packets in the same order per interface, the packet id at every
+//! hop, the drop in a comment, a replay writing what the live run wrote,
+//! and bad paths refused. Root only; never skipped. Traffic stays inside
+//! the test's lab (198.18.0.0/15).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::field::{client_line, exec_argv, Captured, Serve, Server, Tcpdump};
+use common::*;
+use hopscope::lab::{addr, LabGuard};
+
+fn lab(tag: &str) -> LabGuard {
+    require_root();
+    LabGuard::up(&prefix(tag)).expect("building the lab")
+}
+
+/// A scratch directory of the test's own, removed in `Drop`.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("hs-pcapng-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("scratch dir");
+        Dir(d)
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One frame as tshark read it from the pcapng file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shark {
+    iface: String,
+    packet_id: u64,
+    /// `epb_flags`' direction: 1 inbound, 2 outbound.
+    direction: Option<u64>,
+    src: String,
+    dst: String,
+    ip_id: Option<u16>,
+    icmp: Option<(u8, u16)>,
+    tcp_seq: Option<u32>,
+    comment: String,
+}
+
+/// `tshark -r FILE [-Y FILTER]`, one [`Shark`] per frame (IPv4 ones).
+fn tshark(file: &Path, filter: Option<&str>) -> Vec<Shark> {
+    let mut args = vec!["-r".to_owned(), file.to_string_lossy().into_owned()];
+    if let Some(f) = filter {
+        args.extend(["-Y".to_owned(), f.to_owned()]);
+    }
+    for f in [
+        "frame.interface_name",
+        "frame.packet_id",
+        "frame.packet_flags_direction",
+        "ip.src",
+        "ip.dst",
+        "ip.id",
+        "icmp.type",
+        "icmp.seq",
+        "tcp.seq_raw",
+        "frame.comment",
+    ] {
+        args.extend(["-e".to_owned(), f.to_owned()]);
+    }
+    args.extend(
+        ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    let out = Command::new("tshark")
+        .args(&args)
+        .output()
+        .expect("running tshark");
+    assert!(
+        out.status.success(),
+        "tshark {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            let num = |s: &str| -> Option<u64> {
+                let s = s.trim();
+                if let Some(h) = s.strip_prefix("0x") {
+                    u64::from_str_radix(h, 16).ok()
+                } else {
+                    s.parse().ok()
+                }
+            };
+            let field = |i: usize| c.get(i).copied().unwrap_or("");
+            Shark {
+                iface: field(0).to_owned(),
+                packet_id: num(field(1)).unwrap_or(0),
+                direction: num(field(2)),
+                src: field(3).to_owned(),
+                dst: field(4).to_owned(),
+                ip_id: num(field(5)).map(|n| n as u16),
+                icmp: num(field(6)).map(|t| (t as u8, num(field(7)).unwrap_or(0) as u16)),
+                tcp_seq: num(field(8)).map(|n| n as u32),
+                comment: field(9).to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// What both sides can say of a packet: addresses, IP id, ICMP type and
+/// sequence, TCP sequence number.
+type Key = (String, String, Option<u16>, Option<(u8, u16)>, Option<u32>);
+
+fn shark_key(s: &Shark) -> Key {
+    (s.src.clone(), s.dst.clone(), s.ip_id, s.icmp, s.tcp_seq)
+}
+
+fn tcpdump_keys(c: &Captured) -> Vec<Key> {
+    c.frames
+        .iter()
+        .filter_map(|f| {
+            let ip = f.ip()?;
+            let v4 = ip.src.is_ipv4();
+            v4.then(|| {
+                (
+                    ip.src.to_string(),
+                    ip.dst.to_string(),
+                    ip.ip_id,
+                    f.icmp().map(|(t, _, s)| (t, s)),
+                    f.tcp().map(|(seq, _, _)| seq),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The frames of `file` on each interface, in file order.
+fn by_interface(frames: &[Shark]) -> BTreeMap<String, Vec<Key>> {
+    let mut m: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+    for f in frames {
+        m.entry(f.iface.clone()).or_default().push(shark_key(f));
+    }
+    m
+}
+
+#[test]
+fn a_lab_ping_and_tcp_exchange_are_on_every_interface_as_tcpdump_saw_them() {
+    let _s = serial();
+    let g = lab("pc");
+    let l = &g.lab;
+    let (c1, c2, host) = (l.c1(), l.c2(), l.host());
+    let dir = Dir::new("lab");
+    let file = dir.file("lab.pcapng");
+    let port = 8123;
+    let _server = Server::start(
+        &c2,
+        Serve::TcpEcho,
+        SocketAddr::new(addr::C2_V4.parse().unwrap(), port),
+    );
+    // Every interface of the path, in the order a request crosses them.
+    let path = [(&c1, "eth0"), (&host, "vc1"), (&host, "vc2"), (&c2, "eth0")];
+    let caps: Vec<_> = path
+        .iter()
+        .map(|(ns, dev)| {
+            Tcpdump::on(ns, dev)
+                .filter(&format!("icmp or tcp port {port}"))
+                .start()
+        })
+        .collect();
+    let script = format!(
+        "ping -c 3 -i 0.2 -W 1 {c2a} >/dev/null && {client}",
+        c2a = addr::C2_V4,
+        client = client_line("to the pcapng", addr::C2_V4, port, false)
+    );
+    let file_s = file.to_string_lossy().into_owned();
+    let recs = trace_argv(
+        &["--pcapng", &file_s],
+        &exec_argv(&c1, &["sh", "-c", &script]),
+    );
+    let captured: Vec<Captured> = caps.into_iter().map(|c| c.stop()).collect();
+
+    let meta = std::fs::symlink_metadata(&file).expect("the pcapng file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let frames = tshark(&file, None);
+    let per_if = by_interface(&frames);
+    // Interfaces are named <namespace>/<device>, both namespaces' names.
+    let names: Vec<String> = path.iter().map(|(ns, d)| format!("{ns}/{d}")).collect();
+    assert_eq!(
+        per_if.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut n = names.clone();
+            n.sort();
+            n
+        },
+        "{frames:#?}"
+    );
+    for (name, cap) in names.iter().zip(&captured) {
+        let want = tcpdump_keys(cap);
+        assert!(want.len() >= 6 + 6, "{}", cap.listing());
+        assert_eq!(
+            per_if[name],
+            want,
+            "{name}: the pcapng's frames, in order, are tcpdump's\n{}",
+            cap.listing()
+        );
+    }
+
+    // One echo request, by its packet id: the same packet at its 4 hops,
+    // outbound on c1, in and out of the bridge, inbound on c2.
+    let rq: Vec<&Shark> = frames.iter().filter(|f| f.icmp == Some((8, 1))).collect();
+    let id = rq[0].packet_id;
+    let one = tshark(&file, Some(&format!("frame.packet_id == {id}")));
+    assert_eq!(
+        one.iter()
+            .map(|f| (f.iface.as_str(), f.direction))
+            .collect::<Vec<_>>(),
+        vec![
+            (names[0].as_str(), Some(2)),
+            (names[1].as_str(), Some(1)),
+            (names[2].as_str(), Some(2)),
+            (names[3].as_str(), Some(1)),
+        ],
+        "{one:#?}"
+    );
+    assert!(one.iter().all(|f| f.icmp == Some((8, 1))));
+    assert!(
+        one[0]
+            .comment
+            .starts_with(&format!("hopscope: packet {id} hop 1/4")),
+        "{one:#?}"
+    );
+    assert!(one[3].comment.ends_with("consumed"), "{one:#?}");
+    // The JSON lines of the same run name the same packet.
+    assert!(recs
+        .iter()
+        .any(|r| r["type"] == "hop" && r["packet"] == id && r["icmp_seq"] == 1));
+    // And the summary says what went into the file.
+    let s = summary(&recs);
+    assert_eq!(s["pcapng"]["hops"], frames.len() as u64, "{s}");
+    assert_eq!(s["pcapng"]["hops_without_bytes"], 0, "{s}");
+}
+
+#[test]
+fn an_nft_drop_is_found_by_its_comment() {
+    let _s = serial();
+    let g = lab("pd");
+    let l = &g.lab;
+    let host = l.host();
+    let nft = |args: &str| {
+        let out = Command::new("sh")
+            .args(["-c", &format!("ip netns exec {host} nft {args}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    nft("add table inet hspcap");
+    nft("add chain inet hspcap fdrop '{ type filter hook forward priority 0; }'");
+    nft("add rule inet hspcap fdrop icmp type echo-request drop");
+    let dir = Dir::new("drop");
+    let file = dir.file("drop.pcapng");
+    let file_s = file.to_string_lossy().into_owned();
+    let out = hopscope(&[
+        "trace",
+        "--pcapng",
+        &file_s,
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &l.c1(),
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        addr::R1_V4,
+    ]);
+    // ping's status: no reply.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dropped = tshark(&file, Some("frame.comment contains \"dropped\""));
+    assert_eq!(dropped.len(), 1, "{dropped:#?}");
+    let d = &dropped[0];
+    assert_eq!((d.icmp, d.dst.as_str()), (Some((8, 1)), addr::R1_V4));
+    assert!(
+        d.comment
+            .contains("dropped: NETFILTER_DROP at nft_do_chain+0x"),
+        "{d:#?}"
+    );
+    // The drop is the last hop of its packet, seen first on c1.
+    let all = tshark(&file, Some(&format!("frame.packet_id == {}", d.packet_id)));
+    assert_eq!(all.last(), Some(d));
+    assert_eq!(all[0].iface, format!("{}/eth0", l.c1()));
+    assert!(d
+        .comment
+        .contains(&format!("hop {}/{}", all.len(), all.len())));
+}
+
+#[test]
+fn a_replay_writes_the_packets_the_live_run_wrote() {
+    let _s = serial();
+    let g = lab("pr");
+    let l = &g.lab;
+    let dir = Dir::new("replay");
+    let (live, rec, replayed) = (
+        dir.file("live.pcapng"),
+        dir.file("run.hsrec"),
+        dir.file("replayed.pcapng"),
+    );
+    let out = hopscope(&[
+        "trace",
+        "--pcapng",
+        &live.to_string_lossy(),
+        "--record",
+        &rec.to_string_lossy(),
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &l.c1(),
+        "ping",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        addr::C2_V4,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hopscope(&[
+        "replay",
+        &rec.to_string_lossy(),
+        "--pcapng",
+        &replayed.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pcapng: 16 hops of 4 packets in"),
+        "{stderr}"
+    );
+    let (a, b) = (tshark(&live, None), tshark(&replayed, None));
+    assert_eq!(a.len(), 16, "{a:#?}");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_paths_and_sizes_exit_2_and_planted_links_are_not_followed() {
+    require_root();
+    let dir = Dir::new("bad");
+    let target = dir.file("victim");
+    std::fs::write(&target, "keep me").unwrap();
+    let link = dir.file("planted.pcapng");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let existing = dir.file("existing.pcapng");
+    std::fs::write(&existing, "old").unwrap();
+    let missing_dir = dir.file("no/such/dir.pcapng");
+    for (args, says) in [
+        (
+            vec![
+                "trace",
+                "--pcapng",
+                &*link.to_string_lossy(),
+                "--duration",
+                "1",
+            ],
+            "symbolic link",
+        ),
+        (
+            vec![
+                "trace",
+                "--force",
+                "--pcapng",
+                &*link.to_string_lossy(),
+                "--duration",
+                "1",
+            ],
+            "symbolic link",
+        ),
+        (
+            vec![
+                "trace",
+                "--pcapng",
+                &*existing.to_string_lossy(),
+                "--duration",
+                "1",
+            ],
+            "exists",
+        ),
+        (
+            vec![
+                "trace",
+                "--pcapng",
+                &*missing_dir.to_string_lossy(),
+                "--duration",
+                "1",
+            ],
+            "pcapng",
+        ),
+        (
+            vec!["trace", "--snaplen", "4096", "--duration", "1"],
+            "4096",
+        ),
+        (
+            vec![
+                "trace",
+                "--snaplen",
+                "0",
+                "--pcapng",
+                "x.pcapng",
+                "--duration",
+                "1",
+            ],
+            "--snaplen",
+        ),
+        (
+            vec![
+                "replay",
+                "/nonexistent.hsrec",
+                "--pcapng",
+                &*dir.file("r.pcapng").to_string_lossy(),
+            ],
+            "nonexistent",
+        ),
+    ] {
+        let out = hopscope(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "old");
+    assert!(!Path::new("x.pcapng").exists());
+    assert_no_programs_left();
+}
