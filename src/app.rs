@@ -57,6 +57,15 @@ pub struct Frozen {
     pub last_packet: Option<PacketId>,
 }
 
+/// What a pcapng export (`w`) writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PcapngExport {
+    /// The flow's packets the view shows.
+    Flow(FlowId),
+    /// One packet.
+    Packet(PacketId),
+}
+
 /// The explorer's view state: which screen, which rows are selected,
 /// searches, sorts, freezing and the kernel filter being edited (see the
 /// module documentation). [`App::update`] applies input; `ui::render`
@@ -92,6 +101,8 @@ pub struct App {
     /// The user asked to export this flow's hop graph (the runner writes
     /// the file and says so in `notice`).
     pub export_dot: Option<FlowId>,
+    /// A pcapng export asked for (`w`), done by the runner.
+    pub export_pcapng: Option<PcapngExport>,
     /// Lists, graphs and statistics computed for earlier frames, reused
     /// while their inputs are unchanged.
     pub cache: ViewCache,
@@ -120,6 +131,7 @@ impl Default for App {
             filter: KernelFilter::default(),
             source_label: "live".to_owned(),
             export_dot: None,
+            export_pcapng: None,
             cache: ViewCache::default(),
         }
     }

@@ -11,6 +11,17 @@ pub fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// CLOCK_REALTIME − CLOCK_MONOTONIC now, in ns: added to an event's time,
+/// its wall-clock time (pcapng timestamps).
+pub fn realtime_offset_ns() -> i64 {
+    let ns = |c| {
+        nix::time::clock_gettime(c)
+            .map(|t| t.tv_sec() * 1_000_000_000 + t.tv_nsec())
+            .unwrap_or(0)
+    };
+    ns(nix::time::ClockId::CLOCK_REALTIME) - ns(nix::time::ClockId::CLOCK_MONOTONIC)
+}
+
 /// Human duration: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
 pub fn fmt_duration(ns: u64, out: &mut String) {
     let _ = if ns < 1_000 {

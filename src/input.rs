@@ -29,6 +29,8 @@ pub enum Action {
     Freeze,
     Drops,
     ExportDot,
+    /// Write the selected packet or flow, every hop with its bytes, as pcapng.
+    ExportPcapng,
     Help,
     Quit,
 }
@@ -178,6 +180,12 @@ pub const BINDINGS: &[Binding] = &[
         label: "d",
         help: "write the flow's hop graph to a new hopscope-flow-N-RANDOM.dot",
         action: Action::ExportDot,
+    },
+    Binding {
+        keys: &[k('w')],
+        label: "w",
+        help: "write the packet (flows: the flow) to a new pcapng file",
+        action: Action::ExportPcapng,
     },
     Binding {
         keys: &[k('?'), Key(KeyCode::Char('?'), KeyModifiers::SHIFT)],

@@ -19,6 +19,7 @@ use crate::correlate::flow::Endpoint;
 use crate::correlate::{Flow, FlowId, FlowKey, HopContext, Outcome, Packet, Role, Sink};
 use crate::event::drop_reason::DropReasons;
 use crate::event::record::Tick;
+use crate::event::snapshot::{Snapshot, Snapshots};
 use crate::event::{HopEvent, NetnsId, PacketId};
 use crate::facts::{Fact, FactSink};
 use crate::select::Filter;
@@ -370,6 +371,8 @@ pub struct Model {
     packet_changes: u64,
     /// Bumped whenever a namespace name changes (searches match names).
     names_version: u64,
+    /// Packets' first bytes (`--snaplen`), for a pcapng export (bounded).
+    snapshots: Snapshots,
 }
 
 impl Model {
@@ -391,7 +394,13 @@ impl Model {
             generation: 0,
             packet_changes: 0,
             names_version: 0,
+            snapshots: Snapshots::default(),
         }
+    }
+
+    /// Packets' first bytes kept for a pcapng export (`--snaplen`).
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -635,6 +644,10 @@ impl FactSink for Model {
     fn tick(&mut self, tick: &Tick, in_flight: u64) {
         self.on_tick(tick);
         self.set_in_flight(in_flight);
+    }
+
+    fn snapshot(&mut self, s: &Snapshot) {
+        self.snapshots.add(s.clone());
     }
 
     /// Hops and annotations are counted, not shown with their places.

@@ -385,7 +385,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         Some(f) => {
             let w = PcapngWriter::new(
                 io::BufWriter::with_capacity(256 * 1024, f),
-                realtime_offset_ns(),
+                crate::clock::realtime_offset_ns(),
                 opts.tracer.snaplen,
             )
             .context("writing the pcapng file")?;
@@ -591,11 +591,6 @@ pub fn text_summary(s: &Summary) -> String {
         line.push_str(&p.phrase());
     }
     line
-}
-
-/// CLOCK_REALTIME − CLOCK_MONOTONIC now: moves event times to the wall clock.
-pub fn realtime_offset_ns() -> i64 {
-    crate::event::record::RecordingInfo::now().realtime_offset_ns()
 }
 
 /// `hopscope replay FILE --pcapng OUT`: every hop of the recording's

@@ -33,13 +33,15 @@ use crossterm::terminal::{
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
-use crate::app::{App, FilterSpec, Input, KernelFilter};
+use crate::app::{App, FilterSpec, Input, KernelFilter, PcapngExport};
 use crate::bpf::reader::{Reader, TracerConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
+use crate::facts::Fact;
 use crate::filter::expr::COMPILE_TIME_LIMIT;
 use crate::filter::Compilation;
 use crate::model::{Model, ModelConfig};
 use crate::output::lost_phrase;
+use crate::output::pcapng::PcapngWriter;
 use crate::pipeline::facts::FactService;
 use crate::pipeline::source::{self, kernel_scope_label, Recording};
 use crate::pipeline::stop::quit_signals;
@@ -364,7 +366,14 @@ pub fn run_live(opts: ExplorerOptions) -> Result<i32> {
                     Err(_) => break Err(anyhow::anyhow!("the BPF reader stopped")),
                 },
                 recv(input.rx) -> ev => match ev {
-                    Ok(ev) => on_terminal_event(&mut app, &pipe.sink, ev, &mut painter, Some(&reader)),
+                    Ok(ev) => on_terminal_event(
+                        &mut app,
+                        &pipe.sink,
+                        ev,
+                        &mut painter,
+                        Some(&reader),
+                        crate::clock::realtime_offset_ns(),
+                    ),
                     // Without input there is no way to quit: stop. A hangup
                     // usually comes with SIGHUP: then it is a quit.
                     Err(_) if term_flag.received().is_some() => break Ok(()),
@@ -450,6 +459,7 @@ fn on_terminal_event(
     ev: Event,
     painter: &mut Painter,
     reader: Option<&Reader>,
+    realtime_offset_ns: i64,
 ) {
     match ev {
         Event::Key(k) => app.update(model, Input::Key(k)),
@@ -471,7 +481,89 @@ fn on_terminal_event(
             Err(e) => format!("could not write the graph: {e:#}"),
         });
     }
+    if let Some(what) = app.export_pcapng.take() {
+        app.notice = Some(match export_pcapng(app, model, what, realtime_offset_ns) {
+            Ok(said) => said,
+            Err(e) => format!("could not write the pcapng file: {e:#}"),
+        });
+    }
     painter.view_changed = true;
+}
+
+/// `1 hop`, `2 hops`.
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Writes `what` (the flow's packets the view shows, or one packet), every
+/// hop with the bytes the model kept (`--snaplen`), as pcapng in the
+/// working directory under a new name no one can plant in advance
+/// (`hopscope-flow-N-RANDOM.pcapng`); says what it wrote.
+fn export_pcapng(
+    app: &App,
+    model: &Model,
+    what: PcapngExport,
+    realtime_offset_ns: i64,
+) -> Result<String> {
+    let (packets, stem): (Vec<&crate::correlate::Packet>, String) = match what {
+        PcapngExport::Flow(f) => (app.flow_packets(model), format!("hopscope-flow-{}", f.0)),
+        PcapngExport::Packet(p) => (
+            model.packet(p).into_iter().collect(),
+            format!("hopscope-packet-{}", p.0),
+        ),
+    };
+    let snaps = model.snapshots();
+    if !packets.iter().any(|p| {
+        p.visits
+            .iter()
+            .any(|v| snaps.at(p.id, v.first_ts).is_some())
+    }) {
+        return Ok("no packet bytes kept: start the explorer with --snaplen 128".to_owned());
+    }
+    // What the last hop's comment names: reason names and drop locations.
+    let mut drops = crate::output::DropContext::default();
+    drops.learn(&Fact::DropReasons(model.drop_reasons().clone()));
+    for p in &packets {
+        if let Some((_, addr)) = p.outcome.reason() {
+            if let Some(name) = model.symbol(addr) {
+                drops.learn(&Fact::Symbol {
+                    addr,
+                    name: name.to_owned(),
+                });
+            }
+        }
+    }
+    let path = crate::outfile::unpredictable_name(&stem, "pcapng");
+    let file = crate::outfile::create(Path::new(&path), false, "pcapng file")?;
+    let mut w = PcapngWriter::new(
+        io::BufWriter::new(file),
+        realtime_offset_ns,
+        crate::bpf::abi::SNAPLEN_MAX,
+    )
+    .with_context(|| format!("writing {path}"))?;
+    for p in &packets {
+        w.packet(p, snaps, model, &drops)
+            .with_context(|| format!("writing {path}"))?;
+    }
+    w.release(u64::MAX)
+        .with_context(|| format!("writing {path}"))?;
+    let s = w.stats;
+    let mut said = format!(
+        "wrote {path}: {} of {}",
+        plural(s.hops, "hop"),
+        plural(s.packets, "packet")
+    );
+    if s.hops_without_bytes > 0 {
+        said.push_str(&format!(
+            " ({} hops without bytes left out)",
+            s.hops_without_bytes
+        ));
+    }
+    Ok(said)
 }
 
 /// Why the explorer ended without being asked: its terminal is gone.
@@ -537,6 +629,7 @@ pub fn load_recording(
 /// `hopscope replay FILE`: the explorer on a recording.
 pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfig) -> Result<i32> {
     let (model, filter_label) = load_recording(path, model_cfg, corr_cfg)?;
+    let realtime_offset_ns = Recording::open(path)?.info().realtime_offset_ns();
     let term_flag = quit_signals()?;
     crate::logging::quiet_terminal();
     let mut app = App {
@@ -556,7 +649,9 @@ pub fn run_replay(path: &Path, model_cfg: ModelConfig, corr_cfg: CorrelatorConfi
             return Err(e.context(terminal_gone()));
         }
         match input.rx.recv_timeout(FRAME_PERIOD) {
-            Ok(ev) => on_terminal_event(&mut app, &model, ev, &mut painter, None),
+            Ok(ev) => {
+                on_terminal_event(&mut app, &model, ev, &mut painter, None, realtime_offset_ns)
+            }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 if term_flag.received().is_some() {

@@ -1457,3 +1457,149 @@ fn filter_changes_live_with_f() {
     clean_exit(&tmux);
     no_programs_left();
 }
+
+// ---------------------------------------------------------------------------
+// 6. pcapng from the explorer
+
+/// The `wrote FILE: ...` notice on the screen, and the file it names.
+fn wrote(screen: &str, stem: &str) -> Option<(String, String)> {
+    let at = screen.find(&format!("wrote {stem}"))?;
+    let notice: String = screen[at..].lines().next()?.to_owned();
+    let name = notice["wrote ".len()..].split(':').next()?.to_owned();
+    Some((notice, name))
+}
+
+/// Packet ids and interfaces of a pcapng file, as tshark reads them.
+fn pcapng_frames(p: &Path) -> Vec<(u64, String)> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(p)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.packet_id",
+            "-e",
+            "frame.interface_name",
+        ])
+        .output()
+        .expect("running tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (id, ifname) = l.split_once('\t')?;
+            Some((id.parse().ok()?, ifname.to_owned()))
+        })
+        .collect()
+}
+
+/// `w` on the flows screen writes the selected flow's packets, every hop
+/// with its bytes, to a new `hopscope-flow-N-RANDOM.pcapng` (0600) in the
+/// working directory; on the packets screen, the selected packet alone.
+/// tshark reads both: the flow's packets cross c1's eth0, the packet's
+/// frames all carry its id.
+#[test]
+fn w_writes_the_flow_and_the_packet_as_pcapng() {
+    let _s = serial();
+    require_root();
+    let g = LabGuard::up(&prefix("pw")).expect("building the lab");
+    let c1 = g.lab.c1();
+    let _traffic = Traffic::start(&g.lab);
+    let mut tmux = Tmux::new(COLS, ROWS);
+    let dir = tmux.file("");
+    tmux.run(&format!(
+        "cd {} && {} --snaplen 128 --filter icmp --netns {c1} --netns {} --netns {}",
+        q(&dir),
+        bin(),
+        g.lab.host(),
+        g.lab.c2()
+    ));
+    tmux.wait_for("ICMP flows", START, |s| {
+        line(s, 1).starts_with(" Flows (") && !flow_rows(s).is_empty()
+    });
+    tmux.keys(&["w"]);
+    let s = tmux.wait_for("the flow written", REACT, |s| {
+        wrote(s, "hopscope-flow-").is_some()
+    });
+    let (notice, name) = wrote(&s, "hopscope-flow-").unwrap();
+    let file = dir.join(&name);
+    assert_eq!(mode(&file), 0o600, "{notice}");
+    let frames = pcapng_frames(&file);
+    assert!(!frames.is_empty(), "{notice}");
+    let ids: std::collections::BTreeSet<u64> = frames.iter().map(|(p, _)| *p).collect();
+    let packets = if ids.len() == 1 {
+        "1 packet ".to_owned()
+    } else {
+        format!("{} packets ", ids.len())
+    };
+    assert!(
+        notice.contains(&format!(": {} hops of {packets}", frames.len())),
+        "{notice}: {frames:?}"
+    );
+    assert!(
+        frames.iter().any(|(_, i)| i == &format!("{c1}/eth0")),
+        "{frames:?}"
+    );
+
+    // The packets screen: the selected packet alone.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the packets screen", REACT, |s| {
+        line(s, 1).starts_with(" Packets (") && !packet_rows(s).is_empty()
+    });
+    tmux.keys(&["w"]);
+    let s = tmux.wait_for("the packet written", REACT, |s| {
+        wrote(s, "hopscope-packet-").is_some()
+    });
+    let (notice, name) = wrote(&s, "hopscope-packet-").unwrap();
+    let id: u64 = name["hopscope-packet-".len()..]
+        .split('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("the packet id in the name");
+    let frames = pcapng_frames(&dir.join(&name));
+    assert!(frames.len() >= 2, "{notice}: {frames:?}");
+    assert!(frames.iter().all(|(p, _)| *p == id), "{frames:?}");
+    assert!(
+        notice.contains(&format!(": {} hops of 1 packet ", frames.len())),
+        "{notice}"
+    );
+    tmux.keys(&["q"]);
+    clean_exit(&tmux);
+    no_programs_left();
+}
+
+/// Without `--snaplen` no bytes are kept: `w` says how to get them, and
+/// writes nothing (a replay of a recording made without it).
+#[test]
+fn w_without_bytes_says_how_to_get_them() {
+    let mut tmux = Tmux::new(COLS, ROWS);
+    let dir = tmux.file("");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab.hsrec");
+    tmux.run(&format!(
+        "cd {} && {} replay {}",
+        q(&dir),
+        bin(),
+        q(&fixture)
+    ));
+    tmux.wait_for("the flows", START, |s| {
+        line(s, 1).starts_with(" Flows (") && !flow_rows(s).is_empty()
+    });
+    tmux.keys(&["w"]);
+    tmux.wait_for("the notice", REACT, |s| {
+        s.contains("no packet bytes kept: start the explorer with --snaplen 128")
+    });
+    tmux.keys(&["q"]);
+    assert_eq!(tmux.wait_exit(REACT), 0);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pcapng"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

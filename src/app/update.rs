@@ -7,7 +7,7 @@ use crossterm::event::{KeyEvent, KeyEventKind, MouseEvent};
 use crate::input::{self, Action};
 use crate::model::Model;
 
-use super::{App, Cursor, FilterEdit, Frozen, Screen, Search};
+use super::{App, Cursor, FilterEdit, Frozen, PcapngExport, Screen, Search};
 
 /// Input the app reacts to.
 #[derive(Debug, Clone, Copy)]
@@ -130,6 +130,20 @@ impl App {
                 Some(f) => self.export_dot = Some(f),
                 None => self.notice = Some("no flow selected".to_owned()),
             },
+            Action::ExportPcapng => {
+                let packet = match self.screen {
+                    Screen::Flows => None,
+                    _ => self.focus_packet(model).map(|p| p.id),
+                };
+                self.export_pcapng = match (packet, self.flows.selected) {
+                    (Some(p), _) => Some(PcapngExport::Packet(p)),
+                    (None, Some(f)) => Some(PcapngExport::Flow(f)),
+                    (None, None) => {
+                        self.notice = Some("no flow selected".to_owned());
+                        None
+                    }
+                };
+            }
             Action::Help => self.help = true,
             Action::Quit => self.quit = true,
         }

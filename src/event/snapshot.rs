@@ -42,34 +42,48 @@ pub const KEPT_PACKETS: usize = 65_536;
 /// it (a packet through NAT and a tunnel has four or five).
 pub const PER_PACKET: usize = 8;
 
+/// Bytes of snapshots kept, at most (their data and bookkeeping).
+pub const MAX_BYTES: usize = 64 << 20;
+/// What one snapshot costs besides its bytes (its fields, its place).
+const OVERHEAD: usize = 64;
+
 /// The snapshots of recent packets, bounded: [`KEPT_PACKETS`] packets of
-/// at most [`PER_PACKET`] snapshots each, so at most
-/// `KEPT_PACKETS * PER_PACKET * (--snaplen + 40)` bytes.
+/// at most [`PER_PACKET`] snapshots each, and [`MAX_BYTES`] in all (the
+/// oldest packets' go first).
 #[derive(Debug, Default)]
 pub struct Snapshots {
     by_packet: FxHashMap<PacketId, Vec<Snapshot>>,
     /// Packets in the order their first snapshot came (eviction order).
     order: VecDeque<PacketId>,
+    /// Bytes kept (see [`MAX_BYTES`]).
+    bytes: usize,
+}
+
+fn cost(s: &Snapshot) -> usize {
+    s.bytes.len() + OVERHEAD
 }
 
 impl Snapshots {
     /// Keeps `s`, forgetting the oldest packet's when full.
     pub fn add(&mut self, s: Snapshot) {
         let packet = s.packet;
+        self.bytes += cost(&s);
         if let Some(v) = self.by_packet.get_mut(&packet) {
             if v.len() >= PER_PACKET {
-                v.remove(1);
+                let gone = v.remove(1);
+                self.bytes -= cost(&gone);
             }
             v.push(s);
-            return;
+        } else {
+            self.order.push_back(packet);
+            self.by_packet.insert(packet, vec![s]);
         }
-        while self.order.len() >= KEPT_PACKETS {
-            if let Some(old) = self.order.pop_front() {
-                self.by_packet.remove(&old);
-            }
+        while self.order.len() > KEPT_PACKETS || self.bytes > MAX_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.forget(old);
         }
-        self.order.push_back(packet);
-        self.by_packet.insert(packet, vec![s]);
     }
 
     /// The bytes `packet` had at `ts_ns`: its latest snapshot taken at or
@@ -86,7 +100,14 @@ impl Snapshots {
     /// Its entry in the eviction order goes when it reaches the front
     /// (ids are never reused), so this is O(1).
     pub fn forget(&mut self, packet: PacketId) {
-        self.by_packet.remove(&packet);
+        if let Some(v) = self.by_packet.remove(&packet) {
+            self.bytes -= v.iter().map(cost).sum::<usize>();
+        }
+    }
+
+    /// Bytes kept (at most [`MAX_BYTES`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Packets with snapshots kept.
@@ -141,5 +162,18 @@ mod tests {
         // The first sighting's bytes stay, and the newest.
         assert_eq!(s.by_packet[&PacketId(5_000)][0].ts_ns, 5_000);
         assert_eq!(s.at(PacketId(5_000), 100).unwrap().ts_ns, 19);
+        let kept: usize = s.by_packet.values().flatten().map(cost).sum();
+        assert_eq!(s.bytes(), kept);
+        // Large snapshots: the byte budget holds.
+        let mut s = Snapshots::default();
+        for p in 0..100_000u64 {
+            s.add(Snapshot {
+                bytes: vec![0; 2048],
+                ..snap(p, p, 0)
+            });
+        }
+        assert!(s.bytes() <= MAX_BYTES, "{}", s.bytes());
+        assert!(s.at(PacketId(99_999), 99_999).is_some());
+        assert!(s.at(PacketId(0), 0).is_none());
     }
 }

@@ -132,12 +132,12 @@ impl<W: Write> PcapngWriter<W> {
         self.finish_block()
     }
 
-    /// Writes the hops of `p` that have bytes in `snaps`, one block per
-    /// visit, with names from `topo` and the end's names from `drops`.
+    /// Queues the hops of `p` that have bytes in `snaps`, one block per
+    /// visit, with names from `topo` and the end's names from `drops`
+    /// (written by [`PcapngWriter::release`]).
     pub fn packet(
         &mut self,
         p: &Packet,
-        flow: Option<&Flow>,
         snaps: &Snapshots,
         topo: &dyn TopologyView,
         drops: &DropContext,
@@ -150,7 +150,7 @@ impl<W: Write> PcapngWriter<W> {
                 continue;
             };
             let iface = self.interface(&v.device, snap.framing, topo)?;
-            self.comment(p, flow, v, i, n, drops);
+            self.comment(p, v, i, n, drops);
             self.epb(iface, v, snap, p.id.0)?;
             wrote = true;
         }
@@ -248,21 +248,13 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     /// The visit's comment, into `self.text`.
-    fn comment(
-        &mut self,
-        p: &Packet,
-        flow: Option<&Flow>,
-        v: &Visit,
-        i: usize,
-        n: usize,
-        drops: &DropContext,
-    ) {
+    fn comment(&mut self, p: &Packet, v: &Visit, i: usize, n: usize, drops: &DropContext) {
         use std::fmt::Write as _;
         let t = &mut self.text;
         t.clear();
         let _ = write!(t, "hopscope: packet {} hop {}/{n}", p.id.0, i + 1);
-        if let Some(f) = flow {
-            let _ = write!(t, " · flow {}", f.id.0);
+        if let Some(f) = p.flow {
+            let _ = write!(t, " · flow {}", f.0);
         }
         if let Some(r) = p.role {
             let _ = write!(t, " {}", r.name());
@@ -446,10 +438,7 @@ impl<W: Write> FactSink for PcapngSink<W> {
 impl<W: Write> Sink for PcapngSink<W> {
     fn packet_done(&mut self, p: &Packet, flow: Option<&Flow>) {
         if self.error.is_none() && self.filter.packet(p, flow) {
-            if let Err(e) = self
-                .writer
-                .packet(p, flow, &self.snaps, &self.topo, &self.drops)
-            {
+            if let Err(e) = self.writer.packet(p, &self.snaps, &self.topo, &self.drops) {
                 self.error = Some(e);
             }
         }
