@@ -30,7 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PIN_6_1=linux-image-6.1.0-57-amd64
 PIN_6_12=linux-image-6.12.117+deb12-amd64
 # Test binaries that need root (namespaces, BPF), and the core scenarios.
-PRIVILEGED=(drops field field_paths filter_scope filters hostile_live lab links live nat topology tui)
+PRIVILEGED=(drops field field_paths filter_scope filters hostile_live lab links live nat pcapng topology tui)
 CORE=(
 	live::ping_across_the_bridge_exact_visits_and_roles
 	live::routed_ping_through_the_host
@@ -44,6 +44,7 @@ CORE=(
 	nat::a_published_tcp_port_is_one_flow_with_its_replies_and_the_dnat_shown
 	field_paths::a_ping_across_a_vxlan_overlay_is_one_packet_per_echo
 	field_paths::other_tunnels_are_followed_where_the_kernel_has_them
+	pcapng::a_replay_writes_the_packets_the_live_run_wrote
 )
 # A test that takes longer than this fails (emulated CPUs are 10-20x slower).
 TEST_DEADLINE=${HOPSCOPE_GUEST_TEST_DEADLINE:-420}

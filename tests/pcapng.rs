@@ -463,3 +463,108 @@ fn bad_paths_and_sizes_exit_2_and_planted_links_are_not_followed() {
     assert!(!Path::new("x.pcapng").exists());
     assert_no_programs_left();
 }
+
+/// Echoes ICMP echo requests read from a tun device back as replies: a
+/// program at the other end of a device without a link-layer header.
+const TUN_ECHO: &str = r#"
+import fcntl, os, struct, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"tun0", 0x0001 | 0x1000))
+print("ready", file=sys.stderr, flush=True)
+def csum(b):
+    if len(b) % 2:
+        b = b + b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+while True:
+    p = bytearray(os.read(fd, 4096))
+    ihl = (p[0] & 15) * 4
+    if p[0] >> 4 != 4 or p[9] != 1 or p[ihl] != 8:
+        continue
+    p[12:16], p[16:20] = p[16:20], p[12:16]
+    p[ihl] = 0
+    p[ihl + 2:ihl + 4] = b"\0\0"
+    p[ihl + 2:ihl + 4] = struct.pack("!H", csum(bytes(p[ihl:])))
+    os.write(fd, bytes(p))
+"#;
+
+/// A tun device (no link-layer header: the kernel hands the program raw IP)
+/// with a program answering pings behind it: its frames are raw IP
+/// (tshark: encapsulation Raw IP, 7), requests outbound and replies
+/// inbound, each echo one packet, and the same packets, in order, as
+/// tcpdump wrote on the device.
+#[test]
+fn a_device_without_a_link_layer_header_is_raw_ip() {
+    use common::field::{field_prefix, spawn_in, Field, SETUP};
+    let _s = serial();
+    require_root();
+    let mut f = Field::new(&field_prefix("pt"));
+    let ns = f.add("tun", false);
+    let mut echo = spawn_in(&ns, &["python3", "-c", TUN_ECHO]);
+    assert!(echo.wait_stderr("ready", SETUP), "{}", echo.stderr_now());
+    f.addr(&ns, "tun0", "198.18.44.1/24");
+    f.up(&ns, &["tun0"]);
+    let dir = Dir::new("tun");
+    let (file, dumped) = (dir.file("tun.pcapng"), dir.file("tcpdump.pcap"));
+    let mut dump = spawn_in(
+        &ns,
+        &[
+            "tcpdump",
+            "-i",
+            "tun0",
+            "-n",
+            "-p",
+            "-U",
+            "--immediate-mode",
+            "-w",
+            &dumped.to_string_lossy(),
+            "icmp",
+        ],
+    );
+    assert!(
+        dump.wait_stderr("listening on", SETUP),
+        "{}",
+        dump.stderr_now()
+    );
+    trace_argv(
+        &["--pcapng", &file.to_string_lossy()],
+        &exec_argv(
+            &ns,
+            &["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.44.2"],
+        ),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    dump.stop(nix::sys::signal::Signal::SIGINT, SETUP);
+    drop(echo);
+
+    let frames = tshark(&file, None);
+    let tun = format!("{ns}/tun0");
+    assert!(frames.iter().all(|f| f.iface == tun), "{frames:#?}");
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .args(["-T", "fields", "-e", "frame.encap_type"])
+        .output()
+        .unwrap();
+    let encaps: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(encaps, vec!["7"; 4], "{frames:#?}");
+    let seen: Vec<_> = frames.iter().map(|f| (f.icmp, f.direction)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Some((8, 1)), Some(2)),
+            (Some((0, 1)), Some(1)),
+            (Some((8, 2)), Some(2)),
+            (Some((0, 2)), Some(1)),
+        ],
+        "{frames:#?}"
+    );
+    let ours: Vec<Key> = frames.iter().map(shark_key).collect();
+    let theirs: Vec<Key> = tshark(&dumped, None).iter().map(shark_key).collect();
+    assert_eq!(ours, theirs);
+}
