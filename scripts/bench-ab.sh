@@ -4,7 +4,8 @@
 #     sudo bash scripts/bench-ab.sh OLD_BINARY NEW_BINARY [MORE...]
 #
 # (build one with `git worktree add /tmp/old REV && cargo build --release`
-# there). For each round, each binary in turn runs `trace --json` (output
+# there). An argument may carry trace options after the binary, quoted as
+# one word: "target/release/hopscope --snaplen 128" compares a flag's cost. For each round, each binary in turn runs `trace --json` (output
 # through a pipe to `tail -n 1`) while iperf3 sends TCP from c1 to c2 in a
 # private lab, and prints:
 # - the throughput;
@@ -18,7 +19,8 @@ set -euo pipefail
 
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }
 for b in "$@"; do
-	[ -x "$b" ] || { echo "bench-ab.sh: $b is not an executable" >&2; exit 2; }
+	read -r -a words <<<"$b"
+	[ -x "${words[0]}" ] || { echo "bench-ab.sh: ${words[0]} is not an executable" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "bench-ab.sh: needs root (BPF, namespaces)" >&2; exit 2; }
 for t in iperf3 jq bpftool; do
@@ -28,7 +30,8 @@ done
 ROUNDS=${AB_ROUNDS:-2}
 SECS=${AB_SECS:-4}
 PREFIX=ab$(($$ % 100000))
-LAB_BIN=$1
+read -r -a words <<<"$1"
+LAB_BIN=${words[0]}
 WORK=$(mktemp -d /tmp/hs-ab.XXXXXX)
 STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
 TRACE_PID=
@@ -63,11 +66,12 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 for r in $(seq 1 "$ROUNDS"); do
 	for bin in "$@"; do
+		read -r -a words <<<"$bin"
 		rm -f "$WORK/fifo"
 		mkfifo "$WORK/fifo"
 		tail -n 1 <"$WORK/fifo" >"$WORK/summary.json" &
 		TAIL_PID=$!
-		"$bin" trace --json --duration 120 >"$WORK/fifo" 2>"$WORK/trace.err" &
+		"${words[0]}" trace --json --duration 120 "${words[@]:1}" >"$WORK/fifo" 2>"$WORK/trace.err" &
 		TRACE_PID=$!
 		for _ in $(seq 1 300); do
 			[ "$(find "/proc/$TRACE_PID/fd" -lname 'anon_inode:bpf_link' 2>/dev/null | wc -l)" -ge 10 ] && break

@@ -34,6 +34,7 @@ fn packet(id: u64, role: Role, hops: &[(Device, u64)], end: Option<End>) -> Pack
                 hooks: HookSet::default(),
                 first_ts: *t,
                 last_ts: *t,
+                tap_ts: *t,
                 len: 100,
                 headers: None,
                 xmit_rc: None,

@@ -57,6 +57,10 @@ struct Shark {
     icmp: Option<(u8, u16)>,
     tcp_seq: Option<u32>,
     comment: String,
+    /// TCP or UDP source and destination ports.
+    ports: Option<(u16, u16)>,
+    /// TCP flags (tshark's `tcp.flags`: SYN 0x002, ACK 0x010).
+    tcp_flags: Option<u16>,
 }
 
 /// `tshark -r FILE [-Y FILTER]`, one [`Shark`] per frame (IPv4 ones).
@@ -76,6 +80,9 @@ fn tshark(file: &Path, filter: Option<&str>) -> Vec<Shark> {
         "icmp.seq",
         "tcp.seq_raw",
         "frame.comment",
+        "tcp.srcport",
+        "tcp.dstport",
+        "tcp.flags",
     ] {
         args.extend(["-e".to_owned(), f.to_owned()]);
     }
@@ -116,6 +123,8 @@ fn tshark(file: &Path, filter: Option<&str>) -> Vec<Shark> {
                 icmp: num(field(6)).map(|t| (t as u8, num(field(7)).unwrap_or(0) as u16)),
                 tcp_seq: num(field(8)).map(|n| n as u32),
                 comment: field(9).to_owned(),
+                ports: num(field(10)).map(|s| (s as u16, num(field(11)).unwrap_or(0) as u16)),
+                tcp_flags: num(field(12)).map(|f| f as u16),
             }
         })
         .collect()
@@ -567,4 +576,217 @@ fn a_device_without_a_link_layer_header_is_raw_ip() {
     let ours: Vec<Key> = frames.iter().map(shark_key).collect();
     let theirs: Vec<Key> = tshark(&dumped, None).iter().map(shark_key).collect();
     assert_eq!(ours, theirs);
+}
+
+/// A docker-style published port: the client's SYN is the same packet on
+/// every hop, to the published address before the DNAT and to the
+/// container after it (the bytes Wireshark shows are rewritten where the
+/// kernel rewrote them), the hop after the rewrite says so, and the
+/// answer comes back un-DNATed; on the host's outer interface and in the
+/// container, tcpdump saw the same packets in the same order.
+#[test]
+fn a_published_port_shows_the_bytes_before_and_after_the_dnat() {
+    use common::field::{published as pp, PublishedPort};
+    let _s = serial();
+    require_root();
+    let p = PublishedPort::build(&common::field::field_prefix("pn"));
+    let caps: Vec<_> = [(&p.host, "eth0"), (&p.container, "eth0")]
+        .iter()
+        .map(|(ns, dev)| Tcpdump::on(ns, dev).filter("tcp").start())
+        .collect();
+    let dir = Dir::new("nat");
+    let file = dir.file("nat.pcapng");
+    trace_argv(
+        &["--pcapng", &file.to_string_lossy()],
+        &p.client_argv("through the nat", false),
+    );
+    let captured: Vec<Captured> = caps.into_iter().map(|c| c.stop()).collect();
+    let frames = tshark(&file, None);
+    let syn: Vec<&Shark> = frames
+        .iter()
+        .filter(|f| f.tcp_flags == Some(0x002))
+        .collect();
+    let (cli, host, ctr) = (&p.client, &p.host, &p.container);
+    let published = (pp::PUBLISHED.to_owned(), pp::PORT);
+    let container = (pp::CONTAINER.to_owned(), pp::CONTAINER_PORT);
+    let path: Vec<(String, (String, u16))> = syn
+        .iter()
+        .map(|f| (f.iface.clone(), (f.dst.clone(), f.ports.unwrap().1)))
+        .collect();
+    assert_eq!(
+        path,
+        vec![
+            (format!("{cli}/eth0"), published.clone()),
+            (format!("{host}/eth0"), published.clone()),
+            (format!("{host}/br0"), container.clone()),
+            (format!("{host}/vethc"), container.clone()),
+            (format!("{ctr}/eth0"), container.clone()),
+        ],
+        "{syn:#?}"
+    );
+    assert!(syn.iter().all(|f| f.packet_id == syn[0].packet_id));
+    let dnat = format!(
+        "DNAT {}:{} → {}:{}",
+        pp::PUBLISHED,
+        pp::PORT,
+        pp::CONTAINER,
+        pp::CONTAINER_PORT
+    );
+    assert!(syn[2].comment.contains(&dnat), "{:#?}", syn[2]);
+    let synack: Vec<(String, String)> = frames
+        .iter()
+        .filter(|f| f.tcp_flags == Some(0x012))
+        .map(|f| (f.iface.clone(), f.src.clone()))
+        .collect();
+    assert_eq!(
+        synack,
+        vec![
+            (format!("{ctr}/eth0"), pp::CONTAINER.to_owned()),
+            (format!("{host}/vethc"), pp::CONTAINER.to_owned()),
+            (format!("{host}/br0"), pp::CONTAINER.to_owned()),
+            (format!("{host}/eth0"), pp::PUBLISHED.to_owned()),
+            (format!("{cli}/eth0"), pp::PUBLISHED.to_owned()),
+        ]
+    );
+    let per_if = by_interface(&frames);
+    for (name, cap) in [format!("{host}/eth0"), format!("{ctr}/eth0")]
+        .iter()
+        .zip(&captured)
+    {
+        assert_eq!(per_if[name], tcpdump_keys(cap), "{name}\n{}", cap.listing());
+    }
+}
+
+/// `tshark -r FILE -T fields` with every occurrence of each field
+/// (`occurrence=a`: an encapsulated frame's outer and inner `ip.src`,
+/// comma-separated), one row per frame.
+fn tshark_all(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(file);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    cmd.args(["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a"]);
+    let out = cmd.output().expect("running tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// A VXLAN overlay between two "nodes": one echo request is one packet
+/// from pod to pod, in Wireshark as the pod's frame on the pod side of
+/// each node and as the VXLAN frame (VNI 42, underlay addresses outside,
+/// the pods' inside) on the underlay, under one packet id; the underlay
+/// frames are, in order, those tcpdump captured there.
+#[test]
+fn an_overlay_packet_is_one_packet_inside_and_outside_the_tunnel() {
+    use common::field::{overlay as o, VxlanOpts, VxlanOverlay};
+    let _s = serial();
+    require_root();
+    let t = VxlanOverlay::build(&common::field::field_prefix("pv"), VxlanOpts::default());
+    let under = Tcpdump::on(&t.node1, "eth0")
+        .filter("udp port 4789")
+        .start();
+    let dir = Dir::new("vxlan");
+    let file = dir.file("vxlan.pcapng");
+    trace_argv(
+        &["--pcapng", &file.to_string_lossy()],
+        &exec_argv(&t.pod1, &["ping", "-c", "3", "-i", "0.2", o::POD2_V4]),
+    );
+    let under = under.stop();
+    let fields = [
+        "frame.interface_name",
+        "frame.packet_id",
+        "vxlan.vni",
+        "ip.src",
+        "ip.dst",
+        "ip.id",
+        "icmp.type",
+        "icmp.seq",
+    ];
+    let rows = tshark_all(&file, &fields);
+    let ours: Vec<&Vec<String>> = rows.iter().filter(|r| r[6] == "8" && r[7] == "1").collect();
+    let (p1, n1, n2, p2) = (&t.pod1, &t.node1, &t.node2, &t.pod2);
+    let inner = format!("{},{}", o::POD1_V4, o::POD2_V4);
+    let wrapped = (
+        format!("{},{}", o::UNDERLAY1, o::POD1_V4),
+        format!("{},{}", o::UNDERLAY2, o::POD2_V4),
+    );
+    let seen: Vec<(String, String, String, String)> = ours
+        .iter()
+        .map(|r| (r[0].clone(), r[2].clone(), r[3].clone(), r[4].clone()))
+        .collect();
+    let plain = |i: &str| {
+        (
+            i.to_owned(),
+            String::new(),
+            o::POD1_V4.to_owned(),
+            o::POD2_V4.to_owned(),
+        )
+    };
+    let tunnelled = |i: &str| {
+        (
+            i.to_owned(),
+            o::VNI.to_string(),
+            wrapped.0.clone(),
+            wrapped.1.clone(),
+        )
+    };
+    assert_eq!(
+        seen,
+        vec![
+            plain(&format!("{p1}/eth0")),
+            plain(&format!("{n1}/vpod")),
+            plain(&format!("{n1}/vxlan42")),
+            tunnelled(&format!("{n1}/eth0")),
+            tunnelled(&format!("{n2}/eth0")),
+            plain(&format!("{n2}/vxlan42")),
+            plain(&format!("{n2}/vpod")),
+            plain(&format!("{p2}/eth0")),
+        ],
+        "{rows:#?} (inner {inner})"
+    );
+    assert!(ours.iter().all(|r| r[1] == ours[0][1] && !r[1].is_empty()));
+    // The underlay's echoes, frame by frame: outer and inner addresses and
+    // IP ids, ICMP seq, as tcpdump saw them on node1's eth0.
+    let on_underlay: Vec<(String, String, String, String)> = rows
+        .iter()
+        .filter(|r| r[0] == format!("{n1}/eth0") && !r[7].is_empty())
+        .map(|r| (r[3].clone(), r[4].clone(), r[5].clone(), r[7].clone()))
+        .collect();
+    let dumped: Vec<(String, String, String, String)> = under
+        .frames
+        .iter()
+        .filter(|f| {
+            f.vxlan()
+                .and_then(|v| v.inner.icmp())
+                .is_some_and(|(ty, _, _)| ty == 8 || ty == 0)
+        })
+        .map(|f| {
+            let outer = f.ip().expect("an IP frame");
+            let v = f.vxlan().expect("a VXLAN frame");
+            let i = v.inner.ip().expect("an inner IP packet");
+            (
+                format!("{},{}", outer.src, i.src),
+                format!("{},{}", outer.dst, i.dst),
+                format!(
+                    "0x{:04x},0x{:04x}",
+                    outer.ip_id.unwrap_or(0),
+                    i.ip_id.unwrap_or(0)
+                ),
+                v.inner
+                    .icmp()
+                    .map(|(_, _, s)| s.to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(on_underlay, dumped, "{}", under.listing());
+    assert_eq!(on_underlay.len(), 6, "3 requests and 3 replies");
 }

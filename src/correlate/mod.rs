@@ -94,6 +94,11 @@ pub struct Visit {
     pub hooks: HookSet,
     pub first_ts: u64,
     pub last_ts: u64,
+    /// When a capture on this device (tcpdump) sees the packet: on receive
+    /// at `netif_receive_skb` (after `netif_rx` queued it, perhaps on
+    /// another CPU), else at the visit's first hook (a transmit is tapped
+    /// between `net_dev_queue` and the driver).
+    pub tap_ts: u64,
     pub len: u32,
     /// Headers as seen on this device (NAT may change them between visits).
     pub headers: Option<Headers>,
@@ -1127,6 +1132,9 @@ fn fold_visit(
         // (hairpin, or a packet sent back out where it came in).
         let restart = ev.hook == Hook::NetDevQueue && last.hooks.contains(Hook::NetDevQueue);
         if same_dev(last) && !restart {
+            if ev.hook == Hook::NetifReceiveSkb && !last.hooks.contains(Hook::NetifReceiveSkb) {
+                last.tap_ts = ev.ts_ns;
+            }
             last.hooks.insert(ev.hook);
             last.last_ts = last.last_ts.max(ev.ts_ns);
             if last.headers.is_none() {
@@ -1164,6 +1172,7 @@ fn fold_visit(
         hooks,
         first_ts: ev.ts_ns,
         last_ts: ev.ts_ns,
+        tap_ts: ev.ts_ns,
         len: ev.len,
         headers: ev.headers,
         xmit_rc: ev.data.xmit_rc(),
@@ -1195,6 +1204,7 @@ fn inferred_visit(ev: &HopEvent, dev: Device) -> Visit {
         hooks,
         first_ts: ev.ts_ns,
         last_ts: ev.ts_ns,
+        tap_ts: ev.ts_ns,
         len: ev.len,
         headers: None,
         xmit_rc: None,

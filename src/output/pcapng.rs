@@ -10,7 +10,9 @@
 //!   inode where it has no name), `if_description` with the device's kind,
 //!   veth peer, master and namespace inode, `if_tsresol` nanoseconds;
 //! - an Enhanced Packet Block per visit (a packet on a device), with its
-//!   first hook's time (CLOCK_MONOTONIC moved to the wall clock), the bytes
+//!   time a capture on the device sees it ([`Visit::tap_ts`], so packets
+//!   crossing on one device are in tcpdump's order; CLOCK_MONOTONIC moved
+//!   to the wall clock), the bytes
 //!   of the packet's snapshot that applies there
 //!   ([`crate::event::snapshot`]), `epb_flags` inbound or outbound,
 //!   `epb_packetid` the packet id (Wireshark: `frame.packet_id`), and an
@@ -279,7 +281,7 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     fn epb(&mut self, iface: u32, v: &Visit, snap: &Snapshot, packet: u64) -> io::Result<()> {
-        let ts = (v.first_ts as i64)
+        let ts = (v.tap_ts as i64)
             .saturating_add(self.realtime_offset_ns)
             .max(0) as u64;
         let bytes = &snap.bytes[..snap.bytes.len().min(self.snaplen.max(1) as usize)];
@@ -311,7 +313,7 @@ impl<W: Write> PcapngWriter<W> {
         end_block(&mut b);
         self.stats.hops += 1;
         self.seq += 1;
-        self.pending.insert((v.first_ts, self.seq), b);
+        self.pending.insert((v.tap_ts, self.seq), b);
         while self.pending.len() > MAX_PENDING {
             if let Some((_, block)) = self.pending.pop_first() {
                 self.write_pending(block)?;
@@ -478,6 +480,7 @@ mod tests {
             hooks: set,
             first_ts: ts,
             last_ts: ts,
+            tap_ts: ts,
             len: 84,
             headers: None,
             xmit_rc: None,
