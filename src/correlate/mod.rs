@@ -348,6 +348,10 @@ pub struct Correlator {
     /// device names hops are seen in (empty: everywhere).
     scope_netns: Vec<u32>,
     scope_ifnames: Vec<String>,
+    /// Packets that reached a socket or ended (held for a read), which
+    /// [`Correlator::gc`] ends once they settle: a superset of those in
+    /// `packets`, so gc looks at these instead of every packet in flight.
+    settling: Vec<PacketId>,
 }
 
 /// Branches announced and not seen yet, at most.
@@ -373,6 +377,7 @@ impl Correlator {
             tcp_seqs: BTreeSet::new(),
             scope_netns: Vec::new(),
             scope_ifnames: Vec::new(),
+            settling: Vec::new(),
         }
     }
 
@@ -409,6 +414,17 @@ impl Correlator {
     /// Feeds one event.
     pub fn on_event(&mut self, ev: &HopEvent, sink: &mut impl Sink) {
         self.stats.events += 1;
+        if self.settling.len() > 2 * self.cfg.max_packets + 1024 {
+            // No gc for a long while (a replay without ticks): bounded.
+            let packets = &self.packets;
+            self.settling.sort_unstable();
+            self.settling.dedup();
+            self.settling.retain(|id| {
+                packets
+                    .get(id)
+                    .is_some_and(|p| p.socket.is_some() || p.end.is_some())
+            });
+        }
         self.now = self.now.max(ev.ts_ns);
         if ev.hook.is_end() {
             // A packet first seen when it was dropped (it never reached a
@@ -501,6 +517,9 @@ impl Correlator {
             let data = ev.data.tcp_payload().is_none_or(|n| n > 0);
             // A read (the task) or data outranks what was seen before.
             if pkt.socket.is_none_or(|s| data && !s.data) || ev.hook == Hook::SkbCopyDatagram {
+                if pkt.socket.is_none() {
+                    self.settling.push(pkt.id);
+                }
                 pkt.socket = Some(SocketSeen {
                     hook: ev.hook,
                     data,
@@ -742,6 +761,9 @@ impl Correlator {
         }
         for id in &ids[..n] {
             if let Some(p) = self.packets.get_mut(id) {
+                if p.socket.is_none() && p.end.is_none() {
+                    self.settling.push(*id);
+                }
                 p.socket = Some(SocketSeen {
                     hook: Hook::TcpRcv,
                     data: len > 0,
@@ -907,6 +929,7 @@ impl Correlator {
         // socket's, still holds its data): the read may come yet.
         let unread = pkt.socket.is_some_and(|s| s.hook != Hook::SkbCopyDatagram) || ev.shared;
         if unread && pkt.receiver.is_none() {
+            self.settling.push(pkt.id);
             self.packets.insert(pkt.id, pkt);
             return;
         }
@@ -961,12 +984,22 @@ impl Correlator {
         let settled = self.now.saturating_sub(self.cfg.settle_ns);
         // Packets that reached a socket (or ended, a clone holding their
         // data) end once nothing more came for the settle time.
-        let done: Vec<PacketId> = self
-            .packets
-            .iter()
-            .filter(|(_, p)| (p.socket.is_some() || p.end.is_some()) && p.last_ts < settled)
-            .map(|(id, _)| *id)
-            .collect();
+        // In id order, as a walk over `packets` would find them.
+        self.settling.sort_unstable();
+        self.settling.dedup();
+        let mut done: Vec<PacketId> = Vec::new();
+        let packets = &self.packets;
+        self.settling.retain(|id| match packets.get(id) {
+            Some(p) if p.socket.is_some() || p.end.is_some() => {
+                if p.last_ts < settled {
+                    done.push(*id);
+                    false
+                } else {
+                    true
+                }
+            }
+            _ => false,
+        });
         for id in done {
             if let Some(p) = self.packets.remove(&id) {
                 self.finish(p, sink);
