@@ -18,12 +18,12 @@ use super::{proto_name, DropContext, ErrnoName, Filter, IcmpErrorName, Location,
 use crate::correlate::rewrite::Side;
 use crate::correlate::Annotation;
 use crate::correlate::{Flow, FlowId, HopContext, Outcome, Packet, Rewrite, Role, Sink};
-use crate::event::{HookData, HopEvent, RouteResult, TcpFlags, L4};
+use crate::event::{Device, HookData, HopEvent, RouteResult, TcpFlags, L4};
 use crate::facts::{Fact, FactSink, FactTable};
 use crate::topology::TopologyView;
 
 /// Written by hand ([`WriteJson`]).
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct HopRecord<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -129,15 +129,14 @@ struct HopRecord<'a> {
 /// attributes leave out.
 impl WriteJson for HopRecord<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        let mut o = Obj::begin(out);
-        o.str("type", self.kind);
-        o.u64("ts_ns", self.ts_ns);
-        o.u64("cpu", self.cpu.into());
-        o.u64("packet", self.packet);
-        o.opt_u64("flow", self.flow.map(|f| f.0));
-        o.opt_str("role", self.role.map(Role::name));
-        o.u64("visit", self.visit as u64);
-        o.str("hook", self.hook);
+        self.write_json_with(out, None);
+    }
+}
+
+impl HopRecord<'_> {
+    /// The fields from `netns` to `vxlan_id`: they depend on the device
+    /// only.
+    fn write_device(&self, o: &mut Obj<'_>) {
         o.opt_u64("netns", self.netns);
         o.opt_u64("netns_cookie", self.netns_cookie);
         o.opt_str("netns_name", self.netns_name);
@@ -149,7 +148,10 @@ impl WriteJson for HopRecord<'_> {
         o.opt_u64("peer_netns", self.peer_netns);
         o.opt_str("parent_ifname", self.parent_ifname);
         o.opt_u64("vxlan_id", self.vxlan_id);
-        o.u64("len", self.len.into());
+    }
+
+    /// The fields from `proto` to `vlan`: they depend on the headers only.
+    fn write_headers(&self, o: &mut Obj<'_>) {
         o.opt_str("proto", self.proto);
         o.opt_ip("src", self.src);
         o.opt_ip("dst", self.dst);
@@ -166,6 +168,32 @@ impl WriteJson for HopRecord<'_> {
         o.opt_u64("ip_id", self.ip_id);
         o.opt_u64("ttl", self.ttl);
         o.opt_u64("vlan", self.vlan);
+    }
+
+    /// The line. With `cached`, the device fields (see
+    /// [`HopRecord::write_device`]) and the header fields (see
+    /// [`HopRecord::write_headers`]) are copied from objects written
+    /// earlier for the same device and headers, and this record's own
+    /// fields of those groups are not read.
+    fn write_json_with(&self, out: &mut Vec<u8>, cached: Option<(&[u8], &[u8])>) {
+        let mut o = Obj::begin(out);
+        o.str("type", self.kind);
+        o.u64("ts_ns", self.ts_ns);
+        o.u64("cpu", self.cpu.into());
+        o.u64("packet", self.packet);
+        o.opt_u64("flow", self.flow.map(|f| f.0));
+        o.opt_str("role", self.role.map(Role::name));
+        o.u64("visit", self.visit as u64);
+        o.str("hook", self.hook);
+        match cached {
+            Some((device, _)) => o.fields_of(device),
+            None => self.write_device(&mut o),
+        }
+        o.u64("len", self.len.into());
+        match cached {
+            Some((_, headers)) => o.fields_of(headers),
+            None => self.write_headers(&mut o),
+        }
         if let Some(rc) = self.xmit_rc {
             o.i64("xmit_rc", rc.into());
         }
@@ -437,6 +465,168 @@ struct AnnotationRecord<'a> {
     dport: Option<u16>,
 }
 
+/// The device fields of hop lines (`netns` to `vxlan_id`), written once per
+/// device and copied into each line: a direct-mapped table, so bounded and
+/// without allocation once its slots are warm. Emptied whenever a name or
+/// link changes.
+struct DeviceFields {
+    slots: Vec<Option<(Device, Vec<u8>)>>,
+}
+
+/// Slots of [`DeviceFields`] (a power of two).
+const DEVICE_SLOTS: usize = 256;
+
+impl DeviceFields {
+    fn new() -> DeviceFields {
+        DeviceFields {
+            slots: vec![None; DEVICE_SLOTS],
+        }
+    }
+
+    fn clear(&mut self) {
+        // An index no device has: the next lookup misses, the buffer is
+        // kept.
+        for (d, _) in self.slots.iter_mut().flatten() {
+            d.ifindex.0 = 0;
+        }
+    }
+
+    /// The fields of `d` as a JSON object, written now if not yet.
+    fn of(&mut self, d: &Device, topo: &FactTable) -> &[u8] {
+        let h = (u64::from(d.netns.0) << 32 | u64::from(d.ifindex.0))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = &mut self.slots[(h >> 56) as usize % DEVICE_SLOTS];
+        if slot.as_ref().is_none_or(|(k, _)| k != d) {
+            let mut buf = slot.take().map(|(_, b)| b).unwrap_or_default();
+            buf.clear();
+            let link = topo.link(d.netns.0, d.ifindex.0);
+            let rec = HopRecord {
+                netns: Some(d.netns.0),
+                netns_cookie: (d.netns_cookie != 0).then_some(d.netns_cookie),
+                netns_name: topo.netns_name(d.netns.0),
+                ifindex: Some(d.ifindex.0),
+                ifname: Some(d.ifname.as_str()),
+                link_kind: link.map(|l| l.kind.name()),
+                master: link
+                    .and_then(|l| l.master.as_ref())
+                    .map(|m| m.ifname.as_str()),
+                peer_ifname: link
+                    .and_then(|l| l.peer.as_ref())
+                    .map(|p| p.ifname.as_str()),
+                peer_netns: link
+                    .and_then(|l| l.peer.as_ref())
+                    .and_then(|p| (p.netns != 0).then_some(p.netns)),
+                parent_ifname: link
+                    .and_then(|l| l.parent.as_ref())
+                    .map(|p| p.ifname.as_str()),
+                vxlan_id: link.and_then(|l| l.vxlan_id),
+                ..HopRecord::default()
+            };
+            let mut o = Obj::begin(&mut buf);
+            rec.write_device(&mut o);
+            o.end();
+            *slot = Some((*d, buf));
+        }
+        slot.as_ref().map_or(b"{}", |(_, b)| b.as_slice())
+    }
+}
+
+/// A hop record with only the fields its headers give (`proto` to `vlan`).
+fn header_record(h: &crate::event::Headers) -> HopRecord<'static> {
+    let l4 = h.l4;
+    let (sport, dport) = ports(Some(*h));
+    let icmp = match l4 {
+        L4::Icmp {
+            kind,
+            code,
+            id,
+            seq,
+            ..
+        } => Some((kind, code, id, seq)),
+        _ => None,
+    };
+    let echo = matches!(
+        l4,
+        L4::Icmp {
+            v6: false,
+            kind: 0 | 8,
+            ..
+        } | L4::Icmp {
+            v6: true,
+            kind: 128 | 129,
+            ..
+        }
+    );
+    let tcp = match l4 {
+        L4::Tcp {
+            seq, ack, flags, ..
+        } => Some((seq, ack, flags)),
+        _ => None,
+    };
+    let arp_op = match h.l3 {
+        crate::event::L3::Arp { op, .. } => Some(op),
+        _ => None,
+    };
+    HopRecord {
+        proto: Some(proto_name(h)),
+        src: h.l3.src(),
+        dst: h.l3.dst(),
+        sport,
+        dport,
+        icmp_type: icmp.map(|i| i.0),
+        icmp_code: icmp.map(|i| i.1),
+        // The identifier and sequence exist in echo messages only (an
+        // advertisement's flags are no id).
+        icmp_id: icmp.filter(|_| echo).map(|i| i.2),
+        icmp_seq: icmp.filter(|_| echo).map(|i| i.3),
+        tcp_flags: tcp.map(|t| t.2),
+        tcp_seq: tcp.map(|t| t.0),
+        tcp_ack: tcp.map(|t| t.1),
+        arp_op,
+        ip_id: matches!(h.l3, crate::event::L3::Ipv4 { .. }).then_some(h.ip_id),
+        ttl: matches!(
+            h.l3,
+            crate::event::L3::Ipv4 { .. } | crate::event::L3::Ipv6 { .. }
+        )
+        .then_some(h.ttl),
+        vlan: h.vlan,
+        ..HopRecord::default()
+    }
+}
+
+/// The header fields of hop lines (`proto` to `vlan`), written once per
+/// packet and headers: a packet's hops mostly carry the same headers. A
+/// direct-mapped table by packet id, bounded, without allocation once warm.
+struct HeaderFields {
+    slots: Vec<Option<(crate::event::Headers, Vec<u8>)>>,
+}
+
+/// Slots of [`HeaderFields`] (a power of two).
+const HEADER_SLOTS: usize = 64;
+
+impl HeaderFields {
+    fn new() -> HeaderFields {
+        HeaderFields {
+            slots: vec![None; HEADER_SLOTS],
+        }
+    }
+
+    /// The fields of `h` as a JSON object, written now unless `packet`'s
+    /// slot has them.
+    fn of(&mut self, packet: u64, h: &crate::event::Headers) -> &[u8] {
+        let slot = &mut self.slots[packet as usize % HEADER_SLOTS];
+        if slot.as_ref().is_none_or(|(k, _)| k != h) {
+            let mut buf = slot.take().map(|(_, b)| b).unwrap_or_default();
+            buf.clear();
+            let mut o = Obj::begin(&mut buf);
+            header_record(h).write_headers(&mut o);
+            o.end();
+            *slot = Some((*h, buf));
+        }
+        slot.as_ref().map_or(b"{}", |(_, b)| b.as_slice())
+    }
+}
+
 /// The sink of `trace --json`: one JSON line per hop, packet end, drop
 /// and annotation, into `W`.
 pub struct JsonSink<W: Write> {
@@ -453,6 +643,10 @@ pub struct JsonSink<W: Write> {
     pub error: Option<io::Error>,
     /// The line being formatted (kept: no allocation per record).
     line: Vec<u8>,
+    /// Hop lines' device fields, per device.
+    devices: DeviceFields,
+    /// Hop lines' header fields, per packet.
+    headers: HeaderFields,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -466,6 +660,8 @@ impl<W: Write> JsonSink<W> {
             unflushed: 0,
             error: None,
             line: Vec::with_capacity(1024),
+            devices: DeviceFields::new(),
+            headers: HeaderFields::new(),
         }
     }
 
@@ -515,13 +711,13 @@ fn write_fast<W: Write>(
     out: &mut W,
     line: &mut Vec<u8>,
     error: &mut Option<io::Error>,
-    rec: &impl WriteJson,
+    write: impl FnOnce(&mut Vec<u8>),
 ) {
     if error.is_some() {
         return;
     }
     line.clear();
-    rec.write_json(line);
+    write(line);
     line.push(b'\n');
     if let Err(e) = out.write_all(line) {
         *error = Some(e);
@@ -553,6 +749,14 @@ fn write_line<W: Write, T: Serialize>(
 
 impl<W: Write> FactSink for JsonSink<W> {
     fn fact(&mut self, fact: &Fact) {
+        let changes_places = match fact {
+            Fact::NetnsName { inode, name } => self.topo.netns_name(*inode) != Some(name),
+            Fact::Link(l) => self.topo.link(l.netns, l.ifindex) != Some(l),
+            _ => false,
+        };
+        if changes_places {
+            self.devices.clear();
+        }
         self.topo.learn(fact);
         self.drops.learn(fact);
     }
@@ -577,46 +781,16 @@ impl<W: Write> Sink for JsonSink<W> {
         if (ev.hook.is_end() && !ctx.inferred) || !self.filter.hop(ev, flow) {
             return;
         }
-        let h = ev.headers;
-        let l4 = h.map(|h| h.l4).unwrap_or(L4::None);
-        let (sport, dport) = ports(h);
-        let icmp = match l4 {
-            L4::Icmp {
-                kind,
-                code,
-                id,
-                seq,
-                ..
-            } => Some((kind, code, id, seq)),
-            _ => None,
-        };
-        let echo = matches!(
-            l4,
-            L4::Icmp {
-                v6: false,
-                kind: 0 | 8,
-                ..
-            } | L4::Icmp {
-                v6: true,
-                kind: 128 | 129,
-                ..
-            }
-        );
-        let tcp = match l4 {
-            L4::Tcp {
-                seq, ack, flags, ..
-            } => Some((seq, ack, flags)),
-            _ => None,
-        };
-        let arp_op = match h.map(|h| h.l3) {
-            Some(crate::event::L3::Arp { op, .. }) => Some(op),
-            _ => None,
-        };
-        let topo = &self.topo;
         // A socket's namespace without a device is not a place of its own:
         // the hop belongs to the visit it names.
-        let device = ev.device.filter(|d| d.ifindex.0 != 0);
-        let link = device.and_then(|d| topo.link(d.netns.0, d.ifindex.0));
+        let device_json = match ev.device.filter(|d| d.ifindex.0 != 0) {
+            Some(d) => self.devices.of(&d, &self.topo),
+            None => b"{}",
+        };
+        let headers_json = match &ev.headers {
+            Some(h) => self.headers.of(ev.packet.0, h),
+            None => b"{}",
+        };
         let rec = HopRecord {
             kind: "hop",
             ts_ns: ev.ts_ns,
@@ -626,68 +800,26 @@ impl<W: Write> Sink for JsonSink<W> {
             role: ctx.role,
             visit: ctx.visit,
             hook: ev.hook.name(),
-            netns: device.map(|d| d.netns.0),
-            netns_cookie: device.and_then(|d| (d.netns_cookie != 0).then_some(d.netns_cookie)),
-            netns_name: device.and_then(|d| topo.netns_name(d.netns.0)),
-            ifindex: device.map(|d| d.ifindex.0),
-            ifname: ev
-                .device
-                .as_ref()
-                .filter(|d| d.ifindex.0 != 0)
-                .map(|d| d.ifname.as_str()),
-            link_kind: link.map(|l| l.kind.name()),
-            master: link
-                .and_then(|l| l.master.as_ref())
-                .map(|m| m.ifname.as_str()),
-            peer_ifname: link
-                .and_then(|l| l.peer.as_ref())
-                .map(|p| p.ifname.as_str()),
-            peer_netns: link
-                .and_then(|l| l.peer.as_ref())
-                .and_then(|p| (p.netns != 0).then_some(p.netns)),
-            parent_ifname: link
-                .and_then(|l| l.parent.as_ref())
-                .map(|p| p.ifname.as_str()),
-            vxlan_id: link.and_then(|l| l.vxlan_id),
+            // The device's and the headers' fields are in `device_json`
+            // and `headers_json`.
             len: ev.len,
-            proto: h.as_ref().map(proto_name),
-            src: h.and_then(|h| h.l3.src()),
-            dst: h.and_then(|h| h.l3.dst()),
-            sport,
-            dport,
-            icmp_type: icmp.map(|i| i.0),
-            icmp_code: icmp.map(|i| i.1),
-            // The identifier and sequence exist in echo messages only (an
-            // advertisement's flags are no id).
-            icmp_id: icmp.filter(|_| echo).map(|i| i.2),
-            icmp_seq: icmp.filter(|_| echo).map(|i| i.3),
-            tcp_flags: tcp.map(|t| t.2),
-            tcp_seq: tcp.map(|t| t.0),
-            tcp_ack: tcp.map(|t| t.1),
-            arp_op,
-            ip_id: h.and_then(|h| matches!(h.l3, crate::event::L3::Ipv4 { .. }).then_some(h.ip_id)),
-            ttl: h.and_then(|h| {
-                matches!(
-                    h.l3,
-                    crate::event::L3::Ipv4 { .. } | crate::event::L3::Ipv6 { .. }
-                )
-                .then_some(h.ttl)
-            }),
-            vlan: h.and_then(|h| h.vlan),
             xmit_rc: ev.data.xmit_rc(),
             pid: ev.task.map(|t| t.pid),
             comm: ev.task.as_ref().map(|t| t.comm.as_str()),
             copy_of: ctx.copy_of.map(|c| c.0),
             dnat: ctx.rewrite.as_ref().and_then(NatChange::dst),
             snat: ctx.rewrite.as_ref().and_then(NatChange::src),
-            fragment: matches!(l4, L4::Fragment { .. }),
+            fragment: matches!(ev.headers.map(|h| h.l4), Some(L4::Fragment { .. })),
             outer: ev.outer.as_ref().map(OuterRecord::of),
             inferred: ctx.inferred,
             segment_of: ctx.segment_of.map(|s| s.0 .0),
             segment_index: ctx.segment_of.map(|s| s.1),
             segment_count: ctx.segment_of.map(|s| s.2),
+            ..HopRecord::default()
         };
-        write_fast(&mut self.out, &mut self.line, &mut self.error, &rec);
+        write_fast(&mut self.out, &mut self.line, &mut self.error, |l| {
+            rec.write_json_with(l, Some((device_json, headers_json)))
+        });
     }
 
     fn annotation(&mut self, ev: &HopEvent, at: &Annotation, flow: Option<&Flow>) {
@@ -831,7 +963,9 @@ impl<W: Write> Sink for JsonSink<W> {
             } => ts.map(|ts| (ts, reason, location, stack)),
             _ => None,
         };
-        write_fast(&mut self.out, &mut self.line, &mut self.error, &rec);
+        write_fast(&mut self.out, &mut self.line, &mut self.error, |l| {
+            rec.write_json(l)
+        });
         // Printed once its end record is out (its hops went before it).
         if self.error.is_none() {
             self.unflushed += 1;
@@ -991,7 +1125,110 @@ mod tests {
                 String::from_utf8_lossy(&ours),
                 String::from_utf8_lossy(&theirs)
             );
+            // The device and header fields copied from objects written
+            // apart, as the sink does: the same line.
+            let (mut device, mut headers) = (Vec::new(), Vec::new());
+            let mut o = Obj::begin(&mut device);
+            rec.write_device(&mut o);
+            o.end();
+            let mut o = Obj::begin(&mut headers);
+            rec.write_headers(&mut o);
+            o.end();
+            let mut spliced = Vec::new();
+            rec.write_json_with(&mut spliced, Some((&device, &headers)));
+            assert_eq!(
+                String::from_utf8_lossy(&spliced),
+                String::from_utf8_lossy(&theirs)
+            );
         }
+    }
+
+    /// A hop line after a namespace's name or a link changed shows the new
+    /// one (the device fields kept per device are written again), and a
+    /// packet whose headers changed (NAT) shows the new headers.
+    #[test]
+    fn kept_device_and_header_fields_follow_changes() {
+        use crate::event::{Headers, Hook, IfIndex, NetnsId, PacketId, ShortName, L3};
+        let dev = Device {
+            netns: NetnsId(10),
+            netns_cookie: 5,
+            ifindex: IfIndex(2),
+            ifname: ShortName::from_bytes(b"eth0"),
+        };
+        let h = Headers {
+            l3: L3::Ipv4 {
+                src: Ipv4Addr::new(198, 18, 0, 2),
+                dst: Ipv4Addr::new(198, 18, 1, 2),
+            },
+            l4: L4::Udp {
+                sport: 4000,
+                dport: 53,
+                len: 20,
+            },
+            vlan: None,
+            ttl: 64,
+            ip_id: 9,
+            flow_label: 0,
+            from_l2: true,
+        };
+        let ev = |ts: u64, h: Headers| HopEvent {
+            ts_ns: ts,
+            cpu: 1,
+            hook: Hook::NetDevQueue,
+            packet: PacketId(1),
+            skb: 1,
+            device: Some(dev),
+            len: 60,
+            headers: Some(h),
+            new_packet: false,
+            task: None,
+            sk_cgroup: 0,
+            data: HookData::None,
+            outer: None,
+            link: None,
+            shared: false,
+        };
+        let ctx = HopContext {
+            flow: None,
+            role: None,
+            visit: 0,
+            copy_of: None,
+            owned: false,
+            rewrite: None,
+            inferred: false,
+            segment_of: None,
+        };
+        let mut sink = JsonSink::new(Vec::new(), Filter::default());
+        sink.hop(&ev(1, h), &ctx, None);
+        sink.fact(&Fact::NetnsName {
+            inode: 10,
+            name: "hs-c1".into(),
+        });
+        sink.hop(&ev(2, h), &ctx, None);
+        sink.fact(&Fact::NetnsName {
+            inode: 10,
+            name: "hs-c2".into(),
+        });
+        let natted = Headers {
+            l3: L3::Ipv4 {
+                src: Ipv4Addr::new(198, 18, 0, 2),
+                dst: Ipv4Addr::new(198, 18, 9, 9),
+            },
+            ..h
+        };
+        sink.hop(&ev(3, natted), &ctx, None);
+        let out = String::from_utf8(sink.into_inner()).unwrap();
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].get("netns_name"), None);
+        assert_eq!(lines[1]["netns_name"], "hs-c1");
+        assert_eq!(lines[2]["netns_name"], "hs-c2");
+        assert_eq!(lines[1]["dst"], "198.18.1.2");
+        assert_eq!(lines[2]["dst"], "198.18.9.9");
+        assert_eq!(lines[2]["ifname"], "eth0");
     }
 
     #[test]

@@ -107,6 +107,21 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// Fields an earlier object wrote, copied as they are: `obj` is that
+    /// whole object, braces included (`{}` adds nothing).
+    #[inline(always)]
+    pub fn fields_of(&mut self, obj: &[u8]) {
+        let inner = obj.get(1..obj.len().saturating_sub(1)).unwrap_or_default();
+        if inner.is_empty() {
+            return;
+        }
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(inner);
+    }
+
     /// A nested object under `k`.
     #[inline(always)]
     pub fn obj(&mut self, k: &str) -> Obj<'_> {
@@ -136,38 +151,50 @@ impl<'a> Obj<'a> {
     }
 }
 
-/// Two decimal digits of every number below 100.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
+/// The 8 decimal digits of `v` (below 10^8, zero-padded) as ASCII bytes,
+/// first digit in the lowest byte: split into halves, quarters and digits
+/// in the lanes of one integer ("SIMD within a register"), each division a
+/// multiplication exact for the lane's range.
+#[inline(always)]
+fn digits8(v: u32) -> u64 {
+    let v = u64::from(v);
+    // Lanes of 32 bits: abcd, efgh (each < 10^4).
+    let x = (v / 10_000) | ((v % 10_000) << 32);
+    // n / 100 = n * 10486 >> 20 for n < 10^4; lanes of 16 bits: ab, cd, ef, gh.
+    let hi = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let x = hi | ((x - hi * 100) << 16);
+    // n / 10 = n * 103 >> 10 for n < 100; lanes of 8 bits: a .. h.
+    let hi = ((x * 103) >> 10) & 0x000f_000f_000f_000f;
+    let x = hi | ((x - hi * 10) << 8);
+    x + 0x3030_3030_3030_3030
+}
 
-/// Decimal digits of `v`, two at a time, written in place: the buffer
-/// grows by a constant 20 bytes and is cut back, so no copy of a length
-/// known only at run time (a call to `memcpy`) is made per number.
-fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+/// The digits of `v` below 10^8, without leading zeros: written as 8 bytes
+/// and cut back, so the copy has a constant length (no `memcpy` call).
+#[inline(always)]
+fn write_short(out: &mut Vec<u8>, v: u32) {
     let n = v.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let skip = 8 - n;
     let start = out.len();
-    out.extend_from_slice(&[0u8; 20]);
-    let digits = &mut out[start..start + n];
-    let mut i = n;
-    while v >= 100 {
-        let d = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        digits[i] = DIGIT_PAIRS[d];
-        digits[i + 1] = DIGIT_PAIRS[d + 1];
-    }
-    if v >= 10 {
-        let d = v as usize * 2;
-        digits[i - 2] = DIGIT_PAIRS[d];
-        digits[i - 1] = DIGIT_PAIRS[d + 1];
-    } else {
-        digits[i - 1] = b'0' + v as u8;
-    }
+    out.extend_from_slice(&(digits8(v) >> (8 * skip)).to_le_bytes());
     out.truncate(start + n);
+}
+
+/// Decimal digits of `v`, 8 at a time (see [`digits8`]).
+fn write_u64(out: &mut Vec<u8>, v: u64) {
+    const E8: u64 = 100_000_000;
+    if v < E8 {
+        write_short(out, v as u32);
+    } else if v < E8 * E8 {
+        write_short(out, (v / E8) as u32);
+        out.extend_from_slice(&digits8((v % E8) as u32).to_le_bytes());
+    } else {
+        let top = v / (E8 * E8);
+        let rest = v % (E8 * E8);
+        write_short(out, top as u32);
+        out.extend_from_slice(&digits8((rest / E8) as u32).to_le_bytes());
+        out.extend_from_slice(&digits8((rest % E8) as u32).to_le_bytes());
+    }
 }
 
 /// `s` as a JSON string, escaped like serde_json.
@@ -258,6 +285,14 @@ mod tests {
             let p = 10u64.pow(d);
             every_length.extend([p - 1, p, p + 1, p + p / 2 + 7]);
         }
+        let mut r = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            every_length.push(r >> (r % 64));
+        }
+        every_length.extend(0..100_000);
         for v in every_length {
             let mut out = b"x".to_vec();
             write_u64(&mut out, v);
